@@ -1,0 +1,151 @@
+//! The console network: stdin lines are messages in one room, the bot's words go to stdout.
+//! It lets the bot run, and be tried out, with no outside server.
+
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{NetworkHandle, Outgoing};
+use crate::config::ConsoleConfig;
+use crate::core::{Event, IncomingMessage, LinkState, MessageKind, Principal, RoomRef, Sender};
+
+/// Who is typing at the console: `$USER`, else `$LOGNAME`, else "operator".
+pub fn console_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "operator".to_owned())
+}
+
+/// Starts the console's reader and writer.
+///
+/// `stop_on_eof`: when stdin ends and the console is the only network, the bot has nothing
+/// left to do, so the reader cancels `shutdown` (after its last line reached the core).
+pub fn spawn(
+    cfg: &ConsoleConfig,
+    bot_nick: &str,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+    stop_on_eof: bool,
+) -> NetworkHandle {
+    spawn_with_io(
+        cfg,
+        bot_nick,
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        events,
+        tracker,
+        shutdown,
+        stop_on_eof,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_with_io(
+    cfg: &ConsoleConfig,
+    bot_nick: &str,
+    input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    output: impl AsyncWrite + Unpin + Send + 'static,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+    stop_on_eof: bool,
+) -> NetworkHandle {
+    let (tx, rx) = mpsc::channel::<Outgoing>(256);
+    let room = cfg.room_ref();
+    let user = console_user();
+    tracker.spawn(read_stdin(
+        input,
+        room.clone(),
+        user,
+        events,
+        shutdown,
+        stop_on_eof,
+    ));
+    tracker.spawn(write_stdout(
+        output,
+        cfg.name.clone(),
+        bot_nick.to_owned(),
+        rx,
+    ));
+    NetworkHandle::new(&cfg.name, tx)
+}
+
+async fn read_stdin(
+    input: impl tokio::io::AsyncRead + Unpin,
+    room: RoomRef,
+    user: String,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+    stop_on_eof: bool,
+) {
+    let _ = events
+        .send(Event::NetworkState {
+            network: room.network.clone(),
+            state: LinkState::Connected,
+            queue_len: 0,
+        })
+        .await;
+    let mut lines = BufReader::new(input).lines();
+    loop {
+        let line = tokio::select! {
+            () = shutdown.cancelled() => return,
+            line = lines.next_line() => line,
+        };
+        match line {
+            Ok(Some(line)) => {
+                let text = line.trim_end_matches('\r');
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let msg = IncomingMessage {
+                    room: room.clone(),
+                    sender: Sender {
+                        nick: user.clone(),
+                        principal: Some(Principal::new(&room.network, &user)),
+                    },
+                    kind: MessageKind::Text,
+                    text: text.to_owned(),
+                    id: None,
+                    sent_at: Some(chrono::Utc::now()),
+                };
+                if events.send(Event::Message(msg)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {
+                tracing::info!(network = %room.network, "console input ended");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(network = %room.network, error = %e, "console input unreadable; console input stops");
+                break;
+            }
+        }
+    }
+    if stop_on_eof {
+        shutdown.cancel();
+    }
+}
+
+async fn write_stdout(
+    mut output: impl AsyncWrite + Unpin,
+    network: String,
+    bot_nick: String,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
+    // Runs until every sender is gone, so that nothing queued before shutdown is lost.
+    while let Some(out) = rx.recv().await {
+        let mut buf = String::new();
+        for line in out.text.lines() {
+            buf.push_str(&format!("[{network}/{}] <{bot_nick}> {line}\n", out.room));
+        }
+        if output.write_all(buf.as_bytes()).await.is_err() || output.flush().await.is_err() {
+            tracing::warn!(%network, "console output closed");
+            return;
+        }
+    }
+}

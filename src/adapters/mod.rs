@@ -1,0 +1,47 @@
+//! Adapters: one driver task per connection, turning wire traffic into core `Event`s and
+//! carrying out the core's `Action`s. Each network is reached through a cheap cloneable
+//! [`NetworkHandle`].
+
+pub mod console;
+
+use tokio::sync::mpsc;
+
+use crate::core::{Priority, SendKind};
+
+/// A message for one room of one network, as the core asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The room on this network (the part after `<network>/`).
+    pub room: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub kind: SendKind,
+    pub priority: Priority,
+}
+
+/// The sending side of a network: cloneable, cheap, owned by whoever needs to send.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    pub name: String,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl NetworkHandle {
+    pub fn new(name: impl Into<String>, tx: mpsc::Sender<Outgoing>) -> Self {
+        Self {
+            name: name.into(),
+            tx,
+        }
+    }
+
+    /// Queues a message; waits when the adapter's queue is full, fails only once the
+    /// adapter has stopped.
+    pub async fn send(&self, out: Outgoing) -> Result<(), Outgoing> {
+        self.tx.send(out).await.map_err(|e| e.0)
+    }
+
+    /// Messages waiting for the adapter to pick them up.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}

@@ -1,0 +1,232 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SET" => Some("s3cret".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str_with_env(text, Path::new("bot.toml"), &env)
+}
+
+fn err(text: &str) -> String {
+    parse(text)
+        .expect_err("config should be refused")
+        .to_string()
+}
+
+const BASE: &str = r##"
+[bot]
+nick = "sigbot"
+
+[console]
+enabled = true
+
+[[irc]]
+name = "libera"
+server = "irc.libera.chat:6697"
+channels = ["#sig"]
+"##;
+
+#[test]
+fn a_small_config_is_accepted() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.bot.prefix, "!");
+    assert_eq!(
+        c.console.as_ref().unwrap().room_ref().to_string(),
+        "console/#local"
+    );
+    assert_eq!(c.irc[0].host, "irc.libera.chat");
+    assert_eq!(c.irc[0].port, 6697);
+    assert!(c.irc[0].tls);
+    assert_eq!(
+        c.irc[0].rate,
+        Rate {
+            burst: 4,
+            per_second: 0.8
+        }
+    );
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_location() {
+    let e = err("[bot]\nnick = \"x\"\nnickname = \"y\"\n");
+    assert!(
+        e.starts_with("bot.toml:3:1: unknown field `nickname`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_key_in_an_array_table_is_refused() {
+    let e = err(&format!("{BASE}chanels = [\"#x\"]\n"));
+    assert!(
+        e.starts_with("bot.toml:12:1: unknown field `chanels`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_room_reference_is_refused() {
+    let e = err(&format!("{BASE}\n[meetings]\nrooms = [\"libera#sig\"]\n"));
+    assert!(e.starts_with("bot.toml:14:10: "), "{e}");
+    assert!(e.contains("has no '/'"), "{e}");
+}
+
+#[test]
+fn room_on_an_undefined_network_is_refused() {
+    let e = err(&format!(
+        "{BASE}\n[[bridge]]\nname = \"b\"\nrooms = [\"libera/#sig\", \"oftc/#sig\"]\n"
+    ));
+    assert!(e.starts_with("bot.toml:15:25: "), "{e}");
+    assert!(
+        e.contains("names network \"oftc\", which is not defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn two_networks_with_one_name_are_refused() {
+    let e = err(&format!(
+        "{BASE}\n[[matrix]]\nname = \"libera\"\nhomeserver = \"https://m.org\"\nuser = \"@b:m.org\"\npassword = \"x\"\n"
+    ));
+    assert!(
+        e.starts_with("bot.toml:14:8: two networks are named \"libera\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn unset_environment_variable_is_named() {
+    let e = err(&format!("{BASE}password = \"${{NOPE_NOT_SET}}\"\n"));
+    assert_eq!(
+        e,
+        "bot.toml:12:12: environment variable NOPE_NOT_SET is not set"
+    );
+}
+
+#[test]
+fn set_environment_variable_is_expanded_and_redacted() {
+    let c = parse(&format!(
+        "{BASE}sasl = {{ user = \"bot\", password = \"${{SET}}\" }}\n"
+    ))
+    .unwrap();
+    let Some(Sasl::Plain { user, password }) = &c.irc[0].sasl else {
+        panic!("expected sasl plain")
+    };
+    assert_eq!(user, "bot");
+    assert_eq!(password.expose(), "s3cret");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("s3cret"), "secret leaked in Debug");
+    assert!(!c.summary().contains("s3cret"), "secret leaked in summary");
+}
+
+#[test]
+fn unreadable_secret_file_is_refused() {
+    let e = err(&format!(
+        "{BASE}password = {{ file = \"/nonexistent/secret\" }}\n"
+    ));
+    assert!(
+        e.starts_with("bot.toml:12:12: password: cannot read secret file /nonexistent/secret"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secret_file_is_read_without_its_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pw");
+    std::fs::write(&f, "hunter2\n").unwrap();
+    let c = parse(&format!(
+        "{BASE}password = {{ file = \"{}\" }}\n",
+        f.display()
+    ))
+    .unwrap();
+    assert_eq!(c.irc[0].password.as_ref().unwrap().expose(), "hunter2");
+}
+
+#[test]
+fn toml_syntax_error_has_a_location() {
+    let e = err("[bot\nnick = 1\n");
+    assert!(e.starts_with("bot.toml:1:"), "{e}");
+}
+
+#[test]
+fn role_members_must_be_principals_on_chat_networks() {
+    let e = err(&format!("{BASE}\n[roles]\nreleng = [\"dcavalca\"]\n"));
+    assert!(
+        e.starts_with("bot.toml:14:11: role releng: \"dcavalca\" is not"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}\n[roles]\nreleng = [\"oftc:dcavalca\"]\n"));
+    assert!(e.contains("not a defined chat network"), "{e}");
+    let c = parse(&format!(
+        "{BASE}\n[roles]\nreleng = [\"libera:dcavalca\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(c.roles["releng"], [Principal::new("libera", "dcavalca")]);
+}
+
+#[test]
+fn irc_room_must_be_a_channel_and_matrix_room_an_alias_or_id() {
+    let e = err(&format!("{BASE}\n[meetings]\nrooms = [\"libera/sig\"]\n"));
+    assert!(e.contains("an IRC channel starts with '#'"), "{e}");
+    let e = err(
+        "[[matrix]]\nname = \"m\"\nhomeserver = \"https://m.org\"\nuser = \"@b:m.org\"\npassword = \"x\"\nrooms = [\"general\"]\n",
+    );
+    assert!(
+        e.starts_with("bot.toml:6:10: matrix room \"general\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn env_expansion_rules() {
+    let env = |n: &str| (n == "A").then(|| "1".to_owned());
+    assert_eq!(expand_env("x${A}y", &env).unwrap(), "x1y");
+    assert_eq!(expand_env("$${A}", &env).unwrap(), "${A}");
+    assert_eq!(expand_env("cost $5", &env).unwrap(), "cost $5");
+    assert!(
+        expand_env("${B}", &env)
+            .unwrap_err()
+            .contains("B is not set")
+    );
+    assert!(expand_env("${A", &env).is_err());
+    assert!(expand_env("${A-B}", &env).is_err());
+}
+
+#[test]
+fn bad_durations_and_rates_are_refused() {
+    let e = err(&format!("{BASE}staleness = \"ten minutes\"\n"));
+    assert!(
+        e.starts_with("bot.toml:12:13: staleness: bad duration"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}rate = {{ burst = 0, per_second = 1.0 }}\n"));
+    assert!(e.contains("rate.burst must be at least 1"), "{e}");
+}
+
+/// Every config shipped in config/ must parse (with placeholder secrets in the environment).
+#[test]
+fn shipped_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Secret files named in the example do not exist here; check everything else.
+            let text = text.replace("{ file = \"/etc/sigbot/", "{ file = \"/dev/null\" } # ");
+            let cfg = Config::from_str_with_env(&text, &path, &|_| Some("placeholder".into()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(!cfg.summary().is_empty());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "expected config/sigbot.toml and config/example-full.toml"
+    );
+}

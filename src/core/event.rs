@@ -1,0 +1,153 @@
+//! What the outside world tells the core: messages, network state changes, timer ticks.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A room on a network: `<network>/<room>`, split at the first `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RoomRef {
+    pub network: String,
+    pub room: String,
+}
+
+/// Why a room reference could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomRefError {
+    #[error("room reference {0:?} has no '/': expected <network>/<room>, e.g. libera/#channel")]
+    NoSlash(String),
+    #[error("room reference {0:?} has an empty network name")]
+    EmptyNetwork(String),
+    #[error("room reference {0:?} has an empty room")]
+    EmptyRoom(String),
+    #[error("room reference {0:?} contains whitespace or control characters")]
+    BadCharacters(String),
+}
+
+impl RoomRef {
+    pub fn new(network: impl Into<String>, room: impl Into<String>) -> Self {
+        Self {
+            network: network.into(),
+            room: room.into(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, RoomRefError> {
+        let (network, room) = s
+            .split_once('/')
+            .ok_or_else(|| RoomRefError::NoSlash(s.to_owned()))?;
+        if network.is_empty() {
+            return Err(RoomRefError::EmptyNetwork(s.to_owned()));
+        }
+        if room.is_empty() {
+            return Err(RoomRefError::EmptyRoom(s.to_owned()));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(RoomRefError::BadCharacters(s.to_owned()));
+        }
+        Ok(Self::new(network, room))
+    }
+}
+
+impl fmt::Display for RoomRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.room)
+    }
+}
+
+/// Who someone is, for permissions: `<network>:<identity>`. On IRC the identity is the
+/// services account, never the nick; on Matrix the user ID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Principal {
+    pub network: String,
+    pub identity: String,
+}
+
+impl Principal {
+    pub fn new(network: impl Into<String>, identity: impl Into<String>) -> Self {
+        Self {
+            network: network.into(),
+            identity: identity.into(),
+        }
+    }
+
+    /// Reads `<network>:<identity>`, split at the first `:` (Matrix IDs contain more).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (network, identity) = s.split_once(':')?;
+        if network.is_empty() || identity.is_empty() || network.contains('/') {
+            return None;
+        }
+        Some(Self::new(network, identity))
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.network, self.identity)
+    }
+}
+
+/// The person behind a message: a display nick, and a principal only when the network
+/// vouches for the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub nick: String,
+    pub principal: Option<Principal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageKind {
+    Text,
+    Notice,
+    Emote,
+}
+
+/// A chat message that arrived in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    pub room: RoomRef,
+    pub sender: Sender,
+    pub kind: MessageKind,
+    pub text: String,
+    /// The network's own ID for the message, when it has one (Matrix event ID, IRCv3 msgid).
+    pub id: Option<String>,
+    /// The time the network says the message was sent, when it says it (server-time).
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// How a network connection is doing, for `status` and `/healthz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    Starting,
+    Connected,
+    Reconnecting,
+    Stopped,
+}
+
+impl fmt::Display for LinkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkState::Starting => "starting",
+            LinkState::Connected => "connected",
+            LinkState::Reconnecting => "reconnecting",
+            LinkState::Stopped => "stopped",
+        })
+    }
+}
+
+/// Everything the core reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Message(IncomingMessage),
+    /// An adapter reports its state and the length of its outgoing queue.
+    NetworkState {
+        network: String,
+        state: LinkState,
+        queue_len: usize,
+    },
+    /// A periodic tick, for time-based work (cooldowns, digests, expiries).
+    Tick,
+}
