@@ -93,8 +93,17 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(c.name.clone(), h);
     }
+    for irc_cfg in &cfg.irc {
+        let h = crate::adapters::irc::spawn(
+            irc_cfg.clone(),
+            events_tx.clone(),
+            &tracker,
+            shutdown.clone(),
+        );
+        handles.insert(irc_cfg.name.clone(), h);
+    }
     for (name, kind) in &networks {
-        if *kind != NetworkKind::Console {
+        if matches!(kind, NetworkKind::Matrix | NetworkKind::Mqtt) {
             tracing::warn!(network = %name, kind = kind_name(*kind), "this network kind is not supported by this build yet; it stays stopped");
             health.update(name, LinkState::Stopped, 0);
         }

@@ -167,6 +167,7 @@ struct RawIrc {
     ping_timeout: Option<Spanned<String>>,
     #[serde(default)]
     relaymsg: bool,
+    private_replies: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +384,8 @@ pub struct IrcConfig {
     pub rejoin_delay: Duration,
     pub ping_timeout: Duration,
     pub relaymsg: bool,
+    /// Answers to private messages go out as NOTICE (true) or PRIVMSG (false).
+    pub private_notice: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1001,6 +1004,16 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
                 Duration::from_secs(240),
             )?,
             relaymsg: n.relaymsg,
+            private_notice: match n.private_replies.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("privmsg") => false,
+                Some("notice") => true,
+                Some(other) => {
+                    return Err(loc.span(
+                        n.private_replies.as_ref().expect("matched Some"),
+                        format!("private_replies {other:?}: use \"privmsg\" or \"notice\""),
+                    ));
+                }
+            },
             name,
         });
     }

@@ -3,6 +3,7 @@
 //! [`NetworkHandle`].
 
 pub mod console;
+pub mod irc;
 
 use tokio::sync::mpsc;
 

@@ -1,0 +1,1032 @@
+//! The IRC network adapter.
+//!
+//! One driver task per `[[irc]]` owns the socket: it registers (CAP negotiation and SASL
+//! driven by hand, since the `irc` crate's `identify()` ends negotiation at once), joins the
+//! channels, turns PRIVMSG/NOTICE into core events with the sender's account as principal,
+//! and drains one priority queue through a token bucket so the bot is never flood-kicked.
+//! When the connection drops it reconnects with exponential backoff and jitter; lines
+//! queued meanwhile are sent afterwards, in order, unless they went stale.
+//!
+//! The `irc` crate is used for what it is good at: parsing server lines into `Message`s.
+
+pub mod queue;
+pub mod text;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use irc::proto::{Command, Message, Prefix, Response};
+use rand::Rng as _;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::queue::{SendQueue, TokenBucket};
+use super::{NetworkHandle, Outgoing};
+use crate::config::{IrcConfig, Sasl};
+use crate::core::{
+    Event, IncomingMessage, LinkState, MessageKind, Principal, Priority, RoomRef, SendKind, Sender,
+};
+
+/// The IRCv3 capabilities requested when the server offers them.
+pub const WANTED_CAPS: &[&str] = &[
+    "sasl",
+    "server-time",
+    "message-tags",
+    "account-tag",
+    "extended-join",
+    "account-notify",
+    "echo-message",
+    "batch",
+    "cap-notify",
+    "multi-prefix",
+    "chghost",
+    "draft/chathistory",
+    "draft/relaymsg",
+];
+
+/// Longest server line accepted (IRCv3 tags may take 8191 bytes, the rest 512).
+const MAX_LINE: u64 = 8191 + 512;
+
+/// Starts the driver of one IRC connection.
+pub fn spawn(
+    cfg: IrcConfig,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> NetworkHandle {
+    let (tx, rx) = mpsc::channel::<Outgoing>(1024);
+    let name = cfg.name.clone();
+    let driver = Driver::new(cfg, events, rx, shutdown);
+    tracker.spawn(driver.run());
+    NetworkHandle::new(name, tx)
+}
+
+/// Exponential backoff with jitter: about 1 s doubling up to 5 min.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    attempt: u32,
+    base: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self {
+            attempt: 0,
+            base,
+            max,
+        }
+    }
+
+    /// The next delay: base·2^n capped at max, with ±25 % jitter (never above max).
+    pub fn next_delay(&mut self, jitter: f64) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        let factor = 0.75 + 0.5 * jitter.clamp(0.0, 1.0);
+        exp.mul_f64(factor).min(self.max)
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+type Reader = BufReader<Box<dyn AsyncRead + Unpin + Send>>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+struct Driver {
+    cfg: IrcConfig,
+    events: mpsc::Sender<Event>,
+    outgoing: mpsc::Receiver<Outgoing>,
+    shutdown: CancellationToken,
+    queue: SendQueue,
+    bucket: TokenBucket,
+    reported_stale: u64,
+    reported_overflow: u64,
+}
+
+/// The state of one connection, from TCP connect to disconnect.
+struct Session {
+    nick: String,
+    user: String,
+    host: String,
+    registered: bool,
+    nick_attempt: usize,
+    cap_ls: HashSet<String>,
+    cap_ls_done: bool,
+    caps: HashSet<String>,
+    cap_pending: usize,
+    sasl_done: bool,
+    logged_in: bool,
+    whox: bool,
+    bot_mode: Option<String>,
+    /// Accounts by lower-cased nick, from extended-join, account-notify and WHOX.
+    accounts: HashMap<String, Option<String>>,
+    joined: HashSet<String>,
+    rejoin: Vec<(Instant, String)>,
+    last_rx: Instant,
+    ping_sent: bool,
+    next_regain: Instant,
+}
+
+fn lower(s: &str) -> String {
+    // rfc1459 casemapping: []\~ are the upper-case forms of {}|^.
+    s.chars()
+        .map(|c| match c {
+            '[' => '{',
+            ']' => '}',
+            '\\' => '|',
+            '~' => '^',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+impl Driver {
+    fn new(
+        cfg: IrcConfig,
+        events: mpsc::Sender<Event>,
+        outgoing: mpsc::Receiver<Outgoing>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            queue: SendQueue::new(cfg.queue_limit, cfg.staleness),
+            bucket: TokenBucket::new(cfg.rate.burst, cfg.rate.per_second, now),
+            cfg,
+            events,
+            outgoing,
+            shutdown,
+            reported_stale: 0,
+            reported_overflow: 0,
+        }
+    }
+
+    async fn report(&self, state: LinkState) {
+        let _ = self
+            .events
+            .send(Event::NetworkState {
+                network: self.cfg.name.clone(),
+                state,
+                queue_len: self.queue.len(),
+            })
+            .await;
+    }
+
+    #[tracing::instrument(skip_all, fields(network = %self.cfg.name))]
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        loop {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            tracing::info!(server = %self.cfg.host, port = self.cfg.port, tls = self.cfg.tls, "connecting");
+            let started = Instant::now();
+            match self.connect().await {
+                Ok((reader, writer)) => {
+                    let end = self.session(reader, writer).await;
+                    if started.elapsed() >= Duration::from_secs(300) {
+                        backoff.reset();
+                    }
+                    match end {
+                        SessionEnd::Shutdown => break,
+                        SessionEnd::Lost(why) => {
+                            tracing::warn!(reason = %why, queued = self.queue.len(), "connection lost");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot connect"),
+            }
+            self.report(LinkState::Reconnecting).await;
+            let delay = backoff.next_delay(rand::rng().random());
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting after delay"
+            );
+            let until = tokio::time::Instant::now() + delay;
+            // Keep accepting messages while waiting: they are sent after the reconnect.
+            loop {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    () = tokio::time::sleep_until(until) => break,
+                    out = self.outgoing.recv() => match out {
+                        Some(out) => self.enqueue(out, None),
+                        None => break,
+                    },
+                }
+            }
+        }
+        self.report(LinkState::Stopped).await;
+        tracing::info!("stopped");
+    }
+
+    async fn connect(&self) -> std::io::Result<(Reader, Writer)> {
+        let addr = (self.cfg.host.as_str(), self.cfg.port);
+        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        tcp.set_nodelay(true)?;
+        if !self.cfg.tls {
+            let (r, w) = tokio::io::split(tcp);
+            return Ok((BufReader::new(Box::new(r)), Box::new(w)));
+        }
+        let tls = tls_connector(&self.cfg)?;
+        let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let stream = tokio::time::timeout(Duration::from_secs(30), tls.connect(name, tcp))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+            })??;
+        let (r, w) = tokio::io::split(stream);
+        Ok((BufReader::new(Box::new(r)), Box::new(w)))
+    }
+
+    /// Turns a message for a room into queued IRC lines.
+    fn enqueue(&mut self, out: Outgoing, session: Option<&Session>) {
+        let private = !(out.room.starts_with('#') || out.room.starts_with('&'));
+        let command = if private && out.kind == SendKind::Reply && self.cfg.private_notice {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        };
+        let target = text::clean(&out.room).replace(' ', "");
+        if target.is_empty() {
+            return;
+        }
+        let (nick, user, host) = match session {
+            Some(s) => (s.nick.as_str(), s.user.as_str(), s.host.as_str()),
+            None => (self.cfg.nick.as_str(), "~xxxxxxxxx", HOST_GUESS),
+        };
+        let budget = text::body_budget(nick, user, host, command, &target);
+        let now = Instant::now();
+        let priority = match out.priority {
+            Priority::Protocol => Priority::Command,
+            p => p,
+        };
+        for body in text::split_lines(&out.text, budget) {
+            if let Some(evicted) =
+                self.queue
+                    .push(format!("{command} {target} :{body}"), priority, now)
+            {
+                tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
+            }
+        }
+    }
+
+    async fn session(&mut self, mut reader: Reader, mut writer: Writer) -> SessionEnd {
+        let now = Instant::now();
+        self.queue.clear_protocol();
+        // The server's flood counters start over with a new connection.
+        self.bucket = TokenBucket::new(self.cfg.rate.burst, self.cfg.rate.per_second, now);
+        let mut s = Session {
+            nick: self.cfg.nick.clone(),
+            user: format!("~{}", self.cfg.username),
+            host: HOST_GUESS.to_owned(),
+            registered: false,
+            nick_attempt: 0,
+            cap_ls: HashSet::new(),
+            cap_ls_done: false,
+            caps: HashSet::new(),
+            cap_pending: 0,
+            sasl_done: false,
+            logged_in: false,
+            whox: false,
+            bot_mode: None,
+            accounts: HashMap::new(),
+            joined: HashSet::new(),
+            rejoin: Vec::new(),
+            last_rx: now,
+            ping_sent: false,
+            next_regain: now + Duration::from_secs(30),
+        };
+        // Registration: these few lines go out at once.
+        let mut hello = vec!["CAP LS 302".to_owned()];
+        if let Some(p) = &self.cfg.password {
+            hello.push(format!("PASS :{}", p.expose()));
+        }
+        hello.push(format!("NICK {}", s.nick));
+        hello.push(format!(
+            "USER {} 0 * :{}",
+            text::clean(&self.cfg.username).replace(' ', ""),
+            text::clean(&self.cfg.realname)
+        ));
+        for l in hello {
+            if let Err(e) = write_line(&mut writer, &l).await {
+                return SessionEnd::Lost(format!("write failed: {e}"));
+            }
+            let _ = self.bucket.try_take(Instant::now());
+        }
+
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = Vec::with_capacity(1024);
+        let mut last_report = Instant::now();
+        loop {
+            let next_send = self.next_send_delay(&s);
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => {
+                    self.finish(&mut writer, &s).await;
+                    return SessionEnd::Shutdown;
+                }
+                read = read_line(&mut reader, &mut buf) => {
+                    match read {
+                        Ok(Some(line)) => {
+                            s.last_rx = Instant::now();
+                            s.ping_sent = false;
+                            if let Some(end) = self.on_line(&line, &mut s, &mut writer).await {
+                                return end;
+                            }
+                        }
+                        Ok(None) => return SessionEnd::Lost("server closed the connection".into()),
+                        Err(e) => return SessionEnd::Lost(format!("read failed: {e}")),
+                    }
+                }
+                () = sleep_opt(next_send) => {
+                    if let Err(e) = self.send_ready(&mut writer, &s).await {
+                        return SessionEnd::Lost(format!("write failed: {e}"));
+                    }
+                }
+                out = self.outgoing.recv() => {
+                    match out {
+                        Some(out) => self.enqueue(out, Some(&s)),
+                        // The core is gone: only happens at shutdown.
+                        None => {
+                            self.finish(&mut writer, &s).await;
+                            return SessionEnd::Shutdown;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Some(end) = self.on_tick(&mut s) {
+                        return end;
+                    }
+                    if last_report.elapsed() >= Duration::from_secs(5) {
+                        last_report = Instant::now();
+                        self.report(if s.registered { LinkState::Connected } else { LinkState::Starting }).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long until the head of the queue may be sent; `None` when nothing may be sent.
+    fn next_send_delay(&mut self, s: &Session) -> Option<Duration> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        if !s.registered && !self.queue_has_protocol() {
+            return None;
+        }
+        match self.bucket.clone().try_take(Instant::now()) {
+            Ok(()) => Some(Duration::ZERO),
+            Err(wait) => Some(wait),
+        }
+    }
+
+    fn queue_has_protocol(&self) -> bool {
+        // Protocol lines are always at the head when present.
+        self.queue.peek_priority() == Some(Priority::Protocol)
+    }
+
+    /// Sends as many queued lines as the bucket allows now.
+    async fn send_ready(&mut self, w: &mut Writer, s: &Session) -> std::io::Result<()> {
+        loop {
+            let now = Instant::now();
+            if !s.registered && !self.queue_has_protocol() {
+                return Ok(());
+            }
+            if self.queue.is_empty() || self.bucket.clone().try_take(now).is_err() {
+                break;
+            }
+            match self.queue.pop(now) {
+                None => break,
+                Some(Err(stale)) => {
+                    tracing::warn!(
+                        age_s = now.saturating_duration_since(stale.queued_at).as_secs(),
+                        dropped_total = self.queue.dropped.stale,
+                        "queued line went stale and was dropped"
+                    );
+                }
+                Some(Ok(line)) => {
+                    let _ = self.bucket.try_take(now);
+                    if let Err(e) = write_line(w, &line.line).await {
+                        self.queue.unpop(line);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if self.queue.dropped.stale != self.reported_stale
+            || self.queue.dropped.overflow != self.reported_overflow
+        {
+            self.reported_stale = self.queue.dropped.stale;
+            self.reported_overflow = self.queue.dropped.overflow;
+            tracing::warn!(
+                stale = self.reported_stale,
+                overflow = self.reported_overflow,
+                "lines dropped so far"
+            );
+        }
+        Ok(())
+    }
+
+    /// At shutdown: send what the bucket allows without waiting long, then QUIT.
+    async fn finish(&mut self, w: &mut Writer, s: &Session) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Ok(out) = self.outgoing.try_recv() {
+            self.enqueue(out, Some(s));
+        }
+        while s.registered && !self.queue.is_empty() && Instant::now() < deadline {
+            if let Some(d) = self.next_send_delay(s) {
+                tokio::time::sleep(d.min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+            if self.send_ready(w, s).await.is_err() {
+                return;
+            }
+        }
+        if !self.queue.is_empty() {
+            tracing::warn!(lines = self.queue.len(), "shutting down with unsent lines");
+        }
+        let _ = write_line(w, "QUIT :sigbot shutting down").await;
+        let _ = w.flush().await;
+    }
+
+    fn push_protocol(&mut self, line: String) {
+        self.queue.push(line, Priority::Protocol, Instant::now());
+    }
+
+    fn on_tick(&mut self, s: &mut Session) -> Option<SessionEnd> {
+        let now = Instant::now();
+        let idle = now.saturating_duration_since(s.last_rx);
+        if idle >= self.cfg.ping_timeout {
+            return Some(SessionEnd::Lost(format!(
+                "ping timeout ({} s without data)",
+                idle.as_secs()
+            )));
+        }
+        if idle >= self.cfg.ping_timeout / 2 && !s.ping_sent {
+            s.ping_sent = true;
+            self.push_protocol(format!("PING :sigbot-{}", now.elapsed().as_millis()));
+        }
+        if !s.registered {
+            return None;
+        }
+        let due: Vec<String> = s
+            .rejoin
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, c)| c.clone())
+            .collect();
+        if !due.is_empty() {
+            s.rejoin.retain(|(at, _)| *at > now);
+            for chan in due {
+                self.push_protocol(self.join_line(&chan));
+            }
+        }
+        if now >= s.next_regain && lower(&s.nick) != lower(&self.cfg.nick) {
+            s.next_regain = now + Duration::from_secs(30);
+            self.push_protocol(format!("NICK {}", self.cfg.nick));
+        }
+        None
+    }
+
+    fn join_line(&self, chan: &str) -> String {
+        let key = self
+            .cfg
+            .channels
+            .iter()
+            .find(|c| lower(&c.name) == lower(chan))
+            .and_then(|c| c.key.clone());
+        match key {
+            Some(k) => format!("JOIN {chan} {k}"),
+            None => format!("JOIN {chan}"),
+        }
+    }
+
+    async fn on_line(&mut self, line: &str, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
+        let msg: Message = match line.parse() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, "unparsable server line skipped");
+                return None;
+            }
+        };
+        let from_nick = match &msg.prefix {
+            Some(Prefix::Nickname(n, _, _)) => Some(n.clone()),
+            _ => None,
+        };
+        match &msg.command {
+            Command::PING(a, b) => {
+                // Answered at once: a delayed PONG is how bots time out.
+                let pong = match b {
+                    Some(b) => format!("PONG {a} :{b}"),
+                    None => format!("PONG :{a}"),
+                };
+                if let Err(e) = write_line(w, &pong).await {
+                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
+                }
+                let _ = self.bucket.try_take(Instant::now());
+            }
+            Command::ERROR(reason) => {
+                return Some(SessionEnd::Lost(format!("server error: {reason}")));
+            }
+            Command::CAP(_, sub, a, b) => {
+                if let Some(end) = self.on_cap(sub, a.as_deref(), b.as_deref(), s, w).await {
+                    return Some(end);
+                }
+            }
+            Command::AUTHENTICATE(data) => {
+                if data == "+" {
+                    let reply = match &self.cfg.sasl {
+                        Some(Sasl::Plain { user, password }) => {
+                            let raw = format!("{user}\0{user}\0{}", password.expose());
+                            base64::engine::general_purpose::STANDARD.encode(raw)
+                        }
+                        _ => "+".to_owned(),
+                    };
+                    // Payloads over 400 bytes are sent in 400-byte chunks, ending with "+"
+                    // when the last chunk is exactly 400.
+                    let mut chunks: Vec<&str> = Vec::new();
+                    let mut rest = reply.as_str();
+                    while rest.len() >= 400 {
+                        chunks.push(&rest[..400]);
+                        rest = &rest[400..];
+                    }
+                    chunks.push(if rest.is_empty() { "+" } else { rest });
+                    for c in chunks {
+                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {c}")).await {
+                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
+                        }
+                    }
+                }
+            }
+            Command::Response(resp, args) => {
+                if let Some(end) = self.on_numeric(*resp, args, s, w).await {
+                    return Some(end);
+                }
+            }
+            Command::Raw(code, args) if code == "354" => {
+                // WHOX reply to "WHO #chan %tna,152": me 152 nick account
+                if args.len() >= 4 && args[1] == "152" {
+                    let account = (args[3] != "0").then(|| args[3].clone());
+                    s.accounts.insert(lower(&args[2]), account);
+                }
+            }
+            Command::JOIN(chan, account, _) => {
+                let nick = from_nick?;
+                if lower(&nick) == lower(&s.nick) {
+                    if let Some(Prefix::Nickname(_, u, h)) = &msg.prefix {
+                        if !u.is_empty() {
+                            s.user = u.clone();
+                        }
+                        if !h.is_empty() {
+                            s.host = h.clone();
+                        }
+                    }
+                    s.joined.insert(lower(chan));
+                    tracing::info!(channel = %chan, "joined");
+                    if s.whox {
+                        self.push_protocol(format!("WHO {chan} %tna,152"));
+                    }
+                    self.report(LinkState::Connected).await;
+                } else if s.caps.contains("extended-join") {
+                    let acct = account.clone().filter(|a| a != "*");
+                    s.accounts.insert(lower(&nick), acct);
+                }
+            }
+            Command::ACCOUNT(account) => {
+                if let Some(nick) = from_nick {
+                    s.accounts
+                        .insert(lower(&nick), Some(account.clone()).filter(|a| a != "*"));
+                }
+            }
+            Command::NICK(new) => {
+                if let Some(old) = from_nick {
+                    if lower(&old) == lower(&s.nick) {
+                        tracing::info!(nick = %new, "nick changed");
+                        s.nick = new.clone();
+                    } else if let Some(acct) = s.accounts.remove(&lower(&old)) {
+                        s.accounts.insert(lower(new), acct);
+                    }
+                }
+            }
+            Command::QUIT(_) => {
+                if let Some(nick) = from_nick {
+                    s.accounts.remove(&lower(&nick));
+                    // Our primary nick may be free now.
+                    if lower(&nick) == lower(&self.cfg.nick) && lower(&s.nick) != lower(&nick) {
+                        self.push_protocol(format!("NICK {}", self.cfg.nick));
+                    }
+                }
+            }
+            Command::KICK(chan, who, reason) => {
+                if lower(who) == lower(&s.nick) {
+                    s.joined.remove(&lower(chan));
+                    tracing::warn!(channel = %chan, reason = ?reason, delay_s = self.cfg.rejoin_delay.as_secs(), "kicked; rejoining after a delay");
+                    s.rejoin
+                        .push((Instant::now() + self.cfg.rejoin_delay, chan.clone()));
+                }
+            }
+            Command::CHGHOST(user, host) => {
+                if from_nick
+                    .as_deref()
+                    .is_some_and(|n| lower(n) == lower(&s.nick))
+                {
+                    s.user = user.clone();
+                    s.host = host.clone();
+                }
+            }
+            Command::PRIVMSG(target, body) | Command::NOTICE(target, body) => {
+                let notice = matches!(msg.command, Command::NOTICE(..));
+                let nick = from_nick?;
+                if lower(&nick) == lower(&s.nick) {
+                    // Our own line (echo-message): never handled, never relayed.
+                    return None;
+                }
+                if let Some(ev) = self.incoming(&msg, &nick, target, body, notice, s) {
+                    let _ = self.events.send(ev).await;
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn incoming(
+        &self,
+        msg: &Message,
+        nick: &str,
+        target: &str,
+        body: &str,
+        notice: bool,
+        s: &Session,
+    ) -> Option<Event> {
+        let tag = |name: &str| -> Option<String> {
+            msg.tags
+                .as_ref()?
+                .iter()
+                .find(|t| t.0 == name)
+                .and_then(|t| t.1.clone())
+        };
+        let (kind, text) = if let Some(action) = text::parse_ctcp_action(body) {
+            (MessageKind::Emote, action.to_owned())
+        } else if body.starts_with('\x01') {
+            // Other CTCP requests (VERSION, PING, ...) are not chat.
+            return None;
+        } else if notice {
+            (MessageKind::Notice, body.to_owned())
+        } else {
+            (MessageKind::Text, body.to_owned())
+        };
+        let private = lower(target) == lower(&s.nick);
+        let room = if private {
+            nick.to_owned()
+        } else {
+            target.to_owned()
+        };
+        // The account comes only from the server; a nick alone never identifies anyone.
+        let account = if s.caps.contains("account-tag") {
+            tag("account").filter(|a| a != "*")
+        } else {
+            s.accounts.get(&lower(nick)).cloned().flatten()
+        };
+        let sent_at = tag("time")
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        Some(Event::Message(IncomingMessage {
+            room: RoomRef::new(&self.cfg.name, room),
+            sender: Sender {
+                nick: nick.to_owned(),
+                principal: account.map(|a| Principal::new(&self.cfg.name, a)),
+            },
+            kind,
+            text,
+            id: tag("msgid"),
+            sent_at,
+        }))
+    }
+
+    async fn on_cap(
+        &mut self,
+        sub: &irc::proto::CapSubCommand,
+        a: Option<&str>,
+        b: Option<&str>,
+        s: &mut Session,
+        w: &mut Writer,
+    ) -> Option<SessionEnd> {
+        use irc::proto::CapSubCommand as Cap;
+        // "CAP * LS * :caps" continues, "CAP * LS :caps" ends the list.
+        let (more, list) = match (a, b) {
+            (Some("*"), Some(list)) => (true, list),
+            (Some(list), None) | (None, Some(list)) => (false, list),
+            (Some(_), Some(list)) => (false, list),
+            (None, None) => (false, ""),
+        };
+        let names = || {
+            list.split_whitespace()
+                .map(|c| c.split('=').next().unwrap_or(c).to_owned())
+        };
+        match sub {
+            Cap::LS => {
+                s.cap_ls.extend(names());
+                if more {
+                    return None;
+                }
+                s.cap_ls_done = true;
+                let want: Vec<&str> = WANTED_CAPS
+                    .iter()
+                    .copied()
+                    .filter(|c| s.cap_ls.contains(*c))
+                    .filter(|c| *c != "sasl" || self.cfg.sasl.is_some())
+                    .collect();
+                if want.is_empty() {
+                    return self.cap_end(s, w).await;
+                }
+                s.cap_pending = want.len();
+                if let Err(e) = write_line(w, &format!("CAP REQ :{}", want.join(" "))).await {
+                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
+                }
+            }
+            Cap::ACK => {
+                for c in names() {
+                    let c = c.trim_start_matches('-').to_owned();
+                    s.caps.insert(c);
+                }
+                if !s.registered {
+                    if s.caps.contains("sasl") && self.cfg.sasl.is_some() && !s.sasl_done {
+                        let mech = match self.cfg.sasl {
+                            Some(Sasl::External) => "EXTERNAL",
+                            _ => "PLAIN",
+                        };
+                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {mech}")).await {
+                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
+                        }
+                    } else {
+                        return self.cap_end(s, w).await;
+                    }
+                }
+            }
+            Cap::NAK => {
+                tracing::warn!(caps = %list, "server refused capabilities");
+                if !s.registered {
+                    return self.cap_end(s, w).await;
+                }
+            }
+            Cap::NEW => {
+                let offered: Vec<String> = names()
+                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && c != "sasl")
+                    .collect();
+                if !offered.is_empty() {
+                    self.push_protocol(format!("CAP REQ :{}", offered.join(" ")));
+                }
+            }
+            Cap::DEL => {
+                for c in names() {
+                    s.caps.remove(&c);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    async fn cap_end(&mut self, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
+        if let Err(e) = write_line(w, "CAP END").await {
+            return Some(SessionEnd::Lost(format!("write failed: {e}")));
+        }
+        let _ = s;
+        None
+    }
+
+    async fn on_numeric(
+        &mut self,
+        resp: Response,
+        args: &[String],
+        s: &mut Session,
+        w: &mut Writer,
+    ) -> Option<SessionEnd> {
+        match resp {
+            Response::RPL_WELCOME => {
+                if let Some(me) = args.first() {
+                    s.nick = me.clone();
+                }
+                s.registered = true;
+                tracing::info!(nick = %s.nick, caps = ?s.caps, "registered");
+                if !s.logged_in
+                    && let Some(pw) = &self.cfg.nickserv_password
+                {
+                    let account = match &self.cfg.sasl {
+                        Some(Sasl::Plain { user, .. }) => user.clone(),
+                        _ => self.cfg.nick.clone(),
+                    };
+                    self.push_protocol(format!(
+                        "PRIVMSG NickServ :IDENTIFY {account} {}",
+                        pw.expose()
+                    ));
+                }
+                let chans: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
+                for c in chans {
+                    self.push_protocol(self.join_line(&c));
+                }
+                self.report(LinkState::Connected).await;
+            }
+            Response::RPL_ISUPPORT => {
+                for tok in args.iter().skip(1) {
+                    if tok == "WHOX" {
+                        s.whox = true;
+                    } else if let Some(mode) = tok.strip_prefix("BOT=")
+                        && s.bot_mode.is_none()
+                    {
+                        s.bot_mode = Some(mode.to_owned());
+                        self.push_protocol(format!("MODE {} +{mode}", s.nick));
+                    }
+                }
+            }
+            Response::ERR_NICKNAMEINUSE
+            | Response::ERR_ERRONEOUSNICKNAME
+            | Response::ERR_NICKCOLLISION
+            | Response::ERR_UNAVAILRESOURCE => {
+                if !s.registered {
+                    s.nick_attempt += 1;
+                    let next = self
+                        .cfg
+                        .alt_nicks
+                        .get(s.nick_attempt - 1)
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            let extra = s.nick_attempt - self.cfg.alt_nicks.len();
+                            format!("{}{}", self.cfg.nick, "_".repeat(extra))
+                        });
+                    tracing::warn!(taken = %s.nick, trying = %next, "nick unavailable");
+                    s.nick = next.clone();
+                    if let Err(e) = write_line(w, &format!("NICK {next}")).await {
+                        return Some(SessionEnd::Lost(format!("write failed: {e}")));
+                    }
+                }
+            }
+            Response::RPL_LOGGEDIN => {
+                s.logged_in = true;
+                tracing::info!(
+                    account = args.get(2).map(String::as_str).unwrap_or(""),
+                    "logged in"
+                );
+            }
+            Response::RPL_SASLSUCCESS => {
+                s.sasl_done = true;
+                return self.cap_end(s, w).await;
+            }
+            Response::ERR_SASLFAIL
+            | Response::ERR_SASLTOOLONG
+            | Response::ERR_SASLABORT
+            | Response::ERR_SASLALREADY => {
+                s.sasl_done = true;
+                tracing::error!(reply = ?resp, "SASL authentication failed; continuing without an account");
+                return self.cap_end(s, w).await;
+            }
+            Response::ERR_BANNEDFROMCHAN
+            | Response::ERR_INVITEONLYCHAN
+            | Response::ERR_BADCHANNELKEY
+            | Response::ERR_CHANNELISFULL => {
+                let chan = args.get(1).cloned().unwrap_or_default();
+                tracing::warn!(channel = %chan, reply = ?resp, "cannot join; retrying later");
+                s.rejoin.push((
+                    Instant::now() + self.cfg.rejoin_delay.max(Duration::from_secs(60)),
+                    chan,
+                ));
+            }
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Host length assumed before the server tells us ours (the longest a hostname may be).
+const HOST_GUESS: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+async fn sleep_opt(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn write_line(w: &mut Writer, line: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 2);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    w.write_all(&bytes).await?;
+    w.flush().await
+}
+
+/// Reads one line (without CR LF), replacing invalid UTF-8; `None` at end of stream.
+async fn read_line(r: &mut Reader, buf: &mut Vec<u8>) -> std::io::Result<Option<String>> {
+    loop {
+        buf.clear();
+        let n = (&mut *r).take(MAX_LINE).read_until(b'\n', buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+            // An overlong line: skip the rest of it.
+            let mut rest = Vec::new();
+            r.read_until(b'\n', &mut rest).await?;
+            tracing::debug!("overlong server line skipped");
+            continue;
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        return Ok(Some(String::from_utf8_lossy(buf).into_owned()));
+    }
+}
+
+fn tls_connector(cfg: &IrcConfig) -> std::io::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(ca) = &cfg.ca_file {
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?
+        {
+            let cert = cert.map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match &cfg.client_cert {
+        Some(cert_path) => {
+            let certs = CertificateDer::pem_file_iter(cert_path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| invalid(format!("client_cert {}: {e}", cert_path.display())))?;
+            let key_path = cfg.client_key.as_ref().unwrap_or(cert_path);
+            let key = PrivateKeyDer::from_pem_file(key_path)
+                .map_err(|e| invalid(format!("client_key {}: {e}", key_path.display())))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| invalid(format!("client certificate: {e}")))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let d: Vec<u64> = (0..12).map(|_| b.next_delay(0.5).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        b.reset();
+        assert_eq!(b.next_delay(0.5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn backoff_jitter_stays_within_a_quarter() {
+        let mut lo = Backoff::new(Duration::from_secs(8), Duration::from_secs(300));
+        let mut hi = lo.clone();
+        assert_eq!(lo.next_delay(0.0), Duration::from_secs(6));
+        assert_eq!(hi.next_delay(1.0), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn rfc1459_casemapping() {
+        assert_eq!(lower("Nick[Away]"), "nick{away}");
+        assert_eq!(lower("A\\B~"), "a|b^");
+    }
+}
