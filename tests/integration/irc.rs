@@ -1,0 +1,241 @@
+//! The IRC network against the real InspIRCd + Anope: registration with SASL, identity by
+//! account (never by nick), commands in channels and in private, reconnection after a
+//! server crash with the queued lines delivered in order, and flood safety.
+
+use std::time::Duration;
+
+use crate::support::bot::{Bot, CONSOLE_USER};
+use crate::support::{IrcClass, IrcClient, IrcConnectOptions, IrcServer, free_port, temp_dir};
+
+const T: Duration = Duration::from_secs(30);
+
+fn bot_config(server: &IrcServer, extra_irc: &str, extra: &str) -> String {
+    format!(
+        r##"
+[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[console]
+
+[web]
+listen = "127.0.0.1:{web}"
+
+[[irc]]
+name = "testnet"
+server = "127.0.0.1:{port}"
+tls = false
+nick = "sigbot"
+channels = ["#sig"]
+{extra_irc}
+
+{extra}
+"##,
+        web = free_port(),
+        port = server.port(),
+    )
+}
+
+/// Joins `#sig` and waits until the bot is there too (its JOIN, or its name in NAMES).
+async fn join_and_wait_for_bot(client: &mut IrcClient) {
+    client.send("JOIN #sig").await;
+    client
+        .wait_for(T * 2, |l| {
+            (l.command == "JOIN" && l.nick() == Some("sigbot"))
+                || (l.command == "353" && l.text().split(' ').any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn bot_logs_in_with_sasl_and_answers_in_channel_and_in_private() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    server.register_account("sigbot", "botpass123").await;
+    let dir = temp_dir("irc-basic");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(&server, r#"sasl = { user = "sigbot", password = "botpass123" }"#, ""),
+    );
+    bot.wait_log(T, "logged in").await;
+
+    let mut alice = IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
+    join_and_wait_for_bot(&mut alice).await;
+
+    alice.privmsg("#sig", "!ping").await;
+    alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .await;
+
+    // Addressed by nick, in private.
+    alice.privmsg("sigbot", "sigbot: ping").await;
+    alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("alice", "pong"))
+        .await;
+
+    // The bot set its bot mode where the server has one (ISUPPORT BOT=).
+    alice.send("WHOIS sigbot").await;
+    let whois = alice
+        .wait_for(T, |l| l.command == "335" || l.command == "318")
+        .await;
+    assert_eq!(whois.command, "335", "RPL_WHOISBOT expected: bot mode set");
+
+    // whoami over IRC shows the account the bot sees.
+    alice.privmsg("#sig", "!whoami").await;
+    let line = alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+        .await;
+    assert!(line.text().contains("not identified"), "{}", line.raw);
+}
+
+#[tokio::test]
+async fn roles_follow_accounts_not_nicks() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    server.register_account("alice", "alicepass1").await;
+    let dir = temp_dir("irc-identity");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(&server, "", "[roles]\nadmin = [\"testnet:alice\"]\n"),
+    );
+    bot.wait_log(T, "registered").await;
+
+    // Someone takes alice's nick without her account: refused.
+    let mut impostor = IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
+    join_and_wait_for_bot(&mut impostor).await;
+    impostor.privmsg("#sig", "!say testnet/#sig I am alice").await;
+    let refusal = impostor
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+        .await;
+    assert_eq!(refusal.text(), "alice: say needs the admin role");
+    impostor.quit().await;
+
+    // The real alice, logged in with SASL: allowed.
+    let mut alice = IrcClient::connect_with(
+        server.addr(),
+        IrcConnectOptions::new("alice").all_caps().sasl("alice", "alicepass1"),
+    )
+    .await;
+    assert_eq!(alice.account(), Some("alice"));
+    join_and_wait_for_bot(&mut alice).await;
+    alice.privmsg("#sig", "!say testnet/#sig the real alice").await;
+    alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "the real alice"))
+        .await;
+    alice.privmsg("#sig", "!whoami").await;
+    let line = alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+        .await;
+    assert_eq!(line.text(), "alice: you are testnet:alice, with roles: admin");
+}
+
+#[tokio::test]
+async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_order() {
+    let mut server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("irc-reconnect");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(
+            &server,
+            "",
+            &format!("[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n"),
+        ),
+    );
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    join_and_wait_for_bot(&mut watcher).await;
+
+    server.stop();
+    bot.wait_log(T, "connection lost").await;
+    // Lines for the channel while the server is down wait in the bot's queue.
+    for i in 1..=5 {
+        bot.say(&format!("!say testnet/#sig queued {i}")).await;
+    }
+    server.restart().await;
+
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    watcher.send("JOIN #sig").await;
+    for i in 1..=5 {
+        let want = format!("queued {i}");
+        watcher
+            .wait_for(T * 4, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+            .await
+            .text()
+            .eq(&want)
+            .then_some(())
+            .unwrap_or_else(|| panic!("expected {want:?} next"));
+    }
+    // And it answers commands again.
+    watcher.privmsg("#sig", "!ping").await;
+    watcher
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .await;
+}
+
+#[tokio::test]
+async fn bot_takes_an_alternative_nick_and_regains_its_own() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let squatter = IrcClient::connect(&server, "sigbot").await;
+    let dir = temp_dir("irc-nick");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(&server, "alt_nicks = [\"sigbot_alt\"]", ""),
+    );
+    bot.wait_log(T, "nick unavailable").await;
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    watcher.send("JOIN #sig").await;
+    watcher
+        .wait_for(T * 2, |l| {
+            l.command == "353" && l.text().split(' ').any(|n| n.trim_start_matches('@') == "sigbot_alt")
+                || (l.command == "JOIN" && l.nick() == Some("sigbot_alt"))
+        })
+        .await;
+    squatter.quit().await;
+    watcher
+        .wait_for(T * 2, |l| l.command == "NICK" && l.nick() == Some("sigbot_alt") && l.text() == "sigbot")
+        .await;
+}
+
+#[tokio::test]
+async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() {
+    let server = IrcServer::start(IrcClass::PublicNetwork).await;
+
+    // The control: a client that writes 300 lines at once is cut off for excess flood.
+    let mut flooder = IrcClient::connect(&server, "flooder").await;
+    let burst: String = (0..300).map(|i| format!("PRIVMSG #nowhere :flood {i}\r\n")).collect();
+    let _ = flooder.try_send(burst.trim_end()).await;
+    let error = flooder.wait_for_disconnect(T).await;
+    assert!(
+        error.is_some_and(|e| e.text().contains("Excess Flood")),
+        "the control client must be disconnected for excess flood"
+    );
+
+    let dir = temp_dir("irc-flood");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(
+            &server,
+            &format!(
+                "rate = {{ burst = {}, per_second = {} }}",
+                IrcClass::PUBLIC_BURST / 2,
+                IrcClass::PUBLIC_RATE * 0.9
+            ),
+            &format!("[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n"),
+        ),
+    );
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    join_and_wait_for_bot(&mut watcher).await;
+    for i in 0..300 {
+        bot.say(&format!("!say testnet/#sig line {i}")).await;
+    }
+    for i in 0..300 {
+        let line = watcher
+            .wait_for(T * 2, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+            .await;
+        assert_eq!(line.text(), format!("line {i}"));
+    }
+    // Still connected: it answers.
+    watcher.privmsg("#sig", "!ping").await;
+    watcher
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .await;
+    let log = bot.log().join("\n");
+    assert!(!log.contains("connection lost"), "the bot must never be disconnected:\n{log}");
+}

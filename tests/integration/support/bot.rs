@@ -1,0 +1,211 @@
+//! The sigbot binary itself, run as a child process with a generated config: its console
+//! network on stdin/stdout is the test's way in, its logs (stderr) are kept for diagnostics
+//! and for waiting on log events.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// The console user the bot sees (`console:<USER>`), set in the child's environment.
+pub const CONSOLE_USER: &str = "tester";
+
+/// A running sigbot.
+pub struct Bot {
+    dir: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stderr_seen: usize,
+    env: Vec<(String, String)>,
+}
+
+impl Bot {
+    /// Writes `config` to `dir/sigbot.toml` and starts the bot in `dir`.
+    pub fn start(dir: &Path, config: &str) -> Bot {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    pub fn start_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Bot {
+        let path = dir.join("sigbot.toml");
+        std::fs::write(&path, config).expect("write bot config");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut bot = Bot {
+            dir: dir.to_owned(),
+            config: path,
+            child: None,
+            stdin: None,
+            stdout: rx,
+            stderr: Arc::new(Mutex::new(Vec::new())),
+            stderr_seen: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        bot.spawn(tx);
+        bot
+    }
+
+    fn spawn(&mut self, stdout_tx: mpsc::UnboundedSender<String>) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigbot"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(&self.dir)
+            .env("USER", CONSOLE_USER)
+            .env("RUST_LOG", "sigbot=debug,info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start sigbot");
+        self.stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if stdout_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = self.stderr.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// Types a line at the bot's console.
+    pub async fn say(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("bot is running");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to bot stdin");
+        stdin.flush().await.expect("flush bot stdin");
+    }
+
+    /// Closes the bot's stdin (end of console input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for a console output line containing `needle`; panics with the bot's log on
+    /// timeout.
+    pub async fn wait_stdout(&mut self, timeout: Duration, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stdout.recv()).await {
+                Ok(Some(line)) if line.contains(needle) => return line,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!(
+                    "bot stdout closed while waiting for {needle:?}\n--- bot log ---\n{}",
+                    self.log_tail(60)
+                ),
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for bot output {needle:?}\n--- bot log ---\n{}",
+                    self.log_tail(60)
+                ),
+            }
+        }
+    }
+
+    /// Waits for a log line (stderr) containing `needle` that appeared after the last one
+    /// this method returned.
+    pub async fn wait_log(&mut self, timeout: Duration, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let log = self.stderr.lock().unwrap();
+                if let Some((i, line)) = log
+                    .iter()
+                    .enumerate()
+                    .skip(self.stderr_seen)
+                    .find(|(_, l)| l.contains(needle))
+                {
+                    self.stderr_seen = i + 1;
+                    return line.clone();
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for bot log {needle:?}\n--- bot log ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            tokio::time::sleep(super::POLL_INTERVAL).await;
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.stderr.lock().unwrap();
+        let start = log.len().saturating_sub(n);
+        log[start..].join("\n")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// SIGKILL, as in a crash: nothing is flushed.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+        self.stdin = None;
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the exit code.
+    pub async fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        self.stdin = None;
+        if let Some(pid) = child.id() {
+            // SAFETY-free: kill(1) with the pid, no libc binding needed.
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.kill().await;
+                panic!("bot did not stop within {timeout:?} after SIGTERM\n{}", self.log_tail(40));
+            }
+        }
+    }
+
+    /// Starts the bot again with the same config and directory (after `kill`/`terminate`).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the bot before restarting it");
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.stdout = rx;
+        self.stderr.lock().unwrap().clear();
+        self.stderr_seen = 0;
+        self.spawn(tx);
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
