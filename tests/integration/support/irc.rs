@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 
 use super::{
     EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
-    free_port, port_accepts, random_token, require_program, running_as_root, temp_dir,
-    wait_until, write_file,
+    free_port, port_accepts, random_token, require_program, running_as_root, temp_dir, wait_until,
+    write_file,
 };
 
 /// The IRC server's name, as in the prefix of its numerics.
@@ -40,7 +40,7 @@ pub enum IrcClass {
     /// for tests that push many lines quickly.
     Unlimited,
     /// Like a public network (Libera): no fakelag, but a client that sends more than
-    /// [`IrcClass::PUBLIC_BURST`] commands at once, or more than one command a second for long,
+    /// [`IrcClass::PUBLIC_BURST`] commands at once, or more than [`IrcClass::PUBLIC_RATE`] a second for long,
     /// is disconnected with `ERROR :Closing link: ... [Excess Flood]`.
     PublicNetwork,
 }
@@ -48,14 +48,28 @@ pub enum IrcClass {
 impl IrcClass {
     /// How many commands in a row a [`IrcClass::PublicNetwork`] client may send at once.
     pub const PUBLIC_BURST: u32 = 20;
+    /// Commands a second a [`IrcClass::PublicNetwork`] client may keep sending after its burst.
+    pub const PUBLIC_RATE: f64 = 10.0;
 
     /// The InspIRCd `<connect>` block of this class.
     fn connect_block(self) -> String {
         // threshold: penalty (one per command) past which the client is cut off, fakelag being
         // off; commandrate: penalty forgiven per second, in thousandths.
         let (threshold, commandrate, recvq, softsendq, hardsendq) = match self {
-            Self::Unlimited => (1_000_000, 1_000_000_000, 10_485_760, 10_485_760, 104_857_600),
-            Self::PublicNetwork => (Self::PUBLIC_BURST, 1_000, 8_192, 8_192, 1_048_576),
+            Self::Unlimited => (
+                1_000_000,
+                1_000_000_000,
+                10_485_760,
+                10_485_760,
+                104_857_600,
+            ),
+            Self::PublicNetwork => (
+                Self::PUBLIC_BURST,
+                (Self::PUBLIC_RATE * 1000.0) as u32,
+                8_192,
+                8_192,
+                1_048_576,
+            ),
         };
         format!(
             r#"<connect name="{self:?}" allow="*" maxchans="100" timeout="30" pingfreq="120"
@@ -91,7 +105,13 @@ impl IrcServer {
         let link_password = random_token(24);
 
         let root = dir.path();
-        for sub in ["inspircd/data", "inspircd/logs", "anope/conf", "anope/db", "anope/logs"] {
+        for sub in [
+            "inspircd/data",
+            "inspircd/logs",
+            "anope/conf",
+            "anope/db",
+            "anope/logs",
+        ] {
             std::fs::create_dir_all(root.join(sub)).expect("create server directories");
         }
         write_file(&root.join("motd.txt"), "sigbot integration test server\n");
@@ -201,10 +221,14 @@ impl IrcServer {
     async fn wait_ready(&mut self) {
         let addr = self.addr();
         let inspircd = &mut self.inspircd;
-        wait_until("inspircd to accept connections", SERVER_START_TIMEOUT, || {
-            inspircd.assert_running();
-            async move { port_accepts(addr).await.then_some(()) }
-        })
+        wait_until(
+            "inspircd to accept connections",
+            SERVER_START_TIMEOUT,
+            || {
+                inspircd.assert_running();
+                async move { port_accepts(addr).await.then_some(()) }
+            },
+        )
         .await;
 
         let anope_log = self.dir.path().join("anope.log");
@@ -240,7 +264,10 @@ impl IrcServer {
     pub async fn register_account(&self, account: &str, password: &str) {
         let mut client = IrcClient::connect(self, account).await;
         client
-            .privmsg("NickServ", &format!("REGISTER {password} {account}@example.org"))
+            .privmsg(
+                "NickServ",
+                &format!("REGISTER {password} {account}@example.org"),
+            )
             .await;
         let notice = client
             .wait_for(EXCHANGE_TIMEOUT, |l| {
@@ -248,7 +275,7 @@ impl IrcServer {
             })
             .await;
         assert_eq!(
-            notice.text(),
+            strip_formatting(notice.text()),
             format!("Nickname {account} registered."),
             "NickServ did not register {account}"
         );
@@ -310,7 +337,7 @@ fn inspircd_config(
 <module name="sasl">
 <sasl target="{SERVICES_NAME}" requiressl="no">
 
-<!-- Anope's link, and what its inspircd3 protocol module requires. -->
+# Anope's link, and what its inspircd3 protocol module requires.
 <module name="spanningtree">
 <module name="hidechans">
 <module name="svshold">
@@ -533,9 +560,44 @@ impl IrcLine {
     /// Whether this is a `PRIVMSG` to `target` (case-insensitive) whose text is `text`.
     pub fn is_privmsg(&self, target: &str, text: &str) -> bool {
         self.command == "PRIVMSG"
-            && self.param(0).is_some_and(|t| t.eq_ignore_ascii_case(target))
+            && self
+                .param(0)
+                .is_some_and(|t| t.eq_ignore_ascii_case(target))
             && self.text() == text
     }
+}
+
+/// `text` without mIRC formatting codes (bold, colours, italics, underline, reverse, reset...).
+pub fn strip_formatting(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x02' | '\x0f' | '\x11' | '\x16' | '\x1d' | '\x1e' | '\x1f' => {}
+            // Colour: \x03 then up to two digits, optionally a comma and up to two digits.
+            '\x03' => {
+                if skip_two_digits(&mut chars) > 0 && chars.peek() == Some(&',') {
+                    let mut ahead = chars.clone();
+                    ahead.next();
+                    if ahead.peek().is_some_and(char::is_ascii_digit) {
+                        chars.next();
+                        skip_two_digits(&mut chars);
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_two_digits(chars: &mut std::iter::Peekable<std::str::Chars>) -> usize {
+    let mut skipped = 0;
+    while skipped < 2 && chars.peek().is_some_and(char::is_ascii_digit) {
+        chars.next();
+        skipped += 1;
+    }
+    skipped
 }
 
 fn unescape_tag(value: &str) -> String {
@@ -714,7 +776,10 @@ impl IrcClient {
                         continue;
                     }
                     if let Some(missing) = wanted.iter().find(|c| !offered.contains(c)) {
-                        panic!("IRC server does not offer capability {missing}: {}", line.raw);
+                        panic!(
+                            "IRC server does not offer capability {missing}: {}",
+                            line.raw
+                        );
                     }
                     self.send(&format!("CAP REQ :{}", wanted.join(" "))).await;
                 }
@@ -805,7 +870,11 @@ impl IrcClient {
                 about_channel && (l.command == "366" || refusal)
             })
             .await;
-        assert_eq!(reply.command, "366", "could not join {channel}: {}", reply.raw);
+        assert_eq!(
+            reply.command, "366",
+            "could not join {channel}: {}",
+            reply.raw
+        );
     }
 
     /// Waits for the next line that `matches`, dropping the lines before it. Panics on timeout

@@ -13,8 +13,8 @@ use hmac::Mac as _;
 use serde_json::{Value, json};
 
 use super::{
-    EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
-    free_port, random_token, repo_root, temp_dir, wait_until, write_file,
+    EXCHANGE_TIMEOUT, LOCALHOST, POLL_INTERVAL, ProcessSpec, Recent, SERVER_START_TIMEOUT,
+    ServerProcess, free_port, random_token, repo_root, temp_dir, wait_until, write_file,
 };
 
 /// The version `scripts/test` installs into `.cache/synapse-venv`.
@@ -499,7 +499,8 @@ impl MatrixClient {
         mut matches: impl FnMut(&str) -> bool,
     ) -> Value {
         self.wait_for_event(room_id, timeout, |event| {
-            event["type"] == "m.room.message" && event["content"]["body"].as_str().is_some_and(&mut matches)
+            event["type"] == "m.room.message"
+                && event["content"]["body"].as_str().is_some_and(&mut matches)
         })
         .await
     }
@@ -521,7 +522,8 @@ impl MatrixClient {
         }
     }
 
-    /// One `/sync` long poll of at most `wait` (capped at 5 s); queues what it brings.
+    /// One `/sync` long poll of at most `wait` (capped at 5 s); queues what it brings. A
+    /// homeserver that cannot be reached counts as an empty sync.
     async fn sync(&mut self, wait: Duration) {
         let wait = wait.min(Duration::from_secs(5));
         let filter = json!({
@@ -540,14 +542,24 @@ impl MatrixClient {
         if let Some(since) = &self.since {
             query.push_str(&format!("&since={}", encode(since)));
         }
-        let reply = expect_ok(
-            self.request(reqwest::Method::GET, &format!("/_matrix/client/v3/sync?{query}"))
-                .timeout(wait + EXCHANGE_TIMEOUT)
-                .send()
-                .await,
-            "sync",
-        )
-        .await;
+        let response = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/sync?{query}"),
+            )
+            .timeout(wait + EXCHANGE_TIMEOUT)
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            // The homeserver may be restarting (a fault test): the caller's deadline decides.
+            Err(e) => {
+                self.recent.push(&format!("(sync failed: {e})"));
+                tokio::time::sleep(POLL_INTERVAL).await;
+                return;
+            }
+        };
+        let reply = expect_ok(Ok(response), "sync").await;
         self.since = reply["next_batch"].as_str().map(str::to_owned);
         if let Some(joined) = reply["rooms"]["join"].as_object() {
             for (room_id, room) in joined {
@@ -583,5 +595,6 @@ async fn expect_ok(result: reqwest::Result<reqwest::Response>, what: &str) -> Va
         .await
         .unwrap_or_else(|e| panic!("{what}: reading the reply: {e}"));
     assert!(status.is_success(), "{what}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: reply is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: reply is not JSON ({e}): {text}"))
 }

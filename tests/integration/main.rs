@@ -1,0 +1,14 @@
+//! The one integration-test binary: tests against real servers (InspIRCd + Anope, Synapse,
+//! mosquitto) started on free loopback ports by [`support`].
+//!
+//! Layout:
+//! - `support/`: the harness (servers, raw protocol clients, waiting helpers);
+//! - `selftest.rs`: proves the harness itself works, real messages included;
+//! - one module per feature under test, beside this file.
+//!
+//! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
+
+mod console;
+mod irc;
+mod selftest;
+mod support;
