@@ -250,6 +250,7 @@ async fn dispatch(
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
                 }
             }
+            other => tracing::debug!(?other, "action not executed yet"),
         }
     }
 }
