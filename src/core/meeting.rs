@@ -414,6 +414,8 @@ pub struct Meeting {
     pub saved_as: Option<String>,
     /// The command prefix that also introduces commands (`!topic`).
     pub prefix: String,
+    /// `#startmeeting` was seen (a second one is refused).
+    start_seen: bool,
 }
 
 impl Meeting {
@@ -437,6 +439,7 @@ impl Meeting {
             restrict_logs: false,
             saved_as: None,
             prefix: prefix.to_owned(),
+            start_seen: false,
         }
     }
 
@@ -645,7 +648,9 @@ impl Meeting {
         };
         match cmd {
             C::StartMeeting => {
-                if linenum == 1 {
+                if !self.start_seen {
+                    self.start_seen = true;
+                    self.started = time;
                     say(
                         &mut out,
                         format!(
