@@ -266,17 +266,37 @@ impl Store {
         files_dir: &Path,
         finished: bool,
     ) -> Result<(), StoreError> {
+        let base = m.base_path();
+        let base = base.split_once('/').map_or(base.as_str(), |(_, b)| b);
+        self.record(m, &room_slug(&m.room), base, files_dir, finished)
+    }
+
+    /// Records (and indexes) a finished meeting from an existing archive, whose files are
+    /// `files_dir/<last part of base>.<ext>`.
+    pub fn record_imported_meeting(
+        &self,
+        m: &Meeting,
+        room_slug: &str,
+        base: &str,
+        files_dir: &Path,
+    ) -> Result<(), StoreError> {
+        self.record(m, room_slug, base, files_dir, true)
+    }
+
+    fn record(
+        &self,
+        m: &Meeting,
+        slug: &str,
+        base: &str,
+        files_dir: &Path,
+        finished: bool,
+    ) -> Result<(), StoreError> {
         let attendees = m
             .attendees()
             .iter()
             .map(|a| a.nick.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let base = m.base_path();
-        let base = base
-            .split_once('/')
-            .map_or(base.as_str(), |(_, b)| b)
-            .to_owned();
         self.with(|c| {
             let tx = c.transaction()?;
             let id = meeting_id(&tx, &m.room.to_string(), &m.started.to_rfc3339())?;
@@ -285,7 +305,7 @@ impl Store {
                    attendees = ?6, restricted = ?7, ended = ?8 WHERE id = ?1",
                 params![
                     id,
-                    room_slug(&m.room),
+                    slug,
                     base,
                     files_dir.to_string_lossy(),
                     m.title,

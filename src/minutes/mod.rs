@@ -9,6 +9,7 @@
 //! - [`html`], [`text`]: the minutes as MeetBot lays them out; [`markdown`]: for a wiki page or an
 //!   issue; [`json`]: for programs.
 
+pub mod archive;
 pub mod html;
 pub mod json;
 pub mod log;
@@ -115,9 +116,26 @@ pub fn write_files(
     m: &Meeting,
     stale_base: Option<&str>,
 ) -> std::io::Result<Vec<PathBuf>> {
-    use std::io::Write as _;
     let base = meetings_dir.join(m.base_path());
     let dir = base.parent().unwrap_or(meetings_dir);
+    let written = write_files_into(dir, m)?;
+    if let Some(old) = stale_base {
+        let old = meetings_dir.join(old);
+        if let (Some(odir), Some(oname)) = (old.parent(), old.file_name()) {
+            for ext in EXTENSIONS {
+                let p = odir.join(format!("{}.{ext}", oname.to_string_lossy()));
+                if !written.contains(&p) {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Writes the six files into `dir` as `<base name>.<ext>`, each replaced atomically.
+pub fn write_files_into(dir: &Path, m: &Meeting) -> std::io::Result<Vec<PathBuf>> {
+    use std::io::Write as _;
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     for (ext, contents) in render_all(m) {
@@ -132,17 +150,6 @@ pub fn write_files(
         f.sync_data()?;
         std::fs::rename(&tmp, &path)?;
         written.push(path);
-    }
-    if let Some(old) = stale_base {
-        let old = meetings_dir.join(old);
-        if let (Some(odir), Some(oname)) = (old.parent(), old.file_name()) {
-            for ext in EXTENSIONS {
-                let p = odir.join(format!("{}.{ext}", oname.to_string_lossy()));
-                if !written.contains(&p) {
-                    let _ = std::fs::remove_file(p);
-                }
-            }
-        }
     }
     Ok(written)
 }

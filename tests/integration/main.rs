@@ -1,0 +1,3 @@
+//! One integration-test binary; its modules live beside it.
+
+mod meetings;
