@@ -278,13 +278,21 @@ pub const URL_SCHEMES: [&str; 6] = ["http:", "https:", "irc:", "ftp:", "mailto:"
 
 /// Does `text` begin with a URL (so that the line becomes a link)?
 pub fn starts_with_url(text: &str) -> bool {
-    let head = text.split("//").next().unwrap_or("");
-    URL_SCHEMES.contains(&head.to_ascii_lowercase().as_str())
+    // MeetBot's test: the part before the first `//` is one of the schemes.
+    URL_SCHEMES.iter().any(|scheme| {
+        text.get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+            && text[scheme.len()..].starts_with("//")
+    })
 }
 
 /// Removes what must never reach a log: IRC formatting codes and other control characters
 /// (tabs become spaces), and surrounding blanks.
 pub fn clean_text(text: &str) -> String {
+    let trimmed = text.trim();
+    if !trimmed.chars().any(char::is_control) {
+        return trimmed.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -317,6 +325,13 @@ pub fn clean_text(text: &str) -> String {
 /// A nick as the log shows it: no control characters, no `<>` (they delimit nicks in
 /// `log.txt`), never empty.
 pub fn clean_nick(nick: &str) -> String {
+    if !nick.is_empty()
+        && !nick
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>'))
+    {
+        return nick.to_owned();
+    }
     let n: String = clean_text(nick)
         .chars()
         .filter(|c| !matches!(c, '<' | '>'))
@@ -361,7 +376,9 @@ pub fn room_slug(room: &RoomRef) -> String {
 
 /// `HH:MM:SS`, in UTC, as MeetBot's minutes show times.
 pub fn hms(t: DateTime<Utc>) -> String {
-    t.format("%H:%M:%S").to_string()
+    use chrono::Timelike as _;
+    // Written out: chrono's strftime parsing costs more than the rest of a log line.
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
 /// Case-insensitive whole-word search, for assigning action items to people.
@@ -556,12 +573,15 @@ impl Meeting {
         time: DateTime<Utc>,
         emote: bool,
     ) -> usize {
-        let nick = clean_nick(nick);
+        self.push_line(clean_nick(nick), clean_text(text), time, emote)
+    }
+
+    fn push_line(&mut self, nick: String, text: String, time: DateTime<Utc>, emote: bool) -> usize {
         self.add_nick(&nick, 1);
         self.lines.push(LogLine {
             time,
             nick,
-            text: clean_text(text),
+            text,
             emote,
         });
         self.lines.len()
@@ -575,19 +595,24 @@ impl Meeting {
         time: DateTime<Utc>,
         emote: bool,
     ) -> LineOutcome {
-        let linenum = self.add_raw_line(nick, text, time, emote);
-        if emote || self.ended.is_some() {
-            return LineOutcome::default();
-        }
-        let nick = self.lines[linenum - 1].nick.clone();
-        let text = self.lines[linenum - 1].text.clone();
-        match parse_meeting_command(&text, &self.prefix) {
-            Some((cmd, arg)) => self.run(cmd, arg, &nick, time, linenum),
-            None if starts_with_url(&text) => {
-                self.add_item(ItemKind::Link, &text, &nick, time, linenum);
+        let nick = clean_nick(nick);
+        let text = clean_text(text);
+        let act = !emote && self.ended.is_none();
+        let cmd = act
+            .then(|| parse_meeting_command(&text, &self.prefix))
+            .flatten()
+            .map(|(c, arg)| (c, arg.to_owned()));
+        let link = act && cmd.is_none() && starts_with_url(&text);
+        let who = (cmd.is_some() || link).then(|| nick.clone());
+        let link_text = link.then(|| text.clone());
+        let linenum = self.push_line(nick, text, time, emote);
+        match (cmd, who, link_text) {
+            (Some((cmd, arg)), Some(who), _) => self.run(cmd, &arg, &who, time, linenum),
+            (None, Some(who), Some(text)) => {
+                self.add_item(ItemKind::Link, &text, &who, time, linenum);
                 LineOutcome::default()
             }
-            None => LineOutcome::default(),
+            _ => LineOutcome::default(),
         }
     }
 

@@ -114,10 +114,23 @@ pub struct ParsedLine {
     pub emote: bool,
 }
 
+/// `HH:MM:SS` or `HH:MM` (by hand: this runs for every line of a log).
 fn parse_time(s: &str) -> Option<NaiveTime> {
-    NaiveTime::parse_from_str(s, "%H:%M:%S")
-        .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M"))
-        .ok()
+    let mut parts = s.split(':').map(|p| {
+        (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| p.parse::<u32>().ok())
+            .flatten()
+    });
+    let h = parts.next()??;
+    let m = parts.next()??;
+    let sec = match parts.next() {
+        Some(s) => s?,
+        None => 0,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    NaiveTime::from_hms_opt(h, m, sec)
 }
 
 /// Reads a MeetBot raw log (`[HH:MM:SS] <nick> text`, `HH:MM:SS * nick text`; lines that are

@@ -10,6 +10,32 @@ use std::time::Duration;
 /// How long one answer from the bot may take (a cold debug binary on a busy machine).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The binary under test, copied once: `CARGO_BIN_EXE_sigbot` lives in a target directory
+/// that other worktrees' builds may overwrite at any moment, and a restart must run the very
+/// same binary as the start before it.
+fn sigbot_exe() -> &'static Path {
+    static EXE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &EXE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("sigbot");
+        std::fs::copy(env!("CARGO_BIN_EXE_sigbot"), &exe).unwrap();
+        let ok = Command::new(&exe)
+            .args(["meetings", "--help"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "{} is not this branch's build (another build replaced it?); rebuild and rerun",
+            env!("CARGO_BIN_EXE_sigbot")
+        );
+        (dir, exe)
+    })
+    .1
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -55,18 +81,20 @@ struct Bot {
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    stderr: PathBuf,
 }
 
 impl Bot {
     fn start(config: &Path) -> Bot {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sigbot"))
+        let stderr = std::fs::File::create(config.with_extension("stderr")).unwrap();
+        let mut child = Command::new(sigbot_exe())
             .arg("--config")
             .arg(config)
             .env("USER", "alice")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start sigbot");
         let stdout = child.stdout.take().unwrap();
@@ -80,6 +108,7 @@ impl Bot {
             }
         });
         Bot {
+            stderr: config.with_extension("stderr"),
             stdin: child.stdin.take(),
             child,
             lines,
@@ -104,8 +133,9 @@ impl Bot {
                     }
                 }
                 Err(e) => panic!(
-                    "no {needle:?} from the bot ({e}); it said: {:#?}",
-                    self.seen
+                    "no {needle:?} from the bot ({e}); it said: {:#?}\nstderr:\n{}",
+                    self.seen,
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
                 ),
             }
         }
@@ -273,7 +303,7 @@ fn render_writes_all_formats_from_a_raw_log() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = Command::new(env!("CARGO_BIN_EXE_sigbot"))
+    let status = Command::new(sigbot_exe())
         .args(["meetings", "render"])
         .arg(&log)
         .arg("--out")
