@@ -98,6 +98,17 @@ pub fn import_archive(store: &Store, dir: &Path) -> Result<usize, ArchiveError> 
                 continue;
             }
         };
+        // MeetBot leaves stubs behind (the realtime log under a name that `#meetingname`
+        // replaced); they never reach `#endmeeting` and would shadow the real meeting.
+        if !m.lines.iter().any(|l| {
+            l.text
+                .trim_start()
+                .to_lowercase()
+                .starts_with("#endmeeting")
+        }) {
+            tracing::warn!(log = %log.display(), "no #endmeeting: a stub or unfinished log; skipped");
+            continue;
+        }
         let file = log.file_name().unwrap_or_default().to_string_lossy();
         let base_name = file.trim_end_matches(".log.txt");
         let base = format!("{}/{base_name}", m.started.format("%Y-%m-%d"));
@@ -106,4 +117,41 @@ pub fn import_archive(store: &Store, dir: &Path) -> Result<usize, ArchiveError> 
         n += 1;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn importing_the_fedora_archive_indexes_the_meeting_and_skips_the_stub() {
+        let archive = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/meetbot/fedora-meeting");
+        let data = tempfile::tempdir().unwrap();
+        let store = Store::open(data.path()).unwrap();
+        assert_eq!(import_archive(&store, &archive).unwrap(), 1);
+        let listed = store.finished_meetings(Some("fedora-meeting")).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].base, "2020-06-10/magazine.2020-06-10-12.02");
+        assert!(
+            Path::new(&listed[0].files_dir)
+                .join("magazine.2020-06-10-12.02.html")
+                .exists()
+        );
+        let hits = store.search_meetings("infographic", 50).unwrap();
+        assert!(
+            hits.iter().any(|h| h.kind == "TOPIC" && h.line == 249),
+            "{hits:?}"
+        );
+        assert!(hits.iter().any(|h| h.kind == "log"));
+    }
+
+    #[test]
+    fn room_comes_from_meetbots_layout() {
+        assert_eq!(
+            room_from_path(Path::new("/a/fedora-meeting/2020-06-10/x.log.txt")),
+            "#fedora-meeting"
+        );
+        assert_eq!(room_from_path(Path::new("x.log.txt")), "#meeting");
+    }
 }
