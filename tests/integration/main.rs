@@ -10,5 +10,6 @@
 
 mod console;
 mod irc;
+mod meetings;
 mod selftest;
 mod support;
