@@ -9,9 +9,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::adapters::fetch::Fetcher;
 use crate::adapters::{NetworkHandle, Outgoing, console};
-use crate::config::{Config, NetworkKind};
-use crate::core::{Action, Core, CoreSettings, Event, LinkState, Roles};
+use crate::command_files;
+use crate::config::{Config, ConfigError, NetworkKind};
+use crate::core::{Action, CommandSetHandle, Core, CoreSettings, Event, LinkState, Roles};
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 
@@ -26,6 +28,10 @@ pub enum AppError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signals(std::io::Error),
+    #[error("{0}")]
+    Commands(ConfigError),
+    #[error("cannot start the HTTP client for commands: {0}")]
+    HttpClient(reqwest::Error),
 }
 
 fn kind_name(kind: NetworkKind) -> &'static str {
@@ -67,6 +73,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         store.set_meta("first_start", &started.to_rfc3339())?;
     }
     store.set_meta("last_version", crate::VERSION)?;
+    let commands = command_files::load_dir(&cfg.bot.commands_dir).map_err(AppError::Commands)?;
+    tracing::info!(commands = commands.len(), dir = %cfg.bot.commands_dir.display(), "declarative commands loaded");
 
     let tracker = TaskTracker::new();
     let (events_tx, events_rx) = mpsc::channel::<Event>(1024);
@@ -131,9 +139,17 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             }
         });
     }
+    let fetcher = Fetcher::new(events_tx.clone(), tracker.clone(), shutdown.clone())
+        .map_err(AppError::HttpClient)?;
+    spawn_reload_on_hangup(
+        cfg.bot.commands_dir.clone(),
+        events_tx.clone(),
+        &tracker,
+        shutdown.clone(),
+    )?;
     drop(events_tx);
 
-    let core = Core::new(
+    let mut core = Core::new(
         CoreSettings {
             nick: cfg.bot.nick.clone(),
             prefix: cfg.bot.prefix.clone(),
@@ -143,10 +159,15 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         },
         started,
     );
+    core.set_commands(std::sync::Arc::new(commands));
     tracker.spawn(core_task(
         core,
         events_rx,
-        handles,
+        Executors {
+            handles,
+            fetcher,
+            store: store.clone(),
+        },
         health,
         shutdown.clone(),
     ));
@@ -159,13 +180,55 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     Ok(())
 }
 
+/// SIGHUP reads `commands/` again. A bad file is logged (file:line:col: key: message) and
+/// the set in force stays.
+fn spawn_reload_on_hangup(
+    dir: std::path::PathBuf,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || command_files::load_dir(&d)).await {
+                Ok(Ok(set)) => {
+                    tracing::info!(commands = set.len(), "SIGHUP: commands reloaded");
+                    let set = CommandSetHandle(std::sync::Arc::new(set));
+                    if events.send(Event::CommandsReloaded(set)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "SIGHUP: commands not reloaded; the previous set stays");
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: commands reload failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Whatever carries out the core's actions.
+struct Executors {
+    handles: BTreeMap<String, NetworkHandle>,
+    fetcher: Fetcher,
+    store: Store,
+}
+
 /// The one task that owns the core. It stops on shutdown after handling every event that
 /// was already queued, then drops the network handles so that each adapter drains its
 /// outgoing queue and ends.
 async fn core_task(
     mut core: Core,
     mut events: mpsc::Receiver<Event>,
-    handles: BTreeMap<String, NetworkHandle>,
+    exec: Executors,
     health: Health,
     shutdown: CancellationToken,
 ) {
@@ -178,20 +241,16 @@ async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &exec, &health).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &exec, &health).await;
     }
 }
 
-async fn dispatch(
-    core: &mut Core,
-    event: Event,
-    handles: &BTreeMap<String, NetworkHandle>,
-    health: &Health,
-) {
+async fn dispatch(core: &mut Core, event: Event, exec: &Executors, health: &Health) {
+    let handles = &exec.handles;
     let event = match event {
         Event::NetworkState {
             network,
@@ -248,6 +307,13 @@ async fn dispatch(
                 };
                 if h.send(out).await.is_err() {
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
+                }
+            }
+            Action::Fetch(req) => exec.fetcher.start(req),
+            Action::Audit(entry) => {
+                tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
+                if let Err(e) = exec.store.insert_audit(&entry) {
+                    tracing::error!(error = %e, "audit entry not stored");
                 }
             }
         }

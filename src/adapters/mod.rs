@@ -3,6 +3,11 @@
 //! [`NetworkHandle`].
 
 pub mod console;
+// Declarative commands' requests (issue 7).
+pub mod fetch;
+pub mod http;
+pub mod koji;
+pub mod repodata;
 
 use tokio::sync::mpsc;
 

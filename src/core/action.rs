@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::declarative::{AuditEntry, FetchRequest};
 use super::event::RoomRef;
 
 /// How a message the bot sends should look on networks that distinguish them. The bot's
@@ -34,6 +35,10 @@ pub enum Action {
         kind: SendKind,
         priority: Priority,
     },
+    /// Run a declarative command's request; its result comes back as `Event::FetchDone`.
+    Fetch(FetchRequest),
+    /// Record a guarded command's invocation in the audit log.
+    Audit(AuditEntry),
 }
 
 impl Action {
