@@ -156,13 +156,21 @@ pub fn load_dir_with_env(
     files.sort();
     let mut specs = Vec::new();
     let mut taken: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut disabled = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, e))?;
         let loc = Locator {
             text: &text,
             path: &path,
         };
-        let (spec, names) = parse_command(&text, &path, env)?;
+        let (spec, names) = match parse_command(&text, &path, env)? {
+            Parsed::Ready(spec, names) => (spec, names),
+            Parsed::Disabled { name, why } => {
+                tracing::warn!(file = %path.display(), command = %name, reason = %why, "command disabled");
+                disabled.push(format!("{name} ({}: {why})", path.display()));
+                continue;
+            }
+        };
         for (n, offset) in names {
             if let Some(other) = taken.insert(n.clone(), path.clone()) {
                 return Err(loc.at(
@@ -173,21 +181,22 @@ pub fn load_dir_with_env(
         }
         specs.push(spec);
     }
-    CommandSet::new(specs).map_err(|m| ConfigError {
+    let mut set = CommandSet::new(specs).map_err(|m| ConfigError {
         file: dir.to_owned(),
         line: 0,
         col: 0,
         message: m,
-    })
+    })?;
+    set.set_disabled(disabled);
+    Ok(set)
 }
 
-/// Parses one command file. Also returns the names and aliases with their offsets, so the
-/// caller can report clashes between files.
+/// Parses one command file.
 fn parse_command(
     text: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(CommandSpec, Vec<(String, usize)>), ConfigError> {
+) -> Result<Parsed, ConfigError> {
     let loc = Locator { text, path };
     let raw: RawCommand = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -236,6 +245,8 @@ fn duration(
 struct Secrets<'e> {
     env: &'e dyn Fn(&str) -> Option<String>,
     found: BTreeMap<String, Secret>,
+    /// Referenced but unset: the command is disabled, not the whole set.
+    missing: BTreeSet<String>,
 }
 
 impl Secrets<'_> {
@@ -254,9 +265,14 @@ impl Secrets<'_> {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("bad environment variable name {name:?}"));
                 }
-                let value = (self.env)(name)
-                    .ok_or_else(|| format!("environment variable {name} is not set"))?;
-                self.found.insert(name.to_owned(), Secret::new(value));
+                match (self.env)(name) {
+                    Some(value) => {
+                        self.found.insert(name.to_owned(), Secret::new(value));
+                    }
+                    None => {
+                        self.missing.insert(name.to_owned());
+                    }
+                }
                 out.push(SECRET_OPEN);
                 out.push_str(name);
                 out.push(SECRET_CLOSE);
@@ -363,7 +379,7 @@ fn check(
     raw: RawCommand,
     loc: &Locator<'_>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(CommandSpec, Vec<(String, usize)>), ConfigError> {
+) -> Result<Parsed, ConfigError> {
     let name = check_name(loc, &raw.name, "name")?;
     let mut names = vec![(name.clone(), raw.name.span().start)];
     let mut seen = BTreeSet::from([name.clone()]);
@@ -447,6 +463,7 @@ fn check(
     let mut secrets = Secrets {
         env,
         found: BTreeMap::new(),
+        missing: BTreeSet::new(),
     };
     let actions = [
         raw.http.as_ref().map(|s| s.span().start),
@@ -580,6 +597,13 @@ fn check(
         return Err(loc.span(&raw.summary, "summary", "is empty"));
     }
 
+    if !secrets.missing.is_empty() {
+        let vars: Vec<String> = secrets.missing.into_iter().collect();
+        return Ok(Parsed::Disabled {
+            name,
+            why: format!("environment variable {} is not set", vars.join(", ")),
+        });
+    }
     let spec = CommandSpec {
         name,
         aliases,
@@ -593,12 +617,23 @@ fn check(
         reply,
         secrets: secrets.found.into_iter().collect(),
     };
-    Ok((spec, names))
+    Ok(Parsed::Ready(spec, names))
+}
+
+/// A file that checked out, or one whose secrets are not in the environment.
+enum Parsed {
+    /// The command, and its names and aliases with their offsets, so that the caller can
+    /// report clashes between files.
+    Ready(CommandSpec, Vec<(String, usize)>),
+    Disabled { name: String, why: String },
 }
 
 /// For `check-config`: one line per command.
 pub fn summary(set: &CommandSet) -> String {
     let mut s = String::new();
+    for d in set.disabled() {
+        s.push_str(&format!("command disabled: {d}\n"));
+    }
     for c in set.iter() {
         let mut flags = Vec::new();
         if let Some(r) = &c.role {

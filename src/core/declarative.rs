@@ -146,6 +146,8 @@ impl CommandSpec {
 pub struct CommandSet {
     commands: Vec<Arc<CommandSpec>>,
     by_name: BTreeMap<String, usize>,
+    /// Commands left out, with the reason (a secret not in the environment).
+    disabled: Vec<String>,
 }
 
 impl CommandSet {
@@ -170,6 +172,14 @@ impl CommandSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
         self.commands.iter().map(|c| c.as_ref())
+    }
+
+    pub fn set_disabled(&mut self, disabled: Vec<String>) {
+        self.disabled = disabled;
+    }
+
+    pub fn disabled(&self) -> &[String] {
+        &self.disabled
     }
 
     pub fn len(&self) -> usize {
