@@ -191,6 +191,24 @@ pub fn load_dir_with_env(
     Ok(set)
 }
 
+/// Parses one command from text (tests, and tools that check a single file). A secret that
+/// is not in `env` is an error here.
+pub fn parse_str(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<CommandSpec, ConfigError> {
+    match parse_command(text, path, env)? {
+        Parsed::Ready(spec, _) => Ok(spec),
+        Parsed::Disabled { why, .. } => Err(ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            col: 0,
+            message: why,
+        }),
+    }
+}
+
 /// Parses one command file.
 fn parse_command(
     text: &str,
@@ -625,7 +643,10 @@ enum Parsed {
     /// The command, and its names and aliases with their offsets, so that the caller can
     /// report clashes between files.
     Ready(CommandSpec, Vec<(String, usize)>),
-    Disabled { name: String, why: String },
+    Disabled {
+        name: String,
+        why: String,
+    },
 }
 
 /// For `check-config`: one line per command.
