@@ -199,7 +199,7 @@ fn spawn_reload_on_hangup(
             let d = dir.clone();
             match tokio::task::spawn_blocking(move || command_files::load_dir(&d)).await {
                 Ok(Ok(set)) => {
-                    tracing::info!(commands = set.len(), "SIGHUP: commands reloaded");
+                    // "commands reloaded" is logged by the core task once the set is in force.
                     let set = CommandSetHandle(std::sync::Arc::new(set));
                     if events.send(Event::CommandsReloaded(set)).await.is_err() {
                         return;
@@ -285,7 +285,15 @@ async fn dispatch(core: &mut Core, event: Event, exec: &Executors, health: &Heal
         }
         other => other,
     };
-    for action in core.handle(event, Utc::now()) {
+    let reloaded = match &event {
+        Event::CommandsReloaded(set) => Some(set.0.len()),
+        _ => None,
+    };
+    let actions = core.handle(event, Utc::now());
+    if let Some(commands) = reloaded {
+        tracing::info!(commands, "SIGHUP: commands reloaded");
+    }
+    for action in actions {
         match action {
             Action::Send {
                 room,

@@ -164,7 +164,7 @@ pub fn load_dir_with_env(
             path: &path,
         };
         let (spec, names) = match parse_command(&text, &path, env)? {
-            Parsed::Ready(spec, names) => (spec, names),
+            Parsed::Ready(spec, names) => (*spec, names),
             Parsed::Disabled { name, why } => {
                 tracing::warn!(file = %path.display(), command = %name, reason = %why, "command disabled");
                 disabled.push(format!("{name} ({}: {why})", path.display()));
@@ -199,7 +199,7 @@ pub fn parse_str(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<CommandSpec, ConfigError> {
     match parse_command(text, path, env)? {
-        Parsed::Ready(spec, _) => Ok(spec),
+        Parsed::Ready(spec, _) => Ok(*spec),
         Parsed::Disabled { why, .. } => Err(ConfigError {
             file: path.to_owned(),
             line: 0,
@@ -635,14 +635,14 @@ fn check(
         reply,
         secrets: secrets.found.into_iter().collect(),
     };
-    Ok(Parsed::Ready(spec, names))
+    Ok(Parsed::Ready(Box::new(spec), names))
 }
 
 /// A file that checked out, or one whose secrets are not in the environment.
 enum Parsed {
     /// The command, and its names and aliases with their offsets, so that the caller can
     /// report clashes between files.
-    Ready(CommandSpec, Vec<(String, usize)>),
+    Ready(Box<CommandSpec>, Vec<(String, usize)>),
     Disabled {
         name: String,
         why: String,

@@ -177,12 +177,13 @@ fn url_pairs(body: &[u8]) -> Vec<(String, String)> {
         let b = s.as_bytes();
         let mut i = 0;
         while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
+            if b[i] == b'%'
+                && i + 2 < b.len()
+                && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
             }
             out.push(b[i]);
             i += 1;
@@ -615,6 +616,72 @@ async fn help_lists_declarative_commands_by_role() {
             bot.ask("!help latest"),
             "!latest <tag> <package>: Show the latest build of a package in a CBS Koji tag"
         );
+        bot.finish();
+    });
+}
+
+impl Bot {
+    fn hangup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP failed");
+    }
+
+    /// Waits until the bot's log contains `needle` (an event in the log, not a fixed pause).
+    fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            {
+                let log = self.stderr.lock().unwrap();
+                if let Some(i) = log.find(needle) {
+                    let end = log[i..].find('\n').map_or(log.len(), |e| i + e);
+                    return log[..end].rsplit('\n').next().unwrap_or("").to_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} never logged:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_a_bad_file_keeps_the_old_set() {
+    let base = format!("http://{}", fake_services().await);
+    tokio::task::block_in_place(|| {
+        let mut bot = Bot::start(&base, &[]);
+        assert_eq!(bot.ask("!ping"), "pong");
+        let dir = bot.config.parent().unwrap().join("commands");
+        std::fs::write(
+            dir.join("zz.toml"),
+            "name = \"zz\"\nsummary = \"x\"\nbogus = 1\n",
+        )
+        .unwrap();
+        bot.hangup();
+        let line = bot.wait_log("commands not reloaded");
+        assert!(
+            line.contains("zz.toml:3:1: unknown field `bogus`"),
+            "{line}"
+        );
+        assert!(
+            bot.ask("!bug 3").starts_with("No bug 3"),
+            "the old set stays"
+        );
+        let good = std::fs::read_to_string(dir.join("bug.toml"))
+            .unwrap()
+            .replace("name = \"bug\"", "name = \"zz\"")
+            .replace("usage = \"bug <id>\"", "usage = \"zz <id>\"")
+            .replace("aliases = [\"rhbz\"]", "");
+        std::fs::write(dir.join("zz.toml"), good).unwrap();
+        bot.hangup();
+        bot.wait_log("SIGHUP: commands reloaded");
+        assert!(bot.ask("!zz 3").starts_with("No bug 3"));
         bot.finish();
     });
 }
