@@ -4,6 +4,11 @@
 
 pub mod console;
 pub mod irc;
+// Declarative commands' requests (issue 7).
+pub mod fetch;
+pub mod http;
+pub mod koji;
+pub mod repodata;
 
 use tokio::sync::mpsc;
 
