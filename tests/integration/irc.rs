@@ -290,3 +290,127 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
         "the bot must never be disconnected:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn bot_connects_over_tls_and_logs_in_with_its_client_certificate() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let tls = server.tls_files().clone();
+    let dir = temp_dir("irc-tls");
+    let config = format!(
+        r##"
+[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[[irc]]
+name = "testnet"
+server = "127.0.0.1:{tls_port}"
+tls = true
+ca_file = "{ca}"
+client_cert = "{cert}"
+client_key = "{key}"
+sasl = {{ mechanism = "EXTERNAL" }}
+nick = "sigbot"
+channels = ["#sig"]
+"##,
+        tls_port = server.tls_port(),
+        ca = tls.ca_cert.display(),
+        cert = tls.client_cert.display(),
+        key = tls.client_key.display(),
+    );
+    // First start: no account yet. The bot's operator registers it with NickServ from the
+    // console, then adds the client certificate the bot is connected with to the account's
+    // certificate list (CertFP).
+    let first = config.replace("sasl = { mechanism = \"EXTERNAL\" }\n", "");
+    let first = format!("{first}\n[console]\n\n[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n");
+    let mut bot = Bot::start(dir.path(), &first);
+    bot.wait_log(T, "registered").await;
+    bot.say("!say testnet/NickServ REGISTER botpass123 sigbot@example.org")
+        .await;
+    bot.wait_log(T, "logged in").await;
+    bot.say("!say testnet/NickServ CERT ADD").await;
+    let anope_log = server.dir().join("anope.log");
+    crate::support::wait_until("NickServ to add the certificate", T, || {
+        let log = std::fs::read_to_string(&anope_log).unwrap_or_default();
+        async move { log.contains("used CERT to ADD").then_some(()) }
+    })
+    .await;
+    bot.terminate(T).await;
+
+    let mut bot = Bot::start(dir.path(), &config);
+    let logged_in = bot.wait_log(T, "logged in").await;
+    assert!(logged_in.contains("sigbot"), "{logged_in}");
+
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_and_wait_for_bot(&mut alice).await;
+    alice.privmsg("#sig", "!ping").await;
+    alice
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn tls_with_an_unknown_certificate_authority_is_refused_with_a_clear_log_line() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("irc-tls-bad");
+    // No ca_file: the harness's CA is not among the system's roots.
+    let config = format!(
+        "[bot]\nnick = \"sigbot\"\ndata_dir = \"data\"\n\n[[irc]]\nname = \"testnet\"\nserver = \"127.0.0.1:{}\"\ntls = true\n",
+        server.tls_port()
+    );
+    let mut bot = Bot::start(dir.path(), &config);
+    let line = bot.wait_log(T, "cannot connect").await;
+    assert!(line.contains("certificate"), "{line}");
+}
+
+#[tokio::test]
+async fn kicked_bot_rejoins_after_its_delay_and_stdin_eof_does_not_stop_it() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    // The first one in a channel gets operator status: the op joins before the bot.
+    let mut op = IrcClient::connect(&server, "chanop").await;
+    op.join("#sig").await;
+    let dir = temp_dir("irc-kick");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(&server, "rejoin_delay = \"1s\"", ""),
+    );
+    op.wait_for(T * 2, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
+        .await;
+    // The console's input ends; with IRC running, the bot goes on.
+    bot.close_stdin();
+    bot.wait_log(T, "console input ended").await;
+    op.send("KICK #sig sigbot :testing rejoin").await;
+    bot.wait_log(T, "kicked; rejoining after a delay").await;
+    op.wait_for(T, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
+        .await;
+    op.privmsg("#sig", "!ping").await;
+    op.wait_for(T, |l| {
+        l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn nickserv_identify_is_the_fallback_and_private_replies_can_be_notices() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    server.register_account("sigbot", "botpass123").await;
+    let dir = temp_dir("irc-nickserv");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(
+            &server,
+            "nickserv_password = \"botpass123\"\nprivate_replies = \"notice\"",
+            "",
+        ),
+    );
+    bot.wait_log(T, "logged in").await;
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    alice.privmsg("sigbot", "!ping").await;
+    let reply = alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command != "JOIN")
+        .await;
+    assert_eq!(reply.command, "NOTICE");
+    assert_eq!(reply.text(), "pong");
+}

@@ -87,6 +87,8 @@ impl IrcClass {
 pub struct IrcServer {
     class: IrcClass,
     port: u16,
+    tls_port: u16,
+    tls: super::mqtt::TlsFiles,
     link_port: u16,
     inspircd: ServerProcess,
     anope: ServerProcess,
@@ -101,6 +103,7 @@ impl IrcServer {
         let anope_bin = require_program("anope", INSTALL_HINT);
         let dir = temp_dir("irc");
         let port = free_port();
+        let tls_port = free_port();
         let link_port = free_port();
         let link_password = random_token(24);
 
@@ -115,9 +118,11 @@ impl IrcServer {
             std::fs::create_dir_all(root.join(sub)).expect("create server directories");
         }
         write_file(&root.join("motd.txt"), "sigbot integration test server\n");
+        std::fs::create_dir_all(root.join("tls")).expect("create tls directory");
+        let tls = super::mqtt::TlsFiles::generate(&root.join("tls"));
         write_file(
             &root.join("inspircd/inspircd.conf"),
-            inspircd_config(root, class, port, link_port, &link_password),
+            inspircd_config(root, class, port, tls_port, &tls, link_port, &link_password),
         );
         write_file(
             &root.join("anope/conf/services.conf"),
@@ -153,6 +158,8 @@ impl IrcServer {
         let mut server = Self {
             class,
             port,
+            tls_port,
+            tls,
             link_port,
             inspircd,
             anope,
@@ -170,6 +177,17 @@ impl IrcServer {
     /// The plaintext client port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS client port (certificate from [`IrcServer::tls_files`]; client certificates are
+    /// requested, so CertFP works).
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    /// The CA, server and client certificates of the TLS listener.
+    pub fn tls_files(&self) -> &super::mqtt::TlsFiles {
+        &self.tls
     }
 
     /// `127.0.0.1:<port>`.
@@ -301,9 +319,16 @@ fn inspircd_config(
     root: &Path,
     class: IrcClass,
     port: u16,
+    tls_port: u16,
+    tls: &super::mqtt::TlsFiles,
     link_port: u16,
     link_password: &str,
 ) -> String {
+    let (cert, key, ca) = (
+        tls.server_cert.display(),
+        tls.server_key.display(),
+        tls.ca_cert.display(),
+    );
     let root = root.display();
     let connect = class.connect_block();
     format!(
@@ -314,6 +339,11 @@ fn inspircd_config(
 <pid file="{root}/inspircd/data/inspircd.pid">
 <bind address="{LOCALHOST}" port="{port}" type="clients">
 <bind address="{LOCALHOST}" port="{link_port}" type="servers">
+<bind address="{LOCALHOST}" port="{tls_port}" type="clients" sslprofile="tls">
+<module name="ssl_gnutls">
+<module name="sslinfo">
+<sslprofile name="tls" provider="gnutls" certfile="{cert}" keyfile="{key}" cafile="{ca}"
+            requestclientcert="yes" hash="sha256">
 {connect}
 <files motd="{root}/motd.txt">
 <dns timeout="1">
@@ -453,6 +483,8 @@ module {{ name = "ns_logout" }}
 command {{ service = "NickServ"; name = "LOGOUT"; command = "nickserv/logout"; }}
 module {{ name = "ns_info" }}
 command {{ service = "NickServ"; name = "INFO"; command = "nickserv/info"; }}
+module {{ name = "ns_cert"; max = 5 }}
+command {{ service = "NickServ"; name = "CERT"; command = "nickserv/cert"; }}
 module {{ name = "ns_group"; maxaliases = 16; nogroupchange = yes }}
 command {{ service = "NickServ"; name = "GROUP"; command = "nickserv/group"; }}
 
