@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod irc;
+pub mod matrix;
 
 use tokio::sync::mpsc;
 

@@ -17,7 +17,8 @@ pub use acl::Roles;
 pub use action::{Action, Priority, SendKind};
 pub use commands::{Builtin, Invocation, parse_invocation};
 pub use event::{
-    Event, IncomingMessage, LinkState, MessageKind, Principal, RoomRef, RoomRefError, Sender,
+    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Principal,
+    RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
 
 /// The settings the core needs, taken from the validated config.
@@ -72,6 +73,9 @@ impl Core {
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         match event {
             Event::Message(msg) => self.on_message(msg, now),
+            Event::RichMessage(rich) => self.on_message(rich.message, now),
+            // Nothing in the core reacts to these yet; the bridge will make them readable.
+            Event::Activity(_) => Vec::new(),
             Event::NetworkState {
                 network,
                 state,

@@ -190,7 +190,10 @@ impl Bot {
             Ok(Ok(status)) => status.code(),
             _ => {
                 let _ = child.kill().await;
-                panic!("bot did not stop within {timeout:?} after SIGTERM\n{}", self.log_tail(40));
+                panic!(
+                    "bot did not stop within {timeout:?} after SIGTERM\n{}",
+                    self.log_tail(40)
+                );
             }
         }
     }

@@ -17,8 +17,9 @@
 //! with the command that installs it; `scripts/test` installs everything.
 
 // Each test module uses a different part of the harness.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
+pub mod bot;
 pub mod irc;
 pub mod matrix;
 pub mod mqtt;
@@ -192,7 +193,11 @@ impl ServerProcess {
     /// Starts the program (again, after [`ServerProcess::kill`] or
     /// [`ServerProcess::terminate`]).
     pub fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.spec.name);
+        assert!(
+            self.child.is_none(),
+            "{} is already running",
+            self.spec.name
+        );
         let spec = &self.spec;
         let log = OpenOptions::new()
             .create(true)
