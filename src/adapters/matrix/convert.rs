@@ -36,6 +36,14 @@ pub fn envelope(ev: &Value) -> Option<Envelope<'_>> {
     })
 }
 
+/// Whether events of this type may become core events (others are not worth looking at).
+pub fn is_wanted(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "m.room.message" | "m.reaction" | "m.room.redaction"
+    )
+}
+
 /// Whether `ev` is `user_id` joining the room (not a profile change while joined).
 pub fn is_own_join(ev: &Value, user_id: &str) -> bool {
     ev["type"] == "m.room.member"

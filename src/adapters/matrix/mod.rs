@@ -37,7 +37,7 @@ use matrix_sdk::sync::SyncResponse;
 use matrix_sdk::{Client, Room, RoomState, SessionMeta, SessionTokens};
 use rand::Rng as _;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -82,15 +82,25 @@ pub fn spawn(
 ) -> NetworkHandle {
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let name = cfg.name.clone();
+    let (client_tx, client_rx) = watch::channel(None);
+    let names = Arc::new(Mutex::new(RoomNames::default()));
+    let sender = Sender {
+        client: client_rx,
+        cfg: cfg.clone(),
+        names: names.clone(),
+        shutdown: shutdown.clone(),
+    };
     let driver = Driver {
         dir: NetworkDir::new(data_dir, &cfg.name),
         cfg,
         events,
         shutdown,
         started: Instant::now(),
-        names: Arc::new(Mutex::new(RoomNames::default())),
+        names,
+        client: client_tx,
     };
-    tracker.spawn(driver.run(rx, tracker.clone()));
+    tracker.spawn(sender.run(rx));
+    tracker.spawn(driver.run());
     NetworkHandle::new(name, tx)
 }
 
@@ -123,6 +133,8 @@ struct Driver {
     shutdown: CancellationToken,
     started: Instant,
     names: Arc<Mutex<RoomNames>>,
+    /// The logged-in client, for the sender; replaced after a new login.
+    client: watch::Sender<Option<Client>>,
 }
 
 /// Why a session with the homeserver ended.
@@ -155,9 +167,8 @@ impl Driver {
     }
 
     #[tracing::instrument(skip_all, fields(network = %self.cfg.name))]
-    async fn run(self, outgoing: mpsc::Receiver<Outgoing>, tracker: TaskTracker) {
+    async fn run(self) {
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-        let mut outgoing = Some(outgoing);
         loop {
             if self.shutdown.is_cancelled() {
                 break;
@@ -174,15 +185,7 @@ impl Driver {
                 }
             };
             backoff.reset();
-            if let Some(rx) = outgoing.take() {
-                let sender = Sender {
-                    client: client.clone(),
-                    cfg: self.cfg.clone(),
-                    names: self.names.clone(),
-                    shutdown: self.shutdown.clone(),
-                };
-                tracker.spawn(sender.run(rx));
-            }
+            self.client.send_replace(Some(client.clone()));
             match self.sync_loop(&client).await {
                 Ok(SyncEnd::Shutdown) => break,
                 Ok(SyncEnd::LoggedOut) => {
@@ -419,7 +422,7 @@ impl Driver {
             return Ok(handled);
         };
         let catch_up = TimeDelta::from_std(self.cfg.catch_up).unwrap_or_default();
-        let cutoff = (now - catch_up).max(*first_sync);
+        let cutoff = now - catch_up;
         let mut skipped_old = 0usize;
         for (room_id, update) in &response.rooms.joined {
             let Some(room) = client.get_room(room_id) else {
@@ -430,7 +433,9 @@ impl Driver {
             if update.timeline.limited
                 && let Some(prev) = &update.timeline.prev_batch
             {
-                backfill = self.backfill(&room, prev, own, cutoff, state).await;
+                // Never page back to before the first start.
+                let floor = cutoff.max(*first_sync);
+                backfill = self.backfill(&room, prev, own, floor, state).await;
                 events = backfill.iter().chain(events).collect();
             }
             let values: Vec<Value> = events
@@ -466,6 +471,9 @@ impl Driver {
                     tracing::warn!(room = %room_ref, event_id = env.event_id, "cannot decrypt this event");
                     continue;
                 }
+                if !convert::is_wanted(env.event_type) {
+                    continue;
+                }
                 let id = env.event_id.to_owned();
                 if handled.contains(&id)
                     || blocking({
@@ -478,11 +486,12 @@ impl Driver {
                     continue;
                 }
                 let nick = display_name(&room, env.sender).await;
-                if let Some(event) = convert::to_core_event(value, &room_ref, &nick) {
-                    tracing::debug!(room = %room_ref, event_id = %id, "to the core");
-                    if self.events.send(event).await.is_err() {
-                        break;
-                    }
+                let Some(event) = convert::to_core_event(value, &room_ref, &nick) else {
+                    continue;
+                };
+                tracing::debug!(room = %room_ref, event_id = %id, "to the core");
+                if self.events.send(event).await.is_err() {
+                    break;
                 }
                 handled.push(id);
             }
@@ -618,7 +627,7 @@ async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), Matri
 
 /// Sends the core's messages, in order.
 struct Sender {
-    client: Client,
+    client: watch::Receiver<Option<Client>>,
     cfg: MatrixConfig,
     names: Arc<Mutex<RoomNames>>,
     shutdown: CancellationToken,
@@ -634,13 +643,13 @@ impl Sender {
         }
     }
 
-    async fn room(&self, name: &str) -> Option<Room> {
+    async fn room(&self, client: &Client, name: &str) -> Option<Room> {
         let known = self.names.lock().unwrap().by_name.get(name).cloned();
         let id = match known {
             Some(id) => id,
             None => match (RoomId::parse(name), RoomAliasId::parse(name)) {
                 (Ok(id), _) => id,
-                (_, Ok(alias)) => match self.client.resolve_room_alias(&alias).await {
+                (_, Ok(alias)) => match client.resolve_room_alias(&alias).await {
                     Ok(r) => r.room_id,
                     Err(e) => {
                         tracing::warn!(room = %name, error = %e, "cannot resolve the alias");
@@ -650,13 +659,21 @@ impl Sender {
                 _ => return None,
             },
         };
-        self.client
+        client
             .get_room(&id)
             .filter(|r| r.state() == RoomState::Joined)
     }
 
     async fn send(&self, out: Outgoing) {
-        let Some(room) = self.room(&out.room).await else {
+        // Waits for the first login; fails once the driver has stopped.
+        let client = match self.client.clone().wait_for(Option::is_some).await {
+            Ok(c) => c.clone().expect("checked by wait_for"),
+            Err(_) => {
+                tracing::warn!(room = %out.room, "never logged in; message dropped");
+                return;
+            }
+        };
+        let Some(room) = self.room(&client, &out.room).await else {
             tracing::warn!(room = %out.room, "not in this room; message dropped");
             return;
         };
