@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::{NetworkHandle, Outgoing, console};
+use crate::config::MeetingRooms;
 use crate::config::{Config, NetworkKind};
-use crate::core::{Action, Core, CoreSettings, Event, LinkState, Roles};
+use crate::core::{
+    Action, Core, CoreSettings, Event, LinkState, MeetingScope, MeetingSettings, Roles,
+};
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 
@@ -126,11 +129,12 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
                 addr: w.listen,
                 source,
             })?;
-        tracker.spawn(web::serve(
-            listener,
-            web::router(health.clone(), started),
-            shutdown.clone(),
-        ));
+        let app = if cfg.meetings == MeetingRooms::None {
+            web::router(health.clone(), started)
+        } else {
+            web::router_with_meetings(health.clone(), started, store.clone())
+        };
+        tracker.spawn(web::serve(listener, app, shutdown.clone()));
     }
 
     // A periodic tick for time-based work, and to refresh queue lengths.
@@ -152,7 +156,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     }
     drop(events_tx);
 
-    let core = Core::new(
+    let mut core = Core::new(
         CoreSettings {
             nick: cfg.bot.nick.clone(),
             prefix: cfg.bot.prefix.clone(),
@@ -162,11 +166,30 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         },
         started,
     );
+    let meetings = MeetingsIo {
+        store: store.clone(),
+        dir: cfg.bot.data_dir.join("meetings"),
+    };
+    let first_actions = match meeting_settings(&cfg) {
+        Some(settings) => {
+            let journals = store.unfinished_meetings()?;
+            if !journals.is_empty() {
+                tracing::info!(
+                    meetings = journals.len(),
+                    "resuming meetings from the journal"
+                );
+            }
+            core.enable_meetings(settings, journals, Utc::now())
+        }
+        None => Vec::new(),
+    };
     tracker.spawn(core_task(
         core,
         events_rx,
         handles,
         health,
+        meetings,
+        first_actions,
         shutdown.clone(),
     ));
     tracing::info!(networks = networks.len(), "sigbot started");
@@ -186,8 +209,15 @@ async fn core_task(
     mut events: mpsc::Receiver<Event>,
     handles: BTreeMap<String, NetworkHandle>,
     health: Health,
+    meetings: MeetingsIo,
+    first_actions: Vec<Action>,
     shutdown: CancellationToken,
 ) {
+    let io = Io {
+        handles: &handles,
+        meetings: &meetings,
+    };
+    execute(first_actions, &io).await;
     loop {
         let event = tokio::select! {
             biased;
@@ -197,20 +227,47 @@ async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &io, &health).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &io, &health).await;
     }
 }
 
-async fn dispatch(
-    core: &mut Core,
-    event: Event,
-    handles: &BTreeMap<String, NetworkHandle>,
-    health: &Health,
-) {
+/// Where meetings are journaled and their files written.
+struct MeetingsIo {
+    store: Store,
+    /// `data_dir/meetings`
+    dir: std::path::PathBuf,
+}
+
+/// What the core task carries actions out with.
+struct Io<'a> {
+    handles: &'a BTreeMap<String, NetworkHandle>,
+    meetings: &'a MeetingsIo,
+}
+
+fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
+    let scope = match &cfg.meetings {
+        MeetingRooms::None => return None,
+        MeetingRooms::All => MeetingScope::All,
+        MeetingRooms::Some(rooms) => MeetingScope::Rooms(rooms.clone()),
+    };
+    Some(MeetingSettings {
+        scope,
+        public_url: cfg
+            .web
+            .as_ref()
+            .map(|w| w.public_url.clone())
+            .unwrap_or_default(),
+        bot_nick: cfg.bot.nick.clone(),
+        prefix: cfg.bot.prefix.clone(),
+    })
+}
+
+async fn dispatch(core: &mut Core, event: Event, io: &Io<'_>, health: &Health) {
+    let handles = io.handles;
     let event = match event {
         Event::NetworkState {
             network,
@@ -245,7 +302,12 @@ async fn dispatch(
         }
         other => other,
     };
-    for action in core.handle(event, Utc::now()) {
+    let actions = core.handle(event, Utc::now());
+    execute(actions, io).await;
+}
+
+async fn execute(actions: Vec<Action>, io: &Io<'_>) {
+    for action in actions {
         match action {
             Action::Send {
                 room,
@@ -254,7 +316,7 @@ async fn dispatch(
                 kind,
                 priority,
             } => {
-                let Some(h) = handles.get(&room.network) else {
+                let Some(h) = io.handles.get(&room.network) else {
                     tracing::warn!(%room, "no running network for this room; message dropped");
                     continue;
                 };
@@ -269,6 +331,50 @@ async fn dispatch(
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
                 }
             }
+            Action::MeetingJournal { key, line } => {
+                // Committed before the next event is handled: a crash loses no line.
+                if let Err(e) = io.meetings.store.journal_meeting_line(&key, &line) {
+                    tracing::error!(room = %key.room, error = %e, "meeting line not journaled");
+                }
+            }
+            Action::MeetingFiles {
+                meeting,
+                finished,
+                stale_base,
+            } => {
+                let store = io.meetings.store.clone();
+                let dir = io.meetings.dir.clone();
+                let room = meeting.room.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    write_meeting_files(&store, &dir, &meeting, finished, stale_base.as_deref())
+                })
+                .await;
+                match done {
+                    Ok(Ok(())) => tracing::info!(%room, finished, "meeting files written"),
+                    Ok(Err(e)) => tracing::error!(%room, error = %e, "meeting files not written"),
+                    Err(e) => tracing::error!(%room, error = %e, "meeting file writer failed"),
+                }
+            }
         }
     }
+}
+
+/// Writes a meeting's files, then records them (and, when it is finished, closes its journal
+/// and indexes it): in that order, so that a crash in between only writes them again.
+fn write_meeting_files(
+    store: &Store,
+    dir: &std::path::Path,
+    m: &crate::core::Meeting,
+    finished: bool,
+    stale_base: Option<&str>,
+) -> Result<(), String> {
+    let written = crate::minutes::write_files(dir, m, stale_base).map_err(|e| e.to_string())?;
+    let files_dir = written
+        .first()
+        .and_then(|p| p.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| dir.to_path_buf());
+    store
+        .record_meeting_files(m, &files_dir, finished)
+        .map_err(|e| e.to_string())
 }

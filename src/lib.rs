@@ -15,6 +15,7 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod core;
+pub mod minutes;
 pub mod store;
 pub mod web;
 

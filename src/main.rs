@@ -29,6 +29,31 @@ enum Command {
     CheckConfig,
     /// Print the version.
     Version,
+    /// Meeting archives: render minutes from a raw log, or index an archive for the web site.
+    Meetings {
+        #[command(subcommand)]
+        command: MeetingsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MeetingsCommand {
+    /// Write all six formats from a raw MeetBot-format log (`HH:MM:SS <nick> text`).
+    Render {
+        /// The raw log (`<name>.<YYYY-MM-DD-HH.MM>.log.txt`; the date is read from the name).
+        log: PathBuf,
+        /// The directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// The room the meeting was held in (for the page title), e.g. "#fedora-meeting".
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Index an existing MeetBot archive tree (its `*.log.txt` files) for browsing and search.
+    Import {
+        /// The archive's top directory (`<room>/<YYYY-MM-DD>/<name>.<stamp>.log.txt`).
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +70,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Meetings { command } => match meetings(&cli.config, command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sigbot: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -66,6 +98,25 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Result<()> {
+    use sigbot::minutes::archive;
+    match command {
+        MeetingsCommand::Render { log, out, room } => {
+            let written = archive::render_log_file(&log, &out, room.as_deref())?;
+            for p in written {
+                println!("{}", p.display());
+            }
+        }
+        MeetingsCommand::Import { dir } => {
+            let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = sigbot::store::Store::open(&cfg.bot.data_dir)?;
+            let n = archive::import_archive(&store, &dir)?;
+            println!("indexed {n} meeting(s) from {}", dir.display());
+        }
+    }
+    Ok(())
 }
 
 fn run(cfg: Config) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::event::RoomRef;
+use super::meeting::{JournalLine, Meeting, MeetingKey};
 
 /// How a message the bot sends should look on networks that distinguish them. The bot's
 /// own replies are notices on Matrix (`m.notice`) so that other bots do not answer them.
@@ -33,6 +34,16 @@ pub enum Action {
         html: Option<String>,
         kind: SendKind,
         priority: Priority,
+    },
+    /// Journal one line of a running meeting. It must be committed before the next event is
+    /// handled: that is what lets a meeting survive a crash.
+    MeetingJournal { key: MeetingKey, line: JournalLine },
+    /// Write a meeting's files (`#save`, `#endmeeting`); `finished` also closes its journal
+    /// and indexes it for search. `stale_base` names files of an earlier save to remove.
+    MeetingFiles {
+        meeting: Box<Meeting>,
+        finished: bool,
+        stale_base: Option<String>,
     },
 }
 

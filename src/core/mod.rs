@@ -8,6 +8,7 @@ pub mod acl;
 pub mod action;
 pub mod commands;
 pub mod event;
+pub mod meeting;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ pub use event::{
     Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Principal,
     RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
+pub use meeting::{JournalLine, Meeting, MeetingKey, MeetingScope, MeetingSettings, Meetings};
 
 /// The settings the core needs, taken from the validated config.
 #[derive(Debug, Clone)]
@@ -42,6 +44,7 @@ pub struct Core {
     settings: CoreSettings,
     started: DateTime<Utc>,
     networks: BTreeMap<String, NetworkStatus>,
+    meetings: Meetings,
 }
 
 impl Core {
@@ -63,7 +66,24 @@ impl Core {
             settings,
             started,
             networks,
+            meetings: Meetings::default(),
         }
+    }
+
+    /// Turns meetings on (DESIGN §7), taking back those that `journals` show unfinished;
+    /// returns what resuming them needs done (notices, files of meetings that had ended).
+    pub fn enable_meetings(
+        &mut self,
+        settings: MeetingSettings,
+        journals: Vec<(MeetingKey, Vec<JournalLine>)>,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        self.meetings = Meetings::new(Some(settings));
+        self.meetings.resume(journals, now)
+    }
+
+    pub fn meetings(&self) -> &Meetings {
+        &self.meetings
     }
 
     pub fn settings(&self) -> &CoreSettings {
@@ -71,6 +91,12 @@ impl Core {
     }
 
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
+        let actions = self.handle_event(event, now);
+        // Whatever the bot says in a room that holds a meeting belongs to its log.
+        self.meetings.log_outgoing(actions, now)
+    }
+
+    fn handle_event(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         match event {
             Event::Message(msg) => self.on_message(msg, now),
             Event::RichMessage(rich) => self.on_message(rich.message, now),
@@ -94,6 +120,16 @@ impl Core {
             // Notices are never answered: that is how bots avoid talking to each other.
             return Vec::new();
         }
+        // Meetings see every line first: they log it, and a meeting command is theirs alone.
+        let (mut actions, meeting_command) = self.meetings.on_message(&msg, now);
+        if meeting_command {
+            return actions;
+        }
+        actions.extend(self.on_command(msg, now));
+        actions
+    }
+
+    fn on_command(&mut self, msg: IncomingMessage, now: DateTime<Utc>) -> Vec<Action> {
         let Some(inv) = parse_invocation(&msg.text, &self.settings.prefix, &self.settings.nick)
         else {
             return Vec::new();
@@ -279,8 +315,9 @@ mod tests {
     fn texts(actions: &[Action]) -> Vec<String> {
         actions
             .iter()
-            .map(|a| match a {
-                Action::Send { text, .. } => text.clone(),
+            .filter_map(|a| match a {
+                Action::Send { text, .. } => Some(text.clone()),
+                _ => None,
             })
             .collect()
     }

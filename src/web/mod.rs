@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::LinkState;
 
+pub mod meetings;
+
 /// One network's health, as `/healthz` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct NetworkHealth {
@@ -69,6 +71,20 @@ struct HealthBody {
 pub fn router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router {
     Router::new()
         .route("/", get(index))
+        .merge(base_router(health, started))
+}
+
+/// The site with the meetings pages (`/` lists rooms and meetings).
+pub fn router_with_meetings(
+    health: Health,
+    started: chrono::DateTime<chrono::Utc>,
+    store: crate::store::Store,
+) -> Router {
+    meetings::routes(store).merge(base_router(health, started))
+}
+
+fn base_router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .with_state(AppState { health, started })
 }

@@ -36,13 +36,21 @@ channels = ["#sig"]
     )
 }
 
+/// Whether a NAMES reply lists `nick` (with or without prefixes and `!user@host`).
+fn names_has(l: &crate::support::IrcLine, nick: &str) -> bool {
+    l.command == "353"
+        && l.text().split(' ').any(|n| {
+            let n = n.trim_start_matches(['@', '+']);
+            n.split('!').next() == Some(nick)
+        })
+}
+
 /// Joins `#sig` and waits until the bot is there too (its JOIN, or its name in NAMES).
 async fn join_and_wait_for_bot(client: &mut IrcClient) {
     client.send("JOIN #sig").await;
     client
         .wait_for(T * 2, |l| {
-            (l.command == "JOIN" && l.nick() == Some("sigbot"))
-                || (l.command == "353" && l.text().split(' ').any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
+            (l.command == "JOIN" && l.nick() == Some("sigbot")) || names_has(l, "sigbot")
         })
         .await;
 }
@@ -54,22 +62,31 @@ async fn bot_logs_in_with_sasl_and_answers_in_channel_and_in_private() {
     let dir = temp_dir("irc-basic");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(&server, r#"sasl = { user = "sigbot", password = "botpass123" }"#, ""),
+        &bot_config(
+            &server,
+            r#"sasl = { user = "sigbot", password = "botpass123" }"#,
+            "",
+        ),
     );
     bot.wait_log(T, "logged in").await;
 
-    let mut alice = IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
+    let mut alice =
+        IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
     join_and_wait_for_bot(&mut alice).await;
 
     alice.privmsg("#sig", "!ping").await;
     alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
+        })
         .await;
 
     // Addressed by nick, in private.
     alice.privmsg("sigbot", "sigbot: ping").await;
     alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("alice", "pong"))
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("alice", "pong")
+        })
         .await;
 
     // The bot set its bot mode where the server has one (ISUPPORT BOT=).
@@ -99,9 +116,12 @@ async fn roles_follow_accounts_not_nicks() {
     bot.wait_log(T, "registered").await;
 
     // Someone takes alice's nick without her account: refused.
-    let mut impostor = IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
+    let mut impostor =
+        IrcClient::connect_with(server.addr(), IrcConnectOptions::new("alice").all_caps()).await;
     join_and_wait_for_bot(&mut impostor).await;
-    impostor.privmsg("#sig", "!say testnet/#sig I am alice").await;
+    impostor
+        .privmsg("#sig", "!say testnet/#sig I am alice")
+        .await;
     let refusal = impostor
         .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
         .await;
@@ -111,20 +131,29 @@ async fn roles_follow_accounts_not_nicks() {
     // The real alice, logged in with SASL: allowed.
     let mut alice = IrcClient::connect_with(
         server.addr(),
-        IrcConnectOptions::new("alice").all_caps().sasl("alice", "alicepass1"),
+        IrcConnectOptions::new("alice")
+            .all_caps()
+            .sasl("alice", "alicepass1"),
     )
     .await;
     assert_eq!(alice.account(), Some("alice"));
     join_and_wait_for_bot(&mut alice).await;
-    alice.privmsg("#sig", "!say testnet/#sig the real alice").await;
     alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "the real alice"))
+        .privmsg("#sig", "!say testnet/#sig the real alice")
+        .await;
+    alice
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "the real alice")
+        })
         .await;
     alice.privmsg("#sig", "!whoami").await;
     let line = alice
         .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
         .await;
-    assert_eq!(line.text(), "alice: you are testnet:alice, with roles: admin");
+    assert_eq!(
+        line.text(),
+        "alice: you are testnet:alice, with roles: admin"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +184,9 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     for i in 1..=5 {
         let want = format!("queued {i}");
         watcher
-            .wait_for(T * 4, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+            .wait_for(T * 4, |l| {
+                l.nick() == Some("sigbot") && l.command == "PRIVMSG"
+            })
             .await
             .text()
             .eq(&want)
@@ -165,7 +196,9 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     // And it answers commands again.
     watcher.privmsg("#sig", "!ping").await;
     watcher
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
+        })
         .await;
 }
 
@@ -183,13 +216,14 @@ async fn bot_takes_an_alternative_nick_and_regains_its_own() {
     watcher.send("JOIN #sig").await;
     watcher
         .wait_for(T * 2, |l| {
-            l.command == "353" && l.text().split(' ').any(|n| n.trim_start_matches('@') == "sigbot_alt")
-                || (l.command == "JOIN" && l.nick() == Some("sigbot_alt"))
+            names_has(l, "sigbot_alt") || (l.command == "JOIN" && l.nick() == Some("sigbot_alt"))
         })
         .await;
     squatter.quit().await;
     watcher
-        .wait_for(T * 2, |l| l.command == "NICK" && l.nick() == Some("sigbot_alt") && l.text() == "sigbot")
+        .wait_for(T * 2, |l| {
+            l.command == "NICK" && l.nick() == Some("sigbot_alt") && l.text() == "sigbot"
+        })
         .await;
 }
 
@@ -199,12 +233,22 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
 
     // The control: a client that writes 300 lines at once is cut off for excess flood.
     let mut flooder = IrcClient::connect(&server, "flooder").await;
-    let burst: String = (0..300).map(|i| format!("PRIVMSG #nowhere :flood {i}\r\n")).collect();
-    let _ = flooder.try_send(burst.trim_end()).await;
+    flooder.join("#flood").await;
+    for i in 0..300 {
+        if flooder
+            .try_send(&format!("PRIVMSG #flood :flood {i}"))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
     let error = flooder.wait_for_disconnect(T).await;
     assert!(
-        error.is_some_and(|e| e.text().contains("Excess Flood")),
-        "the control client must be disconnected for excess flood"
+        error
+            .as_ref()
+            .is_some_and(|e| e.text().contains("Excess Flood")),
+        "the control client must be disconnected for excess flood: {error:?}"
     );
 
     let dir = temp_dir("irc-flood");
@@ -227,15 +271,22 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
     }
     for i in 0..300 {
         let line = watcher
-            .wait_for(T * 2, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+            .wait_for(T * 2, |l| {
+                l.nick() == Some("sigbot") && l.command == "PRIVMSG"
+            })
             .await;
         assert_eq!(line.text(), format!("line {i}"));
     }
     // Still connected: it answers.
     watcher.privmsg("#sig", "!ping").await;
     watcher
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong"))
+        .wait_for(T, |l| {
+            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
+        })
         .await;
     let log = bot.log().join("\n");
-    assert!(!log.contains("connection lost"), "the bot must never be disconnected:\n{log}");
+    assert!(
+        !log.contains("connection lost"),
+        "the bot must never be disconnected:\n{log}"
+    );
 }

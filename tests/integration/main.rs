@@ -3,9 +3,14 @@
 //!
 //! Layout:
 //! - `support/`: the harness (servers, raw protocol clients, waiting helpers);
+//! - `selftest.rs`: proves the harness itself works, real messages included;
 //! - one module per feature under test, beside this file.
 //!
 //! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
 
+mod console;
+mod irc;
 mod matrix;
+mod meetings;
+mod selftest;
 mod support;

@@ -40,7 +40,7 @@ pub enum IrcClass {
     /// for tests that push many lines quickly.
     Unlimited,
     /// Like a public network (Libera): no fakelag, but a client that sends more than
-    /// [`IrcClass::PUBLIC_BURST`] commands at once, or more than one command a second for long,
+    /// [`IrcClass::PUBLIC_BURST`] commands at once, or more than [`IrcClass::PUBLIC_RATE`] a second for long,
     /// is disconnected with `ERROR :Closing link: ... [Excess Flood]`.
     PublicNetwork,
 }
@@ -48,6 +48,8 @@ pub enum IrcClass {
 impl IrcClass {
     /// How many commands in a row a [`IrcClass::PublicNetwork`] client may send at once.
     pub const PUBLIC_BURST: u32 = 20;
+    /// Commands a second a [`IrcClass::PublicNetwork`] client may keep sending after its burst.
+    pub const PUBLIC_RATE: f64 = 10.0;
 
     /// The InspIRCd `<connect>` block of this class.
     fn connect_block(self) -> String {
@@ -61,7 +63,13 @@ impl IrcClass {
                 10_485_760,
                 104_857_600,
             ),
-            Self::PublicNetwork => (Self::PUBLIC_BURST, 1_000, 8_192, 8_192, 1_048_576),
+            Self::PublicNetwork => (
+                Self::PUBLIC_BURST,
+                (Self::PUBLIC_RATE * 1000.0) as u32,
+                8_192,
+                8_192,
+                1_048_576,
+            ),
         };
         format!(
             r#"<connect name="{self:?}" allow="*" maxchans="100" timeout="30" pingfreq="120"
@@ -267,7 +275,7 @@ impl IrcServer {
             })
             .await;
         assert_eq!(
-            notice.text(),
+            strip_formatting(notice.text()),
             format!("Nickname {account} registered."),
             "NickServ did not register {account}"
         );
@@ -329,7 +337,7 @@ fn inspircd_config(
 <module name="sasl">
 <sasl target="{SERVICES_NAME}" requiressl="no">
 
-<!-- Anope's link, and what its inspircd3 protocol module requires. -->
+# Anope's link, and what its inspircd3 protocol module requires.
 <module name="spanningtree">
 <module name="hidechans">
 <module name="svshold">
@@ -557,6 +565,39 @@ impl IrcLine {
                 .is_some_and(|t| t.eq_ignore_ascii_case(target))
             && self.text() == text
     }
+}
+
+/// `text` without mIRC formatting codes (bold, colours, italics, underline, reverse, reset...).
+pub fn strip_formatting(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x02' | '\x0f' | '\x11' | '\x16' | '\x1d' | '\x1e' | '\x1f' => {}
+            // Colour: \x03 then up to two digits, optionally a comma and up to two digits.
+            '\x03' => {
+                if skip_two_digits(&mut chars) > 0 && chars.peek() == Some(&',') {
+                    let mut ahead = chars.clone();
+                    ahead.next();
+                    if ahead.peek().is_some_and(char::is_ascii_digit) {
+                        chars.next();
+                        skip_two_digits(&mut chars);
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_two_digits(chars: &mut std::iter::Peekable<std::str::Chars>) -> usize {
+    let mut skipped = 0;
+    while skipped < 2 && chars.peek().is_some_and(char::is_ascii_digit) {
+        chars.next();
+        skipped += 1;
+    }
+    skipped
 }
 
 fn unescape_tag(value: &str) -> String {

@@ -13,8 +13,8 @@ use hmac::Mac as _;
 use serde_json::{Value, json};
 
 use super::{
-    EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
-    free_port, random_token, repo_root, temp_dir, wait_until, write_file,
+    EXCHANGE_TIMEOUT, LOCALHOST, POLL_INTERVAL, ProcessSpec, Recent, SERVER_START_TIMEOUT,
+    ServerProcess, free_port, random_token, repo_root, temp_dir, wait_until, write_file,
 };
 
 /// The version `scripts/test` installs into `.cache/synapse-venv`.
@@ -522,7 +522,8 @@ impl MatrixClient {
         }
     }
 
-    /// One `/sync` long poll of at most `wait` (capped at 5 s); queues what it brings.
+    /// One `/sync` long poll of at most `wait` (capped at 5 s); queues what it brings. A
+    /// homeserver that cannot be reached counts as an empty sync.
     async fn sync(&mut self, wait: Duration) {
         let wait = wait.min(Duration::from_secs(5));
         let filter = json!({
@@ -541,17 +542,24 @@ impl MatrixClient {
         if let Some(since) = &self.since {
             query.push_str(&format!("&since={}", encode(since)));
         }
-        let reply = expect_ok(
-            self.request(
+        let response = self
+            .request(
                 reqwest::Method::GET,
                 &format!("/_matrix/client/v3/sync?{query}"),
             )
             .timeout(wait + EXCHANGE_TIMEOUT)
             .send()
-            .await,
-            "sync",
-        )
-        .await;
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            // The homeserver may be restarting (a fault test): the caller's deadline decides.
+            Err(e) => {
+                self.recent.push(&format!("(sync failed: {e})"));
+                tokio::time::sleep(POLL_INTERVAL).await;
+                return;
+            }
+        };
+        let reply = expect_ok(Ok(response), "sync").await;
         self.since = reply["next_batch"].as_str().map(str::to_owned);
         if let Some(joined) = reply["rooms"]["join"].as_object() {
             for (room_id, room) in joined {

@@ -23,8 +23,9 @@ const INSTALL_HINT: &str =
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MosquittoOptions {
     /// Keep retained messages, subscriptions and queued messages of persistent sessions across
-    /// [`MosquittoServer::restart`]. They are saved after every change, so that they survive
-    /// [`MosquittoServer::stop`] (a `SIGKILL`).
+    /// restarts. mosquitto saves them after every change, at its next turn of its event loop,
+    /// so what a `SIGKILL` ([`MosquittoServer::stop`]) loses is at most the last moment's
+    /// changes; [`MosquittoServer::shutdown`] loses nothing.
     pub persistence: bool,
 }
 
@@ -253,6 +254,17 @@ impl MosquittoServer {
     /// Kills mosquitto with `SIGKILL`.
     pub fn stop(&mut self) {
         self.process.kill();
+    }
+
+    /// Stops mosquitto gracefully (`SIGTERM`): it saves its persistent state first.
+    pub async fn shutdown(&mut self) {
+        self.process.terminate(EXCHANGE_TIMEOUT).await;
+    }
+
+    /// Where mosquitto saves its state when [`MosquittoOptions::persistence`] is on; the file
+    /// appears at the first save.
+    pub fn persistence_file(&self) -> PathBuf {
+        self.dir.path().join("data/mosquitto.db")
     }
 
     /// Starts mosquitto again on the same ports (killing it first if it runs) and waits until

@@ -1,0 +1,458 @@
+use super::*;
+use crate::core::{Core, CoreSettings, Event, Principal, Roles, Sender};
+use chrono::{TimeDelta, TimeZone};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 15, 0, 0).unwrap()
+}
+
+fn room() -> RoomRef {
+    RoomRef::new("libera", "#centos-meeting")
+}
+
+fn meeting() -> Meeting {
+    let mut m = Meeting::new(room(), "alice", t0(), "!");
+    m.add_line("alice", "#startmeeting SIG Weekly", t0(), false);
+    m
+}
+
+fn settings() -> MeetingSettings {
+    MeetingSettings {
+        scope: MeetingScope::Rooms(vec![room()]),
+        public_url: "https://meetbot.example.org".into(),
+        bot_nick: "sigbot".into(),
+        prefix: "!".into(),
+    }
+}
+
+fn core() -> Core {
+    let mut c = Core::new(
+        CoreSettings {
+            nick: "sigbot".into(),
+            prefix: "!".into(),
+            roles: Roles::new([]),
+            networks: vec!["libera".into()],
+            version: "1.0".into(),
+        },
+        t0(),
+    );
+    assert!(c.enable_meetings(settings(), vec![], t0()).is_empty());
+    c
+}
+
+fn say(c: &mut Core, nick: &str, text: &str, secs: i64) -> Vec<Action> {
+    c.handle(
+        Event::Message(IncomingMessage {
+            room: room(),
+            sender: Sender {
+                nick: nick.into(),
+                principal: Some(Principal::new("libera", nick)),
+            },
+            kind: MessageKind::Text,
+            text: text.into(),
+            id: None,
+            sent_at: None,
+        }),
+        t0() + TimeDelta::seconds(secs),
+    )
+}
+
+fn sent(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn journaled(actions: &[Action]) -> Vec<JournalLine> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MeetingJournal { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn commands_are_found_with_hash_or_prefix_and_unknown_words_are_text() {
+    assert_eq!(
+        parse_meeting_command("#topic  Roll call ", "!"),
+        Some((MeetingCommand::Topic, "Roll call"))
+    );
+    assert_eq!(
+        parse_meeting_command("!TOPIC x", "!"),
+        Some((MeetingCommand::Topic, "x"))
+    );
+    assert_eq!(
+        parse_meeting_command("#agree ok", "!"),
+        Some((MeetingCommand::Agreed, "ok"))
+    );
+    assert_eq!(parse_meeting_command("#item blah", "!"), None);
+    assert_eq!(parse_meeting_command("#unchar x", "!"), None);
+    assert_eq!(parse_meeting_command("#topic: x", "!"), None);
+    assert_eq!(parse_meeting_command("proposed #agreed x", "!"), None);
+    // The bot's own help keeps working with the prefix; MeetBot's is #help or !halp.
+    assert_eq!(parse_meeting_command("!help", "!"), None);
+    assert_eq!(
+        parse_meeting_command("#help me", "!"),
+        Some((MeetingCommand::Help, "me"))
+    );
+    assert_eq!(
+        parse_meeting_command("!halp me", "!"),
+        Some((MeetingCommand::Help, "me"))
+    );
+    for c in MeetingCommand::ALL {
+        for n in c.names() {
+            assert_eq!(MeetingCommand::lookup(n), Some(c));
+        }
+    }
+}
+
+#[test]
+fn start_sets_owner_title_and_name() {
+    let m = meeting();
+    assert_eq!(m.owner, "alice");
+    assert_eq!(m.title.as_deref(), Some("SIG Weekly"));
+    assert_eq!(m.name.as_deref(), Some("sig_weekly"));
+    assert_eq!(
+        m.base_path(),
+        "centos-meeting/2026-11-26/sig_weekly.2026-11-26-15.00"
+    );
+    assert_eq!(m.page_title(), "#centos-meeting: SIG Weekly");
+}
+
+#[test]
+fn chair_only_commands_are_refused_to_others_with_a_short_reply() {
+    let mut m = meeting();
+    let out = m.add_line("bob", "#topic Hijack", t0(), false);
+    assert_eq!(
+        out.replies,
+        ["bob: only the chairs can use #topic (chairs: alice)"]
+    );
+    assert!(m.items.is_empty());
+    // Anyone may add info, ideas, actions, links.
+    m.add_line("bob", "#info fine", t0(), false);
+    assert_eq!(m.items.len(), 1);
+    let out = m.add_line("alice", "#chair bob, carol", t0(), false);
+    assert_eq!(out.replies, ["Current chairs: alice bob carol"]);
+    m.add_line("bob", "#topic Now allowed", t0(), false);
+    assert_eq!(m.current_topic.as_deref(), Some("Now allowed"));
+    let out = m.add_line("bob", "#unchair alice carol", t0(), false);
+    // The owner cannot be unchaired.
+    assert_eq!(out.replies, ["Current chairs: alice bob"]);
+    let out = m.add_line("carol", "#endmeeting", t0(), false);
+    assert!(out.replies[0].starts_with("carol: only the chairs"));
+    assert!(m.ended.is_none());
+}
+
+#[test]
+fn undo_removes_the_last_item_and_says_which() {
+    let mut m = meeting();
+    let t = t0() + TimeDelta::seconds(37);
+    m.add_line("alice", "#action bob to edit #175", t, false);
+    let out = m.add_line("alice", "#undo", t, false);
+    assert_eq!(
+        out.replies,
+        ["Removing item from minutes: ACTION by alice at 15:00:37 : bob to edit #175"]
+    );
+    assert!(m.items.is_empty());
+    let out = m.add_line("alice", "#undo", t, false);
+    assert_eq!(out.replies, ["alice: there is nothing to undo"]);
+}
+
+#[test]
+fn actions_are_listed_by_person_as_whole_words_case_insensitively() {
+    let mut m = meeting();
+    m.add_line("Bob", "hi", t0(), false);
+    m.add_line("alice", "#nick carol dave", t0(), false);
+    m.add_line(
+        "alice",
+        "#action BOB and Carol review the docs",
+        t0(),
+        false,
+    );
+    m.add_line("alice", "#action bobby writes tests", t0(), false);
+    m.add_line("alice", "#action someone fixes CI", t0(), false);
+    let (by, un) = m.actions_by_person();
+    let by: Vec<(String, Vec<&str>)> = by
+        .into_iter()
+        .map(|(n, items)| (n, items.iter().map(|i| i.text.as_str()).collect()))
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("Bob".to_owned(), vec!["BOB and Carol review the docs"]),
+            ("carol".to_owned(), vec!["BOB and Carol review the docs"]),
+        ]
+    );
+    let un: Vec<&str> = un.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(un, ["bobby writes tests", "someone fixes CI"]);
+}
+
+#[test]
+fn a_line_beginning_with_a_url_is_a_link_and_a_line_with_one_later_is_not() {
+    let mut m = meeting();
+    m.add_line("bob", "https://pagure.io/x see this", t0(), false);
+    m.add_line("bob", "see https://pagure.io/y", t0(), false);
+    assert_eq!(m.items.len(), 1);
+    assert_eq!(m.items[0].kind, ItemKind::Link);
+    assert_eq!(m.items[0].text, "https://pagure.io/x see this");
+    assert_eq!(m.items[0].line, 2);
+}
+
+#[test]
+fn attendees_count_lines_and_nick_adds_people_who_said_nothing() {
+    let mut m = meeting();
+    m.add_line("bob", "hello", t0(), false);
+    m.add_line("bob", "waves", t0(), true);
+    m.add_line("alice", "#nick dave", t0(), false);
+    let a: Vec<(String, usize)> = m
+        .attendees()
+        .into_iter()
+        .map(|a| (a.nick, a.lines))
+        .collect();
+    assert_eq!(
+        a,
+        vec![("alice".into(), 2), ("bob".into(), 2), ("dave".into(), 0)]
+    );
+}
+
+#[test]
+fn commands_without_argument_get_a_usage_line_and_add_nothing() {
+    let mut m = meeting();
+    for (line, usage) in [
+        ("#info", "usage: #info <text>"),
+        ("#topic   ", "usage: #topic <topic>"),
+        ("#action", "usage: #action <nick> <what they will do>"),
+        ("#nick", "usage: #nick <nick> [<nick>...]"),
+        ("#meetingname ../..", "usage: #meetingname <name>"),
+    ] {
+        let out = m.add_line("alice", line, t0(), false);
+        assert_eq!(out.replies, [usage], "{line}");
+    }
+    assert!(m.items.is_empty());
+}
+
+#[test]
+fn names_never_leave_the_meetings_directory() {
+    assert_eq!(sanitize_name("../../etc/passwd"), Some("etcpasswd".into()));
+    assert_eq!(sanitize_name(".hidden"), Some("hidden".into()));
+    assert_eq!(sanitize_name("a\0b\x07c/d"), Some("abcd".into()));
+    assert_eq!(
+        sanitize_name("Fedora Magazine  Board"),
+        Some("fedora_magazine_board".into())
+    );
+    assert_eq!(sanitize_name("..."), None);
+    assert_eq!(sanitize_name(&"x".repeat(500)).unwrap().len(), 100);
+    assert_eq!(
+        room_slug(&RoomRef::new("libera", "#CentOS-Meeting")),
+        "centos-meeting"
+    );
+    assert_eq!(
+        room_slug(&RoomRef::new(
+            "fedora",
+            "#centos-hyperscale:fedoraproject.org"
+        )),
+        "centos-hyperscale_matrix_fedoraproject-org"
+    );
+    assert_eq!(room_slug(&RoomRef::new("x", "#../..")), "room");
+}
+
+#[test]
+fn meetingname_renames_and_reports_the_stale_files_of_an_earlier_save() {
+    let mut m = meeting();
+    let out = m.add_line("alice", "#save", t0(), false);
+    assert_eq!(out.effect, Some(Effect::Save));
+    assert_eq!(out.stale_base, None);
+    m.add_line("alice", "#meetingname Other Name", t0(), false);
+    let out = m.add_line("alice", "#endmeeting", t0(), false);
+    assert_eq!(out.effect, Some(Effect::End));
+    assert_eq!(
+        out.stale_base.as_deref(),
+        Some("centos-meeting/2026-11-26/sig_weekly.2026-11-26-15.00")
+    );
+    assert_eq!(
+        m.base_path(),
+        "centos-meeting/2026-11-26/other_name.2026-11-26-15.00"
+    );
+}
+
+#[test]
+fn a_huge_line_and_html_are_logged_as_they_are() {
+    let mut m = meeting();
+    let big = "<script>".repeat(12_500);
+    m.add_line("bob", &big, t0(), false);
+    assert_eq!(m.lines[1].text.len(), 100_000);
+    m.add_line(
+        "bob",
+        "\x02bold\x02 \x0304,12red\x03 tab\there\x01",
+        t0(),
+        false,
+    );
+    assert_eq!(m.lines[2].text, "bold red tab here");
+}
+
+#[test]
+fn the_core_runs_a_meeting_and_logs_the_bots_own_replies() {
+    let mut c = core();
+    let out = say(&mut c, "alice", "#startmeeting SIG", 0);
+    let texts = sent(&out);
+    assert!(
+        texts[0].starts_with("Meeting started Thu Nov 26 15:00:00 2026 UTC. The chair is alice."),
+        "{texts:?}"
+    );
+    // The line itself, then each reply, is journaled before it is sent.
+    let j = journaled(&out);
+    assert_eq!(j[0].text, "#startmeeting SIG");
+    assert!(!j[0].bot);
+    assert_eq!(j.len(), 1 + texts.len());
+    assert!(j[1..].iter().all(|l| l.bot && l.nick == "sigbot"));
+    assert!(matches!(out[0], Action::MeetingJournal { .. }));
+
+    // Built-in commands keep working during a meeting, and their answers are logged too.
+    let out = say(&mut c, "bob", "!ping", 5);
+    assert_eq!(sent(&out), ["pong"]);
+    assert_eq!(journaled(&out).len(), 2);
+    // Meeting commands are not taken for bot commands.
+    let out = say(&mut c, "alice", "!topic Budget", 6);
+    assert!(sent(&out).is_empty());
+    let out = say(&mut c, "alice", "#endmeeting", 60);
+    let texts = sent(&out);
+    assert_eq!(texts[0], "Meeting ended Thu Nov 26 15:01:00 2026 UTC.");
+    assert_eq!(
+        texts[1],
+        "Minutes:        https://meetbot.example.org/meetings/centos-meeting/2026-11-26/sig.2026-11-26-15.00.html"
+    );
+    let files: Vec<&Meeting> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::MeetingFiles {
+                meeting,
+                finished: true,
+                ..
+            } => Some(&**meeting),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].items.len(), 1);
+    // Lines after the end are not journaled, and nothing is running any more.
+    assert!(journaled(&say(&mut c, "bob", "bye", 61)).is_empty());
+    assert_eq!(c.meetings().running().count(), 0);
+}
+
+#[test]
+fn lines_outside_a_meeting_or_outside_meeting_rooms_are_not_journaled() {
+    let mut c = core();
+    assert!(say(&mut c, "bob", "hello", 0).is_empty());
+    assert!(say(&mut c, "bob", "#topic x", 0).is_empty());
+    let out = c.handle(
+        Event::Message(IncomingMessage {
+            room: RoomRef::new("libera", "#other"),
+            sender: Sender {
+                nick: "bob".into(),
+                principal: None,
+            },
+            kind: MessageKind::Text,
+            text: "#startmeeting".into(),
+            id: None,
+            sent_at: None,
+        }),
+        t0(),
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn lurk_silences_meeting_replies_but_keeps_minutes() {
+    let mut c = core();
+    say(&mut c, "alice", "#startmeeting", 0);
+    assert!(sent(&say(&mut c, "alice", "#lurk", 1)).is_empty());
+    assert!(sent(&say(&mut c, "alice", "#chair bob", 2)).is_empty());
+    say(&mut c, "alice", "#unlurk", 3);
+    assert_eq!(
+        sent(&say(&mut c, "alice", "#chair carol", 4)),
+        ["Current chairs: alice bob carol"]
+    );
+}
+
+#[test]
+fn a_journal_replays_into_the_same_meeting_and_resumes_it() {
+    let mut c = core();
+    let mut journal = Vec::new();
+    for (i, line) in [
+        "#startmeeting Weekly",
+        "#topic One",
+        "#info first",
+        "hello https://x.org",
+        "#action bob does it",
+        "#undo",
+        "#chair bob",
+        "#meetingname weekly-sig",
+    ]
+    .iter()
+    .enumerate()
+    {
+        journal.extend(journaled(&say(&mut c, "alice", line, i as i64)));
+    }
+    let live = c.meetings().running().next().unwrap().clone();
+    let key = MeetingKey {
+        room: room(),
+        started: t0(),
+    };
+
+    let mut c2 = Core::new(
+        CoreSettings {
+            nick: "sigbot".into(),
+            prefix: "!".into(),
+            roles: Roles::new([]),
+            networks: vec![],
+            version: "1".into(),
+        },
+        t0(),
+    );
+    let out = c2.enable_meetings(settings(), vec![(key, journal)], t0() + TimeDelta::hours(1));
+    let texts = sent(&out);
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].contains("is resumed"), "{texts:?}");
+    let resumed = c2.meetings().running().next().unwrap();
+    // Same meeting, plus the notice the bot just said.
+    assert_eq!(resumed.items, live.items);
+    assert_eq!(resumed.chairs, live.chairs);
+    assert_eq!(resumed.name, live.name);
+    assert_eq!(resumed.lines[..live.lines.len()], live.lines[..]);
+    assert_eq!(resumed.lines.len(), live.lines.len() + 1);
+}
+
+#[test]
+fn a_journal_that_ended_is_written_out_on_resume() {
+    let mut c = core();
+    let mut journal = Vec::new();
+    for line in ["#startmeeting", "#info x", "#endmeeting"] {
+        journal.extend(journaled(&say(&mut c, "alice", line, 0)));
+    }
+    let mut c2 = core();
+    let key = MeetingKey {
+        room: room(),
+        started: t0(),
+    };
+    let out = c2.enable_meetings(settings(), vec![(key, journal)], t0());
+    assert!(matches!(
+        out.as_slice(),
+        [Action::MeetingFiles { finished: true, .. }]
+    ));
+    assert_eq!(c2.meetings().running().count(), 0);
+}
+
+#[test]
+fn commands_lists_every_command() {
+    let mut m = meeting();
+    let out = m.add_line("bob", "#commands", t0(), false);
+    for c in MeetingCommand::ALL {
+        assert!(out.replies[0].contains(&format!("#{}", c.names()[0])));
+    }
+}

@@ -1,0 +1,255 @@
+//! The meetings site (DESIGN §7): rooms and their latest meetings at `/`, one room's
+//! meetings by date at `/meetings/<room-slug>/`, the files themselves, and full-text search
+//! at `/search?q=`. Server-rendered, readable on a phone, no JavaScript.
+
+use std::fmt::Write as _;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chrono::DateTime;
+
+use crate::minutes::{EXTENSIONS, escape_html};
+use crate::store::{HIT_END, HIT_START, MeetingSummary, Store};
+
+const HEAD: &str = concat!(
+    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    "<style>body{font-family:sans-serif;max-width:50em;margin:0 auto;padding:0.5em;overflow-wrap:anywhere}",
+    "li{margin:0.4em 0}.meta{color:#555;font-size:0.9em}mark{background:#ff6}",
+    "input[type=search]{width:70%;font-size:1em}</style>\n"
+);
+
+fn page(title: &str, body: &str) -> Html<String> {
+    let t = escape_html(title);
+    Html(format!(
+        "{HEAD}<title>{t}</title>\n</head>\n<body>\n<p><a href=\"/\">meetings</a></p>\n<h1>{t}</h1>\n\
+         <form action=\"/search\" method=\"get\"><input type=\"search\" name=\"q\" aria-label=\"search\"> \
+         <button type=\"submit\">Search</button></form>\n{body}</body>\n</html>\n"
+    ))
+}
+
+pub fn routes(store: Store) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/meetings/{room}/", get(room_page))
+        .route("/meetings/{room}/{date}/{file}", get(file))
+        .route("/search", get(search))
+        .with_state(store)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "meetings site: store error");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "store error").into_response())
+        }
+        Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()),
+    }
+}
+
+fn name_of(m: &MeetingSummary) -> String {
+    let file = m.base.rsplit('/').next().unwrap_or(&m.base);
+    m.title.clone().unwrap_or_else(|| file.to_owned())
+}
+
+fn duration(m: &MeetingSummary) -> String {
+    match (
+        DateTime::parse_from_rfc3339(&m.started),
+        DateTime::parse_from_rfc3339(&m.ended),
+    ) {
+        (Ok(s), Ok(e)) => {
+            let mins = (e - s).num_minutes().max(0);
+            if mins >= 60 {
+                format!("{}h {:02}min", mins / 60, mins % 60)
+            } else {
+                format!("{mins} min")
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+fn meeting_li(out: &mut String, m: &MeetingSummary, with_room: bool) {
+    let href = format!("/meetings/{}/{}", m.room_slug, m.base);
+    let when = m.started.get(..16).unwrap_or(&m.started).replace('T', " ");
+    let _ = write!(
+        out,
+        "<li><a href=\"{0}.html\">{1}</a> <span class=\"meta\">{2} UTC, {3}",
+        escape_html(&href),
+        escape_html(&name_of(m)),
+        escape_html(&when),
+        duration(m)
+    );
+    if with_room {
+        let _ = write!(
+            out,
+            " in <a href=\"/meetings/{0}/\">{0}</a>",
+            escape_html(&m.room_slug)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "; <a href=\"{0}.log.html\">log</a>, <a href=\"{0}.txt\">text</a>, <a href=\"{0}.md\">markdown</a>, \
+         <a href=\"{0}.json\">json</a><br>attendees: {1}</span></li>",
+        escape_html(&href),
+        escape_html(&m.attendees)
+    );
+}
+
+async fn index(State(store): State<Store>) -> Response {
+    let all = match blocking(move || store.finished_meetings(None)).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut rooms: Vec<(String, Vec<MeetingSummary>)> = Vec::new();
+    for m in all {
+        match rooms.iter_mut().find(|(r, _)| *r == m.room_slug) {
+            Some((_, list)) => list.push(m),
+            None => rooms.push((m.room_slug.clone(), vec![m])),
+        }
+    }
+    rooms.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut body = String::new();
+    if rooms.is_empty() {
+        body.push_str("<p>No meetings yet.</p>\n");
+    }
+    for (slug, list) in &rooms {
+        let _ = writeln!(
+            body,
+            "<h2><a href=\"/meetings/{0}/\">{0}</a></h2>\n<ul>",
+            escape_html(slug)
+        );
+        for m in list.iter().take(5) {
+            meeting_li(&mut body, m, false);
+        }
+        body.push_str("</ul>\n");
+    }
+    page("Meetings", &body).into_response()
+}
+
+async fn room_page(State(store): State<Store>, Path(room): Path<String>) -> Response {
+    let slug = room.clone();
+    let list = match blocking(move || store.finished_meetings(Some(&slug))).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if list.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            page("Not found", "<p>No meetings in this room.</p>"),
+        )
+            .into_response();
+    }
+    let mut body = String::new();
+    let mut date = "";
+    for m in &list {
+        let d = m.base.split('/').next().unwrap_or("");
+        if d != date {
+            if !date.is_empty() {
+                body.push_str("</ul>\n");
+            }
+            let _ = writeln!(body, "<h2>{}</h2>\n<ul>", escape_html(d));
+            date = d;
+        }
+        meeting_li(&mut body, m, false);
+    }
+    body.push_str("</ul>\n");
+    page(&format!("Meetings in {room}"), &body).into_response()
+}
+
+fn content_type(ext: &str) -> &'static str {
+    match ext {
+        "html" | "log.html" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "md" => "text/markdown; charset=utf-8",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// Serves a file only when it is one of a known meeting's six: nothing from the request
+/// becomes part of a path.
+async fn file(
+    State(store): State<Store>,
+    Path((room, date, file)): Path<(String, String, String)>,
+) -> Response {
+    let slug = room.clone();
+    let list = match blocking(move || store.finished_meetings(Some(&slug))).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let wanted = format!("{date}/{file}");
+    let found = list.iter().find_map(|m| {
+        EXTENSIONS
+            .iter()
+            .find(|ext| wanted == format!("{}.{ext}", m.base))
+            .map(|ext| (m, *ext))
+    });
+    let Some((m, ext)) = found else {
+        return (StatusCode::NOT_FOUND, "no such meeting file").into_response();
+    };
+    let name = m.base.rsplit('/').next().unwrap_or(&m.base);
+    let path = std::path::Path::new(&m.files_dir).join(format!("{name}.{ext}"));
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(ext))], bytes).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "file missing").into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+fn snippet_html(s: &str) -> String {
+    escape_html(s)
+        .replace(HIT_START, "<mark>")
+        .replace(HIT_END, "</mark>")
+}
+
+async fn search(State(store): State<Store>, Query(q): Query<SearchQuery>) -> Response {
+    let query = q.q.clone();
+    let hits = match blocking(move || store.search_meetings(&query, 100)).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut body = String::new();
+    if !q.q.trim().is_empty() {
+        let _ = writeln!(
+            body,
+            "<p>{} result(s) for <b>{}</b></p>\n<ol>",
+            hits.len(),
+            escape_html(&q.q)
+        );
+        for h in &hits {
+            let href = format!(
+                "/meetings/{}/{}.log.html#l-{}",
+                h.meeting.room_slug, h.meeting.base, h.line
+            );
+            let what = if h.kind == "log" {
+                String::new()
+            } else {
+                format!("{} ", h.kind)
+            };
+            let _ = writeln!(
+                body,
+                "<li><a class=\"hit\" href=\"{}\">{}{} &lt;{}&gt;</a> {}<br><span class=\"meta\">{} in {}</span></li>",
+                escape_html(&href),
+                escape_html(&what),
+                escape_html(&format!("line {}", h.line)),
+                escape_html(&h.nick),
+                snippet_html(&h.snippet),
+                escape_html(&name_of(&h.meeting)),
+                escape_html(&h.meeting.room_slug),
+            );
+        }
+        body.push_str("</ol>\n");
+    }
+    page("Search", &body).into_response()
+}

@@ -1,0 +1,324 @@
+//! Meetings end to end through the real binary on the console network: a meeting survives
+//! SIGKILL (issue 5, point 4), and `sigbot meetings render` writes the six files.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long one answer from the bot may take (a cold debug binary on a busy machine).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The binary under test, copied once: `CARGO_BIN_EXE_sigbot` lives in a target directory
+/// that other worktrees' builds may overwrite at any moment, and a restart must run the very
+/// same binary as the start before it.
+fn sigbot_exe() -> &'static Path {
+    static EXE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &EXE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("sigbot");
+        std::fs::copy(env!("CARGO_BIN_EXE_sigbot"), &exe).unwrap();
+        let ok = Command::new(&exe)
+            .args(["meetings", "--help"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok,
+            "{} is not this branch's build (another build replaced it?); rebuild and rerun",
+            env!("CARGO_BIN_EXE_sigbot")
+        );
+        (dir, exe)
+    })
+    .1
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path) -> PathBuf {
+    let cfg = dir.join("sigbot.toml");
+    let data = dir.join("data");
+    std::fs::write(
+        &cfg,
+        format!(
+            r##"[bot]
+nick = "sigbot"
+prefix = "!"
+data_dir = "{}"
+commands_dir = "{}"
+
+[console]
+name = "console"
+room = "#local"
+
+[web]
+listen = "127.0.0.1:{}"
+
+[meetings]
+rooms = ["console/#local"]
+"##,
+            data.display(),
+            dir.join("commands").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// The bot as a child process, its stdout read line by line on a thread.
+struct Bot {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: PathBuf,
+}
+
+impl Bot {
+    fn start(config: &Path) -> Bot {
+        let stderr = std::fs::File::create(config.with_extension("stderr")).unwrap();
+        let mut child = Command::new(sigbot_exe())
+            .arg("--config")
+            .arg(config)
+            .env("USER", "alice")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start sigbot");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Bot {
+            stderr: config.with_extension("stderr"),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for a line of the bot's containing `needle`.
+    fn expect(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(REPLY_TIMEOUT) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!(
+                    "no {needle:?} from the bot ({e}); it said: {:#?}\nstderr:\n{}",
+                    self.seen,
+                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Says each line, then `!ping`, and waits for the `pong`: the core handles events in
+    /// order, so every line before it is journaled by then.
+    fn say_all(&mut self, lines: &[&str]) {
+        for l in lines {
+            self.say(l);
+        }
+        self.say("!ping");
+        self.expect("pong");
+    }
+
+    fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+const BEFORE: &[&str] = &[
+    "#startmeeting Crash <test>",
+    "#topic Before the crash",
+    "#info one & two",
+    "#chair bob",
+    "#action bob checks <the> logs",
+    "https://pagure.io/sigbot is the repo",
+    "#idea idea one",
+    "#undo",
+];
+const AFTER: &[&str] = &[
+    "#topic After the crash",
+    "#agreed it works",
+    "#action alice writes it up",
+    "#meetingname crash-test",
+];
+
+fn meeting_files(data: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.join("meetings")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn file_with(files: &[PathBuf], ext: &str) -> String {
+    let f = files
+        .iter()
+        .find(|p| {
+            p.to_string_lossy().ends_with(ext)
+                && !p.to_string_lossy().ends_with(&format!("log{ext}"))
+        })
+        .unwrap_or_else(|| panic!("no *{ext} in {files:?}"));
+    std::fs::read_to_string(f).unwrap()
+}
+
+/// The log without times, and without the bot's "resumed" notice.
+fn log_lines(files: &[PathBuf]) -> Vec<String> {
+    let f = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".log.txt"))
+        .unwrap();
+    std::fs::read_to_string(f)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("is resumed"))
+        .map(|l| l[9..].to_owned())
+        .collect()
+}
+
+fn items(json: &str) -> Vec<(String, String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["type"].as_str().unwrap().to_owned(),
+                i["text"].as_str().unwrap().to_owned(),
+                i["nick"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_meeting_survives_sigkill_and_its_minutes_hold_every_line() {
+    // Uninterrupted.
+    let a = tempfile::tempdir().unwrap();
+    let mut bot = Bot::start(&write_config(a.path()));
+    bot.say_all(BEFORE);
+    bot.say_all(AFTER);
+    bot.say("#endmeeting");
+    bot.expect("Meeting ended");
+    bot.expect("Log:");
+    bot.finish();
+    let whole = meeting_files(&a.path().join("data"));
+    assert_eq!(whole.len(), 6, "{whole:?}");
+
+    // Killed mid-meeting, restarted, finished.
+    let b = tempfile::tempdir().unwrap();
+    let cfg = write_config(b.path());
+    let mut bot = Bot::start(&cfg);
+    bot.say_all(BEFORE);
+    bot.kill();
+    let mut bot = Bot::start(&cfg);
+    let notice = bot.expect("is resumed");
+    assert!(notice.contains("started by alice"), "{notice}");
+    bot.say_all(AFTER);
+    bot.say("#endmeeting");
+    bot.expect("Meeting ended");
+    let log_url = bot.expect("Log:");
+    assert!(log_url.contains("/meetings/local/"), "{log_url}");
+    assert!(log_url.contains("/crash-test."), "{log_url}");
+    bot.finish();
+    let resumed = meeting_files(&b.path().join("data"));
+    assert_eq!(resumed.len(), 6, "no stub or duplicate files: {resumed:?}");
+
+    // Same file names (the times may differ by the minute they were written in), same
+    // log lines, same minutes.
+    let names = |f: &[PathBuf]| -> Vec<String> {
+        f.iter()
+            .map(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.split('.').next().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(names(&whole), names(&resumed));
+    assert_eq!(log_lines(&whole), log_lines(&resumed));
+    assert_eq!(
+        items(&file_with(&whole, ".json")),
+        items(&file_with(&resumed, ".json"))
+    );
+    assert_eq!(items(&file_with(&resumed, ".json")).len(), 7);
+    let html = file_with(&resumed, ".html");
+    assert!(html.contains("bob checks &lt;the&gt; logs"));
+    assert!(!html.contains("<the>"));
+}
+
+#[test]
+fn render_writes_all_formats_from_a_raw_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("weekly.2026-01-02-03.04.log.txt");
+    std::fs::write(
+        &log,
+        "03:04:00 <alice> #startmeeting Weekly\n03:04:10 <alice> #topic One\n03:04:20 * bob waves\n03:05:00 <alice> #action bob does <x>\n03:06:00 <alice> #endmeeting\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let status = Command::new(sigbot_exe())
+        .args(["meetings", "render"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for ext in ["log.txt", "log.html", "html", "txt", "md", "json"] {
+        let p = out.join(format!("weekly.2026-01-02-03.04.{ext}"));
+        assert!(p.exists(), "{}", p.display());
+    }
+    let txt = std::fs::read_to_string(out.join("weekly.2026-01-02-03.04.txt")).unwrap();
+    assert!(
+        txt.contains("Meeting started by alice at 03:04:00 UTC"),
+        "{txt}"
+    );
+    assert!(txt.contains("* bob\n  * bob does <x>"), "{txt}");
+}
