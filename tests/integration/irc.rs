@@ -183,15 +183,12 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     watcher.send("JOIN #sig").await;
     for i in 1..=5 {
         let want = format!("queued {i}");
-        watcher
+        let line = watcher
             .wait_for(T * 4, |l| {
                 l.nick() == Some("sigbot") && l.command == "PRIVMSG"
             })
-            .await
-            .text()
-            .eq(&want)
-            .then_some(())
-            .unwrap_or_else(|| panic!("expected {want:?} next"));
+            .await;
+        assert_eq!(line.text(), want, "expected {want:?} next");
     }
     // And it answers commands again.
     watcher.privmsg("#sig", "!ping").await;
