@@ -177,8 +177,26 @@ async fn ping_in_a_room_and_a_dm_roles_by_user_id_and_invites() {
     let (mut bot, _) = start_bot(dir.path(), &w.config(&["#sig:sigbot.test"])).await;
     wait_membership(&mut alice, &room, &bot_id, "join").await;
 
-    alice.send_text(&room, "!ping").await;
+    let ping = alice.send_text(&room, "!ping").await;
     assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    // A formatted reply with the usual quoted fallback is a command all the same.
+    alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "> <@alice:sigbot.test> !ping\n\n!version",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<mx-reply><blockquote>!ping</blockquote></mx-reply><code>!version</code>",
+                "m.relates_to": {"m.in_reply_to": {"event_id": ping}},
+            }),
+        )
+        .await;
+    let version = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        version["body"].as_str().unwrap().starts_with("sigbot "),
+        "{version}"
+    );
 
     // A DM from an allowed user: accepted, answered there.
     let dm = create_dm(&alice, &bot_id).await;

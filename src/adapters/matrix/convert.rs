@@ -44,6 +44,44 @@ pub fn is_wanted(event_type: &str) -> bool {
     )
 }
 
+/// Which events of one room's timeline in one sync the core should see.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Indexes into the timeline, oldest first.
+    pub handle: Vec<usize>,
+    /// Events older than the catch-up window, skipped.
+    pub too_old: usize,
+    /// Indexes of events that stayed encrypted (no key).
+    pub undecryptable: Vec<usize>,
+}
+
+/// Selects from a timeline (oldest first): after the bot's own join when the timeline holds
+/// it (what precedes is history from before the bot was there), never the bot's own events,
+/// nothing sent before `cutoff`, and only event types the core uses.
+pub fn select(timeline: &[Value], own: &str, cutoff: DateTime<Utc>) -> Selection {
+    let start = timeline
+        .iter()
+        .rposition(|v| is_own_join(v, own))
+        .map_or(0, |i| i + 1);
+    let mut sel = Selection::default();
+    for (i, value) in timeline.iter().enumerate().skip(start) {
+        let Some(env) = envelope(value) else {
+            continue;
+        };
+        if env.sender == own {
+            continue;
+        }
+        if env.sent_at.is_some_and(|t| t < cutoff) {
+            sel.too_old += 1;
+        } else if env.event_type == "m.room.encrypted" {
+            sel.undecryptable.push(i);
+        } else if is_wanted(env.event_type) {
+            sel.handle.push(i);
+        }
+    }
+    sel
+}
+
 /// Whether `ev` is `user_id` joining the room (not a profile change while joined).
 pub fn is_own_join(ev: &Value, user_id: &str) -> bool {
     ev["type"] == "m.room.member"
@@ -414,6 +452,39 @@ mod tests {
         assert_eq!(to_core_event(&member, &room(), "Alice"), None);
         let redacted = event("m.room.message", json!({}));
         assert_eq!(to_core_event(&redacted, &room(), "Alice"), None);
+    }
+
+    #[test]
+    fn selection_skips_history_own_events_and_what_is_too_old() {
+        let at = |secs: i64, sender: &str, event_type: &str| {
+            json!({
+                "type": event_type, "event_id": format!("${secs}"), "sender": sender,
+                "origin_server_ts": secs * 1000, "state_key": sender,
+                "content": {"msgtype": "m.text", "body": "x", "membership": "join"},
+            })
+        };
+        let cutoff = Utc.timestamp_opt(100, 0).unwrap();
+        let timeline = [
+            at(150, "@a:e", "m.room.message"), // before the bot joined: history
+            at(151, "@bot:e", "m.room.member"), // the bot joins
+            at(90, "@a:e", "m.room.message"),  // too old
+            at(152, "@bot:e", "m.room.message"), // the bot's own
+            at(153, "@a:e", "m.room.encrypted"), // no key
+            at(154, "@a:e", "m.room.topic"),   // not for the core
+            at(155, "@a:e", "m.reaction"),
+            at(156, "@a:e", "m.room.message"),
+        ];
+        assert_eq!(
+            select(&timeline, "@bot:e", cutoff),
+            Selection {
+                handle: vec![6, 7],
+                too_old: 1,
+                undecryptable: vec![4]
+            }
+        );
+        // Without the join in this sync, the whole timeline is new.
+        assert_eq!(select(&timeline[2..], "@bot:e", cutoff).handle, vec![4, 5]);
+        assert_eq!(select(&timeline[..1], "@bot:e", cutoff).handle, vec![0]);
     }
 
     #[test]

@@ -442,38 +442,25 @@ impl Driver {
                 .iter()
                 .filter_map(|ev| serde_json::from_str(ev.raw().json().get()).ok())
                 .collect();
-            // In a room joined by this sync, what precedes the join is history.
-            let start = values
-                .iter()
-                .rposition(|v| convert::is_own_join(v, own))
-                .map_or(0, |i| i + 1);
             let room_ref =
                 RoomRef::new(&self.cfg.name, self.names.lock().unwrap().name_of(room_id));
-            let encrypted = room.encryption_state().is_encrypted();
-            if encrypted && !self.cfg.encrypted_rooms {
-                if start < values.len() {
+            let selection = convert::select(&values, own, cutoff);
+            skipped_old += selection.too_old;
+            if room.encryption_state().is_encrypted() && !self.cfg.encrypted_rooms {
+                if !selection.handle.is_empty() {
                     tracing::warn!(room = %room_ref, "encrypted room, but encrypted_rooms = false: ignored");
                 }
                 continue;
             }
-            for value in values.iter().skip(start) {
+            for &i in &selection.undecryptable {
+                let id = values[i]["event_id"].as_str().unwrap_or_default();
+                tracing::warn!(room = %room_ref, event_id = id, "cannot decrypt this event");
+            }
+            for &i in &selection.handle {
+                let value = &values[i];
                 let Some(env) = convert::envelope(value) else {
                     continue;
                 };
-                if env.sender == own {
-                    continue;
-                }
-                if env.sent_at.is_some_and(|t| t < cutoff) {
-                    skipped_old += 1;
-                    continue;
-                }
-                if env.event_type == "m.room.encrypted" {
-                    tracing::warn!(room = %room_ref, event_id = env.event_id, "cannot decrypt this event");
-                    continue;
-                }
-                if !convert::is_wanted(env.event_type) {
-                    continue;
-                }
                 let id = env.event_id.to_owned();
                 if handled.contains(&id)
                     || blocking({
