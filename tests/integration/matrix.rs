@@ -41,6 +41,10 @@ impl World {
     }
 
     fn config(&self, rooms: &[&str]) -> String {
+        self.config_with_auth(rooms, &format!("password = {:?}", self.bot_user.password))
+    }
+
+    fn config_with_auth(&self, rooms: &[&str], auth: &str) -> String {
         let rooms: Vec<String> = rooms.iter().map(|r| format!("{r:?}")).collect();
         format!(
             r#"[bot]
@@ -52,7 +56,7 @@ data_dir = "data"
 name = "{NETWORK}"
 homeserver = "{url}"
 user = "{bot}"
-password = "{pw}"
+{auth}
 rooms = [{rooms}]
 encrypted_rooms = true
 invites_from = ["{alice}"]
@@ -62,7 +66,6 @@ admin = ["{NETWORK}:{alice}"]
 "#,
             url = self.synapse.url(),
             bot = self.bot_user.user_id,
-            pw = self.bot_user.password,
             rooms = rooms.join(", "),
             alice = self.alice.user_id,
         )
@@ -332,6 +335,31 @@ async fn restart_handles_what_was_sent_while_down_exactly_once_on_the_same_devic
     assert!(
         again["body"].as_str().unwrap().starts_with("sigbot "),
         "{again}"
+    );
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn access_token_login_uses_the_token_s_device() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let dir = temp_dir("bot");
+    let auth = format!("access_token = {:?}", w.bot_user.access_token);
+    let (mut bot, _) = start_bot(dir.path(), &w.config_with_auth(&[&room], &auth)).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    alice.send_text(&room, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    assert_eq!(saved_session(dir.path()).0, w.bot_user.device_id);
+    assert_eq!(
+        devices(&w, &w.bot_user.access_token).await,
+        vec![w.bot_user.device_id.clone()]
     );
     assert_eq!(bot.terminate(WAIT).await, Some(0));
 }
