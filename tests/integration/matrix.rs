@@ -327,6 +327,23 @@ async fn restart_handles_what_was_sent_while_down_exactly_once_on_the_same_devic
         "the restart logged in again"
     );
 
+    // The device is logged out behind the bot's back: it logs in again as a new device and
+    // keeps answering (its sender follows the new login).
+    let revoked = MatrixClient::with_token(&w.synapse.url(), &bot_id, &token);
+    let status = revoked
+        .request(reqwest::Method::POST, "/_matrix/client/v3/logout")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout")
+        .status();
+    assert!(status.is_success(), "logout: {status}");
+    bot.wait_log(WAIT, "logged in as a new device").await;
+    alice.send_text(&room, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    let (new_device, _) = saved_session(dir.path());
+    assert_ne!(new_device, device);
+
     // A clean stop and start: still nothing replayed.
     assert_eq!(bot.terminate(WAIT).await, Some(0));
     restart_bot(&mut bot).await;
