@@ -66,8 +66,8 @@ pub enum MatrixError {
     Sdk(#[from] matrix_sdk::Error),
     #[error("cannot set up the client: {0}")]
     Build(#[from] matrix_sdk::ClientBuildError),
-    #[error("access token rejected by the homeserver: {0}")]
-    Whoami(String),
+    #[error("cannot log in: {0}")]
+    Auth(String),
     #[error("the homeserver says this login is {actual}, but the config says {configured}")]
     WrongUser { configured: String, actual: String },
 }
@@ -238,22 +238,19 @@ impl Driver {
         }
         let session = match &self.cfg.auth {
             MatrixAuth::Password(password) => {
-                let user = self.cfg.user.trim_start_matches('@');
-                let localpart = user.split(':').next().unwrap_or(user);
-                auth.login_username(localpart, password.expose())
+                auth.login_username(&self.cfg.user, password.expose())
                     .initial_device_display_name(&self.cfg.device_name)
                     .send()
                     .await?;
-                auth.session().ok_or_else(|| {
-                    MatrixError::Whoami("login succeeded but gave no session".into())
-                })?
+                auth.session()
+                    .ok_or_else(|| MatrixError::Auth("the login gave no session".into()))?
             }
             MatrixAuth::AccessToken(token) => {
                 let (user_id, device_id) = whoami(&self.cfg.homeserver, token.expose()).await?;
                 let session = MatrixSession {
                     meta: SessionMeta {
                         user_id: UserId::parse(&user_id)
-                            .map_err(|e| MatrixError::Whoami(e.to_string()))?,
+                            .map_err(|e| MatrixError::Auth(e.to_string()))?,
                         device_id: device_id.into(),
                     },
                     tokens: SessionTokens {
@@ -290,7 +287,9 @@ impl Driver {
         filter.room.timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
         let filter = Filter::FilterDefinition(filter);
         let mut joined_configured = false;
+        // Whether the last sync succeeded, and whether any did since this login.
         let mut connected = false;
+        let mut synced_once = false;
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(120));
         loop {
             let position = blocking({
@@ -303,7 +302,7 @@ impl Driver {
                 settings = settings.token(token.clone());
             }
             // The first sync answers at once; later ones wait for news.
-            if connected {
+            if synced_once {
                 settings = settings.timeout(SYNC_TIMEOUT);
             }
             let response = tokio::select! {
@@ -339,13 +338,16 @@ impl Driver {
                 move || s.commit(&next_batch, &handled, now, keep_since)
             })
             .await?;
-            if !connected {
-                connected = true;
+            if !synced_once {
+                synced_once = true;
                 tracing::info!(
                     elapsed_ms = self.started.elapsed().as_millis() as u64,
                     rooms = client.joined_rooms().len(),
                     "first sync completed"
                 );
+            }
+            if !connected {
+                connected = true;
                 self.report(LinkState::Connected).await;
             }
             if !joined_configured {
@@ -599,14 +601,14 @@ async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), Matri
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| MatrixError::Whoami(e.without_url().to_string()))?;
+        .map_err(|e| MatrixError::Auth(e.without_url().to_string()))?;
     let body: Value = reply
         .json()
         .await
-        .map_err(|e| MatrixError::Whoami(e.to_string()))?;
+        .map_err(|e| MatrixError::Auth(e.to_string()))?;
     match (body["user_id"].as_str(), body["device_id"].as_str()) {
         (Some(u), Some(d)) => Ok((u.to_owned(), d.to_owned())),
-        _ => Err(MatrixError::Whoami(
+        _ => Err(MatrixError::Auth(
             "the token has no device; log in with a password instead".into(),
         )),
     }
