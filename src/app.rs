@@ -9,11 +9,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::adapters::fetch::Fetcher;
 use crate::adapters::{NetworkHandle, Outgoing, console};
+use crate::command_files;
 use crate::config::MeetingRooms;
-use crate::config::{Config, NetworkKind};
+use crate::config::{Config, ConfigError, NetworkKind};
 use crate::core::{
-    Action, Core, CoreSettings, Event, LinkState, MeetingScope, MeetingSettings, Roles,
+    Action, CommandSetHandle, Core, CoreSettings, Event, LinkState, MeetingScope, MeetingSettings,
+    Roles,
 };
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
@@ -29,6 +32,10 @@ pub enum AppError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signals(std::io::Error),
+    #[error("{0}")]
+    Commands(ConfigError),
+    #[error("cannot start the HTTP client for commands: {0}")]
+    HttpClient(reqwest::Error),
 }
 
 fn kind_name(kind: NetworkKind) -> &'static str {
@@ -70,6 +77,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         store.set_meta("first_start", &started.to_rfc3339())?;
     }
     store.set_meta("last_version", crate::VERSION)?;
+    let commands = command_files::load_dir(&cfg.bot.commands_dir).map_err(AppError::Commands)?;
+    tracing::info!(commands = commands.len(), dir = %cfg.bot.commands_dir.display(), "declarative commands loaded");
 
     let tracker = TaskTracker::new();
     let (events_tx, events_rx) = mpsc::channel::<Event>(1024);
@@ -154,6 +163,14 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             }
         });
     }
+    let fetcher = Fetcher::new(events_tx.clone(), tracker.clone(), shutdown.clone())
+        .map_err(AppError::HttpClient)?;
+    spawn_reload_on_hangup(
+        cfg.bot.commands_dir.clone(),
+        events_tx.clone(),
+        &tracker,
+        shutdown.clone(),
+    )?;
     drop(events_tx);
 
     let mut core = Core::new(
@@ -166,6 +183,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         },
         started,
     );
+    core.set_commands(std::sync::Arc::new(commands));
     let meetings = MeetingsIo {
         store: store.clone(),
         dir: cfg.bot.data_dir.join("meetings"),
@@ -186,9 +204,13 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     tracker.spawn(core_task(
         core,
         events_rx,
-        handles,
+        Executors {
+            handles,
+            fetcher,
+            store: store.clone(),
+            meetings,
+        },
         health,
-        meetings,
         first_actions,
         shutdown.clone(),
     ));
@@ -201,23 +223,54 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     Ok(())
 }
 
+/// SIGHUP reads `commands/` again. A bad file is logged (file:line:col: key: message) and
+/// the set in force stays.
+fn spawn_reload_on_hangup(
+    dir: std::path::PathBuf,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<(), AppError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || command_files::load_dir(&d)).await {
+                Ok(Ok(set)) => {
+                    // "commands reloaded" is logged by the core task once the set is in force.
+                    let set = CommandSetHandle(std::sync::Arc::new(set));
+                    if events.send(Event::CommandsReloaded(set)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "SIGHUP: commands not reloaded; the previous set stays");
+                }
+                Err(e) => tracing::error!(error = %e, "SIGHUP: commands reload failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
 /// The one task that owns the core. It stops on shutdown after handling every event that
 /// was already queued, then drops the network handles so that each adapter drains its
 /// outgoing queue and ends.
 async fn core_task(
     mut core: Core,
     mut events: mpsc::Receiver<Event>,
-    handles: BTreeMap<String, NetworkHandle>,
+    exec: Executors,
     health: Health,
-    meetings: MeetingsIo,
     first_actions: Vec<Action>,
     shutdown: CancellationToken,
 ) {
-    let io = Io {
-        handles: &handles,
-        meetings: &meetings,
-    };
-    execute(first_actions, &io).await;
+    let io = &exec;
+    execute(first_actions, io).await;
     loop {
         let event = tokio::select! {
             biased;
@@ -227,11 +280,11 @@ async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &io, &health).await;
+        dispatch(&mut core, event, io, &health).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &io, &health).await;
+        dispatch(&mut core, event, io, &health).await;
     }
 }
 
@@ -242,10 +295,12 @@ struct MeetingsIo {
     dir: std::path::PathBuf,
 }
 
-/// What the core task carries actions out with.
-struct Io<'a> {
-    handles: &'a BTreeMap<String, NetworkHandle>,
-    meetings: &'a MeetingsIo,
+/// Whatever carries out the core's actions.
+struct Executors {
+    handles: BTreeMap<String, NetworkHandle>,
+    fetcher: Fetcher,
+    store: Store,
+    meetings: MeetingsIo,
 }
 
 fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
@@ -266,8 +321,8 @@ fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
     })
 }
 
-async fn dispatch(core: &mut Core, event: Event, io: &Io<'_>, health: &Health) {
-    let handles = io.handles;
+async fn dispatch(core: &mut Core, event: Event, io: &Executors, health: &Health) {
+    let handles = &io.handles;
     let event = match event {
         Event::NetworkState {
             network,
@@ -302,11 +357,18 @@ async fn dispatch(core: &mut Core, event: Event, io: &Io<'_>, health: &Health) {
         }
         other => other,
     };
+    let reloaded = match &event {
+        Event::CommandsReloaded(set) => Some(set.0.len()),
+        _ => None,
+    };
     let actions = core.handle(event, Utc::now());
+    if let Some(commands) = reloaded {
+        tracing::info!(commands, "SIGHUP: commands reloaded");
+    }
     execute(actions, io).await;
 }
 
-async fn execute(actions: Vec<Action>, io: &Io<'_>) {
+async fn execute(actions: Vec<Action>, io: &Executors) {
     for action in actions {
         match action {
             Action::Send {
@@ -329,6 +391,13 @@ async fn execute(actions: Vec<Action>, io: &Io<'_>) {
                 };
                 if h.send(out).await.is_err() {
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
+                }
+            }
+            Action::Fetch(req) => io.fetcher.start(req),
+            Action::Audit(entry) => {
+                tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
+                if let Err(e) = io.store.insert_audit(&entry) {
+                    tracing::error!(error = %e, "audit entry not stored");
                 }
             }
             Action::MeetingJournal { key, line } => {

@@ -13,6 +13,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod command_files;
 pub mod config;
 pub mod core;
 pub mod minutes;

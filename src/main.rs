@@ -29,6 +29,12 @@ enum Command {
     CheckConfig,
     /// Print the version.
     Version,
+    /// Print the audit log of guarded commands (role or confirmation).
+    Audit {
+        /// How far back to look, e.g. 24h, 7d, 30m.
+        #[arg(long, default_value = "24h")]
+        since: String,
+    },
     /// Meeting archives: render minutes from a raw log, or index an archive for the web site.
     Meetings {
         #[command(subcommand)]
@@ -66,10 +72,26 @@ fn main() -> ExitCode {
         Command::CheckConfig => match Config::load(&cli.config) {
             Ok(cfg) => {
                 print!("{}", cfg.summary());
-                ExitCode::SUCCESS
+                match sigbot::command_files::load_dir(&cfg.bot.commands_dir) {
+                    Ok(set) => {
+                        print!("{}", sigbot::command_files::summary(&set));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::FAILURE
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Audit { since } => match audit(&cli.config, &since) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sigbot: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -122,6 +144,31 @@ fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Resul
 fn run(cfg: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(sigbot::app::run(cfg))?;
+    Ok(())
+}
+
+/// `sigbot audit --since 24h`: one line per entry, oldest first.
+fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let back = humantime::parse_duration(since)
+        .with_context(|| format!("--since {since:?}: write e.g. 24h, 7d, 30m"))?;
+    let from =
+        chrono::Utc::now() - chrono::TimeDelta::from_std(back).context("--since is too long")?;
+    let store = sigbot::store::Store::open(&cfg.bot.data_dir)?;
+    for e in store.audit_since(from)? {
+        println!(
+            "{} {} {} {} [{}] {}{}",
+            e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            e.principal,
+            e.room,
+            e.command,
+            e.args,
+            e.result,
+            e.http_status
+                .map(|s| format!(" (HTTP {s})"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

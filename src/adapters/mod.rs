@@ -5,6 +5,11 @@
 pub mod console;
 pub mod irc;
 pub mod matrix;
+// Declarative commands' requests (issue 7).
+pub mod fetch;
+pub mod http;
+pub mod koji;
+pub mod repodata;
 
 use tokio::sync::mpsc;
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::declarative::{AuditEntry, FetchRequest};
 use super::event::RoomRef;
 use super::meeting::{JournalLine, Meeting, MeetingKey};
 
@@ -45,6 +46,10 @@ pub enum Action {
         finished: bool,
         stale_base: Option<String>,
     },
+    /// Run a declarative command's request; its result comes back as `Event::FetchDone`.
+    Fetch(FetchRequest),
+    /// Record a guarded command's invocation in the audit log.
+    Audit(AuditEntry),
 }
 
 impl Action {

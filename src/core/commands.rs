@@ -56,19 +56,23 @@ pub enum Builtin {
     Whoami,
     Status,
     Say,
+    Confirm,
+    Cancel,
 }
 
 /// Role that guards `say`: it lets a trusted person speak through the bot in any room.
 pub const ADMIN_ROLE: &str = "admin";
 
 impl Builtin {
-    pub const ALL: [Builtin; 6] = [
+    pub const ALL: [Builtin; 8] = [
         Builtin::Help,
         Builtin::Ping,
         Builtin::Version,
         Builtin::Whoami,
         Builtin::Status,
         Builtin::Say,
+        Builtin::Confirm,
+        Builtin::Cancel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +83,8 @@ impl Builtin {
             Builtin::Whoami => "whoami",
             Builtin::Status => "status",
             Builtin::Say => "say",
+            Builtin::Confirm => "confirm",
+            Builtin::Cancel => "cancel",
         }
     }
 
@@ -90,6 +96,8 @@ impl Builtin {
             Builtin::Whoami => "whoami",
             Builtin::Status => "status",
             Builtin::Say => "say <network>/<room> <text>",
+            Builtin::Confirm => "confirm <code>",
+            Builtin::Cancel => "cancel",
         }
     }
 
@@ -101,6 +109,8 @@ impl Builtin {
             Builtin::Whoami => "show your principal and roles",
             Builtin::Status => "show networks, their queues, and uptime",
             Builtin::Say => "make the bot say something in a room",
+            Builtin::Confirm => "go ahead with a command that asked for confirmation",
+            Builtin::Cancel => "drop the commands waiting for your confirmation here",
         }
     }
 

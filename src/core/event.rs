@@ -5,6 +5,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::declarative::{CommandSetHandle, FetchOutcome};
+
 /// A room on a network: `<network>/<room>`, split at the first `/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct RoomRef {
@@ -215,4 +217,11 @@ pub enum Event {
     },
     /// A periodic tick, for time-based work (cooldowns, digests, expiries).
     Tick,
+    /// A declarative command's request (`Action::Fetch` with this id) finished.
+    FetchDone {
+        id: u64,
+        outcome: FetchOutcome,
+    },
+    /// `commands/` was read again (SIGHUP): the new set replaces the old one.
+    CommandsReloaded(CommandSetHandle),
 }

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod action;
 pub mod commands;
+pub mod declarative;
 pub mod event;
 pub mod meeting;
 
@@ -17,6 +18,10 @@ use chrono::{DateTime, Utc};
 pub use acl::Roles;
 pub use action::{Action, Priority, SendKind};
 pub use commands::{Builtin, Invocation, parse_invocation};
+pub use declarative::{
+    AuditEntry, CommandSet, CommandSetHandle, CommandSpec, FetchOutcome, FetchRequest,
+    PackageVersion, Request, RequestBody,
+};
 pub use event::{
     Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Principal,
     RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
@@ -45,6 +50,8 @@ pub struct Core {
     started: DateTime<Utc>,
     networks: BTreeMap<String, NetworkStatus>,
     meetings: Meetings,
+    /// Declarative commands from `commands/*.toml` (issue 7).
+    commands: declarative::Declarative,
 }
 
 impl Core {
@@ -67,6 +74,7 @@ impl Core {
             started,
             networks,
             meetings: Meetings::default(),
+            commands: declarative::Declarative::default(),
         }
     }
 
@@ -84,6 +92,16 @@ impl Core {
 
     pub fn meetings(&self) -> &Meetings {
         &self.meetings
+    }
+
+    /// Installs the declarative commands (at start; later reloads come as events).
+    pub fn set_commands(&mut self, set: std::sync::Arc<CommandSet>) {
+        self.commands.replace(set);
+    }
+
+    /// Seeds the confirmation codes, so that tests see fixed codes.
+    pub fn set_code_seed(&mut self, seed: u64) {
+        self.commands.set_seed(seed);
     }
 
     pub fn settings(&self) -> &CoreSettings {
@@ -111,7 +129,12 @@ impl Core {
                     .insert(network, NetworkStatus { state, queue_len });
                 Vec::new()
             }
-            Event::Tick => Vec::new(),
+            Event::Tick => self.commands.tick(now),
+            Event::FetchDone { id, outcome } => self.commands.finished(id, outcome, now),
+            Event::CommandsReloaded(set) => {
+                self.commands.replace(set.0);
+                Vec::new()
+            }
         }
     }
 
@@ -135,6 +158,16 @@ impl Core {
             return Vec::new();
         };
         let Some(builtin) = Builtin::lookup(&inv.name) else {
+            if let Some(spec) = self.commands.get(&inv.name).cloned() {
+                return self.commands.invoke(
+                    spec,
+                    &inv.args,
+                    &msg,
+                    &self.settings.roles,
+                    &self.settings.prefix,
+                    now,
+                );
+            }
             // Unknown commands get no reply: no noise in busy channels.
             return Vec::new();
         };
@@ -155,7 +188,7 @@ impl Core {
     }
 
     fn run_builtin(
-        &self,
+        &mut self,
         builtin: Builtin,
         inv: &Invocation,
         msg: &IncomingMessage,
@@ -208,6 +241,10 @@ impl Core {
                 };
                 vec![Action::reply(&target, text.trim())]
             }
+            Builtin::Confirm => self
+                .commands
+                .confirm(&inv.args, msg, &self.settings.prefix, now),
+            Builtin::Cancel => self.commands.cancel(msg, now),
         }
     }
 
@@ -224,14 +261,23 @@ impl Core {
                         b.summary()
                     )
                 }
-                None => format!("no command named {topic:?}"),
+                None => self
+                    .commands
+                    .help_for(&topic.to_lowercase(), &self.settings.prefix)
+                    .unwrap_or_else(|| format!("no command named {topic:?}")),
             };
         }
-        let names: Vec<String> = Builtin::ALL
+        let mut names: Vec<String> = Builtin::ALL
             .into_iter()
             .filter(|b| b.role().is_none_or(|r| self.settings.roles.has(who, r)))
             .map(|b| format!("{}{}", self.settings.prefix, b.name()))
             .collect();
+        names.extend(
+            self.commands
+                .names_for(who, &self.settings.roles)
+                .into_iter()
+                .map(|n| format!("{}{n}", self.settings.prefix)),
+        );
         format!("commands: {} (help <command> for usage)", names.join(" "))
     }
 

@@ -68,10 +68,10 @@ async fn console_answers_builtins_and_ignores_unknown_commands() {
 
     bot.say("!status").await;
     let line = bot.wait_stdout(T, "").await;
-    assert!(
-        line.contains("console connected (queue 0)") && line.contains("uptime"),
-        "{line}"
-    );
+    // The queue length is whatever the console writer had not printed yet at that instant.
+    let status =
+        regex::Regex::new(r"networks: console connected \(queue \d+\); uptime \d+s$").unwrap();
+    assert!(status.is_match(&line), "{line}");
 
     // The role-guarded built-in runs for the admin.
     bot.say("!say console/#local hello from the admin").await;
@@ -276,11 +276,19 @@ fn bot_refuses_to_start_on_a_bad_config_or_unusable_data_dir() {
 // A list, so that further shipped configs join it.
 #[allow(clippy::single_element_loop)]
 fn every_shipped_config_passes_check_config() {
-    for name in ["config/sigbot.toml"] {
+    for entry in std::fs::read_dir(repo_root().join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") || name.starts_with("example") {
+            // The full example names secrets and servers that exist only in production;
+            // the config module's unit test parses it with placeholders.
+            continue;
+        }
+        let name = format!("config/{name}");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigbot"))
             .arg("check-config")
             .arg("--config")
-            .arg(repo_root().join(name))
+            .arg(repo_root().join(&name))
             .output()
             .unwrap();
         assert!(

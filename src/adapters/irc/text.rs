@@ -37,7 +37,10 @@ pub fn split_lines(text: &str, budget: usize) -> Vec<String> {
         while rest.len() > budget {
             let cut = split_point(rest, budget);
             let (head, tail) = rest.split_at(cut);
-            out.push(head.trim_end().to_owned());
+            let head = head.trim_end();
+            if !head.is_empty() {
+                out.push(head.to_owned());
+            }
             rest = tail.trim_start();
         }
         if !rest.is_empty() {

@@ -1,0 +1,232 @@
+//! Carries out the core's `Action::Fetch` for declarative commands and feeds the result back
+//! as `Event::FetchDone`. Secrets are filled in here, at the last moment, and scrubbed from
+//! whatever comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::http::HttpCall;
+use super::{http, koji, repodata};
+use crate::config::Secret;
+use crate::core::declarative::{SECRET_CLOSE, SECRET_OPEN, redact, show_placeholders};
+use crate::core::{Event, FetchOutcome, FetchRequest, Request, RequestBody};
+
+/// A cloneable handle that runs requests as tasks.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    repos: Arc<repodata::Cache>,
+    events: mpsc::Sender<Event>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Fetcher {
+    pub fn new(
+        events: mpsc::Sender<Event>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            client,
+            repos: Arc::default(),
+            events,
+            tracker,
+            shutdown,
+        })
+    }
+
+    /// Starts the request; its outcome arrives later as `Event::FetchDone`.
+    pub fn start(&self, req: FetchRequest) {
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let id = req.id;
+            let outcome = tokio::select! {
+                () = this.shutdown.cancelled() => return,
+                o = this.run(&req) => o,
+            };
+            let _ = this.events.send(Event::FetchDone { id, outcome }).await;
+        });
+    }
+
+    /// Runs one request within its timeout.
+    pub async fn run(&self, req: &FetchRequest) -> FetchOutcome {
+        let fill = |s: &str| reveal(s, &req.secrets);
+        let work = async {
+            match &req.request {
+                Request::Http {
+                    method,
+                    url,
+                    headers,
+                    query,
+                    body,
+                } => {
+                    tracing::info!(command = %req.command, id = req.id, %method, url = %show_placeholders(url), "http request");
+                    let headers: Vec<(String, String)> =
+                        headers.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+                    let query: Vec<(String, String)> =
+                        query.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+                    let body = match body {
+                        RequestBody::None => RequestBody::None,
+                        RequestBody::Json(v) => RequestBody::Json(reveal_json(v, &req.secrets)),
+                        RequestBody::Form(f) => {
+                            RequestBody::Form(f.iter().map(|(k, v)| (k.clone(), fill(v))).collect())
+                        }
+                        RequestBody::Text(t) => RequestBody::Text(fill(t)),
+                    };
+                    let url = fill(url);
+                    http::call(
+                        &self.client,
+                        HttpCall {
+                            method,
+                            url: &url,
+                            headers: &headers,
+                            query: &query,
+                            body: &body,
+                        },
+                    )
+                    .await
+                }
+                Request::Koji {
+                    hub,
+                    method,
+                    params,
+                } => {
+                    tracing::info!(command = %req.command, id = req.id, %method, hub = %show_placeholders(hub), "koji call");
+                    let params: Vec<serde_json::Value> = params
+                        .iter()
+                        .map(|p| reveal_json(p, &req.secrets))
+                        .collect();
+                    koji::call(&self.client, &fill(hub), method, &params).await
+                }
+                Request::Repodata { url, package } => {
+                    tracing::info!(command = %req.command, id = req.id, url = %show_placeholders(url), %package, "repodata lookup");
+                    repodata::newest(&self.client, &self.repos, &fill(url), package).await
+                }
+            }
+        };
+        let outcome = match tokio::time::timeout(req.timeout, work).await {
+            Ok(o) => o,
+            Err(_) => FetchOutcome::Failed(format!(
+                "timed out after {}",
+                humantime::format_duration(req.timeout)
+            )),
+        };
+        let outcome = scrub(outcome, &req.secrets);
+        match &outcome {
+            FetchOutcome::Http { status, .. } => {
+                tracing::info!(command = %req.command, id = req.id, status, "request done");
+            }
+            FetchOutcome::Failed(why) => {
+                tracing::warn!(command = %req.command, id = req.id, reason = %why, "request failed");
+            }
+            _ => tracing::info!(command = %req.command, id = req.id, "request done"),
+        }
+        outcome
+    }
+}
+
+/// Fills `${NAME}` placeholders with their values.
+fn reveal(s: &str, secrets: &[(String, Secret)]) -> String {
+    let mut out = s.to_owned();
+    for (name, v) in secrets {
+        let ph = format!("{SECRET_OPEN}{name}{SECRET_CLOSE}");
+        if out.contains(&ph) {
+            out = out.replace(&ph, v.expose());
+        }
+    }
+    out
+}
+
+fn reveal_json(v: &serde_json::Value, secrets: &[(String, Secret)]) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) => serde_json::Value::String(reveal(s, secrets)),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(|x| reveal_json(x, secrets)).collect())
+        }
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), reveal_json(x, secrets)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn scrub_json(v: serde_json::Value, secrets: &[(String, Secret)]) -> serde_json::Value {
+    match v {
+        serde_json::Value::String(s) => serde_json::Value::String(redact(&s, secrets)),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(|x| scrub_json(x, secrets)).collect())
+        }
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.into_iter()
+                .map(|(k, x)| (redact(&k, secrets), scrub_json(x, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A server may echo what it was sent (a token in a URL, an Authorization header): whatever
+/// comes back has the secrets replaced before the core, and so any template, sees it.
+fn scrub(outcome: FetchOutcome, secrets: &[(String, Secret)]) -> FetchOutcome {
+    if secrets.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        FetchOutcome::Http {
+            status,
+            reason,
+            headers,
+            text,
+        } => FetchOutcome::Http {
+            status,
+            reason,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k, redact(&v, secrets)))
+                .collect(),
+            text: redact(&text, secrets),
+        },
+        FetchOutcome::Koji(v) => FetchOutcome::Koji(scrub_json(v, secrets)),
+        FetchOutcome::KojiFault { code, message } => FetchOutcome::KojiFault {
+            code,
+            message: redact(&message, secrets),
+        },
+        FetchOutcome::Failed(why) => FetchOutcome::Failed(redact(&why, secrets)),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_echoes_scrubbed() {
+        let secrets = vec![("TOKEN".to_owned(), Secret::new("s3cr3t-value"))];
+        let url = format!("https://ci/x?token={SECRET_OPEN}TOKEN{SECRET_CLOSE}");
+        assert_eq!(reveal(&url, &secrets), "https://ci/x?token=s3cr3t-value");
+        assert_eq!(show_placeholders(&url), "https://ci/x?token=${TOKEN}");
+        let echoed = FetchOutcome::Http {
+            status: 200,
+            reason: "OK".into(),
+            headers: vec![("x-echo".into(), "Bearer s3cr3t-value".into())],
+            text: "{\"auth\":\"s3cr3t-value\"}".into(),
+        };
+        let FetchOutcome::Http { headers, text, .. } = scrub(echoed, &secrets) else {
+            unreachable!()
+        };
+        assert_eq!(headers[0].1, "Bearer <redacted>");
+        assert_eq!(text, "{\"auth\":\"<redacted>\"}");
+    }
+}
