@@ -114,8 +114,18 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(irc_cfg.name.clone(), h);
     }
+    for matrix_cfg in &cfg.matrix {
+        let h = crate::adapters::matrix::spawn(
+            matrix_cfg.clone(),
+            &cfg.bot.data_dir,
+            events_tx.clone(),
+            &tracker,
+            shutdown.clone(),
+        );
+        handles.insert(matrix_cfg.name.clone(), h);
+    }
     for (name, kind) in &networks {
-        if matches!(kind, NetworkKind::Matrix | NetworkKind::Mqtt) {
+        if matches!(kind, NetworkKind::Mqtt) {
             tracing::warn!(network = %name, kind = kind_name(*kind), "this network kind is not supported by this build yet; it stays stopped");
             health.update(name, LinkState::Stopped, 0);
         }

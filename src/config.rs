@@ -1346,15 +1346,23 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
 
 fn check_matrix_room(loc: &Locator<'_>, r: &Spanned<String>) -> Result<(), ConfigError> {
     let v = r.get_ref();
-    let ok = (v.starts_with('#') || v.starts_with('!'))
-        && v.find(':').is_some_and(|i| i > 1 && i + 1 < v.len())
-        && !v.contains(char::is_whitespace);
+    // Room IDs of room version 12 (`!<hash>`) no longer name a server; aliases always do.
+    let has_server = v.find(':').is_some_and(|i| i > 1 && i + 1 < v.len());
+    let well_formed = if v.starts_with('!') {
+        has_server || (v.len() > 1 && !v.contains(':'))
+    } else {
+        v.starts_with('#') && has_server
+    };
+    let ok = well_formed && !v.contains(char::is_whitespace);
     if ok {
         Ok(())
     } else {
         Err(loc.span(
             r,
-            format!("matrix room {v:?} must be an alias (#room:server) or an ID (!id:server)"),
+            format!(
+                "matrix room {v:?} must be an alias (#room:server) or an ID (!id:server or, \
+                 from room version 12, !id)"
+            ),
         ))
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod irc;
+pub mod matrix;
 // Declarative commands' requests (issue 7).
 pub mod fetch;
 pub mod http;

@@ -180,6 +180,19 @@ fn irc_room_must_be_a_channel_and_matrix_room_an_alias_or_id() {
         e.starts_with("bot.toml:6:10: matrix room \"general\""),
         "{e}"
     );
+    // Room version 12 IDs have no server part.
+    for room in ["!abc:m.org", "!Sm9obk1hdHJpeA", "#sig:m.org"] {
+        let cfg = format!(
+            "[[matrix]]\nname = \"m\"\nhomeserver = \"https://m.org\"\nuser = \"@b:m.org\"\npassword = \"x\"\nrooms = [\"{room}\"]\n"
+        );
+        assert!(parse(&cfg).is_ok(), "{room}");
+    }
+    for room in ["!", "#sig", "!a:", "#:m.org"] {
+        let cfg = format!(
+            "[[matrix]]\nname = \"m\"\nhomeserver = \"https://m.org\"\nuser = \"@b:m.org\"\npassword = \"x\"\nrooms = [\"{room}\"]\n"
+        );
+        assert!(parse(&cfg).is_err(), "{room}");
+    }
 }
 
 #[test]

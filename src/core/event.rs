@@ -119,6 +119,67 @@ pub struct IncomingMessage {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// A message that carries more than plain text: its HTML rendering and the message it
+/// answers. Commands see `message` exactly as they would a plain one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RichMessage {
+    pub message: IncomingMessage,
+    /// The network's HTML rendering (Matrix `formatted_body`), reply fallback removed.
+    pub html: Option<String>,
+    /// The network's ID of the message this one replies to.
+    pub reply_to: Option<String>,
+}
+
+/// Something that happened to or around a message, other than a new text message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomActivity {
+    pub room: RoomRef,
+    pub sender: Sender,
+    /// The network's ID of this event.
+    pub id: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub what: Activity,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    /// The sender changed an earlier message of theirs to this text.
+    Edit {
+        of: String,
+        text: String,
+        html: Option<String>,
+    },
+    /// The sender reacted to a message with `key` (usually an emoji).
+    Reaction { to: String, key: String },
+    /// An earlier event was removed.
+    Redaction { of: String, reason: Option<String> },
+    /// The sender shared a file.
+    Media(Media),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Image,
+    File,
+    Video,
+    Audio,
+}
+
+/// A shared file, as the network names it; fetching it is the adapter's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    /// The file name or description the sender gave.
+    pub body: String,
+    /// Where the network keeps it (a Matrix `mxc://` URI).
+    pub url: String,
+    pub mimetype: Option<String>,
+    pub size: Option<u64>,
+    /// Whether the file itself is end-to-end encrypted.
+    pub encrypted: bool,
+}
+
 /// How a network connection is doing, for `status` and `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +205,10 @@ impl fmt::Display for LinkState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Message(IncomingMessage),
+    /// A message with HTML or a reply relation (Matrix); handled like `Message` by commands.
+    RichMessage(RichMessage),
+    /// Edits, reactions, redactions, media (Matrix).
+    Activity(RoomActivity),
     /// An adapter reports its state and the length of its outgoing queue.
     NetworkState {
         network: String,

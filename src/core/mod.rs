@@ -23,7 +23,8 @@ pub use declarative::{
     PackageVersion, Request, RequestBody,
 };
 pub use event::{
-    Event, IncomingMessage, LinkState, MessageKind, Principal, RoomRef, RoomRefError, Sender,
+    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Principal,
+    RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
 pub use meeting::{JournalLine, Meeting, MeetingKey, MeetingScope, MeetingSettings, Meetings};
 
@@ -116,6 +117,9 @@ impl Core {
     fn handle_event(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         match event {
             Event::Message(msg) => self.on_message(msg, now),
+            Event::RichMessage(rich) => self.on_message(rich.message, now),
+            // Nothing in the core reacts to these yet; the bridge will make them readable.
+            Event::Activity(_) => Vec::new(),
             Event::NetworkState {
                 network,
                 state,

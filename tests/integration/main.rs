@@ -11,6 +11,7 @@
 mod commands;
 mod console;
 mod irc;
+mod matrix;
 mod meetings;
 mod selftest;
 mod support;

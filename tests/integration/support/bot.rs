@@ -14,6 +14,15 @@ use tokio::sync::mpsc;
 /// The console user the bot sees (`console:<USER>`), set in the child's environment.
 pub const CONSOLE_USER: &str = "tester";
 
+/// The binary under test: `$SIGBOT_BIN` when set (worktrees that share one `target/`
+/// overwrite each other's `target/debug/sigbot`; copy yours and point this at it), else the one
+/// cargo built for this test run.
+pub fn bot_binary() -> std::path::PathBuf {
+    std::env::var_os("SIGBOT_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_sigbot").into())
+}
+
 /// A running sigbot.
 pub struct Bot {
     dir: PathBuf,
@@ -54,7 +63,7 @@ impl Bot {
     }
 
     fn spawn(&mut self, stdout_tx: mpsc::UnboundedSender<String>) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigbot"));
+        let mut cmd = Command::new(bot_binary());
         cmd.arg("run")
             .arg("--config")
             .arg(&self.config)

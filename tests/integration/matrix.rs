@@ -1,0 +1,541 @@
+//! The Matrix network against a real Synapse: commands in rooms and DMs, roles by user ID,
+//! invitations, exactly-once catch-up across restarts, the saved device, and encrypted rooms
+//! with a second matrix-sdk client.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::{OwnedRoomId, RoomId};
+use serde_json::{Value, json};
+
+use crate::support::bot::Bot;
+use crate::support::{MatrixClient, MatrixUser, RoomSpec, SynapseServer, temp_dir};
+
+/// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+const NETWORK: &str = "hs";
+
+struct World {
+    synapse: SynapseServer,
+    bot_user: MatrixUser,
+    /// Has the `admin` role and may invite the bot.
+    alice: MatrixUser,
+    /// No role, may not invite the bot.
+    bob: MatrixUser,
+}
+
+impl World {
+    async fn new() -> World {
+        let synapse = SynapseServer::start().await;
+        let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+        let alice = synapse.register_user("alice", "alice-secret-pw").await;
+        let bob = synapse.register_user("bob", "bob-secret-pw").await;
+        World {
+            synapse,
+            bot_user,
+            alice,
+            bob,
+        }
+    }
+
+    fn config(&self, rooms: &[&str]) -> String {
+        self.config_with_auth(rooms, &format!("password = {:?}", self.bot_user.password))
+    }
+
+    fn config_with_auth(&self, rooms: &[&str], auth: &str) -> String {
+        let rooms: Vec<String> = rooms.iter().map(|r| format!("{r:?}")).collect();
+        format!(
+            r#"[bot]
+nick = "sigbot"
+prefix = "!"
+data_dir = "data"
+
+[[matrix]]
+name = "{NETWORK}"
+homeserver = "{url}"
+user = "{bot}"
+{auth}
+rooms = [{rooms}]
+encrypted_rooms = true
+invites_from = ["{alice}"]
+
+[roles]
+admin = ["{NETWORK}:{alice}"]
+"#,
+            url = self.synapse.url(),
+            bot = self.bot_user.user_id,
+            rooms = rooms.join(", "),
+            alice = self.alice.user_id,
+        )
+    }
+
+    fn client(&self, user: &MatrixUser) -> MatrixClient {
+        self.synapse.client(user)
+    }
+}
+
+/// Starts the bot and waits for its first completed sync; returns the time that took.
+/// The time from the bot's start to its first completed sync: as the test saw it (process
+/// start included), and as the bot's adapter logged it (`elapsed_ms`).
+struct FirstSync {
+    seen: Duration,
+    logged_ms: u64,
+}
+
+impl std::fmt::Display for FirstSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ms (process start to log line), {} ms (adapter start to sync, as logged)",
+            self.seen.as_millis(),
+            self.logged_ms
+        )
+    }
+}
+
+async fn first_sync(bot: &mut Bot, t0: Instant) -> FirstSync {
+    let line = bot.wait_log(WAIT, "first sync completed").await;
+    let seen = t0.elapsed();
+    let logged_ms = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("elapsed_ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no elapsed_ms in {line:?}"));
+    FirstSync { seen, logged_ms }
+}
+
+async fn start_bot(dir: &Path, config: &str) -> (Bot, FirstSync) {
+    let t0 = Instant::now();
+    let mut bot = Bot::start(dir, config);
+    let took = first_sync(&mut bot, t0).await;
+    (bot, took)
+}
+
+async fn restart_bot(bot: &mut Bot) -> FirstSync {
+    let t0 = Instant::now();
+    bot.restart();
+    first_sync(bot, t0).await
+}
+
+/// Waits until `user_id`'s membership in `room` becomes `membership`.
+async fn wait_membership(client: &mut MatrixClient, room: &str, user_id: &str, membership: &str) {
+    client
+        .wait_for_event(room, WAIT, |ev| {
+            ev["type"] == "m.room.member"
+                && ev["state_key"] == user_id
+                && ev["content"]["membership"] == membership
+        })
+        .await;
+}
+
+/// Waits for the bot's next message in `room` and returns its content.
+async fn bot_says(client: &mut MatrixClient, room: &str, bot: &str) -> Value {
+    let ev = client
+        .wait_for_event(room, WAIT, |ev| {
+            ev["type"] == "m.room.message" && ev["sender"] == bot
+        })
+        .await;
+    ev["content"].clone()
+}
+
+fn assert_notice(content: &Value, body: &str) {
+    assert_eq!(content["body"], body, "{content}");
+    assert_eq!(content["msgtype"], "m.notice", "{content}");
+    assert_eq!(content["m.mentions"], json!({}), "{content}");
+}
+
+/// A direct-message room from `client` to `user_id`.
+async fn create_dm(client: &MatrixClient, user_id: &str) -> String {
+    let reply: Value = client
+        .request(reqwest::Method::POST, "/_matrix/client/v3/createRoom")
+        .json(&json!({"preset": "trusted_private_chat", "is_direct": true, "invite": [user_id]}))
+        .send()
+        .await
+        .expect("createRoom")
+        .json()
+        .await
+        .expect("createRoom reply");
+    reply["room_id"].as_str().expect("room_id").to_owned()
+}
+
+#[tokio::test]
+async fn ping_in_a_room_and_a_dm_roles_by_user_id_and_invites() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let mut bob = w.client(&w.bob);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("sig".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    bob.join(&room).await;
+
+    // The room is configured by alias; the bot joins it at start.
+    let dir = temp_dir("bot");
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&["#sig:sigbot.test"])).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+
+    let ping = alice.send_text(&room, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    // A formatted reply with the usual quoted fallback is a command all the same.
+    alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "> <@alice:sigbot.test> !ping\n\n!version",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<mx-reply><blockquote>!ping</blockquote></mx-reply><code>!version</code>",
+                "m.relates_to": {"m.in_reply_to": {"event_id": ping}},
+            }),
+        )
+        .await;
+    let version = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        version["body"].as_str().unwrap().starts_with("sigbot "),
+        "{version}"
+    );
+
+    // A DM from an allowed user: accepted, answered there.
+    let dm = create_dm(&alice, &bot_id).await;
+    wait_membership(&mut alice, &dm, &bot_id, "join").await;
+    alice.send_text(&dm, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &dm, &bot_id).await, "pong");
+
+    // The guarded built-in: alice holds the role by user ID, bob does not.
+    alice
+        .send_text(&room, &format!("!say {NETWORK}/{dm} said by alice"))
+        .await;
+    assert_notice(&bot_says(&mut alice, &dm, &bot_id).await, "said by alice");
+    bob.send_text(&room, &format!("!say {NETWORK}/{room} said by bob"))
+        .await;
+    // (Read with alice's client, which has seen the room's earlier answers already.)
+    assert_notice(
+        &bot_says(&mut alice, &room, &bot_id).await,
+        "bob: say needs the admin role",
+    );
+    // whoami shows the principal with the Matrix user ID.
+    alice.send_text(&room, "!whoami").await;
+    let who = bot_says(&mut alice, &room, &bot_id).await;
+    assert_eq!(
+        who["body"],
+        format!(
+            "alice: you are {NETWORK}:{}, with roles: admin",
+            w.alice.user_id
+        )
+    );
+
+    // An invitation from someone not in invites_from is declined.
+    let bobs = bob
+        .create_room(RoomSpec {
+            invite: vec![bot_id.clone()],
+            ..RoomSpec::default()
+        })
+        .await;
+    wait_membership(&mut bob, &bobs, &bot_id, "leave").await;
+    bot.wait_log(WAIT, "invitation declined").await;
+
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+/// The device ID and access token the bot saved.
+fn saved_session(dir: &Path) -> (String, String) {
+    let path = dir.join(format!("data/matrix/{NETWORK}/session.json"));
+    let text = std::fs::read_to_string(&path).expect("session.json");
+    let saved: Value = serde_json::from_str(&text).expect("session JSON");
+    let field = |name: &str| saved["session"][name].as_str().expect(name).to_owned();
+    (field("device_id"), field("access_token"))
+}
+
+async fn devices(w: &World, bot_token: &str) -> Vec<String> {
+    let client = MatrixClient::with_token(&w.synapse.url(), &w.bot_user.user_id, bot_token);
+    let reply: Value = client
+        .request(reqwest::Method::GET, "/_matrix/client/v3/devices")
+        .send()
+        .await
+        .expect("devices")
+        .json()
+        .await
+        .expect("devices reply");
+    let mut ids: Vec<String> = reply["devices"]
+        .as_array()
+        .expect("devices list")
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn restart_handles_what_was_sent_while_down_exactly_once_on_the_same_device() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    // Sent before the bot ever started: history, never answered.
+    alice.send_text(&room, "!ping").await;
+
+    let dir = temp_dir("bot");
+    let (mut bot, took) = start_bot(dir.path(), &w.config(&[&room])).await;
+    eprintln!("MEASURE time from bot start to first completed sync (first start): {took}");
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    alice.send_text(&room, "!version").await;
+    let first = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        first["body"].as_str().unwrap().starts_with("sigbot "),
+        "the old !ping was answered: {first}"
+    );
+    let (device, token) = saved_session(dir.path());
+    let devices_before = devices(&w, &token).await;
+    assert!(devices_before.contains(&device), "{devices_before:?}");
+
+    // A crash: nothing flushed. Three commands while it is down.
+    bot.kill().await;
+    for _ in 0..3 {
+        alice.send_text(&room, "!ping").await;
+    }
+    restart_bot(&mut bot).await;
+    for _ in 0..3 {
+        assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    }
+    // Anything handled twice would be answered before this.
+    alice.send_text(&room, "!version").await;
+    let next = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        next["body"].as_str().unwrap().starts_with("sigbot "),
+        "a fourth answer: {next}"
+    );
+
+    // Same device, and no new device on the account.
+    assert_eq!(saved_session(dir.path()).0, device);
+    assert_eq!(devices(&w, &token).await, devices_before);
+    assert!(
+        !bot.log()
+            .iter()
+            .any(|l| l.contains("logged in as a new device")),
+        "the restart logged in again"
+    );
+
+    // The device is logged out behind the bot's back: it logs in again as a new device and
+    // keeps answering (its sender follows the new login).
+    let revoked = MatrixClient::with_token(&w.synapse.url(), &bot_id, &token);
+    let status = revoked
+        .request(reqwest::Method::POST, "/_matrix/client/v3/logout")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("logout")
+        .status();
+    assert!(status.is_success(), "logout: {status}");
+    bot.wait_log(WAIT, "logged in as a new device").await;
+    alice.send_text(&room, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    let (new_device, _) = saved_session(dir.path());
+    assert_ne!(new_device, device);
+
+    // A clean stop and start: still nothing replayed.
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+    restart_bot(&mut bot).await;
+    alice.send_text(&room, "!version").await;
+    let again = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        again["body"].as_str().unwrap().starts_with("sigbot "),
+        "{again}"
+    );
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn access_token_login_uses_the_token_s_device() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let dir = temp_dir("bot");
+    let auth = format!("access_token = {:?}", w.bot_user.access_token);
+    let (mut bot, _) = start_bot(dir.path(), &w.config_with_auth(&[&room], &auth)).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    alice.send_text(&room, "!ping").await;
+    assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
+    assert_eq!(saved_session(dir.path()).0, w.bot_user.device_id);
+    assert_eq!(
+        devices(&w, &w.bot_user.access_token).await,
+        vec![w.bot_user.device_id.clone()]
+    );
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+/// A matrix-sdk client for `user`, with its own device and crypto store.
+async fn sdk_client(w: &World, user: &MatrixUser, store: &Path) -> matrix_sdk::Client {
+    let client = matrix_sdk::Client::builder()
+        .homeserver_url(w.synapse.url())
+        .sqlite_store(store, None)
+        .build()
+        .await
+        .expect("build matrix-sdk client");
+    client
+        .matrix_auth()
+        .login_username(&user.localpart, &user.password)
+        .initial_device_display_name("test")
+        .send()
+        .await
+        .expect("log in with matrix-sdk");
+    client
+        .sync_once(SyncSettings::default())
+        .await
+        .expect("first sync");
+    client
+}
+
+/// Syncs `client` until the bot sends a message in `room` that decrypts; returns its content.
+async fn sdk_wait_for_bot(client: &matrix_sdk::Client, room: &RoomId, bot: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no decrypted answer from the bot within {WAIT:?}"
+        );
+        let settings = SyncSettings::default().timeout(Duration::from_secs(2));
+        let response = client.sync_once(settings).await.expect("sync");
+        let Some(update) = response.rooms.joined.get(room) else {
+            continue;
+        };
+        for ev in &update.timeline.events {
+            let v: Value = serde_json::from_str(ev.raw().json().get()).unwrap();
+            let is_message = v["type"] == "m.room.message" || v["type"] == "m.room.encrypted";
+            if v["sender"] != bot || !is_message {
+                continue;
+            }
+            assert_eq!(
+                v["type"], "m.room.message",
+                "the bot's message did not decrypt: {v}"
+            );
+            assert!(ev.encryption_info().is_some(), "not encrypted: {v}");
+            return v["content"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn encrypted_room_is_read_and_answered_across_a_restart() {
+    let w = World::new().await;
+    let bot_id = w.bot_user.user_id.clone();
+    let dir = temp_dir("bot");
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&[])).await;
+
+    let store = temp_dir("sdk-client");
+    let sdk = sdk_client(&w, &w.alice, store.path()).await;
+    let mut alice = w.client(&w.alice);
+    let room_id = alice
+        .create_room(RoomSpec {
+            encrypted: true,
+            invite: vec![bot_id.clone()],
+            ..RoomSpec::default()
+        })
+        .await;
+    wait_membership(&mut alice, &room_id, &bot_id, "join").await;
+    let room_id: OwnedRoomId = room_id.try_into().unwrap();
+    // The SDK client learns the room (and that it is encrypted) from its sync.
+    let room = loop {
+        sdk.sync_once(SyncSettings::default().timeout(Duration::from_secs(1)))
+            .await
+            .expect("sync");
+        if let Some(room) = sdk.get_room(&room_id) {
+            break room;
+        }
+    };
+    assert!(room.latest_encryption_state().await.unwrap().is_encrypted());
+
+    room.send(RoomMessageEventContent::text_plain("!ping"))
+        .await
+        .expect("send encrypted !ping");
+    assert_notice(&sdk_wait_for_bot(&sdk, &room_id, &bot_id).await, "pong");
+
+    // The bot keeps its keys across a restart and still reads and answers.
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+    restart_bot(&mut bot).await;
+    room.send(RoomMessageEventContent::text_plain("!ping"))
+        .await
+        .expect("send encrypted !ping");
+    assert_notice(&sdk_wait_for_bot(&sdk, &room_id, &bot_id).await, "pong");
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+async fn bot_answer(client: &mut MatrixClient, room: &str, bot: &str) {
+    client
+        .wait_for_event(room, WAIT, |ev| {
+            ev["sender"] == bot
+                && (ev["type"] == "m.room.message" || ev["type"] == "m.room.encrypted")
+        })
+        .await;
+}
+
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A measurement more than a test: prints the bot's resident memory with 20 joined rooms
+/// and its time to the first completed sync. Run with `--nocapture` to see the numbers.
+#[tokio::test]
+async fn measure_memory_with_20_rooms() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let dir = temp_dir("bot");
+    let (mut bot, took) = start_bot(dir.path(), &w.config(&[])).await;
+    let mut rooms = Vec::new();
+    for i in 0..20 {
+        rooms.push(
+            alice
+                .create_room(RoomSpec {
+                    name: Some(format!("room {i}")),
+                    invite: vec![bot_id.clone()],
+                    encrypted: i % 2 == 0,
+                    ..RoomSpec::default()
+                })
+                .await,
+        );
+    }
+    for room in &rooms {
+        wait_membership(&mut alice, room, &bot_id, "join").await;
+        alice.send_text(room, "!ping").await;
+    }
+    // Half the rooms are encrypted, which this client cannot read: any answer will do.
+    for room in &rooms {
+        bot_answer(&mut alice, room, &bot_id).await;
+    }
+    let rss_cold = vm_rss_kib(bot.pid().expect("bot pid"));
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+    let restart_sync = restart_bot(&mut bot).await;
+    alice.send_text(&rooms[1], "!ping").await;
+    bot_answer(&mut alice, &rooms[1], &bot_id).await;
+    let rss_warm = vm_rss_kib(bot.pid().expect("bot pid"));
+    eprintln!(
+        "MEASURE first sync: first start {took}; restart with 20 rooms {restart_sync}; \
+         VmRSS with 20 joined rooms (10 encrypted): {rss_cold} kB after joining, \
+         {rss_warm} kB after a restart"
+    );
+    assert!(rss_warm < 512 * 1024, "VmRSS {rss_warm} kB");
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
