@@ -201,7 +201,7 @@ fn url_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The fake services on a free loopback port; stops with the test's runtime.
-async fn fake_services() -> SocketAddr {
+pub(crate) async fn fake_services() -> SocketAddr {
     let app = Router::new()
         .route("/rest/bug/{id}", get(bugzilla))
         .route("/api/0/{project}/issue/{id}", get(pagure))
@@ -217,7 +217,7 @@ async fn fake_services() -> SocketAddr {
 
 /// The shipped command files, pointed at the fake services, with short timeouts and no
 /// cooldown (the cooldown is covered by the core's unit tests).
-fn shipped_commands(dir: &Path, base: &str) {
+pub(crate) fn shipped_commands(dir: &Path, base: &str) {
     std::fs::create_dir_all(dir).unwrap();
     for entry in std::fs::read_dir(SHIPPED).unwrap() {
         let path = entry.unwrap().path();

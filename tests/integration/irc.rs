@@ -455,3 +455,82 @@ async fn measure_time_back_in_channel_after_server_restarts() {
         times[2], times
     );
 }
+
+#[tokio::test]
+async fn declarative_commands_and_meetings_work_over_irc() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let base = format!("http://{}", crate::commands::fake_services().await);
+    let dir = temp_dir("irc-cmd-meeting");
+    crate::commands::shipped_commands(&dir.path().join("commands"), &base);
+    let mut bot = Bot::start(
+        dir.path(),
+        &bot_config(&server, "", "[meetings]\nrooms = [\"testnet/#sig\"]\n"),
+    );
+    bot.wait_log(T, "joined").await;
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_and_wait_for_bot(&mut alice).await;
+    let mut bob = IrcClient::connect(&server, "bob").await;
+    bob.join("#sig").await;
+
+    alice.privmsg("#sig", "!bug 1839234").await;
+    let reply = alice
+        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
+        .await;
+    assert!(
+        reply
+            .text()
+            .starts_with("rhbz#1839234: sqlite-3.32.0 is available [MODIFIED]"),
+        "{}",
+        reply.raw
+    );
+
+    let said = |l: &crate::support::IrcLine| l.nick() == Some("sigbot") && l.command == "PRIVMSG";
+    alice.privmsg("#sig", "#startmeeting SIG weekly").await;
+    let started = alice.wait_for(T, said).await;
+    assert!(
+        started.text().contains("Meeting started"),
+        "{}",
+        started.raw
+    );
+    alice
+        .wait_for(T, |l| said(l) && l.text().contains("#topic"))
+        .await;
+    // bob is not a chair: a chair-only command is refused, his #info is minuted.
+    bob.privmsg("#sig", "#topic bob's topic").await;
+    alice.privmsg("#sig", "#chair bob").await;
+    alice.privmsg("#sig", "#info the mirror moved").await;
+    alice.privmsg("#sig", "#action bob updates the docs").await;
+    alice.privmsg("#sig", "#endmeeting").await;
+    let ended = alice
+        .wait_for(T, |l| said(l) && l.text().contains("Minutes:"))
+        .await;
+    assert!(ended.text().contains("/meetings/sig/"), "{}", ended.raw);
+    let minutes = walk(&dir.path().join("data/meetings"))
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy().ends_with(".txt") && !p.to_string_lossy().ends_with(".log.txt")
+        })
+        .expect("text minutes written");
+    let text = std::fs::read_to_string(minutes).unwrap();
+    assert!(text.contains("the mirror moved"), "{text}");
+    assert!(text.contains("bob updates the docs"), "{text}");
+    assert!(
+        !text.contains("bob's topic"),
+        "a non-chair's #topic is not minuted:\n{text}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
