@@ -16,7 +16,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Secret};
+use crate::config::{ConfigError, Locator, Secret};
 use crate::core::Builtin;
 use crate::core::declarative::{
     ActionSpec, ArgSpec, BodySpec, CommandSet, CommandSpec, HttpSpec, KojiSpec, ReplySpec,
@@ -98,32 +98,6 @@ struct RawReply {
     success: Spanned<String>,
     not_found: Option<Spanned<String>>,
     error: Option<Spanned<String>>,
-}
-
-/// Turns byte offsets into `file:line:col` errors.
-struct Locator<'a> {
-    text: &'a str,
-    path: &'a Path,
-}
-
-impl Locator<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = self.text[line_start..offset].chars().count() + 1;
-        ConfigError {
-            file: self.path.to_owned(),
-            line,
-            col,
-            message: message.into(),
-        }
-    }
-
-    fn span<T>(&self, s: &Spanned<T>, key: &str, message: impl std::fmt::Display) -> ConfigError {
-        self.at(s.span().start, format!("{key}: {message}"))
-    }
 }
 
 /// Reads every `*.toml` in `dir`, in name order. A missing directory is an empty set.
@@ -229,14 +203,14 @@ fn check_name(loc: &Locator<'_>, n: &Spanned<String>, key: &str) -> Result<Strin
         && v.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !ok {
-        return Err(loc.span(
+        return Err(loc.span_key(
             n,
             key,
             format!("{v:?}: use lower-case letters, digits, '-' or '_'"),
         ));
     }
     if Builtin::lookup(v).is_some() {
-        return Err(loc.span(n, key, format!("{v:?} is a built-in command")));
+        return Err(loc.span_key(n, key, format!("{v:?} is a built-in command")));
     }
     Ok(v.clone())
 }
@@ -250,7 +224,7 @@ fn duration(
     match s {
         None => Ok(default),
         Some(s) => humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
-            loc.span(
+            loc.span_key(
                 s,
                 key,
                 format!("bad duration {:?} ({e}); write e.g. \"10s\"", s.get_ref()),
@@ -311,7 +285,9 @@ impl Secrets<'_> {
         s: &Spanned<String>,
         key: &str,
     ) -> Result<String, ConfigError> {
-        let t = self.take(s.get_ref()).map_err(|m| loc.span(s, key, m))?;
+        let t = self
+            .take(s.get_ref())
+            .map_err(|m| loc.span_key(s, key, m))?;
         check_template(loc, s, key, &t)?;
         Ok(t)
     }
@@ -323,7 +299,7 @@ impl Secrets<'_> {
         key: &str,
     ) -> Result<serde_json::Value, ConfigError> {
         self.value_inner(v.get_ref())
-            .map_err(|m| loc.span(v, key, m))
+            .map_err(|m| loc.span_key(v, key, m))
     }
 
     fn value_inner(&mut self, v: &toml::Value) -> Result<serde_json::Value, String> {
@@ -364,7 +340,7 @@ fn check_template(
     template_env()
         .template_from_str(source)
         .map(drop)
-        .map_err(|e| loc.span(s, key, format!("template: {e}")))
+        .map_err(|e| loc.span_key(s, key, format!("template: {e}")))
 }
 
 /// A template that must not hold secrets (replies, usage...).
@@ -374,7 +350,7 @@ fn plain_template(
     key: &str,
 ) -> Result<String, ConfigError> {
     if s.get_ref().contains("${") {
-        return Err(loc.span(
+        return Err(loc.span_key(
             s,
             key,
             "${ENV} is only allowed in request fields (url, headers, query, body, hub, params), so that secrets stay out of replies",
@@ -389,7 +365,7 @@ fn check_url(loc: &Locator<'_>, s: &Spanned<String>, key: &str) -> Result<(), Co
     if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("{{") {
         Ok(())
     } else {
-        Err(loc.span(s, key, "must be an http:// or https:// URL"))
+        Err(loc.span_key(s, key, "must be an http:// or https:// URL"))
     }
 }
 
@@ -405,7 +381,7 @@ fn check(
     for a in &raw.aliases {
         let n = check_name(loc, a, "aliases")?;
         if !seen.insert(n.clone()) {
-            return Err(loc.span(a, "aliases", format!("{n:?} is listed twice")));
+            return Err(loc.span_key(a, "aliases", format!("{n:?} is listed twice")));
         }
         names.push((n.clone(), a.span().start));
         aliases.push(n);
@@ -417,28 +393,28 @@ fn check(
         let key = format!("args[{i}]");
         let n = a.name.get_ref();
         if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(loc.span(
+            return Err(loc.span_key(
                 &a.name,
                 &format!("{key}.name"),
                 format!("{n:?}: use letters, digits or '_'"),
             ));
         }
         if !arg_names.insert(n.clone()) {
-            return Err(loc.span(
+            return Err(loc.span_key(
                 &a.name,
                 &format!("{key}.name"),
                 format!("{n:?} is declared twice"),
             ));
         }
         if a.rest && i + 1 != raw.args.len() {
-            return Err(loc.span(
+            return Err(loc.span_key(
                 &a.name,
                 &format!("{key}.rest"),
                 "only the last argument may take the rest of the line",
             ));
         }
         let pattern = Regex::new(&format!("^(?:{})$", a.pattern.get_ref())).map_err(|e| {
-            loc.span(
+            loc.span_key(
                 &a.pattern,
                 &format!("{key}.pattern"),
                 format!(
@@ -457,7 +433,7 @@ fn check(
     let usage = match &raw.usage {
         Some(u) => {
             if !u.get_ref().starts_with(&name) {
-                return Err(loc.span(
+                return Err(loc.span_key(
                     u,
                     "usage",
                     format!("should start with the command name {name:?}"),
@@ -475,7 +451,7 @@ fn check(
     if let Some(r) = &raw.role
         && r.get_ref().trim().is_empty()
     {
-        return Err(loc.span(r, "role", "is empty"));
+        return Err(loc.span_key(r, "role", "is empty"));
     }
 
     let mut secrets = Secrets {
@@ -504,7 +480,7 @@ fn check(
             Some(m) => {
                 let v = m.get_ref().to_ascii_uppercase();
                 if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&v.as_str()) {
-                    return Err(loc.span(
+                    return Err(loc.span_key(
                         m,
                         "http.method",
                         format!("{:?} is not an HTTP method sigbot sends", m.get_ref()),
@@ -522,7 +498,7 @@ fn check(
         let query = pairs(&h.query, "http.query")?;
         let bodies = [h.json.is_some(), h.form.is_some(), h.body.is_some()];
         if bodies.iter().filter(|b| **b).count() > 1 {
-            return Err(loc.span(&h.url, "http", "give one of json, form or body"));
+            return Err(loc.span_key(&h.url, "http", "give one of json, form or body"));
         }
         let body = if let Some(j) = &h.json {
             BodySpec::Json(secrets.value(loc, j, "http.json")?)
@@ -536,7 +512,7 @@ fn check(
         let mut expect = Vec::new();
         for e in &h.expect {
             if !(100..600).contains(e.get_ref()) {
-                return Err(loc.span(e, "http.expect", "is not an HTTP status"));
+                return Err(loc.span_key(e, "http.expect", "is not an HTTP status"));
             }
             expect.push(*e.get_ref());
         }
@@ -553,7 +529,7 @@ fn check(
         let k = k.get_ref();
         check_url(loc, &k.hub, "koji.hub")?;
         if !KOJI_METHODS.contains(&k.method.get_ref().as_str()) {
-            return Err(loc.span(
+            return Err(loc.span_key(
                 &k.method,
                 "koji.method",
                 format!(
@@ -612,7 +588,7 @@ fn check(
     };
     let summary = raw.summary.get_ref().trim().to_owned();
     if summary.is_empty() {
-        return Err(loc.span(&raw.summary, "summary", "is empty"));
+        return Err(loc.span_key(&raw.summary, "summary", "is empty"));
     }
 
     if !secrets.missing.is_empty() {

@@ -622,14 +622,14 @@ impl Config {
     }
 }
 
-/// Turns byte offsets into `file:line:col` errors.
-struct Locator<'a> {
-    text: &'a str,
-    path: &'a Path,
+/// Turns byte offsets into `file:line:col` errors (for the config and the command files).
+pub(crate) struct Locator<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) path: &'a Path,
 }
 
 impl Locator<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -643,11 +643,21 @@ impl Locator<'_> {
         }
     }
 
-    fn span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
         self.at(s.span().start, message)
     }
 
-    fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+    /// An error at `s` that names the key it is about: `key: message`.
+    pub(crate) fn span_key<T>(
+        &self,
+        s: &Spanned<T>,
+        key: &str,
+        message: impl std::fmt::Display,
+    ) -> ConfigError {
+        self.at(s.span().start, format!("{key}: {message}"))
+    }
+
+    pub(crate) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let offset = e.span().map_or(0, |s| s.start);
         self.at(offset, e.message().trim().replace('\n', " "))
     }
