@@ -291,12 +291,8 @@ impl Driver {
         }
     }
 
-    async fn session(&mut self, mut reader: Reader, mut writer: Writer) -> SessionEnd {
-        let now = Instant::now();
-        self.queue.clear_protocol();
-        // The server's flood counters start over with a new connection.
-        self.bucket = TokenBucket::new(self.cfg.rate.burst, self.cfg.rate.per_second, now);
-        let mut s = Session {
+    fn new_session(&self, now: Instant) -> Session {
+        Session {
             nick: self.cfg.nick.clone(),
             user: format!("~{}", self.cfg.username),
             host: HOST_GUESS.to_owned(),
@@ -316,7 +312,15 @@ impl Driver {
             last_rx: now,
             ping_sent: false,
             next_regain: now + Duration::from_secs(30),
-        };
+        }
+    }
+
+    async fn session(&mut self, mut reader: Reader, mut writer: Writer) -> SessionEnd {
+        let now = Instant::now();
+        self.queue.clear_protocol();
+        // The server's flood counters start over with a new connection.
+        self.bucket = TokenBucket::new(self.cfg.rate.burst, self.cfg.rate.per_second, now);
+        let mut s = self.new_session(now);
         // Registration: these few lines go out at once.
         let mut hello = vec!["CAP LS 302".to_owned()];
         if let Some(p) = &self.cfg.password {
@@ -1022,6 +1026,253 @@ mod tests {
         let mut hi = lo.clone();
         assert_eq!(lo.next_delay(0.0), Duration::from_secs(6));
         assert_eq!(hi.next_delay(1.0), Duration::from_secs(10));
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl AsyncWrite for Sink {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Sink {
+        fn take(&self) -> Vec<String> {
+            let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+            String::from_utf8(bytes)
+                .unwrap()
+                .split("\r\n")
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    struct Rig {
+        driver: Driver,
+        session: Session,
+        sink: Sink,
+        writer: Writer,
+        events: mpsc::Receiver<Event>,
+        _out: mpsc::Sender<Outgoing>,
+    }
+
+    fn rig(extra: &str) -> Rig {
+        let toml = format!(
+            "[[irc]]\nname = \"net\"\nserver = \"irc.example.org\"\nnick = \"sigbot\"\nchannels = [\"#sig\"]\n{extra}\n"
+        );
+        let cfg = crate::config::Config::from_str_with_env(
+            &toml,
+            std::path::Path::new("t.toml"),
+            &|_| None,
+        )
+        .unwrap()
+        .irc
+        .remove(0);
+        let (events_tx, events) = mpsc::channel(64);
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let driver = Driver::new(cfg, events_tx, out_rx, CancellationToken::new());
+        let session = driver.new_session(Instant::now());
+        let sink = Sink::default();
+        Rig {
+            driver,
+            session,
+            writer: Box::new(sink.clone()),
+            sink,
+            events,
+            _out: out_tx,
+        }
+    }
+
+    impl Rig {
+        async fn feed(&mut self, line: &str) -> Option<SessionEnd> {
+            self.driver
+                .on_line(line, &mut self.session, &mut self.writer)
+                .await
+        }
+
+        fn registered(&mut self, caps: &[&str]) {
+            self.session.registered = true;
+            self.session.caps = caps.iter().map(|c| (*c).to_owned()).collect();
+        }
+
+        /// The principal of the next chat message event.
+        fn next_principal(&mut self) -> Option<String> {
+            loop {
+                match self.events.try_recv().expect("an event") {
+                    Event::Message(m) => return m.sender.principal.map(|p| p.to_string()),
+                    _ => continue,
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn without_account_tag_identity_comes_from_extended_join_account_notify_and_whox() {
+        let mut r = rig("");
+        r.registered(&["extended-join", "account-notify"]);
+        r.feed(":alice!a@h JOIN #sig alice :Alice").await;
+        r.feed(":alice!a@h PRIVMSG #sig :!whoami").await;
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+        // She logs out: her nick is worth nothing.
+        r.feed(":alice!a@h ACCOUNT *").await;
+        r.feed(":alice!a@h PRIVMSG #sig :!whoami").await;
+        assert_eq!(r.next_principal(), None);
+        // WHOX reply for someone already in the channel, then a nick change.
+        r.feed(":irc.example.org 354 sigbot 152 bob bobacct").await;
+        r.feed(":bob!b@h NICK bobby").await;
+        r.feed(":bobby!b@h PRIVMSG #sig :hi").await;
+        assert_eq!(r.next_principal().as_deref(), Some("net:bobacct"));
+        // A stranger nobody told us about has no principal.
+        r.feed(":carol!c@h PRIVMSG #sig :hi").await;
+        assert_eq!(r.next_principal(), None);
+    }
+
+    #[tokio::test]
+    async fn with_account_tag_only_the_tag_counts() {
+        let mut r = rig("");
+        r.registered(&["account-tag", "extended-join"]);
+        r.feed(":alice!a@h JOIN #sig alice :Alice").await;
+        r.feed(":alice!a@h PRIVMSG #sig :no tag").await;
+        assert_eq!(r.next_principal(), None);
+        r.feed("@account=alice :alice!a@h PRIVMSG #sig :tagged")
+            .await;
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+    }
+
+    #[tokio::test]
+    async fn cap_negotiation_requests_only_offered_wanted_caps_across_ls_lines() {
+        let mut r = rig("");
+        r.feed(":srv CAP * LS * :sasl server-time foo/bar").await;
+        assert!(r.sink.take().is_empty(), "no REQ before the last LS line");
+        r.feed(":srv CAP * LS :account-tag echo-message chghost")
+            .await;
+        // No SASL configured: sasl is not requested.
+        assert_eq!(
+            r.sink.take(),
+            ["CAP REQ :server-time account-tag echo-message chghost"]
+        );
+        r.feed(":srv CAP * ACK :server-time account-tag echo-message chghost")
+            .await;
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        assert!(r.session.caps.contains("account-tag"));
+    }
+
+    #[tokio::test]
+    async fn sasl_plain_sends_the_base64_payload_then_ends_negotiation() {
+        let mut r = rig("sasl = { user = \"bot\", password = \"pw\" }");
+        r.feed(":srv CAP * LS :sasl=PLAIN,EXTERNAL").await;
+        assert_eq!(r.sink.take(), ["CAP REQ :sasl"]);
+        r.feed(":srv CAP * ACK :sasl").await;
+        assert_eq!(r.sink.take(), ["AUTHENTICATE PLAIN"]);
+        r.feed("AUTHENTICATE +").await;
+        let expected = base64::engine::general_purpose::STANDARD.encode("bot\0bot\0pw");
+        assert_eq!(r.sink.take(), [format!("AUTHENTICATE {expected}")]);
+        r.feed(":srv 900 sigbot sigbot!b@h bot :You are now logged in as bot")
+            .await;
+        r.feed(":srv 903 sigbot :SASL authentication successful")
+            .await;
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        assert!(r.session.logged_in);
+    }
+
+    #[tokio::test]
+    async fn welcome_joins_channels_and_sets_bot_mode_from_isupport() {
+        let mut r = rig("");
+        r.feed(":srv 001 sigbot :Welcome").await;
+        r.feed(":srv 005 sigbot BOT=B WHOX :are supported").await;
+        let now = Instant::now();
+        let mut queued = Vec::new();
+        while let Some(Ok(l)) = r.driver.queue.pop(now) {
+            queued.push(l.line);
+        }
+        assert_eq!(queued, ["JOIN #sig", "MODE sigbot +B"]);
+        assert!(r.session.whox);
+    }
+
+    #[tokio::test]
+    async fn ping_is_answered_at_once_and_silence_ends_the_session() {
+        let mut r = rig("ping_timeout = \"60s\"");
+        r.feed("PING :abc").await;
+        assert_eq!(r.sink.take(), ["PONG :abc"]);
+        r.session.last_rx = Instant::now() - Duration::from_secs(31);
+        assert!(r.driver.on_tick(&mut r.session).is_none());
+        assert!(
+            r.driver
+                .queue
+                .pop(Instant::now())
+                .unwrap()
+                .unwrap()
+                .line
+                .starts_with("PING :")
+        );
+        r.session.last_rx = Instant::now() - Duration::from_secs(61);
+        assert!(matches!(
+            r.driver.on_tick(&mut r.session),
+            Some(SessionEnd::Lost(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn own_echoes_and_ctcp_requests_are_not_chat_and_actions_are_emotes() {
+        let mut r = rig("");
+        r.registered(&["echo-message"]);
+        r.feed(":sigbot!s@h PRIVMSG #sig :my own line").await;
+        r.feed(":alice!a@h PRIVMSG #sig :\u{1}VERSION\u{1}").await;
+        r.feed(":alice!a@h PRIVMSG #sig :\u{1}ACTION waves\u{1}")
+            .await;
+        r.feed(":alice!a@h PRIVMSG sigbot :!ping").await;
+        let Event::Message(m) = r.events.try_recv().unwrap() else {
+            panic!()
+        };
+        assert_eq!((m.kind, m.text.as_str()), (MessageKind::Emote, "waves"));
+        let Event::Message(m) = r.events.try_recv().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m.room.room, "alice",
+            "a private message's room is its sender"
+        );
+        assert!(r.events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_kick_schedules_a_rejoin_and_a_nick_collision_picks_an_alternative() {
+        let mut r = rig("alt_nicks = [\"sigbot-alt\"]\nrejoin_delay = \"0s\"");
+        r.feed(":srv 433 * sigbot :Nickname is already in use")
+            .await;
+        assert_eq!(r.sink.take(), ["NICK sigbot-alt"]);
+        r.feed(":srv 433 * sigbot-alt :Nickname is already in use")
+            .await;
+        assert_eq!(r.sink.take(), ["NICK sigbot_"]);
+        r.feed(":srv 001 sigbot_ :Welcome").await;
+        while r.driver.queue.pop(Instant::now()).is_some() {}
+        r.feed(":op!o@h KICK #sig sigbot_ :bye").await;
+        assert!(r.driver.on_tick(&mut r.session).is_none());
+        let mut queued = Vec::new();
+        while let Some(Ok(l)) = r.driver.queue.pop(Instant::now()) {
+            queued.push(l.line);
+        }
+        assert!(queued.contains(&"JOIN #sig".to_owned()), "{queued:?}");
     }
 
     #[test]
