@@ -534,3 +534,19 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn bot_joins_a_keyed_channel_with_its_key() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let mut op = IrcClient::connect(&server, "chanop").await;
+    op.join("#locked").await;
+    op.send("MODE #locked +k sekrit").await;
+    op.wait_for(T, |l| l.command == "MODE" && l.text() == "sekrit")
+        .await;
+    let dir = temp_dir("irc-key");
+    let config = bot_config(&server, "", "")
+        .replace("channels = [\"#sig\"]", "channels = [\"#locked sekrit\"]");
+    let _bot = Bot::start(dir.path(), &config);
+    op.wait_for(T * 2, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
+        .await;
+}
