@@ -10,13 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::fetch::Fetcher;
-use crate::adapters::{NetworkHandle, Outgoing, console};
+use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
 use crate::config::{Config, ConfigError, NetworkKind};
 use crate::core::{
     Action, CommandSetHandle, Core, CoreSettings, Event, LinkState, MeetingScope, MeetingSettings,
-    Roles,
+    Priority, Roles, SendKind,
 };
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
@@ -377,6 +377,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                 html,
                 kind,
                 priority,
+                tag,
             } => {
                 let Some(h) = io.handles.get(&room.network) else {
                     tracing::warn!(%room, "no running network for this room; message dropped");
@@ -388,10 +389,33 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     html,
                     kind,
                     priority,
+                    op: tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged),
                 };
                 if h.send(out).await.is_err() {
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
                 }
+            }
+            Action::Edit { room, tag, text } => {
+                let out = Outgoing {
+                    room: room.room.clone(),
+                    text,
+                    html: None,
+                    kind: SendKind::Reply,
+                    priority: Priority::Command,
+                    op: OutgoingOp::Edit(tag),
+                };
+                send_to(io, &room, out).await;
+            }
+            Action::React { room, to, key } => {
+                let out = Outgoing {
+                    room: room.room.clone(),
+                    text: String::new(),
+                    html: None,
+                    kind: SendKind::Reply,
+                    priority: Priority::Command,
+                    op: OutgoingOp::React { to, key },
+                };
+                send_to(io, &room, out).await;
             }
             Action::Fetch(req) => io.fetcher.start(req),
             Action::Audit(entry) => {
@@ -425,6 +449,17 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                 }
             }
         }
+    }
+}
+
+/// Hands a message to its network's adapter, or says why it could not.
+async fn send_to(io: &Executors, room: &crate::core::RoomRef, out: Outgoing) {
+    let Some(h) = io.handles.get(&room.network) else {
+        tracing::warn!(%room, "no running network for this room; message dropped");
+        return;
+    };
+    if h.send(out).await.is_err() {
+        tracing::warn!(network = %h.name, "network stopped; message dropped");
     }
 }
 

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{NetworkHandle, Outgoing};
+use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::ConsoleConfig;
 use crate::core::{Event, IncomingMessage, LinkState, MessageKind, Principal, RoomRef, Sender};
 
@@ -140,8 +140,27 @@ async fn write_stdout(
     // Runs until every sender is gone, so that nothing queued before shutdown is lost.
     while let Some(out) = rx.recv().await {
         let mut buf = String::new();
-        for line in out.text.lines() {
-            buf.push_str(&format!("[{network}/{}] <{bot_nick}> {line}\n", out.room));
+        match &out.op {
+            OutgoingOp::Message | OutgoingOp::Tagged(_) => {
+                for line in out.text.lines() {
+                    buf.push_str(&format!("[{network}/{}] <{bot_nick}> {line}\n", out.room));
+                }
+            }
+            // A terminal cannot change what it printed: an edit is shown as a new line.
+            OutgoingOp::Edit(_) => {
+                for line in out.text.lines() {
+                    buf.push_str(&format!(
+                        "[{network}/{}] <{bot_nick}> (edit) {line}\n",
+                        out.room
+                    ));
+                }
+            }
+            OutgoingOp::React { key, .. } => {
+                buf.push_str(&format!(
+                    "[{network}/{}] * {bot_nick} reacts {key}\n",
+                    out.room
+                ));
+            }
         }
         if output.write_all(buf.as_bytes()).await.is_err() || output.flush().await.is_err() {
             tracing::warn!(%network, "console output closed");

@@ -15,6 +15,20 @@ use tokio::sync::mpsc;
 
 use crate::core::{Priority, SendKind};
 
+/// What an [`Outgoing`] does: a new message (optionally named for later edits), an edit of
+/// the bot's own earlier message, or a reaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OutgoingOp {
+    #[default]
+    Message,
+    /// A new message that a later `Edit` with the same tag replaces.
+    Tagged(String),
+    /// Replace the text of the message sent as `Tagged(tag)`.
+    Edit(String),
+    /// React with `key` to the message whose network ID is `to` (`text` is unused).
+    React { to: String, key: String },
+}
+
 /// A message for one room of one network, as the core asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -24,6 +38,7 @@ pub struct Outgoing {
     pub html: Option<String>,
     pub kind: SendKind,
     pub priority: Priority,
+    pub op: OutgoingOp,
 }
 
 /// The sending side of a network: cloneable, cheap, owned by whoever needs to send.

@@ -35,6 +35,22 @@ pub enum Action {
         html: Option<String>,
         kind: SendKind,
         priority: Priority,
+        /// Names the message so that a later [`Action::Edit`] can replace its text.
+        tag: Option<String>,
+    },
+    /// Replace the text of the bot's own message sent with `tag` (Matrix: an `m.replace`
+    /// edit; networks without edits leave the old text alone).
+    Edit {
+        room: RoomRef,
+        tag: String,
+        text: String,
+    },
+    /// React to a message by its network ID (Matrix: an `m.reaction`; networks without
+    /// reactions ignore it).
+    React {
+        room: RoomRef,
+        to: String,
+        key: String,
     },
     /// Journal one line of a running meeting. It must be committed before the next event is
     /// handled: that is what lets a meeting survive a crash.
@@ -61,6 +77,19 @@ impl Action {
             html: None,
             kind: SendKind::Reply,
             priority: Priority::Command,
+            tag: None,
+        }
+    }
+
+    /// A reply that may be edited later through its `tag`.
+    pub fn tagged_reply(room: &RoomRef, text: impl Into<String>, tag: impl Into<String>) -> Self {
+        Action::Send {
+            room: room.clone(),
+            text: text.into(),
+            html: None,
+            kind: SendKind::Reply,
+            priority: Priority::Command,
+            tag: Some(tag.into()),
         }
     }
 }

@@ -33,6 +33,27 @@ use crate::config::Secret;
 pub const SECRET_OPEN: char = '\u{E000}';
 pub const SECRET_CLOSE: char = '\u{E001}';
 
+/// The tag of a confirmation prompt, so that it can be edited once settled.
+fn prompt_tag(code: &str) -> String {
+    format!("confirm:{code}")
+}
+
+/// Rewrites a confirmation prompt once it is settled, so the room does not show a live code
+/// that no longer works (on networks with edits).
+fn settle_prompt(p: &PendingConfirm, outcome: &str) -> Action {
+    let args = p.call.args_text();
+    Action::Edit {
+        room: p.call.room.clone(),
+        tag: prompt_tag(&p.code),
+        text: format!(
+            "{}: {}{}{args}: {outcome}",
+            p.call.nick,
+            p.spec.name,
+            if args.is_empty() { "" } else { " " }
+        ),
+    }
+}
+
 /// How long a confirmation code stays valid.
 pub const CONFIRM_WINDOW: TimeDelta = TimeDelta::minutes(2);
 
@@ -527,13 +548,14 @@ impl Declarative {
             }
             let code = self.new_code();
             let args = call.args_text();
-            out.push(Action::reply(
+            out.push(Action::tagged_reply(
                 room,
                 format!(
                     "{nick}: about to run {}{}{args}; to go ahead say {prefix}confirm {code} within 2 minutes ({prefix}cancel drops it)",
                     spec.name,
                     if args.is_empty() { "" } else { " " },
                 ),
+                prompt_tag(&code),
             ));
             out.push(self.audit(&spec, &call, now, "awaiting confirmation".into(), None));
             self.confirmations.push(PendingConfirm {
@@ -610,7 +632,17 @@ impl Declarative {
             ];
         }
         let p = self.confirmations.remove(i);
-        let mut out = vec![self.audit(&p.spec, &p.call, now, "confirmed".into(), None)];
+        let mut out = vec![
+            self.audit(&p.spec, &p.call, now, "confirmed".into(), None),
+            settle_prompt(&p, &format!("confirmed by {nick}")),
+        ];
+        if let Some(id) = &msg.id {
+            out.push(Action::React {
+                room: room.clone(),
+                to: id.clone(),
+                key: "\u{2705}".into(),
+            });
+        }
         out.extend(self.start(p.spec, p.call));
         out
     }
@@ -639,6 +671,7 @@ impl Declarative {
         )];
         for p in &mine {
             out.push(self.audit(&p.spec, &p.call, now, "cancelled".into(), None));
+            out.push(settle_prompt(p, "cancelled"));
         }
         out
     }
@@ -652,7 +685,12 @@ impl Declarative {
         self.cooldowns.retain(|_, cd| now < cd.until);
         expired
             .iter()
-            .map(|p| self.audit(&p.spec, &p.call, now, "expired unconfirmed".into(), None))
+            .flat_map(|p| {
+                [
+                    self.audit(&p.spec, &p.call, now, "expired unconfirmed".into(), None),
+                    settle_prompt(p, "expired unconfirmed"),
+                ]
+            })
             .collect()
     }
 

@@ -539,3 +539,78 @@ async fn measure_memory_with_20_rooms() {
     assert!(rss_warm < 512 * 1024, "VmRSS {rss_warm} kB");
     assert_eq!(bot.terminate(WAIT).await, Some(0));
 }
+
+/// A confirmed release over Matrix: the bot's prompt is edited (`m.replace`) once settled and
+/// the `!confirm` message gets a reaction, so the room never shows a live code that is spent.
+#[tokio::test]
+async fn confirmation_prompt_is_edited_and_the_confirm_gets_a_reaction() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("rel".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let base = format!("http://{}", crate::commands::fake_services().await);
+    let dir = temp_dir("matrix-confirm");
+    crate::commands::shipped_commands(&dir.path().join("commands"), &base);
+    let config = w.config(&[&room]).replace(
+        "[roles]\n",
+        &format!("[roles]\nreleng = [\"{NETWORK}:{}\"]\n", w.alice.user_id),
+    );
+    let (_bot, _) = {
+        let env = [("SIGBOT_RELEASE_TOKEN", "tok-matrix-test")];
+        let t0 = Instant::now();
+        let mut bot = Bot::start_with_env(dir.path(), &config, &env);
+        let took = first_sync(&mut bot, t0).await;
+        (bot, took)
+    };
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+
+    alice.send_text(&room, "!release 1.2").await;
+    let prompt = alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["sender"] == bot_id.as_str()
+                && ev["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("!confirm "))
+        })
+        .await;
+    let prompt_id = prompt["event_id"].as_str().unwrap().to_owned();
+    let body = prompt["content"]["body"].as_str().unwrap();
+    let code: String = body
+        .split("!confirm ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+
+    let confirm_id = alice.send_text(&room, &format!("!confirm {code}")).await;
+    let mut edited = false;
+    let mut reacted = false;
+    while !(edited && reacted) {
+        let ev = alice
+            .wait_for_event(&room, WAIT, |ev| ev["sender"] == bot_id.as_str())
+            .await;
+        let rel = &ev["content"]["m.relates_to"];
+        if ev["type"] == "m.room.message" && rel["rel_type"] == "m.replace" {
+            assert_eq!(rel["event_id"], prompt_id.as_str(), "{ev}");
+            let new = ev["content"]["m.new_content"]["body"].as_str().unwrap();
+            assert!(new.ends_with("confirmed by alice"), "{ev}");
+            assert!(
+                !new.contains(&code),
+                "the edited prompt shows no code: {ev}"
+            );
+            edited = true;
+        } else if ev["type"] == "m.reaction" {
+            assert_eq!(rel["rel_type"], "m.annotation", "{ev}");
+            assert_eq!(rel["event_id"], confirm_id.as_str(), "{ev}");
+            assert_eq!(rel["key"], "\u{2705}", "{ev}");
+            reacted = true;
+        }
+    }
+}

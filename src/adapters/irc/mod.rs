@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::queue::{SendQueue, TokenBucket};
-use super::{NetworkHandle, Outgoing};
+use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{IrcConfig, Sasl};
 use crate::core::{
     Event, IncomingMessage, LinkState, MessageKind, Principal, Priority, RoomRef, SendKind, Sender,
@@ -261,6 +261,11 @@ impl Driver {
 
     /// Turns a message for a room into queued IRC lines.
     fn enqueue(&mut self, out: Outgoing, session: Option<&Session>) {
+        match &out.op {
+            OutgoingOp::Message | OutgoingOp::Tagged(_) => {}
+            // IRC has no edits or reactions: a correction would only repeat the line.
+            OutgoingOp::Edit(_) | OutgoingOp::React { .. } => return,
+        }
         let private = !(out.room.starts_with('#') || out.room.starts_with('&'));
         let command = if private && out.kind == SendKind::Reply && self.cfg.private_notice {
             "NOTICE"

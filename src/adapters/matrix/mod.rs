@@ -30,7 +30,7 @@ use matrix_sdk::ruma::api::error::ErrorKind;
 use matrix_sdk::ruma::events::Mentions;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{
-    OwnedRoomId, RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UInt, UserId,
+    OwnedEventId, OwnedRoomId, RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UInt, UserId,
 };
 use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::sync::SyncResponse;
@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use self::state::{NetworkDir, SavedSession, StateError, SyncState};
 use super::irc::Backoff;
-use super::{NetworkHandle, Outgoing};
+use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{MatrixAuth, MatrixConfig};
 use crate::core::{Event, LinkState, RoomRef, SendKind};
 
@@ -85,6 +85,7 @@ pub fn spawn(
     let (client_tx, client_rx) = watch::channel(None);
     let names = Arc::new(Mutex::new(RoomNames::default()));
     let sender = Sender {
+        tagged: Mutex::new(HashMap::new()),
         client: client_rx,
         cfg: cfg.clone(),
         names: names.clone(),
@@ -616,6 +617,8 @@ async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), Matri
 
 /// Sends the core's messages, in order.
 struct Sender {
+    /// The event IDs of the bot's tagged messages, for later edits.
+    tagged: Mutex<HashMap<String, OwnedEventId>>,
     client: watch::Receiver<Option<Client>>,
     cfg: MatrixConfig,
     names: Arc<Mutex<RoomNames>>,
@@ -670,18 +673,45 @@ impl Sender {
             tracing::warn!(room = %out.room, "encrypted room, but encrypted_rooms = false; message dropped");
             return;
         }
-        let content = message_content(&out);
+        let (event_type, content) = match &out.op {
+            OutgoingOp::Message | OutgoingOp::Tagged(_) => (
+                "m.room.message",
+                serde_json::to_value(message_content(&out)).expect("event content serializes"),
+            ),
+            OutgoingOp::Edit(tag) => {
+                let Some(of) = self.tagged.lock().unwrap().get(tag).cloned() else {
+                    tracing::debug!(room = %out.room, %tag, "nothing sent under this tag; edit dropped");
+                    return;
+                };
+                ("m.room.message", edit_content(&out, of))
+            }
+            OutgoingOp::React { to, key } => {
+                let Ok(to) = OwnedEventId::try_from(to.as_str()) else {
+                    tracing::debug!(room = %out.room, %to, "not an event ID; reaction dropped");
+                    return;
+                };
+                ("m.reaction", reaction_content(to, key))
+            }
+        };
         // One transaction ID for every attempt: the homeserver keeps a retried message once.
         let txn = TransactionId::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         for attempt in 1..=SEND_ATTEMPTS {
             match room
-                .send(content.clone())
-                .with_transaction_id(txn.clone())
+                .send_raw(event_type, content.clone())
+                .with_transaction_id(&txn)
                 .await
             {
-                Ok(_) => return,
+                Ok(sent) => {
+                    if let OutgoingOp::Tagged(tag) = &out.op {
+                        self.tagged
+                            .lock()
+                            .unwrap()
+                            .insert(tag.clone(), sent.response.event_id);
+                    }
+                    return;
+                }
                 Err(e) => {
                     let permanent = e.client_api_error_kind().is_some_and(|k| {
                         !matches!(k, ErrorKind::LimitExceeded(_) | ErrorKind::Unknown)
@@ -715,6 +745,28 @@ pub fn message_content(out: &Outgoing) -> RoomMessageEventContent {
     content
 }
 
+/// An `m.replace` edit of the bot's message `of`, with the new text.
+pub fn edit_content(out: &Outgoing, of: OwnedEventId) -> Value {
+    let content = message_content(out).make_replacement(
+        matrix_sdk::ruma::events::room::message::ReplacementMetadata::new(
+            of,
+            Some(Mentions::new()),
+        ),
+    );
+    serde_json::to_value(content).expect("event content serializes")
+}
+
+/// An `m.reaction` annotation of `to` with `key`.
+pub fn reaction_content(to: OwnedEventId, key: &str) -> Value {
+    use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+    use matrix_sdk::ruma::events::relation::Annotation;
+    serde_json::to_value(ReactionEventContent::new(Annotation::new(
+        to,
+        key.to_owned(),
+    )))
+    .expect("event content serializes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,6 +780,7 @@ mod tests {
             html: None,
             kind: SendKind::Reply,
             priority: Priority::Command,
+            op: crate::adapters::OutgoingOp::Message,
         };
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(

@@ -278,7 +278,27 @@ fn confirmation_runs_only_for_the_same_principal_and_room_once() {
     assert!(texts(&out)[0].contains("was not given to you"));
 
     // The owner, in the room, within 2 minutes: it runs.
-    let out = c.handle(msg("dc", Some("dcavalca"), &format!("!confirm {code}")), t1);
+    let Event::Message(mut confirm) = msg("dc", Some("dcavalca"), &format!("!confirm {code}"))
+    else {
+        unreachable!()
+    };
+    confirm.id = Some("$confirm-event".into());
+    let out = c.handle(Event::Message(confirm), t1);
+    // The prompt is rewritten, so the room no longer shows a live code, and the !confirm
+    // line gets a check mark where the network has reactions.
+    assert!(
+        out.contains(&Action::Edit {
+            room: room(),
+            tag: format!("confirm:{code}"),
+            text: "dc: release version=1.2: confirmed by dc".into(),
+        }),
+        "{out:?}"
+    );
+    assert!(out.contains(&Action::React {
+        room: room(),
+        to: "$confirm-event".into(),
+        key: "\u{2705}".into(),
+    }));
     let f = fetch(&out);
     assert_eq!(
         audits(&out),
