@@ -614,3 +614,52 @@ async fn confirmation_prompt_is_edited_and_the_confirm_gets_a_reaction() {
         }
     }
 }
+
+/// A homeserver that rate-limits messages: the bot's replies get `429 M_LIMIT_EXCEEDED`, waits
+/// `retry_after_ms`, and still delivers every one, in order.
+#[tokio::test]
+async fn rate_limited_replies_are_retried_and_keep_their_order() {
+    let synapse = SynapseServer::start_with_message_rate(Some((1.0, 2))).await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let admin = synapse.register_admin("alice", "alice-secret-pw").await;
+    synapse
+        .exempt_from_rate_limits(&admin, &admin.user_id)
+        .await;
+    let w = World {
+        synapse,
+        bot_user,
+        alice: admin.clone(),
+        bob: admin,
+    };
+    let mut alice = w.client(&w.alice);
+    let bot_id = w.bot_user.user_id.clone();
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("busy".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let dir = temp_dir("matrix-429");
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&[&room])).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    for i in 0..8 {
+        alice
+            .send_text(&room, &format!("!say {NETWORK}/{room} reply {i}"))
+            .await;
+    }
+    for i in 0..8 {
+        let content = bot_says(&mut alice, &room, &bot_id).await;
+        assert_eq!(content["body"], format!("reply {i}"), "{content}");
+    }
+    // The scenario really happened: Synapse turned some of the bot's sends away.
+    let synapse_log =
+        std::fs::read_to_string(w.synapse.dir().join("synapse.log")).unwrap_or_default();
+    assert!(
+        synapse_log
+            .lines()
+            .any(|l| l.contains(&format!("{{{bot_id}}}")) && l.contains(" 429 ")),
+        "the homeserver should have rate-limited the bot at least once"
+    );
+    bot.terminate(WAIT).await;
+}

@@ -44,6 +44,13 @@ pub struct SynapseServer {
 impl SynapseServer {
     /// Starts Synapse and waits until `GET /health` answers 200.
     pub async fn start() -> Self {
+        Self::start_with_message_rate(None).await
+    }
+
+    /// Like [`SynapseServer::start`], with `rc_message` (messages a second, burst) set as a
+    /// public homeserver would, so that senders get `429 M_LIMIT_EXCEEDED` with `retry_after_ms`.
+    /// Exempt the test's own users with [`SynapseServer::exempt_from_rate_limits`].
+    pub async fn start_with_message_rate(rc_message: Option<(f64, u32)>) -> Self {
         let venv = synapse_venv();
         let python = venv.join("bin/python");
         if !venv.join("bin/synapse_homeserver").is_file() || !python.exists() {
@@ -60,7 +67,10 @@ impl SynapseServer {
         let shared_secret = random_token(32);
         write_signing_key(&dir.path().join("signing.key"));
         let config = dir.path().join("homeserver.yaml");
-        write_file(&config, synapse_config(dir.path(), port, &shared_secret));
+        write_file(
+            &config,
+            synapse_config(dir.path(), port, &shared_secret, rc_message),
+        );
 
         let process = ServerProcess::spawn(
             ProcessSpec::new("synapse", python, dir.path())
@@ -142,6 +152,28 @@ impl SynapseServer {
     }
 
     /// Registers a server admin through the shared-secret admin API.
+    /// Lifts the message rate limit for `user_id` (admin API; `admin` must be a server admin).
+    pub async fn exempt_from_rate_limits(&self, admin: &MatrixUser, user_id: &str) {
+        let url = format!(
+            "{}/_synapse/admin/v1/users/{}/override_ratelimit",
+            self.url(),
+            encode(user_id)
+        );
+        let reply = self
+            .http
+            .post(url)
+            .bearer_auth(&admin.access_token)
+            .json(&serde_json::json!({"messages_per_second": 0, "burst_count": 0}))
+            .send()
+            .await
+            .expect("override_ratelimit");
+        assert!(
+            reply.status().is_success(),
+            "override_ratelimit: {}",
+            reply.status()
+        );
+    }
+
     pub async fn register_admin(&self, localpart: &str, password: &str) -> MatrixUser {
         self.register(localpart, password, true).await
     }
@@ -199,12 +231,21 @@ fn write_signing_key(path: &Path) {
     write_file(path, format!("ed25519 a_{} {encoded}\n", random_token(4)));
 }
 
-fn synapse_config(dir: &Path, port: u16, shared_secret: &str) -> String {
+fn synapse_config(
+    dir: &Path,
+    port: u16,
+    shared_secret: &str,
+    rc_message: Option<(f64, u32)>,
+) -> String {
     let dir = dir.display();
     let macaroon = random_token(32);
     let form = random_token(32);
     // Every rate limit out of the way: tests send bursts that a real server would slow down.
     let unlimited = "{per_second: 100000, burst_count: 100000}";
+    let rc_message = match rc_message {
+        Some((per_second, burst)) => format!("{{per_second: {per_second}, burst_count: {burst}}}"),
+        None => unlimited.to_owned(),
+    };
     format!(
         r#"server_name: "{SERVER_NAME}"
 public_baseurl: "http://{LOCALHOST}:{port}/"
@@ -235,7 +276,7 @@ presence:
   enabled: false
 trusted_key_servers: []
 suppress_key_server_warning: true
-rc_message: {unlimited}
+rc_message: {rc_message}
 rc_registration: {unlimited}
 rc_registration_token_validity: {unlimited}
 rc_login:
