@@ -67,7 +67,8 @@ impl BridgeOutbox {
             tracing::warn!(room = %m.room, "no running network for this bridged room; message dropped");
             return Ok(());
         };
-        self.store.outbox_put(m)?;
+        let id = self.store.outbox_put(m)?;
+        tracing::debug!(room = %m.room, id, "bridged message stored");
         wake.notify_one();
         Ok(())
     }
