@@ -53,7 +53,8 @@ pub struct BridgeSpec {
     pub ignore_nicks: Vec<String>,
     /// Other bots by principal (`network:identity`) or identity (`@bot:example.org`).
     pub ignore_users: Vec<String>,
-    /// Other bots by a pattern over their nick or display name, or their identity.
+    /// Other bots by a pattern over their nick or display name, their identity, or the text
+    /// of the message (a bot's fixed `[ci] ` prefix, say); patterns may contain spaces.
     pub ignore_regex: Vec<Regex>,
     /// Relayed messages older than this when their network can take them are dropped.
     pub staleness: Duration,
@@ -264,7 +265,9 @@ impl Bridges {
                 return true;
             }
         }
-        spec.ignore_regex.iter().any(|r| r.is_match(nick))
+        spec.ignore_regex
+            .iter()
+            .any(|r| r.is_match(nick) || r.is_match(&msg.text))
     }
 
     /// The name shown for the sender: cleaned, and for Matrix users followed by their user

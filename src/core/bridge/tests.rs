@@ -27,7 +27,10 @@ fn spec() -> BridgeSpec {
         max_lines: 3,
         ignore_nicks: vec!["OtherBot".into()],
         ignore_users: vec!["@hookshot:example.org".into()],
-        ignore_regex: vec![Regex::new("(?i)^github bot").unwrap()],
+        ignore_regex: vec![
+            Regex::new("(?i)^github bot").unwrap(),
+            Regex::new(r"^\[ci\] ").unwrap(),
+        ],
         staleness: Duration::from_secs(600),
         max_mentions: 3,
     }
@@ -174,6 +177,14 @@ fn notices_and_other_bots_are_not_relayed() {
     );
     assert!(
         b.relay(&msg(mx(), "GitHub Bot (x)", "PR opened"), t0())
+            .is_empty()
+    );
+    assert!(
+        b.relay(&msg(irc(), "jenkins", "[ci] build 7 passed"), t0())
+            .is_empty()
+    );
+    assert!(
+        !b.relay(&msg(irc(), "jenkins", "ci [ci] is fine"), t0())
             .is_empty()
     );
 }
