@@ -10,14 +10,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::fetch::Fetcher;
-use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, console};
+use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
 use crate::config::{Config, ConfigError, NetworkKind};
 use crate::core::{
-    Action, CommandSetHandle, Core, CoreSettings, Event, LinkState, MeetingScope, MeetingSettings,
-    Priority, Roles, SendKind,
+    Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
+    MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
+use crate::outbox::BridgeOutbox;
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 
@@ -143,6 +144,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         } else {
             web::router_with_meetings(health.clone(), started, store.clone())
         };
+        let app = app.merge(web::paste::routes(store.clone()));
         tracker.spawn(web::serve(listener, app, shutdown.clone()));
     }
 
@@ -184,6 +186,12 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         started,
     );
     core.set_commands(std::sync::Arc::new(commands));
+    if !cfg.bridges.is_empty() {
+        core.enable_bridges(bridge_settings(&cfg), rand::random());
+        tracing::info!(bridges = cfg.bridges.len(), "bridges enabled");
+    }
+    // Started before the core task: what a previous run left in the outbox goes first.
+    let outbox = BridgeOutbox::start(store.clone(), &handles, &tracker, &shutdown);
     let meetings = MeetingsIo {
         store: store.clone(),
         dir: cfg.bot.data_dir.join("meetings"),
@@ -209,6 +217,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             fetcher,
             store: store.clone(),
             meetings,
+            outbox,
         },
         health,
         first_actions,
@@ -301,6 +310,60 @@ struct Executors {
     fetcher: Fetcher,
     store: Store,
     meetings: MeetingsIo,
+    outbox: BridgeOutbox,
+}
+
+/// The bridges as the core sees them: each network's kind, and the line budget on IRC.
+fn bridge_settings(cfg: &Config) -> BridgeSettings {
+    let mut sides = BTreeMap::new();
+    if let Some(c) = &cfg.console {
+        sides.insert(c.name.clone(), SideKind::Console);
+    }
+    for n in &cfg.irc {
+        // The adapter may add up to a few `_` to the longest configured nick.
+        let nick_len = n
+            .alt_nicks
+            .iter()
+            .map(String::len)
+            .chain([n.nick.len()])
+            .max()
+            .unwrap_or(9)
+            + 3;
+        sides.insert(
+            n.name.clone(),
+            SideKind::Irc {
+                nick_len,
+                user_len: n.username.len() + 1,
+            },
+        );
+    }
+    for n in &cfg.matrix {
+        sides.insert(n.name.clone(), SideKind::Matrix);
+    }
+    let bridges = cfg
+        .bridges
+        .iter()
+        .map(|b| BridgeSpec {
+            name: b.name.clone(),
+            rooms: b.rooms.clone(),
+            max_lines: b.max_lines,
+            ignore_nicks: b.ignore_nicks.clone(),
+            ignore_users: b.ignore_users.clone(),
+            // Checked when the config was read.
+            ignore_regex: b
+                .ignore_regex
+                .iter()
+                .filter_map(|r| regex::Regex::new(r).ok())
+                .collect(),
+            staleness: b.staleness,
+            max_mentions: b.max_mentions,
+        })
+        .collect();
+    BridgeSettings {
+        bridges,
+        sides,
+        public_url: cfg.web.as_ref().map(|w| w.public_url.clone()),
+    }
 }
 
 fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
@@ -390,6 +453,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     kind,
                     priority,
                     op: tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged),
+                    receipt: Receipt::default(),
                 };
                 if h.send(out).await.is_err() {
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
@@ -403,6 +467,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::Edit(tag),
+                    receipt: Receipt::default(),
                 };
                 send_to(io, &room, out).await;
             }
@@ -414,10 +479,23 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::React { to, key },
+                    receipt: Receipt::default(),
                 };
                 send_to(io, &room, out).await;
             }
             Action::Fetch(req) => io.fetcher.start(req),
+            Action::Paste { id, text } => {
+                // Stored before the message that links to it is.
+                if let Err(e) = io.store.put_paste(&id, &text, Utc::now()) {
+                    tracing::error!(error = %e, "paste not stored");
+                }
+            }
+            Action::Bridged(m) => {
+                // Committed before the next event is handled: a crash loses no message.
+                if let Err(e) = io.outbox.put(&m) {
+                    tracing::error!(room = %m.room, error = %e, "bridged message not stored; dropped");
+                }
+            }
             Action::Audit(entry) => {
                 tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
                 if let Err(e) = io.store.insert_audit(&entry) {

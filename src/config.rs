@@ -236,6 +236,9 @@ struct RawBridge {
     #[serde(default)]
     relaymsg: bool,
     staleness: Option<Spanned<String>>,
+    max_mentions: Option<usize>,
+    #[serde(default)]
+    encrypted: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,6 +455,10 @@ pub struct BridgeConfig {
     pub redactions: bool,
     pub relaymsg: bool,
     pub staleness: Duration,
+    /// A line mentioning more members of an IRC channel than this is defused (default 5).
+    pub max_mentions: usize,
+    /// Whether end-to-end encrypted Matrix rooms of this bridge are relayed (default no).
+    pub encrypted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -1182,6 +1189,7 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
 
     let mut bridges = Vec::new();
     let mut bridge_names = BTreeSet::new();
+    let mut bridged_rooms: BTreeMap<RoomRef, String> = BTreeMap::new();
     for b in &raw.bridge {
         let name = check_name(loc, &b.name, "bridge")?;
         if !bridge_names.insert(name.clone()) {
@@ -1195,6 +1203,28 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
             .iter()
             .map(&chat_room)
             .collect::<Result<Vec<_>, _>>()?;
+        for (r, spanned) in rooms.iter().zip(&b.rooms) {
+            if let Some(other) = bridged_rooms.insert(r.clone(), name.clone()) {
+                let message = if other == name {
+                    format!("bridge {name}: room {r} is listed twice")
+                } else {
+                    format!(
+                        "room {r} is in bridges {other} and {name}: a room belongs to one bridge"
+                    )
+                };
+                return Err(loc.span(spanned, message));
+            }
+        }
+        for (i, pattern) in b.ignore_regex.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(pattern) {
+                return Err(loc.span(
+                    &b.name,
+                    format!(
+                        "bridge {name}: ignore_regex[{i}] {pattern:?} is not a valid regex: {e}"
+                    ),
+                ));
+            }
+        }
         let edits = match b.edits.as_ref().map(|e| e.get_ref().as_str()) {
             None | Some("diff") => EditMode::Diff,
             Some("full") => EditMode::Full,
@@ -1220,7 +1250,34 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
             redactions: b.redactions,
             relaymsg: b.relaymsg,
             staleness: opt_duration(loc, &b.staleness, "staleness", Duration::from_secs(600))?,
+            max_mentions: b.max_mentions.unwrap_or(5),
+            encrypted: b.encrypted,
         });
+    }
+    // Bridged IRC channels are joined without being listed under `channels` (DESIGN §8).
+    for b in &bridges {
+        for r in &b.rooms {
+            if let Some(n) = irc
+                .iter_mut()
+                .find(|n: &&mut IrcConfig| n.name == r.network)
+                && !n
+                    .channels
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(&r.room))
+            {
+                n.channels.push(IrcChannel {
+                    name: r.room.clone(),
+                    key: None,
+                });
+            }
+            if let Some(m) = matrix
+                .iter_mut()
+                .find(|m: &&mut MatrixConfig| m.name == r.network)
+                && !m.rooms.contains(&r.room)
+            {
+                m.rooms.push(r.room.clone());
+            }
+        }
     }
 
     let mut relays = Vec::new();

@@ -9,6 +9,7 @@
 //!   one shutdown token and one task tracker.
 //! - [`config`]: the TOML config in two stages (raw serde structs, then a checked `Config`).
 //! - [`store`]: SQLite in `data_dir`, migrations in code.
+//! - [`outbox`]: the bridge's durable per-network outbox and its deliverers.
 //! - [`web`]: the axum site (`/healthz`, `/`).
 
 pub mod adapters;
@@ -17,6 +18,7 @@ pub mod command_files;
 pub mod config;
 pub mod core;
 pub mod minutes;
+pub mod outbox;
 pub mod store;
 pub mod web;
 

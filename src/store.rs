@@ -85,7 +85,33 @@ const MIGRATIONS: &[&str] = &[
         http_status INTEGER
     );
     CREATE INDEX audit_time ON audit (time);",
+    // 4: the bridge (issue 8): one durable outbox for every destination network, delivered
+    // in id order, and the pastes that long relayed messages link to.
+    "CREATE TABLE bridge_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        network TEXT NOT NULL,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        reply INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        staleness_ms INTEGER NOT NULL,
+        bridge TEXT NOT NULL
+    );
+    CREATE INDEX bridge_outbox_by_network ON bridge_outbox (network, id);
+    CREATE TABLE pastes (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        text TEXT NOT NULL
+    );",
 ];
+
+/// A message waiting in the bridge outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub message: crate::core::Bridged,
+}
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async
 /// code, or from the core task where a write must be committed before going on.
@@ -208,6 +234,99 @@ impl Store {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Stores a bridged message in its network's outbox; returns its row id.
+    pub fn outbox_put(&self, m: &crate::core::Bridged) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO bridge_outbox (network, room, text, html, reply, at_ms, staleness_ms, bridge)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                m.room.network,
+                m.room.room,
+                m.text,
+                m.html,
+                m.kind == crate::core::SendKind::Reply,
+                m.at.timestamp_millis(),
+                i64::try_from(m.staleness.as_millis()).unwrap_or(i64::MAX),
+                m.bridge,
+            ])?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The oldest message waiting for `network`.
+    pub fn outbox_next(&self, network: &str) -> Result<Option<OutboxRow>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT id, room, text, html, reply, at_ms, staleness_ms, bridge
+                 FROM bridge_outbox WHERE network = ?1 ORDER BY id LIMIT 1",
+            )?
+            .query_row([network], |r| {
+                let at_ms: i64 = r.get(5)?;
+                let staleness_ms: i64 = r.get(6)?;
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    message: crate::core::Bridged {
+                        room: RoomRef::new(network, r.get::<_, String>(1)?),
+                        text: r.get(2)?,
+                        html: r.get(3)?,
+                        kind: if r.get(4)? {
+                            crate::core::SendKind::Reply
+                        } else {
+                            crate::core::SendKind::Relay
+                        },
+                        at: DateTime::from_timestamp_millis(at_ms).unwrap_or_default(),
+                        staleness: std::time::Duration::from_millis(
+                            u64::try_from(staleness_ms).unwrap_or(0),
+                        ),
+                        bridge: r.get(7)?,
+                    },
+                })
+            })
+            .optional()
+        })
+    }
+
+    /// Removes a delivered (or dropped) message from the outbox.
+    pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM bridge_outbox WHERE id = ?1")?
+                .execute([id])
+                .map(drop)
+        })
+    }
+
+    /// Messages waiting, by network.
+    pub fn outbox_len(&self, network: &str) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM bridge_outbox WHERE network = ?1",
+                [network],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| usize::try_from(n).unwrap_or(0))
+        })
+    }
+
+    /// Keeps a paste (`/paste/<id>`).
+    pub fn put_paste(&self, id: &str, text: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO pastes (id, created, text) VALUES (?1, ?2, ?3)",
+                params![id, audit_time(now), text],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn paste(&self, id: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT text FROM pastes WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
         })
     }
 

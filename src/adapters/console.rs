@@ -146,15 +146,9 @@ async fn write_stdout(
                     buf.push_str(&format!("[{network}/{}] <{bot_nick}> {line}\n", out.room));
                 }
             }
-            // A terminal cannot change what it printed: an edit is shown as a new line.
-            OutgoingOp::Edit(_) => {
-                for line in out.text.lines() {
-                    buf.push_str(&format!(
-                        "[{network}/{}] <{bot_nick}> (edit) {line}\n",
-                        out.room
-                    ));
-                }
-            }
+            // Like IRC, a terminal cannot change what it printed, and repeating the line
+            // would only be noise.
+            OutgoingOp::Edit(_) => {}
             OutgoingOp::React { key, .. } => {
                 buf.push_str(&format!(
                     "[{network}/{}] * {bot_nick} reacts {key}\n",
@@ -166,5 +160,6 @@ async fn write_stdout(
             tracing::warn!(%network, "console output closed");
             return;
         }
+        out.receipt.sent();
     }
 }

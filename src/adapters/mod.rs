@@ -11,7 +11,9 @@ pub mod http;
 pub mod koji;
 pub mod repodata;
 
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Priority, SendKind};
 
@@ -39,7 +41,61 @@ pub struct Outgoing {
     pub kind: SendKind,
     pub priority: Priority,
     pub op: OutgoingOp,
+    /// Tells whoever queued the message (the bridge outbox) what became of it.
+    pub receipt: Receipt,
 }
+
+/// What became of an [`Outgoing`] message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written to the network.
+    Sent,
+    /// Given up: it went stale in the adapter's queue, or the queue was full.
+    Dropped,
+}
+
+/// A one-time report from the adapter on one message. The first verdict counts; clones
+/// share it. An adapter that lets every clone go without a verdict has taken the message
+/// in some way of its own (the receiver sees the channel closed).
+#[derive(Debug, Clone, Default)]
+pub struct Receipt(Option<Arc<Mutex<Option<oneshot::Sender<Delivery>>>>>);
+
+impl Receipt {
+    pub fn new() -> (Receipt, oneshot::Receiver<Delivery>) {
+        let (tx, rx) = oneshot::channel();
+        (Receipt(Some(Arc::new(Mutex::new(Some(tx))))), rx)
+    }
+
+    /// Whether anyone waits for this receipt.
+    pub fn is_wanted(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn sent(&self) {
+        self.report(Delivery::Sent);
+    }
+
+    pub fn dropped(&self) {
+        self.report(Delivery::Dropped);
+    }
+
+    fn report(&self, d: Delivery) {
+        if let Some(slot) = &self.0
+            && let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = tx.send(d);
+        }
+    }
+}
+
+/// A receipt is not part of what a message says.
+impl PartialEq for Receipt {
+    fn eq(&self, _: &Receipt) -> bool {
+        true
+    }
+}
+
+impl Eq for Receipt {}
 
 /// The sending side of a network: cloneable, cheap, owned by whoever needs to send.
 #[derive(Debug, Clone)]

@@ -243,3 +243,39 @@ fn shipped_configs_parse() {
         "expected config/sigbot.toml and config/example-full.toml"
     );
 }
+
+#[test]
+fn bridged_irc_channels_are_joined_without_being_listed() {
+    let c = parse(&format!(
+        "{BASE}\n[[bridge]]\nname = \"b\"\nrooms = [\"libera/#other\", \"console/#local\", \"libera/#SIG\"]\nmax_mentions = 2\n"
+    ))
+    .unwrap();
+    let chans: Vec<&str> = c.irc[0].channels.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(chans, ["#sig", "#other"]);
+    let b = &c.bridges[0];
+    assert_eq!(b.max_mentions, 2);
+    assert_eq!(b.max_lines, 3);
+    assert!(!b.encrypted);
+    assert!(!b.join_part);
+}
+
+#[test]
+fn a_room_belongs_to_one_bridge() {
+    let e = err(&format!(
+        "{BASE}\n[[bridge]]\nname = \"a\"\nrooms = [\"libera/#sig\", \"console/#local\"]\n\
+         [[bridge]]\nname = \"b\"\nrooms = [\"libera/#x\", \"libera/#sig\"]\n"
+    ));
+    assert!(e.contains("room libera/#sig is in bridges a and b"), "{e}");
+    let e = err(&format!(
+        "{BASE}\n[[bridge]]\nname = \"a\"\nrooms = [\"libera/#sig\", \"libera/#sig\"]\n"
+    ));
+    assert!(e.contains("listed twice"), "{e}");
+}
+
+#[test]
+fn bridge_ignore_regex_must_compile() {
+    let e = err(&format!(
+        "{BASE}\n[[bridge]]\nname = \"a\"\nrooms = [\"libera/#sig\", \"console/#local\"]\nignore_regex = [\"github bot\", \"(\"]\n"
+    ));
+    assert!(e.contains("ignore_regex[1]"), "{e}");
+}

@@ -66,6 +66,27 @@ pub enum Action {
     Fetch(FetchRequest),
     /// Record a guarded command's invocation in the audit log.
     Audit(AuditEntry),
+    /// Relay a message across a bridge: stored in the destination network's durable outbox,
+    /// then delivered in order once that network can take it.
+    Bridged(Bridged),
+    /// Keep `text` at `<public_url>/paste/<id>` (long relayed messages, code blocks). It must
+    /// be stored before the actions that link to it are carried out.
+    Paste { id: String, text: String },
+}
+
+/// A message for one room of a bridge (see [`Action::Bridged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridged {
+    pub bridge: String,
+    pub room: RoomRef,
+    pub text: String,
+    pub html: Option<String>,
+    /// `Relay` for someone's message, `Reply` for the bot's own answer copied to the room.
+    pub kind: SendKind,
+    /// When the original message arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Past `at + staleness`, the message is dropped instead of delivered (and counted).
+    pub staleness: std::time::Duration,
 }
 
 impl Action {

@@ -893,7 +893,10 @@ pub fn replay(room: &RoomRef, lines: &[JournalLine], prefix: &str) -> Option<Mee
 #[derive(Debug, Default)]
 pub struct Meetings {
     settings: Option<MeetingSettings>,
+    /// Running meetings by their home room (see [`Meetings::home`]).
     running: BTreeMap<RoomRef, Meeting>,
+    /// The rooms of each bridge, by member room: a bridge holds one meeting (DESIGN §7).
+    linked: BTreeMap<RoomRef, Vec<RoomRef>>,
 }
 
 impl Meetings {
@@ -901,7 +904,42 @@ impl Meetings {
         Meetings {
             settings,
             running: BTreeMap::new(),
+            linked: BTreeMap::new(),
         }
+    }
+
+    /// Links rooms that are one conversation (the rooms of a bridge): a meeting started in
+    /// any of them is the meeting of all, with lines from every side and chairs from any.
+    pub fn link_rooms(&mut self, groups: &[Vec<RoomRef>]) {
+        self.linked.clear();
+        for g in groups {
+            for r in g {
+                self.linked.insert(r.clone(), g.clone());
+            }
+        }
+    }
+
+    /// The room a meeting of `room` is kept under: for linked rooms, the first of them that
+    /// the meeting scope names (else the first of them), so every side finds the same one.
+    pub fn home(&self, room: &RoomRef) -> RoomRef {
+        let Some(group) = self.linked.get(room) else {
+            return room.clone();
+        };
+        let scope = self.settings.as_ref().map(|s| &s.scope);
+        group
+            .iter()
+            .find(|r| scope.is_some_and(|s| s.contains(r)))
+            .or(group.first())
+            .unwrap_or(room)
+            .clone()
+    }
+
+    fn in_scope(&self, settings: &MeetingSettings, room: &RoomRef) -> bool {
+        settings.scope.contains(room)
+            || self
+                .linked
+                .get(room)
+                .is_some_and(|g| g.iter().any(|r| settings.scope.contains(r)))
     }
 
     pub fn running(&self) -> impl Iterator<Item = &Meeting> {
@@ -922,10 +960,11 @@ impl Meetings {
         let Some(settings) = &self.settings else {
             return (Vec::new(), false);
         };
-        if msg.kind == MessageKind::Notice && !self.running.contains_key(&msg.room) {
+        let home = self.home(&msg.room);
+        if msg.kind == MessageKind::Notice && !self.running.contains_key(&home) {
             return (Vec::new(), false);
         }
-        if !settings.scope.contains(&msg.room) {
+        if !self.in_scope(settings, &msg.room) {
             return (Vec::new(), false);
         }
         let time = now;
@@ -940,19 +979,19 @@ impl Meetings {
                 parse_meeting_command(text, &settings.prefix)
             };
             was_command |= cmd.is_some();
-            if !self.running.contains_key(&msg.room) {
+            if !self.running.contains_key(&home) {
                 if !matches!(cmd, Some((MeetingCommand::StartMeeting, _))) {
                     continue;
                 }
                 let m = Meeting::new(
-                    msg.room.clone(),
+                    home.clone(),
                     &clean_nick(&msg.sender.nick),
                     time,
                     &settings.prefix,
                 );
-                self.running.insert(msg.room.clone(), m);
+                self.running.insert(home.clone(), m);
             }
-            let Some(m) = self.running.get_mut(&msg.room) else {
+            let Some(m) = self.running.get_mut(&home) else {
                 continue;
             };
             actions.push(Action::MeetingJournal {
@@ -980,7 +1019,7 @@ impl Meetings {
                     }
                 }
                 Some(Effect::End) => {
-                    let m = self.running.remove(&msg.room).expect("present");
+                    let m = self.running.remove(&home).expect("present");
                     actions.push(files_action(&m, true, out.stale_base));
                     actions.extend(
                         end_replies(settings, &m)
@@ -1005,8 +1044,12 @@ impl Meetings {
         }
         let mut out = Vec::with_capacity(actions.len() * 2);
         for a in actions {
+            let home = match &a {
+                Action::Send { room, .. } if !self.linked.is_empty() => Some(self.home(room)),
+                _ => None,
+            };
             if let Action::Send { room, text, .. } = &a
-                && let Some(m) = self.running.get_mut(room)
+                && let Some(m) = self.running.get_mut(home.as_ref().unwrap_or(room))
             {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     m.add_raw_line(&settings.bot_nick, line, now, false);

@@ -6,9 +6,12 @@
 
 pub mod acl;
 pub mod action;
+pub mod bridge;
 pub mod commands;
 pub mod declarative;
 pub mod event;
+pub mod format;
+pub mod irc_text;
 pub mod meeting;
 
 use std::collections::BTreeMap;
@@ -16,7 +19,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 pub use acl::Roles;
-pub use action::{Action, Priority, SendKind};
+pub use action::{Action, Bridged, Priority, SendKind};
+pub use bridge::{BridgeSettings, BridgeSpec, Bridges, SideKind};
 pub use commands::{Builtin, Invocation, parse_invocation};
 pub use declarative::{
     AuditEntry, CommandSet, CommandSetHandle, CommandSpec, FetchOutcome, FetchRequest,
@@ -52,6 +56,8 @@ pub struct Core {
     meetings: Meetings,
     /// Declarative commands from `commands/*.toml` (issue 7).
     commands: declarative::Declarative,
+    /// Bridges between rooms (issue 8).
+    bridges: Bridges,
 }
 
 impl Core {
@@ -75,7 +81,19 @@ impl Core {
             networks,
             meetings: Meetings::default(),
             commands: declarative::Declarative::default(),
+            bridges: Bridges::default(),
         }
+    }
+
+    /// Turns the bridges on (DESIGN §8). Call before [`Core::enable_meetings`]: a bridge
+    /// holds one meeting for all its rooms. `seed` drives the paste IDs.
+    pub fn enable_bridges(&mut self, settings: BridgeSettings, seed: u64) {
+        self.bridges = Bridges::new(settings, seed);
+        self.meetings.link_rooms(&self.bridges.groups());
+    }
+
+    pub fn bridges(&self) -> &Bridges {
+        &self.bridges
     }
 
     /// Turns meetings on (DESIGN §7), taking back those that `journals` show unfinished;
@@ -87,7 +105,9 @@ impl Core {
         now: DateTime<Utc>,
     ) -> Vec<Action> {
         self.meetings = Meetings::new(Some(settings));
-        self.meetings.resume(journals, now)
+        self.meetings.link_rooms(&self.bridges.groups());
+        let actions = self.meetings.resume(journals, now);
+        self.with_bridge_copies(actions, now)
     }
 
     pub fn meetings(&self) -> &Meetings {
@@ -109,9 +129,24 @@ impl Core {
     }
 
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
+        // A message in a bridged room goes to the bridge's other rooms first, so that the
+        // bot's answer, copied there too, comes after the question.
+        let mut out = match &event {
+            Event::Message(msg) => self.bridges.relay(msg, now),
+            _ => Vec::new(),
+        };
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
-        self.meetings.log_outgoing(actions, now)
+        let actions = self.meetings.log_outgoing(actions, now);
+        out.extend(self.with_bridge_copies(actions, now));
+        out
+    }
+
+    /// The actions, followed by copies of the bot's words for the other rooms of bridges.
+    fn with_bridge_copies(&self, mut actions: Vec<Action>, now: DateTime<Utc>) -> Vec<Action> {
+        let copies = self.bridges.fan_out(&actions, now);
+        actions.extend(copies);
+        actions
     }
 
     fn handle_event(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
@@ -473,6 +508,131 @@ mod tests {
             texts(&out),
             ["networks: console starting (queue 0), libera connected (queue 7); uptime 1h 2m 5s"]
         );
+    }
+
+    fn bridged_core() -> Core {
+        let mut c = core();
+        let irc = SideKind::Irc {
+            nick_len: 9,
+            user_len: 8,
+        };
+        c.enable_bridges(
+            BridgeSettings {
+                bridges: vec![BridgeSpec {
+                    name: "b".into(),
+                    rooms: vec![room(), RoomRef::new("console", "#local")],
+                    max_lines: 3,
+                    ignore_nicks: vec![],
+                    ignore_users: vec![],
+                    ignore_regex: vec![],
+                    staleness: std::time::Duration::from_secs(600),
+                    max_mentions: 5,
+                }],
+                sides: [
+                    ("libera".to_owned(), irc),
+                    ("console".to_owned(), SideKind::Console),
+                ]
+                .into_iter()
+                .collect(),
+                public_url: None,
+            },
+            1,
+        );
+        c
+    }
+
+    fn bridged(actions: &[Action]) -> Vec<(String, String, SendKind)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Bridged(b) => Some((b.room.to_string(), b.text.clone(), b.kind)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_command_in_a_bridged_room_is_relayed_then_answered_in_every_room_once() {
+        let mut c = bridged_core();
+        let out = c.handle(msg("alice", None, "!ping"), t0());
+        // The answer where it was asked, directly; the question and the answer, in that
+        // order, for the other room.
+        assert_eq!(texts(&out), ["pong"]);
+        assert_eq!(
+            bridged(&out),
+            [
+                (
+                    "console/#local".into(),
+                    "<a\u{200B}lice> !ping".into(),
+                    SendKind::Relay
+                ),
+                ("console/#local".into(), "pong".into(), SendKind::Reply),
+            ]
+        );
+    }
+
+    #[test]
+    fn relayed_text_never_carries_the_typists_principal() {
+        let mut c = bridged_core();
+        // Someone on the console without the admin role types a guarded command: refused
+        // for them; nothing is run for anyone else on the other side.
+        let Event::Message(mut m) = msg("tester", None, "!say libera/#sig hi") else {
+            unreachable!()
+        };
+        m.room = RoomRef::new("console", "#local");
+        m.sender.principal = Some(Principal::new("console", "tester"));
+        let out = c.handle(Event::Message(m), t0());
+        assert_eq!(texts(&out), ["tester: say needs the admin role"]);
+        assert!(bridged(&out).iter().all(|(_, t, _)| !t.starts_with("hi")));
+        // The admin on IRC runs it with their own principal.
+        let out = c.handle(msg("dc", Some("dcavalca"), "!say libera/#sig hi"), t0());
+        assert_eq!(texts(&out), ["hi"]);
+    }
+
+    #[test]
+    fn a_meeting_in_a_bridge_is_one_meeting_with_lines_and_chairs_from_every_side() {
+        let mut c = bridged_core();
+        let _ = c.enable_meetings(
+            MeetingSettings {
+                scope: MeetingScope::Rooms(vec![room()]),
+                public_url: "http://x".into(),
+                bot_nick: "sigbot".into(),
+                prefix: "!".into(),
+            },
+            Vec::new(),
+            t0(),
+        );
+        let console_msg = |nick: &str, text: &str| {
+            Event::Message(IncomingMessage {
+                room: RoomRef::new("console", "#local"),
+                sender: Sender {
+                    nick: nick.into(),
+                    principal: None,
+                },
+                kind: MessageKind::Text,
+                text: text.into(),
+                id: None,
+                sent_at: None,
+            })
+        };
+        // Started from the console (not itself a meeting room), it is the bridge's meeting.
+        let out = c.handle(console_msg("carol", "#startmeeting sync"), t0());
+        assert!(texts(&out).iter().any(|t| t.contains("Meeting started")));
+        // The answer goes to the IRC side too, through the bridge.
+        assert!(
+            bridged(&out)
+                .iter()
+                .any(|(r, t, _)| r == "libera/#sig" && t.contains("Meeting started"))
+        );
+        c.handle(console_msg("carol", "#chair alice"), t0());
+        // alice chairs from IRC: her topic is taken.
+        c.handle(msg("alice", None, "#topic from irc"), t0());
+        let m = c.meetings().running().next().unwrap();
+        assert_eq!(m.current_topic.as_deref(), Some("from irc"));
+        assert_eq!(c.meetings().running().count(), 1);
+        assert_eq!(m.room, room());
+        let speakers: Vec<&str> = m.lines.iter().map(|l| l.nick.as_str()).collect();
+        assert!(speakers.contains(&"carol") && speakers.contains(&"alice"));
     }
 
     #[test]

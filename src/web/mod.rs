@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::LinkState;
 
 pub mod meetings;
+pub mod paste;
 
 /// One network's health, as `/healthz` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]

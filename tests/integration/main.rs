@@ -8,6 +8,7 @@
 //!
 //! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
 
+mod bridge;
 mod commands;
 mod console;
 mod irc;

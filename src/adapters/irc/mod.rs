@@ -286,11 +286,21 @@ impl Driver {
             Priority::Protocol => Priority::Command,
             p => p,
         };
-        for body in text::split_lines(&out.text, budget) {
-            if let Some(evicted) =
-                self.queue
-                    .push(format!("{command} {target} :{body}"), priority, now)
-            {
+        let bodies = text::split_lines(&out.text, budget);
+        let last = bodies.len().saturating_sub(1);
+        for (i, body) in bodies.into_iter().enumerate() {
+            // The receipt goes with the last line: the message is sent when it is.
+            let receipt = if i == last {
+                out.receipt.clone()
+            } else {
+                Default::default()
+            };
+            if let Some(evicted) = self.queue.push_with_receipt(
+                format!("{command} {target} :{body}"),
+                priority,
+                now,
+                receipt,
+            ) {
                 tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
             }
         }
@@ -441,6 +451,7 @@ impl Driver {
                         self.queue.unpop(line);
                         return Err(e);
                     }
+                    line.receipt.sent();
                 }
             }
         }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::adapters::Receipt;
 use crate::core::Priority;
 
 /// A token bucket: `burst` lines at once, then `per_second` lines a second.
@@ -52,6 +53,8 @@ pub struct QueuedLine {
     pub line: String,
     pub priority: Priority,
     pub queued_at: Instant,
+    /// Set on the last line of a message whose sender waits for a receipt.
+    pub receipt: Receipt,
 }
 
 /// What the queue dropped, for logs and counters: nothing is dropped silently.
@@ -91,11 +94,24 @@ impl SendQueue {
     /// Adds a line. When the queue is full, the oldest line of the lowest priority present
     /// is dropped (and counted) to make room; protocol lines always get in.
     pub fn push(&mut self, line: String, priority: Priority, now: Instant) -> Option<QueuedLine> {
+        self.push_with_receipt(line, priority, now, Receipt::default())
+    }
+
+    /// Like [`SendQueue::push`], with a receipt reported when the line is written (by the
+    /// caller) or dropped (here: the line evicted or gone stale is reported `dropped`).
+    pub fn push_with_receipt(
+        &mut self,
+        line: String,
+        priority: Priority,
+        now: Instant,
+        receipt: Receipt,
+    ) -> Option<QueuedLine> {
         let mut evicted = None;
         if self.len() >= self.limit {
             for lane in self.lanes.iter_mut().rev() {
                 if let Some(old) = lane.pop_front() {
                     self.dropped.overflow += 1;
+                    old.receipt.dropped();
                     evicted = Some(old);
                     break;
                 }
@@ -105,6 +121,7 @@ impl SendQueue {
             line,
             priority,
             queued_at: now,
+            receipt,
         });
         evicted
     }
@@ -115,6 +132,7 @@ impl SendQueue {
             if let Some(line) = lane.pop_front() {
                 if now.saturating_duration_since(line.queued_at) > self.staleness {
                     self.dropped.stale += 1;
+                    line.receipt.dropped();
                     return Some(Err(line));
                 }
                 return Some(Ok(line));
@@ -192,6 +210,20 @@ mod tests {
         assert_eq!(q.pop(later).unwrap().unwrap_err().line, "old");
         assert_eq!(q.pop(later).unwrap().unwrap().line, "new");
         assert_eq!(q.dropped.stale, 1);
+    }
+
+    #[test]
+    fn receipts_report_dropped_lines() {
+        let t0 = Instant::now();
+        let mut q = SendQueue::new(1, Duration::from_secs(60));
+        let (r1, mut rx1) = Receipt::new();
+        let (r2, mut rx2) = Receipt::new();
+        q.push_with_receipt("a".into(), Priority::Relay, t0, r1);
+        q.push_with_receipt("b".into(), Priority::Relay, t0, r2);
+        assert_eq!(rx1.try_recv(), Ok(crate::adapters::Delivery::Dropped));
+        let stale = q.pop(t0 + Duration::from_secs(61)).unwrap().unwrap_err();
+        assert_eq!(stale.line, "b");
+        assert_eq!(rx2.try_recv(), Ok(crate::adapters::Delivery::Dropped));
     }
 
     #[test]

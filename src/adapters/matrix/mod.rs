@@ -662,15 +662,18 @@ impl Sender {
             Ok(c) => c.clone().expect("checked by wait_for"),
             Err(_) => {
                 tracing::warn!(room = %out.room, "never logged in; message dropped");
+                out.receipt.dropped();
                 return;
             }
         };
         let Some(room) = self.room(&client, &out.room).await else {
             tracing::warn!(room = %out.room, "not in this room; message dropped");
+            out.receipt.dropped();
             return;
         };
         if !self.cfg.encrypted_rooms && room.encryption_state().is_encrypted() {
             tracing::warn!(room = %out.room, "encrypted room, but encrypted_rooms = false; message dropped");
+            out.receipt.dropped();
             return;
         }
         let (event_type, content) = match &out.op {
@@ -697,13 +700,21 @@ impl Sender {
         let txn = TransactionId::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        for attempt in 1..=SEND_ATTEMPTS {
+        // A message from the bridge's durable outbox waits out a homeserver restart: its
+        // outbox judges staleness. The bot's own replies give up after a few attempts.
+        let attempts = if out.receipt.is_wanted() {
+            u32::MAX
+        } else {
+            SEND_ATTEMPTS
+        };
+        for attempt in 1..=attempts {
             match room
                 .send_raw(event_type, content.clone())
                 .with_transaction_id(&txn)
                 .await
             {
                 Ok(sent) => {
+                    out.receipt.sent();
                     if let OutgoingOp::Tagged(tag) = &out.op {
                         self.tagged
                             .lock()
@@ -716,11 +727,15 @@ impl Sender {
                     let permanent = e.client_api_error_kind().is_some_and(|k| {
                         !matches!(k, ErrorKind::LimitExceeded(_) | ErrorKind::Unknown)
                     });
-                    let give_up = permanent
-                        || attempt == SEND_ATTEMPTS
-                        || (self.shutdown.is_cancelled() && Instant::now() >= deadline);
-                    if give_up {
+                    let stopping = self.shutdown.is_cancelled() && Instant::now() >= deadline;
+                    if stopping && !permanent {
+                        // No verdict: a bridged message stays in its outbox for the next start.
+                        tracing::warn!(room = %out.room, error = %e, attempt, "shutting down; message not sent");
+                        return;
+                    }
+                    if permanent || attempt == attempts {
                         tracing::warn!(room = %out.room, error = %e, attempt, "message dropped");
+                        out.receipt.dropped();
                         return;
                     }
                     tracing::info!(room = %out.room, error = %e, attempt, "send failed; retrying");
@@ -781,6 +796,7 @@ mod tests {
             kind: SendKind::Reply,
             priority: Priority::Command,
             op: crate::adapters::OutgoingOp::Message,
+            receipt: crate::adapters::Receipt::default(),
         };
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(

@@ -1,0 +1,591 @@
+//! The bridge (DESIGN §8): a message in one room of a `[[bridge]]` goes to every other room
+//! of that bridge, never back to its source, shown in the way each side reads naturally.
+//!
+//! This is the pure part: routing, ignore rules, sender names, formatting, line splitting,
+//! paste links, mention defusing, and copies of the bot's own answers for the other rooms.
+//! It returns [`Action::Bridged`] messages, which the app stores in the destination
+//! network's durable outbox before delivering them in order, and [`Action::Paste`]s.
+//!
+//! Loops cannot form: adapters never turn the bot's own lines (nor echo-message echoes)
+//! into events, configured other bots are ignored here, and relayed text is never handled
+//! as anyone's command: only the original message, with its typist's own principal, reaches
+//! the command handlers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use regex::Regex;
+
+use super::action::{Action, Bridged, SendKind};
+use super::event::{IncomingMessage, MessageKind, RoomRef};
+use super::format;
+use super::irc_text;
+
+/// Zero-width space: put inside a nick so that the same nick on IRC is not highlighted.
+pub const ZWSP: char = '\u{200B}';
+
+/// Longest shown name, in characters (IRC clients align nicks; long names wreck that).
+pub const MAX_NAME_CHARS: usize = 30;
+
+/// How a network shows relayed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SideKind {
+    /// IRC: one PRIVMSG per line, mIRC codes, 512-byte lines. `nick_len` and `user_len` are
+    /// the longest nick and user name the bot may have there, for the line budget.
+    Irc { nick_len: usize, user_len: usize },
+    /// Matrix: a plain body and HTML.
+    Matrix,
+    /// The console: plain lines, like IRC without the line limit.
+    Console,
+}
+
+/// One `[[bridge]]`, validated.
+#[derive(Debug, Clone)]
+pub struct BridgeSpec {
+    pub name: String,
+    pub rooms: Vec<RoomRef>,
+    /// IRC lines one message may become; past it, a paste link.
+    pub max_lines: usize,
+    /// Other bots by nick (case-insensitive).
+    pub ignore_nicks: Vec<String>,
+    /// Other bots by principal (`network:identity`) or identity (`@bot:example.org`).
+    pub ignore_users: Vec<String>,
+    /// Other bots by a pattern over their nick or display name, their identity, or the text
+    /// of the message (a bot's fixed `[ci] ` prefix, say); patterns may contain spaces.
+    pub ignore_regex: Vec<Regex>,
+    /// Relayed messages older than this when their network can take them are dropped.
+    pub staleness: Duration,
+    /// A line mentioning more members of the destination room than this is defused.
+    pub max_mentions: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct BridgeSettings {
+    pub bridges: Vec<BridgeSpec>,
+    /// Every chat network's kind, by name.
+    pub sides: BTreeMap<String, SideKind>,
+    /// Where the web site serves `/paste/<id>`; `None` without a web site (then long
+    /// messages are cut, with a note).
+    pub public_url: Option<String>,
+}
+
+/// What a relayed message says, in the forms the sides need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// Text with mIRC formatting codes, lines separated by `\n`.
+    pub irc: String,
+    /// Text without formatting.
+    pub plain: String,
+    /// Matrix HTML, when the message is formatted.
+    pub html: Option<String>,
+}
+
+impl Content {
+    /// A message as IRC (or the console) carries it: text with mIRC codes.
+    pub fn from_irc(text: &str) -> Content {
+        let text = normalize_newlines(text);
+        Content {
+            plain: format::strip_irc_formatting(&text),
+            html: format::irc_to_html(&text),
+            irc: text,
+        }
+    }
+
+    /// A message as Matrix carries it: a plain body and, when formatted, HTML. Code blocks
+    /// longer than a line go to `long_code` (a paste) on the IRC side.
+    pub fn from_matrix(
+        body: &str,
+        html: Option<&str>,
+        long_code: &mut dyn FnMut(&str) -> String,
+    ) -> Content {
+        let body = normalize_newlines(body);
+        let irc = html
+            .and_then(|h| format::html_to_irc(h, long_code))
+            .unwrap_or_else(|| format::strip_irc_formatting(&body));
+        Content {
+            irc,
+            html: html.map(str::to_owned),
+            plain: body,
+        }
+    }
+}
+
+fn normalize_newlines(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Cleans a display name for showing on another network: no control or formatting
+/// characters (bidi overrides, zero-width characters, mIRC codes), no `<>`, whitespace
+/// collapsed, at most [`MAX_NAME_CHARS`] characters.
+pub fn clean_display_name(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control() && !is_format_char(*c) && !matches!(c, '<' | '>'))
+        .collect();
+    let collapsed = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    shorten(&collapsed, MAX_NAME_CHARS)
+}
+
+/// Unicode "Cf" (format) characters and the other invisibles a name could hide behind.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out = out.trim_end().to_owned();
+    out.push('…');
+    out
+}
+
+/// A nick with a zero-width space after its first character.
+pub fn unhighlight(nick: &str) -> String {
+    let mut chars = nick.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut out = String::with_capacity(nick.len() + 3);
+            out.push(first);
+            out.push(ZWSP);
+            out.push_str(chars.as_str());
+            out
+        }
+        None => String::new(),
+    }
+}
+
+/// The notice that sums up what a destination missed while its network was away.
+pub fn stale_notice(dropped: usize, staleness: Duration) -> String {
+    let mins = staleness.as_secs().div_ceil(60);
+    format!(
+        "{dropped} relayed message{} older than {mins} min could not be delivered while this network was unreachable, and {} dropped",
+        if dropped == 1 { "" } else { "s" },
+        if dropped == 1 { "was" } else { "were" }
+    )
+}
+
+/// The bridges' routing state.
+#[derive(Debug)]
+pub struct Bridges {
+    settings: BridgeSettings,
+    by_room: HashMap<RoomRef, usize>,
+    rng: StdRng,
+    /// Per bridge: lower-cased shown name -> the identities seen using it.
+    names: Vec<HashMap<String, BTreeSet<String>>>,
+    /// Per room: lower-cased nicks (or display names) of the people seen there.
+    members: HashMap<RoomRef, BTreeSet<String>>,
+}
+
+impl Default for Bridges {
+    fn default() -> Self {
+        Self::new(
+            BridgeSettings {
+                bridges: Vec::new(),
+                sides: BTreeMap::new(),
+                public_url: None,
+            },
+            0,
+        )
+    }
+}
+
+impl Bridges {
+    /// `seed` drives the paste IDs: fixed in tests, random in the bot.
+    pub fn new(settings: BridgeSettings, seed: u64) -> Self {
+        let mut by_room = HashMap::new();
+        for (i, b) in settings.bridges.iter().enumerate() {
+            for r in &b.rooms {
+                by_room.insert(r.clone(), i);
+            }
+        }
+        let names = vec![HashMap::new(); settings.bridges.len()];
+        Self {
+            settings,
+            by_room,
+            rng: StdRng::seed_from_u64(seed),
+            names,
+            members: HashMap::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.settings.bridges.is_empty()
+    }
+
+    /// The rooms of every bridge (for meetings, which keep one meeting per bridge).
+    pub fn groups(&self) -> Vec<Vec<RoomRef>> {
+        self.settings
+            .bridges
+            .iter()
+            .map(|b| b.rooms.clone())
+            .collect()
+    }
+
+    /// The bridge a room belongs to.
+    pub fn bridge_of(&self, room: &RoomRef) -> Option<&BridgeSpec> {
+        self.by_room.get(room).map(|&i| &self.settings.bridges[i])
+    }
+
+    /// Tells the bridge who is in a room (an IRC channel's NAMES, a Matrix room's members),
+    /// for name disambiguation and mention defusing. People seen talking are added anyway.
+    pub fn set_members(&mut self, room: &RoomRef, names: impl IntoIterator<Item = String>) {
+        let set = names.into_iter().map(|n| n.to_lowercase()).collect();
+        self.members.insert(room.clone(), set);
+    }
+
+    fn ignored(spec: &BridgeSpec, msg: &IncomingMessage) -> bool {
+        let nick = &msg.sender.nick;
+        if spec
+            .ignore_nicks
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(nick))
+        {
+            return true;
+        }
+        if let Some(p) = &msg.sender.principal {
+            let full = p.to_string();
+            if spec
+                .ignore_users
+                .iter()
+                .any(|u| *u == full || *u == p.identity)
+            {
+                return true;
+            }
+            if spec.ignore_regex.iter().any(|r| r.is_match(&p.identity)) {
+                return true;
+            }
+        }
+        spec.ignore_regex
+            .iter()
+            .any(|r| r.is_match(nick) || r.is_match(&msg.text))
+    }
+
+    /// The name shown for the sender: cleaned, and for Matrix users followed by their user
+    /// ID when another person of the bridge goes by the same name.
+    fn shown_name(&mut self, bridge: usize, msg: &IncomingMessage) -> String {
+        let side = self.settings.sides.get(&msg.room.network).cloned();
+        let matrix_id = match (&side, &msg.sender.principal) {
+            (Some(SideKind::Matrix), Some(p)) => Some(p.identity.clone()),
+            _ => None,
+        };
+        let mut name = clean_display_name(&msg.sender.nick);
+        if name.is_empty() {
+            name = matrix_id
+                .as_deref()
+                .map(|id| {
+                    let local = id.trim_start_matches('@');
+                    clean_display_name(local.split(':').next().unwrap_or(local))
+                })
+                .unwrap_or_else(|| "someone".to_owned());
+        }
+        let identity = match &matrix_id {
+            Some(id) => format!("{}:{id}", msg.room.network),
+            None => format!("{}/{}", msg.room.network, msg.sender.nick.to_lowercase()),
+        };
+        let key = name.to_lowercase();
+        let seen = self.names[bridge].entry(key.clone()).or_default();
+        seen.insert(identity.clone());
+        let shared = seen.len() > 1;
+        let on_irc = self.settings.bridges[bridge].rooms.iter().any(|r| {
+            r != &msg.room
+                && matches!(
+                    self.settings.sides.get(&r.network),
+                    Some(SideKind::Irc { .. })
+                )
+                && self.members.get(r).is_some_and(|m| m.contains(&key))
+        });
+        match matrix_id {
+            Some(id) if shared || on_irc => format!("{name} ({id})"),
+            _ => name,
+        }
+    }
+
+    /// Relays a message to the other rooms of its bridge.
+    pub fn relay(&mut self, msg: &IncomingMessage, now: DateTime<Utc>) -> Vec<Action> {
+        let Some(&bi) = self.by_room.get(&msg.room) else {
+            return Vec::new();
+        };
+        let spec = &self.settings.bridges[bi];
+        // Notices are how bots talk; relaying them invites bot loops.
+        if msg.kind == MessageKind::Notice || Self::ignored(spec, msg) {
+            return Vec::new();
+        }
+        let source_side = self.settings.sides.get(&msg.room.network).cloned();
+        let mut actions = Vec::new();
+        let content = match source_side {
+            Some(SideKind::Matrix) => {
+                let mut code_paste = |code: &str| -> String {
+                    match self.new_paste(code, &mut actions) {
+                        Some(url) => format!("(code: {url})"),
+                        None => "(code block not shown)".to_owned(),
+                    }
+                };
+                Content::from_matrix(&msg.text, None, &mut code_paste)
+            }
+            _ => Content::from_irc(&msg.text),
+        };
+        self.members
+            .entry(msg.room.clone())
+            .or_default()
+            .insert(msg.sender.nick.to_lowercase());
+        let name = self.shown_name(bi, msg);
+        let spec = self.settings.bridges[bi].clone();
+        let emote = msg.kind == MessageKind::Emote;
+        let mut paste: Option<Option<String>> = None;
+        for dest in spec.rooms.iter().filter(|r| **r != msg.room) {
+            let side = self
+                .settings
+                .sides
+                .get(&dest.network)
+                .cloned()
+                .unwrap_or(SideKind::Console);
+            match side {
+                SideKind::Matrix => {
+                    let (body, html) = matrix_message(&name, &content, emote);
+                    actions.push(bridged(&spec, dest, body, Some(html), SendKind::Relay, now));
+                }
+                SideKind::Irc { .. } | SideKind::Console => {
+                    let budget = line_budget(&side, &dest.room);
+                    let text = self.defuse(dest, &content.irc, spec.max_mentions);
+                    let lines = irc_lines(&name, &text, emote, budget);
+                    let lines = if lines.len() > spec.max_lines {
+                        let url = match &paste {
+                            Some(u) => u.clone(),
+                            None => {
+                                let u = self.new_paste(&content.plain, &mut actions);
+                                paste = Some(u.clone());
+                                u
+                            }
+                        };
+                        cut_with_link(&name, lines, spec.max_lines, url.as_deref(), emote)
+                    } else {
+                        lines
+                    };
+                    for l in lines {
+                        actions.push(bridged(&spec, dest, l, None, SendKind::Relay, now));
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    /// Makes a paste of `text`; returns its URL, or `None` without a web site.
+    fn new_paste(&mut self, text: &str, actions: &mut Vec<Action>) -> Option<String> {
+        let base = self.settings.public_url.clone()?;
+        const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyz23456789";
+        let id: String = (0..20)
+            .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        actions.push(Action::Paste {
+            id: id.clone(),
+            text: text.to_owned(),
+        });
+        Some(format!("{}/paste/{id}", base.trim_end_matches('/')))
+    }
+
+    /// Inserts a zero-width space into each mentioned member's nick when a line mentions
+    /// more than `max` of them (mass highlights are how spam works on IRC).
+    fn defuse(&self, room: &RoomRef, text: &str, max: usize) -> String {
+        let Some(members) = self.members.get(room) else {
+            return text.to_owned();
+        };
+        let is_nick_char = |c: char| {
+            c.is_alphanumeric()
+                || matches!(
+                    c,
+                    '[' | ']' | '\\' | '`' | '_' | '^' | '{' | '|' | '}' | '-'
+                )
+        };
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let words: Vec<(usize, &str)> = split_words(line, is_nick_char);
+            let mentioned: BTreeSet<String> = words
+                .iter()
+                .map(|(_, w)| w.to_lowercase())
+                .filter(|w| members.contains(w))
+                .collect();
+            if mentioned.len() <= max {
+                out.push_str(line);
+                continue;
+            }
+            let mut last = 0;
+            for (at, w) in words {
+                if mentioned.contains(&w.to_lowercase()) {
+                    out.push_str(&line[last..at]);
+                    out.push_str(&unhighlight(w));
+                    last = at + w.len();
+                }
+            }
+            out.push_str(&line[last..]);
+        }
+        out
+    }
+
+    /// Copies of what the bot says in a bridged room, for the bridge's other rooms, so that
+    /// an answer reaches every room once. Rooms the actions already reach with the same text
+    /// get no copy.
+    pub fn fan_out(&self, actions: &[Action], now: DateTime<Utc>) -> Vec<Action> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let direct: BTreeSet<(&RoomRef, &str)> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { room, text, .. } => Some((room, text.as_str())),
+                Action::Bridged(b) => Some((&b.room, b.text.as_str())),
+                _ => None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut copied: BTreeSet<(RoomRef, String)> = BTreeSet::new();
+        for a in actions {
+            let Action::Send {
+                room, text, html, ..
+            } = a
+            else {
+                continue;
+            };
+            let Some(spec) = self.bridge_of(room) else {
+                continue;
+            };
+            for dest in spec.rooms.iter().filter(|r| *r != room) {
+                if direct.contains(&(dest, text.as_str()))
+                    || !copied.insert((dest.clone(), text.clone()))
+                {
+                    continue;
+                }
+                out.push(bridged(
+                    spec,
+                    dest,
+                    text.clone(),
+                    html.clone(),
+                    SendKind::Reply,
+                    now,
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn bridged(
+    spec: &BridgeSpec,
+    room: &RoomRef,
+    text: String,
+    html: Option<String>,
+    kind: SendKind,
+    now: DateTime<Utc>,
+) -> Action {
+    Action::Bridged(Bridged {
+        bridge: spec.name.clone(),
+        room: room.clone(),
+        text,
+        html,
+        kind,
+        at: now,
+        staleness: spec.staleness,
+    })
+}
+
+/// `(byte offset, word)` for each run of `is_word` characters.
+fn split_words(line: &str, is_word: impl Fn(char) -> bool) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (is_word(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+/// The Matrix form: body `nick: text`, formatted `<b>nick</b>: text`; emotes `* nick text`.
+fn matrix_message(name: &str, content: &Content, emote: bool) -> (String, String) {
+    let html_name = format::escape_html(name);
+    let html_text = content
+        .html
+        .clone()
+        .unwrap_or_else(|| format::text_to_html(&content.plain));
+    if emote {
+        (
+            format!("* {name} {}", content.plain),
+            format!("* <b>{html_name}</b> {html_text}"),
+        )
+    } else {
+        (
+            format!("{name}: {}", content.plain),
+            format!("<b>{html_name}</b>: {html_text}"),
+        )
+    }
+}
+
+/// Body bytes a relayed line may use in `target` on a side.
+fn line_budget(side: &SideKind, target: &str) -> usize {
+    match side {
+        SideKind::Irc { nick_len, user_len } => {
+            irc_text::relay_budget(*nick_len, *user_len, target)
+        }
+        // The console has no line limit; keep lines readable in a terminal all the same.
+        _ => 400,
+    }
+}
+
+/// The prefix every IRC line of a relayed message starts with.
+fn irc_prefix(name: &str, emote: bool) -> String {
+    let shown = unhighlight(&irc_text::clean(name));
+    if emote {
+        format!("* {shown} ")
+    } else {
+        format!("<{shown}> ")
+    }
+}
+
+/// A message as IRC lines, each carrying the sender prefix and fitting `budget` bytes.
+pub fn irc_lines(name: &str, text: &str, emote: bool, budget: usize) -> Vec<String> {
+    let prefix = irc_prefix(name, emote);
+    let room = budget.saturating_sub(prefix.len()).max(16);
+    irc_text::split_lines(text, room)
+        .into_iter()
+        .map(|l| format!("{prefix}{l}"))
+        .collect()
+}
+
+/// The first lines of a long message and a last line with the link to all of it.
+fn cut_with_link(
+    name: &str,
+    lines: Vec<String>,
+    max_lines: usize,
+    url: Option<&str>,
+    emote: bool,
+) -> Vec<String> {
+    let keep = max_lines.saturating_sub(1);
+    let mut out: Vec<String> = lines.into_iter().take(keep).collect();
+    let prefix = irc_prefix(name, emote);
+    out.push(match url {
+        Some(u) => format!("{prefix}(full message: {u})"),
+        None => format!("{prefix}(message cut: too long for IRC)"),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests;

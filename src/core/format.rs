@@ -1,0 +1,595 @@
+//! Formatting across the bridge: mIRC control codes <-> Matrix HTML (DESIGN §8).
+//!
+//! Both directions are pure and total: any input gives output, and the output is safe for
+//! its side. HTML made from IRC text escapes every character that means something in HTML,
+//! so IRC users cannot inject markup; IRC text made from HTML is read through a real HTML
+//! parser (html5ever, through `ruma-html`) and holds no CR/LF/NUL/CTCP once the bridge's
+//! splitter has cut it into lines. What IRC cannot show (lists, quotes, tables, images,
+//! links whose text hides the address) is turned into readable plain text; code blocks
+//! longer than one line are handed to a callback, which the bridge uses to make a paste.
+
+use std::fmt::Write as _;
+
+/// mIRC control codes.
+pub mod code {
+    pub const BOLD: char = '\x02';
+    pub const COLOR: char = '\x03';
+    pub const HEX_COLOR: char = '\x04';
+    pub const RESET: char = '\x0f';
+    pub const MONOSPACE: char = '\x11';
+    pub const REVERSE: char = '\x16';
+    pub const ITALIC: char = '\x1d';
+    pub const STRIKE: char = '\x1e';
+    pub const UNDERLINE: char = '\x1f';
+}
+
+/// The 16 standard mIRC colours, as Matrix `data-mx-color` values. Codes 16-98 (the extended
+/// palette) are read but not shown; 99 means "default colour".
+const PALETTE: [&str; 16] = [
+    "#ffffff", "#000000", "#00007f", "#009300", "#ff0000", "#7f0000", "#9c009c", "#fc7f00",
+    "#ffff00", "#00fc00", "#009393", "#00ffff", "#0000fc", "#ff00ff", "#7f7f7f", "#d2d2d2",
+];
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Style {
+    bold: bool,
+    italic: bool,
+    underline: bool,
+    strike: bool,
+    mono: bool,
+    fg: Option<u8>,
+    bg: Option<u8>,
+}
+
+impl Style {
+    fn is_plain(&self) -> bool {
+        *self == Style::default()
+    }
+}
+
+/// Reads up to two ASCII digits at the start of `s` as a colour number.
+fn take_color(s: &str) -> (Option<u8>, usize) {
+    let digits = s.bytes().take(2).take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return (None, 0);
+    }
+    (s[..digits].parse().ok(), digits)
+}
+
+/// Splits mIRC text into runs of equally styled text.
+fn irc_runs(text: &str) -> Vec<(Style, String)> {
+    let mut runs: Vec<(Style, String)> = Vec::new();
+    let mut style = Style::default();
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i..].chars().next().expect("in bounds");
+        i += c.len_utf8();
+        match c {
+            code::BOLD => style.bold = !style.bold,
+            code::ITALIC => style.italic = !style.italic,
+            code::UNDERLINE => style.underline = !style.underline,
+            code::STRIKE => style.strike = !style.strike,
+            code::MONOSPACE => style.mono = !style.mono,
+            code::REVERSE => {}
+            code::RESET => style = Style::default(),
+            code::COLOR => {
+                let (fg, n) = take_color(&text[i..]);
+                i += n;
+                if n == 0 {
+                    // A bare \x03 ends colouring.
+                    style.fg = None;
+                    style.bg = None;
+                    continue;
+                }
+                style.fg = fg;
+                if text[i..].starts_with(',') {
+                    let (bg, m) = take_color(&text[i + 1..]);
+                    if m > 0 {
+                        i += 1 + m;
+                        style.bg = bg;
+                    }
+                }
+            }
+            code::HEX_COLOR => {
+                // \x04RRGGBB[,RRGGBB]: rare; read and ignored.
+                let hex =
+                    |s: &str| s.len() >= 6 && s.bytes().take(6).all(|b| b.is_ascii_hexdigit());
+                if hex(&text[i..]) {
+                    i += 6;
+                    if text[i..].starts_with(',') && hex(&text[i + 1..]) {
+                        i += 7;
+                    }
+                }
+            }
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => match runs.last_mut() {
+                Some((s, t)) if *s == style => t.push(c),
+                _ => runs.push((style, c.to_string())),
+            },
+        }
+    }
+    runs
+}
+
+/// IRC text without its formatting codes (and without other control characters but LF/TAB).
+pub fn strip_irc_formatting(text: &str) -> String {
+    irc_runs(text).into_iter().map(|(_, t)| t).collect()
+}
+
+fn color_name(n: Option<u8>) -> Option<&'static str> {
+    n.and_then(|n| PALETTE.get(usize::from(n)).copied())
+}
+
+/// Renders mIRC text as Matrix HTML; `None` when it carries no formatting (plain text says
+/// it all). Line breaks become `<br>`.
+pub fn irc_to_html(text: &str) -> Option<String> {
+    let runs = irc_runs(text);
+    if runs.iter().all(|(s, _)| s.is_plain()) {
+        return None;
+    }
+    let mut html = String::new();
+    for (s, t) in runs {
+        let mut close: Vec<&str> = Vec::new();
+        let fg = color_name(s.fg);
+        let bg = color_name(s.bg);
+        if fg.is_some() || bg.is_some() {
+            html.push_str("<font");
+            if let Some(c) = fg {
+                let _ = write!(html, " data-mx-color=\"{c}\"");
+            }
+            if let Some(c) = bg {
+                let _ = write!(html, " data-mx-bg-color=\"{c}\"");
+            }
+            html.push('>');
+            close.push("</font>");
+        }
+        for (on, open, end) in [
+            (s.bold, "<b>", "</b>"),
+            (s.italic, "<i>", "</i>"),
+            (s.underline, "<u>", "</u>"),
+            (s.strike, "<del>", "</del>"),
+            (s.mono, "<code>", "</code>"),
+        ] {
+            if on {
+                html.push_str(open);
+                close.push(end);
+            }
+        }
+        html.push_str(&escape_html(&t).replace('\n', "<br>"));
+        for end in close.into_iter().rev() {
+            html.push_str(end);
+        }
+    }
+    Some(html)
+}
+
+/// Plain text rendered as HTML: escaped, line breaks kept.
+pub fn text_to_html(text: &str) -> String {
+    escape_html(text).replace('\n', "<br>")
+}
+
+// ---------------------------------------------------------------------------------------
+// HTML -> IRC
+
+/// The nearest of the 16 standard colours to `#rrggbb`.
+fn nearest_color(css: &str) -> Option<u8> {
+    let hex = css.trim().strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let rgb = |s: &str| u8::from_str_radix(s, 16).map(i32::from).ok();
+    let (r, g, b) = (rgb(&hex[0..2])?, rgb(&hex[2..4])?, rgb(&hex[4..6])?);
+    PALETTE
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, p)| {
+            let (pr, pg, pb) = (
+                rgb(&p[1..3]).unwrap_or(0),
+                rgb(&p[3..5]).unwrap_or(0),
+                rgb(&p[5..7]).unwrap_or(0),
+            );
+            (r - pr).pow(2) + (g - pg).pow(2) + (b - pb).pow(2)
+        })
+        .and_then(|(i, _)| u8::try_from(i).ok())
+}
+
+/// Builds IRC text while walking the HTML tree.
+struct IrcWriter {
+    out: String,
+    /// Open counts per style, so nested `<b><b>` toggles once.
+    depth: [u32; 5],
+    colors: Vec<u8>,
+    /// Inside `<pre>`: whitespace kept.
+    pre: u32,
+    /// Prefix of every new line (blockquote `> `, list indentation).
+    line_prefix: Vec<String>,
+    at_line_start: bool,
+    pending_space: bool,
+}
+
+const STYLE_CODES: [char; 5] = [
+    code::BOLD,
+    code::ITALIC,
+    code::UNDERLINE,
+    code::STRIKE,
+    code::MONOSPACE,
+];
+
+impl IrcWriter {
+    fn new() -> Self {
+        Self {
+            out: String::new(),
+            depth: [0; 5],
+            colors: Vec::new(),
+            pre: 0,
+            line_prefix: Vec::new(),
+            at_line_start: true,
+            pending_space: false,
+        }
+    }
+
+    /// A space before an opening code belongs before it, not inside the styled text.
+    fn flush_space(&mut self) {
+        if self.pending_space && !self.at_line_start {
+            self.out.push(' ');
+            self.pending_space = false;
+        }
+    }
+
+    fn style(&mut self, which: usize, on: bool) {
+        if on {
+            self.flush_space();
+        }
+        let d = &mut self.depth[which];
+        if on {
+            *d += 1;
+            if *d == 1 {
+                self.out.push(STYLE_CODES[which]);
+            }
+        } else if *d > 0 {
+            *d -= 1;
+            if *d == 0 {
+                self.out.push(STYLE_CODES[which]);
+            }
+        }
+    }
+
+    fn push_color(&mut self, c: u8) {
+        self.flush_space();
+        self.colors.push(c);
+        let _ = write!(self.out, "{}{c:02}", code::COLOR);
+    }
+
+    fn pop_color(&mut self) {
+        self.colors.pop();
+        self.out.push(code::COLOR);
+        if let Some(c) = self.colors.last() {
+            let _ = write!(self.out, "{c:02}");
+        }
+    }
+
+    fn start_line(&mut self) {
+        if self.at_line_start {
+            self.at_line_start = false;
+            for p in &self.line_prefix {
+                self.out.push_str(p);
+            }
+        }
+    }
+
+    fn newline(&mut self) {
+        if !self.out.is_empty() || !self.line_prefix.is_empty() {
+            self.out.push('\n');
+        }
+        self.at_line_start = true;
+        self.pending_space = false;
+    }
+
+    /// Ends the current line unless it is empty: block elements start on their own line.
+    fn block_break(&mut self) {
+        if !self.at_line_start {
+            self.newline();
+        }
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.pre > 0 {
+            for (i, part) in t.split('\n').enumerate() {
+                if i > 0 {
+                    self.newline();
+                }
+                if !part.is_empty() {
+                    self.start_line();
+                    self.out.push_str(part);
+                }
+            }
+            return;
+        }
+        for (i, word) in t.split(char::is_whitespace).enumerate() {
+            if i > 0 {
+                self.pending_space = true;
+            }
+            if word.is_empty() {
+                continue;
+            }
+            if self.pending_space && !self.at_line_start {
+                self.out.push(' ');
+            }
+            self.pending_space = false;
+            self.start_line();
+            self.out.push_str(word);
+        }
+    }
+}
+
+fn attr(el: &ruma_html::ElementData, name: &str) -> Option<String> {
+    el.attrs
+        .borrow()
+        .iter()
+        .find(|a| &*a.name.local == name)
+        .map(|a| a.value.to_string())
+}
+
+/// The text inside a node, whitespace kept (for `<pre>` blocks).
+fn text_content(node: &ruma_html::NodeRef) -> String {
+    let mut out = String::new();
+    let mut stack = vec![node.clone()];
+    while let Some(n) = stack.pop() {
+        if let Some(t) = n.as_text() {
+            out.push_str(&t.borrow());
+        }
+        let mut kids: Vec<_> = n.children().collect();
+        kids.reverse();
+        stack.extend(kids);
+    }
+    out
+}
+
+enum Step {
+    Enter(ruma_html::NodeRef),
+    Exit(Vec<Undo>),
+}
+
+/// What leaving an element must undo.
+enum Undo {
+    Style(usize),
+    Color,
+    Prefix,
+    Block,
+    List,
+    Text(String),
+}
+
+/// The most tags [`html_to_irc`] reads. The parsed tree is freed recursively (inside
+/// `ruma-html`), so a message nested thousands deep could exhaust a thread's stack; real
+/// messages stay far below this, and the plain body is shown for the others.
+pub const MAX_TAGS: usize = 1000;
+
+/// Renders Matrix HTML as IRC text with mIRC codes; `None` when the HTML has more than
+/// [`MAX_TAGS`] tags (then show the plain body). Multi-line code blocks are given to
+/// `long_code`, whose answer (a short reference, e.g. a paste link) stands in their place.
+pub fn html_to_irc(html: &str, long_code: &mut dyn FnMut(&str) -> String) -> Option<String> {
+    if html.bytes().filter(|b| *b == b'<').count() > MAX_TAGS {
+        return None;
+    }
+    Some(html_tree_to_irc(html, long_code))
+}
+
+fn html_tree_to_irc(html: &str, long_code: &mut dyn FnMut(&str) -> String) -> String {
+    let doc = ruma_html::Html::parse(html);
+    let mut w = IrcWriter::new();
+    let top: Vec<_> = doc.children().collect();
+    let mut stack: Vec<Step> = top.into_iter().rev().map(Step::Enter).collect();
+    // Ordered-list counters, innermost last.
+    let mut counters: Vec<Option<u32>> = Vec::new();
+    while let Some(step) = stack.pop() {
+        let (node, undo) = match step {
+            Step::Exit(undo) => {
+                for u in undo.into_iter().rev() {
+                    match u {
+                        Undo::Style(i) => w.style(i, false),
+                        Undo::Color => w.pop_color(),
+                        Undo::Prefix => {
+                            w.line_prefix.pop();
+                        }
+                        Undo::Block => w.block_break(),
+                        Undo::List => {
+                            counters.pop();
+                        }
+                        Undo::Text(t) => w.text(&t),
+                    }
+                }
+                continue;
+            }
+            Step::Enter(node) => (node, Vec::new()),
+        };
+        if let Some(t) = node.as_text() {
+            let t = t.borrow().to_string();
+            w.text(&t);
+            continue;
+        }
+        let Some(el) = node.as_element() else {
+            continue;
+        };
+        let mut undo = undo;
+        let name = el.name.local.to_string();
+        let mut descend = true;
+        match name.as_str() {
+            "mx-reply" | "script" | "style" | "head" | "title" => descend = false,
+            "b" | "strong" => {
+                w.style(0, true);
+                undo.push(Undo::Style(0));
+            }
+            "i" | "em" | "cite" => {
+                w.style(1, true);
+                undo.push(Undo::Style(1));
+            }
+            "u" | "ins" => {
+                w.style(2, true);
+                undo.push(Undo::Style(2));
+            }
+            "del" | "s" | "strike" => {
+                w.style(3, true);
+                undo.push(Undo::Style(3));
+            }
+            "code" => {
+                w.style(4, true);
+                undo.push(Undo::Style(4));
+            }
+            "font" | "span" => {
+                let c = attr(el, "data-mx-color")
+                    .or_else(|| attr(el, "color"))
+                    .and_then(|c| nearest_color(&c));
+                if let Some(c) = c {
+                    w.push_color(c);
+                    undo.push(Undo::Color);
+                }
+                if attr(el, "data-mx-spoiler").is_some() {
+                    w.text("[spoiler]");
+                    descend = false;
+                }
+            }
+            "br" => {
+                w.newline();
+                descend = false;
+            }
+            "hr" => {
+                w.block_break();
+                w.text("----");
+                w.newline();
+                descend = false;
+            }
+            "pre" => {
+                let code = text_content(&node);
+                let code = code.trim_end_matches('\n');
+                w.block_break();
+                if code.contains('\n') {
+                    let reference = long_code(code);
+                    w.text(&reference);
+                } else {
+                    w.style(4, true);
+                    w.pre += 1;
+                    w.text(code);
+                    w.pre -= 1;
+                    w.style(4, false);
+                }
+                w.newline();
+                descend = false;
+            }
+            "p" | "div" | "section" | "article" | "table" | "details" | "summary" | "dl" | "dt"
+            | "dd" | "tr" => {
+                w.block_break();
+                undo.push(Undo::Block);
+            }
+            "td" | "th" => {
+                if node.prev_sibling().is_some() {
+                    w.text(" | ");
+                }
+            }
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                w.block_break();
+                w.style(0, true);
+                undo.push(Undo::Block);
+                undo.push(Undo::Style(0));
+            }
+            "blockquote" => {
+                w.block_break();
+                w.line_prefix.push("> ".to_owned());
+                undo.push(Undo::Block);
+                undo.push(Undo::Prefix);
+            }
+            "ul" | "ol" => {
+                w.block_break();
+                let start = attr(el, "start").and_then(|s| s.parse().ok()).unwrap_or(1);
+                counters.push((name == "ol").then_some(start));
+                undo.push(Undo::Block);
+                undo.push(Undo::List);
+            }
+            "li" => {
+                w.block_break();
+                let bullet = match counters.last_mut() {
+                    Some(Some(n)) => {
+                        let b = format!("{n}. ");
+                        *n += 1;
+                        b
+                    }
+                    _ => "• ".to_owned(),
+                };
+                let indent = "  ".repeat(counters.len().saturating_sub(1));
+                w.start_line();
+                w.out.push_str(&indent);
+                w.out.push_str(&bullet);
+                w.pending_space = false;
+                undo.push(Undo::Block);
+            }
+            "a" => {
+                let href = attr(el, "href").unwrap_or_default();
+                let shown = text_content(&node);
+                let shown = shown.trim();
+                // Pills (matrix.to links to users and rooms) show their text: a display name.
+                let is_pill = href.starts_with("https://matrix.to/#/");
+                if !href.is_empty() && !is_pill && shown != href && !shown.is_empty() {
+                    undo.push(Undo::Text(format!(" ({href})")));
+                } else if shown.is_empty() && !href.is_empty() {
+                    w.text(&href);
+                }
+            }
+            "img" => {
+                let alt = attr(el, "alt").or_else(|| attr(el, "title"));
+                match alt {
+                    Some(a) if !a.trim().is_empty() => w.text(&format!("[image: {}]", a.trim())),
+                    _ => w.text("[image]"),
+                }
+                descend = false;
+            }
+            _ => {}
+        }
+        stack.push(Step::Exit(undo));
+        if descend {
+            let kids: Vec<_> = node.children().collect();
+            stack.extend(kids.into_iter().rev().map(Step::Enter));
+        }
+    }
+    finish_irc(&w.out)
+}
+
+/// Trims every line's end and drops blank lines at the start and end, and runs of them.
+fn finish_irc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut blank_run = 0;
+    for line in s.split('\n') {
+        let line = line.trim_end();
+        if strip_irc_formatting(line).trim().is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+            if blank_run > 0 {
+                out.push('\n');
+            }
+        }
+        blank_run = 0;
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

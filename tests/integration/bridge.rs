@@ -1,0 +1,238 @@
+//! The bridge (issue 8) against the real InspIRCd: two channels and the console room linked
+//! by one `[[bridge]]`. Relay both ways with the zero-width space in nicks, no loops, a
+//! command answered in every room once, long messages as a paste link served by the bot's
+//! web site, and nothing lost while the IRC server is down or the bot is killed.
+
+use std::time::Duration;
+
+use crate::support::bot::{Bot, CONSOLE_USER};
+use crate::support::{IrcClass, IrcClient, IrcLine, IrcServer, free_port, temp_dir};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The console user as the IRC side shows them.
+fn tester() -> String {
+    let mut c = CONSOLE_USER.chars();
+    let first = c.next().unwrap();
+    format!("<{first}\u{200B}{}>", c.as_str())
+}
+
+fn bridge_config(server: &IrcServer, web: u16, bridge_extra: &str) -> String {
+    format!(
+        r##"
+[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[console]
+
+[web]
+listen = "127.0.0.1:{web}"
+
+[[irc]]
+name = "testnet"
+server = "127.0.0.1:{port}"
+tls = false
+nick = "sigbot"
+
+[[bridge]]
+name = "sig"
+rooms = ["testnet/#a", "testnet/#b", "console/#local"]
+{bridge_extra}
+"##,
+        port = server.port(),
+    )
+}
+
+fn from_bot(l: &IrcLine) -> bool {
+    l.nick() == Some("sigbot") && l.command == "PRIVMSG"
+}
+
+/// Joins `chan` and waits until the bot is in it too.
+async fn join_with_bot(client: &mut IrcClient, chan: &str) {
+    client.send(&format!("JOIN {chan}")).await;
+    client
+        .wait_for(T * 2, |l| {
+            (l.command == "JOIN" && l.nick() == Some("sigbot"))
+                || (l.command == "353"
+                    && l.text()
+                        .split(' ')
+                        .any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn messages_cross_both_ways_without_loops_and_answers_reach_every_room_once() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-relay");
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_with_bot(&mut alice, "#a").await;
+    let mut bob = IrcClient::connect(&server, "bob").await;
+    join_with_bot(&mut bob, "#b").await;
+
+    // IRC -> IRC and console, with a zero-width space inside the nick.
+    alice.privmsg("#a", "hello from \x02a\x02").await;
+    bob.wait_for(T, |l| {
+        from_bot(l) && l.is_privmsg("#b", "<a\u{200B}lice> hello from \x02a\x02")
+    })
+    .await;
+    bot.wait_stdout(T, "[console/#local] <sigbot> <a\u{200B}lice> hello from")
+        .await;
+
+    // Console -> both channels.
+    bot.say("hi from the console").await;
+    let want = format!("{} hi from the console", tester());
+    for (client, chan) in [(&mut alice, "#a"), (&mut bob, "#b")] {
+        let got = client.wait_for(T, from_bot).await;
+        // The first thing the bot says in #a is the console's line: alice's own line never
+        // came back to her.
+        assert!(got.is_privmsg(chan, &want), "{}", got.raw);
+    }
+
+    // A command typed on IRC: relayed like any text, answered in every room once.
+    alice.privmsg("#a", "!ping").await;
+    let got = alice.wait_for(T, from_bot).await;
+    assert!(got.is_privmsg("#a", "pong"), "{}", got.raw);
+    let got = bob.wait_for(T, from_bot).await;
+    assert!(got.is_privmsg("#b", "<a\u{200B}lice> !ping"), "{}", got.raw);
+    let got = bob.wait_for(T, from_bot).await;
+    assert!(got.is_privmsg("#b", "pong"), "{}", got.raw);
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> <a\u{200B}lice> !ping"
+    );
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> pong"
+    );
+
+    // Once each: the next thing every room gets from the bot is this marker.
+    bot.say("marker").await;
+    let want = format!("{} marker", tester());
+    for (client, chan) in [(&mut alice, "#a"), (&mut bob, "#b")] {
+        let got = client.wait_for(T, from_bot).await;
+        assert!(got.is_privmsg(chan, &want), "{}", got.raw);
+    }
+    // Emotes reach IRC as plain `* nick text` lines, never CTCP.
+    alice.privmsg("#a", "\x01ACTION waves\x01").await;
+    let got = bob.wait_for(T, from_bot).await;
+    assert!(got.is_privmsg("#b", "* a\u{200B}lice waves"), "{}", got.raw);
+}
+
+#[tokio::test]
+async fn a_long_message_becomes_its_first_lines_and_a_paste_link_on_the_web_site() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-paste");
+    let web = free_port();
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, web, "max_lines = 2"));
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_with_bot(&mut alice, "#a").await;
+
+    let words: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let text = words.join(" ");
+    bot.say(&text).await;
+    let first = alice.wait_for(T, from_bot).await;
+    let prefix = format!("{} ", tester());
+    assert!(
+        first.text().starts_with(&format!("{prefix}w0 w1 ")),
+        "{}",
+        first.raw
+    );
+    assert!(first.raw.len() <= 512, "{} bytes", first.raw.len());
+    let last = alice.wait_for(T, from_bot).await;
+    let link = last
+        .text()
+        .strip_prefix(&format!("{prefix}(full message: "))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a paste link line: {}", last.raw))
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{web}/paste/")),
+        "{link}"
+    );
+    let resp = reqwest::get(&link).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(resp.text().await.unwrap(), text);
+    // Paste IDs cannot be guessed from one another, and unknown ones are not found.
+    let id = link.rsplit('/').next().unwrap();
+    assert!(id.len() >= 20, "{id}");
+    let resp = reqwest::get(format!("http://127.0.0.1:{web}/paste/aaaaaaaaaaaaaaaaaaaa"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn lines_said_while_the_irc_server_is_down_arrive_afterwards_in_order() {
+    let mut server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-down");
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    join_with_bot(&mut watcher, "#a").await;
+
+    server.stop();
+    bot.wait_log(T, "connection lost").await;
+    for i in 1..=5 {
+        bot.say(&format!("while down {i}")).await;
+    }
+    for _ in 1..=5 {
+        bot.wait_log(T, "bridged message stored").await;
+    }
+    server.restart().await;
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    watcher.send("JOIN #a").await;
+    for i in 1..=5 {
+        let got = watcher.wait_for(T * 4, from_bot).await;
+        assert!(
+            got.is_privmsg("#a", &format!("{} while down {i}", tester())),
+            "line {i} in order: {}",
+            got.raw
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bot_killed_while_irc_is_down_delivers_its_outbox_once_after_restart() {
+    let mut server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-crash");
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    join_with_bot(&mut watcher, "#a").await;
+
+    server.stop();
+    bot.wait_log(T, "connection lost").await;
+    for i in 1..=3 {
+        bot.say(&format!("kept {i}")).await;
+    }
+    for _ in 1..=3 {
+        bot.wait_log(T, "bridged message stored").await;
+    }
+    bot.kill().await;
+    server.restart().await;
+    // The watcher is in the channel before the bot comes back.
+    let mut watcher = IrcClient::connect(&server, "watcher").await;
+    watcher.join("#a").await;
+    bot.restart();
+    for i in 1..=3 {
+        let got = watcher.wait_for(T * 2, from_bot).await;
+        assert!(
+            got.is_privmsg("#a", &format!("{} kept {i}", tester())),
+            "line {i} in order: {}",
+            got.raw
+        );
+    }
+    // Exactly once: the next line from the bot is one said after the restart.
+    bot.say("after restart").await;
+    let got = watcher.wait_for(T, from_bot).await;
+    assert!(
+        got.is_privmsg("#a", &format!("{} after restart", tester())),
+        "{}",
+        got.raw
+    );
+}
