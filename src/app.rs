@@ -9,9 +9,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing, console};
 use crate::config::{Config, NetworkKind};
+use crate::core::relay::Relay;
 use crate::core::{Action, Core, CoreSettings, Event, LinkState, Roles};
+use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 
@@ -26,6 +29,10 @@ pub enum AppError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Relay(#[from] crate::core::relay::TemplateError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
 }
 
 fn kind_name(kind: NetworkKind) -> &'static str {
@@ -102,8 +109,27 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(irc_cfg.name.clone(), h);
     }
+    // MQTT relay: the embedded broker first, so that the connections find it.
+    let relay = Relay::new(&cfg.relays)?;
+    let outbox = Outbox::new(store.clone());
+    if let Some(b) = &cfg.broker {
+        crate::broker::start(b.listen).await?;
+    }
+    let mut mqtt_handles: BTreeMap<String, MqttHandle> = BTreeMap::new();
+    for m in &cfg.mqtt {
+        let h = crate::adapters::mqtt::spawn(
+            m.clone(),
+            relay.filters_for(&m.name),
+            events_tx.clone(),
+            &tracker,
+            shutdown.clone(),
+        );
+        mqtt_handles.insert(m.name.clone(), h);
+    }
+    tracker.spawn(outbox.clone().deliver(handles.clone(), shutdown.clone()));
+
     for (name, kind) in &networks {
-        if matches!(kind, NetworkKind::Matrix | NetworkKind::Mqtt) {
+        if matches!(kind, NetworkKind::Matrix) {
             tracing::warn!(network = %name, kind = kind_name(*kind), "this network kind is not supported by this build yet; it stays stopped");
             health.update(name, LinkState::Stopped, 0);
         }
@@ -142,6 +168,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     }
     drop(events_tx);
 
+    let mut relay = relay;
+    relay.remember(outbox.seen_keys(started)?);
     let core = Core::new(
         CoreSettings {
             nick: cfg.bot.nick.clone(),
@@ -151,11 +179,17 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             version: crate::VERSION.to_owned(),
         },
         started,
-    );
+    )
+    .with_relay(relay);
+    let relay_sinks = RelaySinks {
+        outbox,
+        mqtt: mqtt_handles,
+    };
     tracker.spawn(core_task(
         core,
         events_rx,
         handles,
+        relay_sinks,
         health,
         shutdown.clone(),
     ));
@@ -171,10 +205,17 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
 /// The one task that owns the core. It stops on shutdown after handling every event that
 /// was already queued, then drops the network handles so that each adapter drains its
 /// outgoing queue and ends.
+/// Where relay batches go: the outbox, then an ack on their MQTT connection.
+struct RelaySinks {
+    outbox: Outbox,
+    mqtt: BTreeMap<String, MqttHandle>,
+}
+
 async fn core_task(
     mut core: Core,
     mut events: mpsc::Receiver<Event>,
     handles: BTreeMap<String, NetworkHandle>,
+    relay: RelaySinks,
     health: Health,
     shutdown: CancellationToken,
 ) {
@@ -187,11 +228,11 @@ async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &handles, &relay, &health).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &handles, &health).await;
+        dispatch(&mut core, event, &handles, &relay, &health).await;
     }
 }
 
@@ -199,6 +240,7 @@ async fn dispatch(
     core: &mut Core,
     event: Event,
     handles: &BTreeMap<String, NetworkHandle>,
+    relay: &RelaySinks,
     health: &Health,
 ) {
     let event = match event {
@@ -254,11 +296,28 @@ async fn dispatch(
                     html,
                     kind,
                     priority,
+                    receipt: Default::default(),
                 };
                 if h.send(out).await.is_err() {
                     tracing::warn!(network = %h.name, "network stopped; message dropped");
                 }
             }
+            Action::Relay(batch) => store_relay_batch(&batch, relay),
+        }
+    }
+}
+
+/// Stores a relay batch, then acknowledges its MQTT message. If the store fails the message
+/// is not acknowledged: the broker sends it again after the next reconnect.
+fn store_relay_batch(batch: &crate::core::relay::RelayBatch, sinks: &RelaySinks) {
+    if let Err(e) = sinks.outbox.store_batch(batch, Utc::now()) {
+        tracing::error!(error = %e, "cannot store relayed MQTT messages; not acknowledging them");
+        return;
+    }
+    if let Some(ack) = &batch.ack {
+        match sinks.mqtt.get(&ack.network) {
+            Some(h) => h.ack(ack.delivery),
+            None => tracing::warn!(network = %ack.network, "ack for an unknown MQTT connection"),
         }
     }
 }

@@ -9,12 +9,16 @@
 //!   one shutdown token and one task tracker.
 //! - [`config`]: the TOML config in two stages (raw serde structs, then a checked `Config`).
 //! - [`store`]: SQLite in `data_dir`, migrations in code.
+//! - [`outbox`]: relayed MQTT events, stored before the MQTT ack and delivered in order.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) of the default config.
 //! - [`web`]: the axum site (`/healthz`, `/`).
 
 pub mod adapters;
 pub mod app;
+pub mod broker;
 pub mod config;
 pub mod core;
+pub mod outbox;
 pub mod store;
 pub mod web;
 

@@ -35,6 +35,17 @@ pub enum StoreError {
 const MIGRATIONS: &[&str] = &[
     // 1: key/value facts about this installation (first start, last version).
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 2: the MQTT relay's outbox (messages stored before the MQTT ack, delivered in id
+    // order) and the dedup keys of relayed events (src/outbox.rs).
+    "CREATE TABLE relay_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        network TEXT NOT NULL,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        queued_at INTEGER NOT NULL
+     );
+     CREATE TABLE relay_seen (key TEXT PRIMARY KEY, until INTEGER NOT NULL);",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async

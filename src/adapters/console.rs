@@ -147,5 +147,6 @@ async fn write_stdout(
             tracing::warn!(%network, "console output closed");
             return;
         }
+        out.receipt.done();
     }
 }

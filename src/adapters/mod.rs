@@ -4,8 +4,11 @@
 
 pub mod console;
 pub mod irc;
+pub mod mqtt;
 
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::core::{Priority, SendKind};
 
@@ -18,7 +21,38 @@ pub struct Outgoing {
     pub html: Option<String>,
     pub kind: SendKind,
     pub priority: Priority,
+    /// Tells whoever queued the message (the relay outbox) that the network took it.
+    pub receipt: Receipt,
 }
+
+/// A one-time signal from an adapter that it wrote (or sent) a message. An adapter that
+/// drops the message without calling [`Receipt::done`] signals too, as the receiver sees the
+/// sender gone: either way the message has left the queue. Empty by default.
+#[derive(Debug, Clone, Default)]
+pub struct Receipt(Option<Arc<Mutex<Option<oneshot::Sender<()>>>>>);
+
+impl Receipt {
+    pub fn new() -> (Receipt, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Receipt(Some(Arc::new(Mutex::new(Some(tx))))), rx)
+    }
+
+    pub fn done(&self) {
+        if let Some(slot) = &self.0
+            && let Some(tx) = slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Receipts do not make two messages different.
+impl PartialEq for Receipt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Receipt {}
 
 /// The sending side of a network: cloneable, cheap, owned by whoever needs to send.
 #[derive(Debug, Clone)]

@@ -34,6 +34,9 @@ pub enum Action {
         kind: SendKind,
         priority: Priority,
     },
+    /// Relay MQTT events: store the messages (durably, to be delivered in order) and the
+    /// dedup keys together, then acknowledge the MQTT message.
+    Relay(super::relay::RelayBatch),
 }
 
 impl Action {

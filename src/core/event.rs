@@ -150,4 +150,6 @@ pub enum Event {
     },
     /// A periodic tick, for time-based work (cooldowns, digests, expiries).
     Tick,
+    /// A message from an `[[mqtt]]` connection, for the relay.
+    Mqtt(super::relay::MqttMessage),
 }

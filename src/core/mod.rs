@@ -8,6 +8,7 @@ pub mod acl;
 pub mod action;
 pub mod commands;
 pub mod event;
+pub mod relay;
 
 use std::collections::BTreeMap;
 
@@ -41,6 +42,7 @@ pub struct Core {
     settings: CoreSettings,
     started: DateTime<Utc>,
     networks: BTreeMap<String, NetworkStatus>,
+    relay: Option<relay::Relay>,
 }
 
 impl Core {
@@ -62,7 +64,18 @@ impl Core {
             settings,
             started,
             networks,
+            relay: None,
         }
+    }
+
+    /// Adds the MQTT relay's routes.
+    pub fn with_relay(mut self, relay: relay::Relay) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    pub fn relay(&self) -> Option<&relay::Relay> {
+        self.relay.as_ref()
     }
 
     pub fn settings(&self) -> &CoreSettings {
@@ -81,7 +94,41 @@ impl Core {
                     .insert(network, NetworkStatus { state, queue_len });
                 Vec::new()
             }
-            Event::Tick => Vec::new(),
+            Event::Tick => self.on_tick(now),
+            Event::Mqtt(m) => self.on_mqtt(m, now),
+        }
+    }
+
+    fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        match &mut self.relay {
+            Some(r) => {
+                let batch = r.on_tick(now);
+                if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Action::Relay(batch)]
+                }
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn on_mqtt(&mut self, m: relay::MqttMessage, now: DateTime<Utc>) -> Vec<Action> {
+        let batch = match &mut self.relay {
+            Some(r) => r.on_message(m, now),
+            // No routes: acknowledge, or the broker would send it again and again.
+            None => relay::RelayBatch {
+                ack: m.delivery.map(|delivery| relay::MqttAck {
+                    network: m.network,
+                    delivery,
+                }),
+                ..Default::default()
+            },
+        };
+        if batch.is_empty() {
+            Vec::new()
+        } else {
+            vec![Action::Relay(batch)]
         }
     }
 
@@ -277,6 +324,7 @@ mod tests {
             .iter()
             .map(|a| match a {
                 Action::Send { text, .. } => text.clone(),
+                other => panic!("not a Send: {other:?}"),
             })
             .collect()
     }

@@ -226,7 +226,7 @@ fn bot_refuses_to_start_on_a_bad_config_or_unusable_data_dir() {
 
 #[test]
 fn every_shipped_config_passes_check_config() {
-    for name in ["config/sigbot.toml"] {
+    for name in ["config/sigbot.toml", "config/example-full.toml"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigbot"))
             .arg("check-config")
             .arg("--config")

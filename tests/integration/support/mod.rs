@@ -19,6 +19,7 @@
 // Each test module uses a different part of the harness.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod irc;
 pub mod matrix;
 pub mod mqtt;
