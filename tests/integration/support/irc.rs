@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 
 use super::{
     EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
-    free_port, port_accepts, random_token, require_program, running_as_root, temp_dir,
-    wait_until, write_file,
+    free_port, port_accepts, random_token, require_program, running_as_root, temp_dir, wait_until,
+    write_file,
 };
 
 /// The IRC server's name, as in the prefix of its numerics.
@@ -54,7 +54,13 @@ impl IrcClass {
         // threshold: penalty (one per command) past which the client is cut off, fakelag being
         // off; commandrate: penalty forgiven per second, in thousandths.
         let (threshold, commandrate, recvq, softsendq, hardsendq) = match self {
-            Self::Unlimited => (1_000_000, 1_000_000_000, 10_485_760, 10_485_760, 104_857_600),
+            Self::Unlimited => (
+                1_000_000,
+                1_000_000_000,
+                10_485_760,
+                10_485_760,
+                104_857_600,
+            ),
             Self::PublicNetwork => (Self::PUBLIC_BURST, 1_000, 8_192, 8_192, 1_048_576),
         };
         format!(
@@ -91,7 +97,13 @@ impl IrcServer {
         let link_password = random_token(24);
 
         let root = dir.path();
-        for sub in ["inspircd/data", "inspircd/logs", "anope/conf", "anope/db", "anope/logs"] {
+        for sub in [
+            "inspircd/data",
+            "inspircd/logs",
+            "anope/conf",
+            "anope/db",
+            "anope/logs",
+        ] {
             std::fs::create_dir_all(root.join(sub)).expect("create server directories");
         }
         write_file(&root.join("motd.txt"), "sigbot integration test server\n");
@@ -201,10 +213,14 @@ impl IrcServer {
     async fn wait_ready(&mut self) {
         let addr = self.addr();
         let inspircd = &mut self.inspircd;
-        wait_until("inspircd to accept connections", SERVER_START_TIMEOUT, || {
-            inspircd.assert_running();
-            async move { port_accepts(addr).await.then_some(()) }
-        })
+        wait_until(
+            "inspircd to accept connections",
+            SERVER_START_TIMEOUT,
+            || {
+                inspircd.assert_running();
+                async move { port_accepts(addr).await.then_some(()) }
+            },
+        )
         .await;
 
         let anope_log = self.dir.path().join("anope.log");
@@ -240,7 +256,10 @@ impl IrcServer {
     pub async fn register_account(&self, account: &str, password: &str) {
         let mut client = IrcClient::connect(self, account).await;
         client
-            .privmsg("NickServ", &format!("REGISTER {password} {account}@example.org"))
+            .privmsg(
+                "NickServ",
+                &format!("REGISTER {password} {account}@example.org"),
+            )
             .await;
         let notice = client
             .wait_for(EXCHANGE_TIMEOUT, |l| {
@@ -533,7 +552,9 @@ impl IrcLine {
     /// Whether this is a `PRIVMSG` to `target` (case-insensitive) whose text is `text`.
     pub fn is_privmsg(&self, target: &str, text: &str) -> bool {
         self.command == "PRIVMSG"
-            && self.param(0).is_some_and(|t| t.eq_ignore_ascii_case(target))
+            && self
+                .param(0)
+                .is_some_and(|t| t.eq_ignore_ascii_case(target))
             && self.text() == text
     }
 }
@@ -714,7 +735,10 @@ impl IrcClient {
                         continue;
                     }
                     if let Some(missing) = wanted.iter().find(|c| !offered.contains(c)) {
-                        panic!("IRC server does not offer capability {missing}: {}", line.raw);
+                        panic!(
+                            "IRC server does not offer capability {missing}: {}",
+                            line.raw
+                        );
                     }
                     self.send(&format!("CAP REQ :{}", wanted.join(" "))).await;
                 }
@@ -805,7 +829,11 @@ impl IrcClient {
                 about_channel && (l.command == "366" || refusal)
             })
             .await;
-        assert_eq!(reply.command, "366", "could not join {channel}: {}", reply.raw);
+        assert_eq!(
+            reply.command, "366",
+            "could not join {channel}: {}",
+            reply.raw
+        );
     }
 
     /// Waits for the next line that `matches`, dropping the lines before it. Panics on timeout

@@ -499,7 +499,8 @@ impl MatrixClient {
         mut matches: impl FnMut(&str) -> bool,
     ) -> Value {
         self.wait_for_event(room_id, timeout, |event| {
-            event["type"] == "m.room.message" && event["content"]["body"].as_str().is_some_and(&mut matches)
+            event["type"] == "m.room.message"
+                && event["content"]["body"].as_str().is_some_and(&mut matches)
         })
         .await
     }
@@ -541,10 +542,13 @@ impl MatrixClient {
             query.push_str(&format!("&since={}", encode(since)));
         }
         let reply = expect_ok(
-            self.request(reqwest::Method::GET, &format!("/_matrix/client/v3/sync?{query}"))
-                .timeout(wait + EXCHANGE_TIMEOUT)
-                .send()
-                .await,
+            self.request(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/sync?{query}"),
+            )
+            .timeout(wait + EXCHANGE_TIMEOUT)
+            .send()
+            .await,
             "sync",
         )
         .await;
@@ -583,5 +587,6 @@ async fn expect_ok(result: reqwest::Result<reqwest::Response>, what: &str) -> Va
         .await
         .unwrap_or_else(|e| panic!("{what}: reading the reply: {e}"));
     assert!(status.is_success(), "{what}: HTTP {status}: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: reply is not JSON ({e}): {text}"))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: reply is not JSON ({e}): {text}"))
 }

@@ -193,7 +193,11 @@ impl ServerProcess {
     /// Starts the program (again, after [`ServerProcess::kill`] or
     /// [`ServerProcess::terminate`]).
     pub fn start(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.spec.name);
+        assert!(
+            self.child.is_none(),
+            "{} is already running",
+            self.spec.name
+        );
         let spec = &self.spec;
         let log = OpenOptions::new()
             .create(true)

@@ -54,10 +54,25 @@ impl TlsFiles {
         openssl(
             dir,
             &[
-                "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:prime256v1", "-keyout", "ca.key", "-out", "ca.crt", "-days",
-                "2", "-subj", "/CN=sigbot test CA", "-addext",
-                "basicConstraints=critical,CA:TRUE", "-addext",
+                "req",
+                "-x509",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sigbot test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
         );
@@ -91,16 +106,41 @@ impl TlsFiles {
         openssl(
             dir,
             &[
-                "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
-                "ec_paramgen_curve:prime256v1", "-keyout", &key, "-out", &csr, "-subj", &subject,
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subject,
             ],
         );
         let serial = format!("0x{:x}", rand::random::<u64>());
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key", "-set_serial",
-                &serial, "-days", "2", "-extfile", &ext, "-out", &cert,
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                &serial,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
             ],
         );
     }
@@ -146,7 +186,10 @@ impl MosquittoServer {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("create mosquitto data dir");
         let config = dir.path().join("mosquitto.conf");
-        write_file(&config, mosquitto_config(&data, port, tls_port, &tls, options));
+        write_file(
+            &config,
+            mosquitto_config(&data, port, tls_port, &tls, options),
+        );
         let process = ServerProcess::spawn(
             ProcessSpec::new("mosquitto", mosquitto, dir.path())
                 .arg("-c")
@@ -223,17 +266,21 @@ impl MosquittoServer {
     async fn wait_ready(&mut self) {
         let ports = [self.port, self.tls_port].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
         let process = &mut self.process;
-        wait_until("mosquitto to accept connections", SERVER_START_TIMEOUT, || {
-            process.assert_running();
-            async move {
-                for addr in ports {
-                    if !port_accepts(addr).await {
-                        return None;
+        wait_until(
+            "mosquitto to accept connections",
+            SERVER_START_TIMEOUT,
+            || {
+                process.assert_running();
+                async move {
+                    for addr in ports {
+                        if !port_accepts(addr).await {
+                            return None;
+                        }
                     }
+                    Some(())
                 }
-                Some(())
-            }
-        })
+            },
+        )
         .await;
     }
 
@@ -413,7 +460,8 @@ impl MqttClient {
             .subscribe(filter, QoS::AtLeastOnce)
             .await
             .expect("queue SUBSCRIBE");
-        self.wait_ack(|i| matches!(i, Incoming::SubAck), "SUBACK").await;
+        self.wait_ack(|i| matches!(i, Incoming::SubAck), "SUBACK")
+            .await;
     }
 
     /// Publishes `payload` to `topic` (QoS 1, not retained) and waits for the PUBACK.
@@ -427,7 +475,8 @@ impl MqttClient {
             .publish(topic, QoS::AtLeastOnce, retain, payload.into())
             .await
             .expect("queue PUBLISH");
-        self.wait_ack(|i| matches!(i, Incoming::PubAck), "PUBACK").await;
+        self.wait_ack(|i| matches!(i, Incoming::PubAck), "PUBACK")
+            .await;
     }
 
     async fn wait_ack(&mut self, is_ack: impl Fn(&Incoming) -> bool, what: &str) {
@@ -478,7 +527,8 @@ impl MqttClient {
     pub async fn disconnect(mut self) {
         if self.client.disconnect().await.is_ok() {
             let deadline = tokio::time::Instant::now() + EXCHANGE_TIMEOUT;
-            while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.incoming.recv()).await
+            while let Ok(Some(event)) =
+                tokio::time::timeout_at(deadline, self.incoming.recv()).await
             {
                 if matches!(event, Incoming::Failed(_)) {
                     break;
