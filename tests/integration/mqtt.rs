@@ -149,14 +149,17 @@ to = ["console/#local"]
     );
 
     let big = format!("{{\"agent\":\"a\",\"what\":\"{}\"}}", "x".repeat(1_100_000));
-    publisher.publish("bad/big", big).await;
+    let mut options = mosquitto.mqtt_options("big-publisher");
+    options.set_max_packet_size(2 << 20, 2 << 20);
+    let mut big_publisher = MqttClient::try_connect(options).await.unwrap();
+    big_publisher.publish("bad/big", big).await;
     let line = bot.wait_log(T, "MQTT message skipped").await;
     assert!(
         line.contains("topic=\"bad/big\"") && line.contains("larger than max_payload"),
         "{line}"
     );
     assert!(
-        line.contains("len=1100024") && line.contains("max=1048576"),
+        line.contains("len=1100023") && line.contains("max=1048576"),
         "{line}"
     );
 
@@ -219,7 +222,7 @@ max_per_minute = 3
     let digest = bot.wait_stdout(Duration::from_secs(90), "more").await;
     assert_eq!(
         digest,
-        "[console/#local] <sigbot> 5 more git.centos.org/git.receive events: rpms/kernel c9s ×3, rpms/systemd c9s ×2"
+        "[console/#local] <sigbot> 5 more git.centos.org/git.receive events: rpms/systemd c9s ×3, rpms/kernel c9s ×2"
     );
     bot.terminate(T).await;
 }
@@ -265,6 +268,12 @@ to = ["console/#local"]
     bot.kill().await;
     let lines = bot.drain_stdout(T).await;
     count_numbers(&lines, &mut counts);
+    // The line being written when the process died may be written again after the restart
+    // (DESIGN §8): nothing tells a pipe's reader apart from a crash right after the write.
+    let last_written = lines
+        .last()
+        .and_then(|l| l.split("n=").nth(1))
+        .map(str::to_owned);
     // Published while the bot is down: mosquitto keeps them for its persistent session.
     publish_numbers(&mut publisher, 401..=600).await;
     publisher.disconnect().await;
@@ -303,9 +312,11 @@ to = ["console/#local"]
         missing.is_empty(),
         "numbers that never reached the room: {missing:?}"
     );
+    let only_the_last_line_twice =
+        twice.len() == 1 && *twice[0].1 == 2 && Some(twice[0].0) == last_written.as_ref();
     assert!(
-        twice.is_empty(),
-        "numbers relayed more than once: {twice:?}"
+        twice.is_empty() || only_the_last_line_twice,
+        "numbers relayed more than once: {twice:?} (last line before the kill: n={last_written:?})"
     );
     bot.terminate(T).await;
 }
