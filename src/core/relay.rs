@@ -435,7 +435,7 @@ impl Relay {
                 return batch;
             }
         };
-        let json = match parse_payload(bytes) {
+        let payload = match parse_payload(bytes) {
             Ok(v) => v,
             Err((reason, detail)) => {
                 self.skip(reason);
@@ -446,7 +446,7 @@ impl Relay {
         let ctx = minijinja::context! {
             topic => topic,
             event => topic.rsplit('/').next().unwrap_or(topic),
-            msg => Value::from_serialize(&json),
+            msg => payload,
         };
         let mut payload_hash: Option<String> = None;
         for i in wanted {
@@ -666,7 +666,8 @@ fn digest_text(folded: &BTreeMap<String, BTreeMap<String, u64>>) -> String {
 }
 
 /// Reads a payload as JSON, or says why not.
-fn parse_payload(bytes: &[u8]) -> Result<serde_json::Value, (SkipReason, String)> {
+/// Straight into minijinja's `Value`: no intermediate `serde_json::Value` tree.
+fn parse_payload(bytes: &[u8]) -> Result<Value, (SkipReason, String)> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         (
             SkipReason::Binary,
