@@ -52,12 +52,16 @@ for i in range(int(sys.argv[2])):
 PY
 
 mkfifo "$WORK/in"
-"$BIN" --config "$WORK/sigbot.toml" < "$WORK/in" > "$WORK/out" 2> "$WORK/log" &
+RUST_LOG=sigbot=debug,info "$BIN" --config "$WORK/sigbot.toml" < "$WORK/in" > "$WORK/out" 2> "$WORK/log" &
 exec 4> "$WORK/in"
-until grep -q "subscribed" "$WORK/log"; do sleep 0.05; done
+for _ in $(seq 400); do grep -q "subscribed" "$WORK/log" && break; sleep 0.05; done
 
 start=$(date +%s.%N)
 mosquitto_pub -p "$PORT" -q 1 -t git.centos.org/git.receive -l < "$WORK/events"
-until [ "$(grep -c pushed "$WORK/out")" -ge "$N" ]; do sleep 0.02; done
+deadline=$(( $(date +%s) + 120 ))
+until [ "$(grep -c pushed "$WORK/out")" -ge "$N" ]; do
+  if [ "$(date +%s)" -gt "$deadline" ]; then echo "only $(grep -c pushed "$WORK/out") of $N arrived" >&2; tail "$WORK/log" >&2; exit 1; fi
+  sleep 0.02
+done
 end=$(date +%s.%N)
 python3 -c "d=$end-$start; print(f'{$N} events in {d:.2f} s: {$N/d:.0f} events/s end to end (broker: ${BROKER:-embedded})')"
