@@ -10,15 +10,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::fetch::Fetcher;
+use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
 use crate::config::{Config, ConfigError, NetworkKind};
+use crate::core::relay::Relay;
 use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
     MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
 use crate::outbox::BridgeOutbox;
+use crate::relay_outbox::Outbox as RelayOutbox;
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 
@@ -37,6 +40,10 @@ pub enum AppError {
     Commands(ConfigError),
     #[error("cannot start the HTTP client for commands: {0}")]
     HttpClient(reqwest::Error),
+    #[error(transparent)]
+    Relay(#[from] crate::core::relay::TemplateError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
 }
 
 fn kind_name(kind: NetworkKind) -> &'static str {
@@ -125,12 +132,29 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(matrix_cfg.name.clone(), h);
     }
-    for (name, kind) in &networks {
-        if matches!(kind, NetworkKind::Mqtt) {
-            tracing::warn!(network = %name, kind = kind_name(*kind), "this network kind is not supported by this build yet; it stays stopped");
-            health.update(name, LinkState::Stopped, 0);
-        }
+    // MQTT relay: the embedded broker first, so that the connections find it.
+    let mut relay = Relay::new(&cfg.relays)?;
+    let relay_outbox = RelayOutbox::new(store.clone());
+    if let Some(b) = &cfg.broker {
+        crate::broker::start(b.listen).await?;
     }
+    let mut mqtt_handles: BTreeMap<String, MqttHandle> = BTreeMap::new();
+    for m in &cfg.mqtt {
+        let h = crate::adapters::mqtt::spawn(
+            m.clone(),
+            relay.filters_for(&m.name),
+            events_tx.clone(),
+            &tracker,
+            shutdown.clone(),
+        );
+        mqtt_handles.insert(m.name.clone(), h);
+    }
+    tracker.spawn(
+        relay_outbox
+            .clone()
+            .deliver(handles.clone(), shutdown.clone()),
+    );
+    relay.remember(relay_outbox.seen_keys(started)?);
 
     if let Some(w) = &cfg.web {
         let listener = web::bind(w.listen)
@@ -175,7 +199,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     )?;
     drop(events_tx);
 
-    let mut core = Core::new(
+    let core = Core::new(
         CoreSettings {
             nick: cfg.bot.nick.clone(),
             prefix: cfg.bot.prefix.clone(),
@@ -185,6 +209,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         },
         started,
     );
+    let mut core = core.with_relay(relay);
     core.set_commands(std::sync::Arc::new(commands));
     if !cfg.bridges.is_empty() {
         core.enable_bridges(bridge_settings(&cfg), rand::random());
@@ -218,6 +243,10 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             store: store.clone(),
             meetings,
             outbox,
+            relay: RelaySinks {
+                outbox: relay_outbox,
+                mqtt: mqtt_handles,
+            },
         },
         health,
         first_actions,
@@ -311,6 +340,28 @@ struct Executors {
     store: Store,
     meetings: MeetingsIo,
     outbox: BridgeOutbox,
+    relay: RelaySinks,
+}
+
+/// Where relayed MQTT events go: the durable outbox, then the MQTT ack.
+struct RelaySinks {
+    outbox: RelayOutbox,
+    mqtt: BTreeMap<String, MqttHandle>,
+}
+
+/// Stores a relay batch, then acknowledges its MQTT message. If the store fails the message
+/// is not acknowledged: the broker sends it again after the next reconnect.
+fn store_relay_batch(batch: &crate::core::relay::RelayBatch, sinks: &RelaySinks) {
+    if let Err(e) = sinks.outbox.store_batch(batch, Utc::now()) {
+        tracing::error!(error = %e, "cannot store relayed MQTT messages; not acknowledging them");
+        return;
+    }
+    if let Some(ack) = &batch.ack {
+        match sinks.mqtt.get(&ack.network) {
+            Some(h) => h.ack(ack.delivery),
+            None => tracing::warn!(network = %ack.network, "ack for an unknown MQTT connection"),
+        }
+    }
 }
 
 /// The bridges as the core sees them: each network's kind, and the line budget on IRC.
@@ -496,6 +547,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     tracing::error!(room = %m.room, error = %e, "bridged message not stored; dropped");
                 }
             }
+            Action::Relay(batch) => store_relay_batch(&batch, &io.relay),
             Action::Audit(entry) => {
                 tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
                 if let Err(e) = io.store.insert_audit(&entry) {

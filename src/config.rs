@@ -247,13 +247,14 @@ struct RawRelay {
     name: Option<String>,
     from: Spanned<String>,
     topic: Spanned<String>,
-    when: Option<String>,
-    template: String,
-    html_template: Option<String>,
+    when: Option<Spanned<String>>,
+    template: Spanned<String>,
+    html_template: Option<Spanned<String>>,
     to: Vec<Spanned<String>>,
-    max_per_minute: Option<u32>,
-    dedup_key: Option<String>,
+    max_per_minute: Option<Spanned<u32>>,
+    dedup_key: Option<Spanned<String>>,
     dedup_window: Option<Spanned<String>>,
+    digest_label: Option<Spanned<String>>,
 }
 
 /// `"all"` or a list of room references. Written by hand rather than `untagged`, which
@@ -473,6 +474,8 @@ pub struct RelayConfig {
     pub max_per_minute: Option<u32>,
     pub dedup_key: Option<String>,
     pub dedup_window: Duration,
+    /// How a digest names each folded event (a template); default: project and branch.
+    pub digest_label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1300,26 +1303,45 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
                 ));
             }
         }
-        if r.topic.get_ref().is_empty() {
-            return Err(loc.span(&r.topic, "relay topic is empty"));
+        crate::core::relay::TopicFilter::parse(r.topic.get_ref())
+            .map_err(|e| loc.span(&r.topic, e))?;
+        if let Some(m) = &r.max_per_minute
+            && *m.get_ref() == 0
+        {
+            return Err(loc.span(m, "max_per_minute must be at least 1"));
         }
-        relays.push(RelayConfig {
+        let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| s.get_ref().clone());
+        let relay = RelayConfig {
             name: r.name.clone().unwrap_or_else(|| format!("relay{}", i + 1)),
             from: r.from.get_ref().clone(),
             topic: r.topic.get_ref().clone(),
-            when: r.when.clone(),
-            template: r.template.clone(),
-            html_template: r.html_template.clone(),
+            when: text(&r.when),
+            template: r.template.get_ref().clone(),
+            html_template: text(&r.html_template),
             to: r.to.iter().map(&chat_room).collect::<Result<_, _>>()?,
-            max_per_minute: r.max_per_minute,
-            dedup_key: r.dedup_key.clone(),
+            max_per_minute: r.max_per_minute.as_ref().map(|m| *m.get_ref()),
+            dedup_key: text(&r.dedup_key),
             dedup_window: opt_duration(
                 loc,
                 &r.dedup_window,
                 "dedup_window",
                 Duration::from_secs(3600),
             )?,
-        });
+            digest_label: text(&r.digest_label),
+        };
+        // Templates that do not compile are config errors, at the template's location.
+        if let Err(e) = crate::core::relay::Relay::new(std::slice::from_ref(&relay)) {
+            let span = match e.part {
+                "when" => r.when.as_ref(),
+                "html_template" => r.html_template.as_ref(),
+                "dedup_key" => r.dedup_key.as_ref(),
+                "digest_label" => r.digest_label.as_ref(),
+                _ => None,
+            }
+            .map_or(r.template.span(), |s| s.span());
+            return Err(loc.at(span.start, e.to_string()));
+        }
+        relays.push(relay);
     }
 
     let meetings = match &raw.meetings {

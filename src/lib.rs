@@ -10,15 +10,19 @@
 //! - [`config`]: the TOML config in two stages (raw serde structs, then a checked `Config`).
 //! - [`store`]: SQLite in `data_dir`, migrations in code.
 //! - [`outbox`]: the bridge's durable per-network outbox and its deliverers.
+//! - [`relay_outbox`]: relayed MQTT events, stored before the MQTT ack and delivered in order.
+//! - [`broker`]: the embedded MQTT broker (rumqttd) of the default config.
 //! - [`web`]: the axum site (`/healthz`, `/`).
 
 pub mod adapters;
 pub mod app;
+pub mod broker;
 pub mod command_files;
 pub mod config;
 pub mod core;
 pub mod minutes;
 pub mod outbox;
+pub mod relay_outbox;
 pub mod store;
 pub mod web;
 

@@ -175,7 +175,8 @@ fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
 /// Logs go to stderr (stdout belongs to the console network); `RUST_LOG` filters them.
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -104,6 +104,17 @@ const MIGRATIONS: &[&str] = &[
         created TEXT NOT NULL,
         text TEXT NOT NULL
     );",
+    // 5: the MQTT relay's outbox (messages stored before the MQTT ack, delivered in id
+    // order) and the dedup keys of relayed events (src/relay_outbox.rs).
+    "CREATE TABLE relay_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        network TEXT NOT NULL,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        queued_at INTEGER NOT NULL
+     );
+     CREATE TABLE relay_seen (key TEXT PRIMARY KEY, until INTEGER NOT NULL);",
 ];
 
 /// A message waiting in the bridge outbox.

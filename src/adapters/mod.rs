@@ -9,6 +9,7 @@ pub mod matrix;
 pub mod fetch;
 pub mod http;
 pub mod koji;
+pub mod mqtt;
 pub mod repodata;
 
 use std::sync::{Arc, Mutex};

@@ -72,6 +72,9 @@ pub enum Action {
     /// Keep `text` at `<public_url>/paste/<id>` (long relayed messages, code blocks). It must
     /// be stored before the actions that link to it are carried out.
     Paste { id: String, text: String },
+    /// Relay MQTT events: store the messages (durably, to be delivered in order) and the
+    /// dedup keys together, then acknowledge the MQTT message.
+    Relay(super::relay::RelayBatch),
 }
 
 /// A message for one room of a bridge (see [`Action::Bridged`]).

@@ -224,4 +224,6 @@ pub enum Event {
     },
     /// `commands/` was read again (SIGHUP): the new set replaces the old one.
     CommandsReloaded(CommandSetHandle),
+    /// A message from an `[[mqtt]]` connection, for the relay.
+    Mqtt(super::relay::MqttMessage),
 }

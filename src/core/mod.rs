@@ -13,6 +13,7 @@ pub mod event;
 pub mod format;
 pub mod irc_text;
 pub mod meeting;
+pub mod relay;
 
 use std::collections::BTreeMap;
 
@@ -58,6 +59,8 @@ pub struct Core {
     commands: declarative::Declarative,
     /// Bridges between rooms (issue 8).
     bridges: Bridges,
+    /// The MQTT relay's routes (issue 6).
+    relay: Option<relay::Relay>,
 }
 
 impl Core {
@@ -80,6 +83,7 @@ impl Core {
             started,
             networks,
             meetings: Meetings::default(),
+            relay: None,
             commands: declarative::Declarative::default(),
             bridges: Bridges::default(),
         }
@@ -124,6 +128,16 @@ impl Core {
         self.commands.set_seed(seed);
     }
 
+    /// Adds the MQTT relay's routes.
+    pub fn with_relay(mut self, relay: relay::Relay) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    pub fn relay(&self) -> Option<&relay::Relay> {
+        self.relay.as_ref()
+    }
+
     pub fn settings(&self) -> &CoreSettings {
         &self.settings
     }
@@ -164,12 +178,50 @@ impl Core {
                     .insert(network, NetworkStatus { state, queue_len });
                 Vec::new()
             }
-            Event::Tick => self.commands.tick(now),
+            Event::Tick => {
+                let mut out = self.commands.tick(now);
+                out.extend(self.on_tick(now));
+                out
+            }
             Event::FetchDone { id, outcome } => self.commands.finished(id, outcome, now),
             Event::CommandsReloaded(set) => {
                 self.commands.replace(set.0);
                 Vec::new()
             }
+            Event::Mqtt(m) => self.on_mqtt(m, now),
+        }
+    }
+
+    fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        match &mut self.relay {
+            Some(r) => {
+                let batch = r.on_tick(now);
+                if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Action::Relay(batch)]
+                }
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn on_mqtt(&mut self, m: relay::MqttMessage, now: DateTime<Utc>) -> Vec<Action> {
+        let batch = match &mut self.relay {
+            Some(r) => r.on_message(m, now),
+            // No routes: acknowledge, or the broker would send it again and again.
+            None => relay::RelayBatch {
+                ack: m.delivery.map(|delivery| relay::MqttAck {
+                    network: m.network,
+                    delivery,
+                }),
+                ..Default::default()
+            },
+        };
+        if batch.is_empty() {
+            Vec::new()
+        } else {
+            vec![Action::Relay(batch)]
         }
     }
 

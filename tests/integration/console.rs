@@ -142,8 +142,11 @@ async fn shipped_default_config_answers_ping_typed_at_the_console() {
     // from a scratch directory so that its data/ does not land in the tree.
     let dir = temp_dir("default-config");
     let config = std::fs::read_to_string(repo_root().join("config/sigbot.toml")).unwrap();
-    // The shipped web port may be taken on a busy machine; the rest is as shipped.
-    let config = config.replace("127.0.0.1:8080", &format!("127.0.0.1:{}", free_port()));
+    // The shipped web and broker ports may be taken on a busy machine (or by a parallel
+    // test); the rest is as shipped.
+    let config = config
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", free_port()))
+        .replace("127.0.0.1:1883", &format!("127.0.0.1:{}", free_port()));
     let mut bot = Bot::start(dir.path(), &config);
     bot.say("!ping").await;
     assert_eq!(

@@ -14,5 +14,6 @@ mod console;
 mod irc;
 mod matrix;
 mod meetings;
+mod mqtt;
 mod selftest;
 mod support;

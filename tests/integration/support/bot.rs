@@ -134,6 +134,22 @@ impl Bot {
         }
     }
 
+    /// After [`Bot::kill`] or [`Bot::terminate`]: every console line the stopped process
+    /// wrote that was not read yet, up to the end of its output.
+    pub async fn drain_stdout(&mut self, timeout: Duration) -> Vec<String> {
+        let mut lines = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stdout.recv()).await {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => return lines,
+                Err(_) => {
+                    panic!("bot stdout did not end within {timeout:?}; is the bot still running?")
+                }
+            }
+        }
+    }
+
     /// Waits for a log line (stderr) containing `needle` that appeared after the last one
     /// this method returned.
     pub async fn wait_log(&mut self, timeout: Duration, needle: &str) -> String {

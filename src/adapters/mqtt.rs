@@ -1,0 +1,359 @@
+//! An `[[mqtt]]` connection: one driver task owns rumqttc's event loop, turns each PUBLISH
+//! into an [`Event::Mqtt`], and acknowledges it only when the core says its chat messages
+//! are stored (the [`MqttHandle`] carries those acks back).
+//!
+//! QoS 1 with manual acks and, by default, a persistent session (`clean_session = false`):
+//! a message the bot received but did not store before a crash is sent again by the broker,
+//! and the relay's dedup keys keep it from being posted twice. After every reconnect the
+//! driver subscribes again (a broker may have forgotten the session) and acks are only sent
+//! on the connection that received the message: a packet id means nothing on another one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng as _;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event as MqttEvent, MqttOptions, Packet, Publish, QoS,
+    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::irc::Backoff;
+use crate::config::MqttConfig;
+use crate::core::relay::{Delivery, MqttMessage, MqttPayload};
+use crate::core::{Event, LinkState};
+
+/// The largest packet MQTT allows. Payloads over `max_payload` are read and then skipped
+/// by the relay; refusing them at the socket would drop the connection and have the broker
+/// send the same message again forever.
+const MQTT_MAX_PACKET: usize = 268_435_455;
+
+/// Why a connection cannot even be set up. Connection failures are not errors: they are
+/// logged and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttSetupError {
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{what} {} holds no PEM certificate", path.display())]
+    NoCertificate {
+        what: &'static str,
+        path: std::path::PathBuf,
+    },
+    #[error("CA file {}: no usable certificate: {source}", path.display())]
+    BadCa {
+        path: std::path::PathBuf,
+        source: rustls::Error,
+    },
+    #[error("client certificate and key do not go together: {0}")]
+    ClientAuth(rustls::Error),
+    #[error("no CA file given and no system root certificates found")]
+    NoRoots,
+    #[error("{0}")]
+    Tls(rustls::Error),
+}
+
+/// The core's way to acknowledge messages on one connection.
+#[derive(Debug, Clone)]
+pub struct MqttHandle {
+    pub name: String,
+    acks: mpsc::UnboundedSender<Delivery>,
+}
+
+impl MqttHandle {
+    /// Acknowledges a message once its chat messages are stored. A no-op once the
+    /// connection has stopped (the broker will send it again).
+    pub fn ack(&self, delivery: Delivery) {
+        let _ = self.acks.send(delivery);
+    }
+}
+
+/// Starts the driver for `cfg`, subscribing to `filters` (QoS 1).
+pub fn spawn(
+    cfg: MqttConfig,
+    filters: Vec<String>,
+    events: mpsc::Sender<Event>,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) -> MqttHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let name = cfg.name.clone();
+    tracker.spawn(run(cfg, filters, events, rx, shutdown));
+    MqttHandle { name, acks: tx }
+}
+
+/// rumqttc options from the config: TLS, credentials, session, manual acks.
+pub fn options(cfg: &MqttConfig) -> Result<MqttOptions, MqttSetupError> {
+    let mut o = MqttOptions::new(&cfg.client_id, &cfg.host, cfg.port);
+    o.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(5)));
+    o.set_clean_session(cfg.clean_session);
+    o.set_manual_acks(true);
+    o.set_max_packet_size(MQTT_MAX_PACKET, 64 * 1024);
+    if let Some(user) = &cfg.username {
+        let pass = cfg
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default();
+        o.set_credentials(user, pass);
+    }
+    if cfg.tls {
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls_config(cfg)?),
+        )));
+    }
+    Ok(o)
+}
+
+fn read_certs(
+    path: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, MqttSetupError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| MqttSetupError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(MqttSetupError::NoCertificate {
+            what,
+            path: path.to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// The rustls client config: the CA file (or the system's roots), and the client
+/// certificate and key (one PEM holding both, or two files).
+pub fn tls_config(cfg: &MqttConfig) -> Result<rustls::ClientConfig, MqttSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.ca_file {
+        Some(ca) => {
+            for cert in read_certs(ca, "CA file")? {
+                roots.add(cert).map_err(|source| MqttSetupError::BadCa {
+                    path: ca.clone(),
+                    source,
+                })?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            if roots.is_empty() {
+                return Err(MqttSetupError::NoRoots);
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(MqttSetupError::Tls)?
+        .with_root_certificates(roots);
+    let cert_file = cfg.cert_file.as_ref().or(cfg.key_file.as_ref());
+    let config = match cert_file {
+        None => builder.with_no_client_auth(),
+        Some(cert_path) => {
+            let certs = read_certs(cert_path, "client certificate")?;
+            let key_path = cfg.key_file.as_ref().unwrap_or(cert_path);
+            let key =
+                PrivateKeyDer::from_pem_file(key_path).map_err(|source| MqttSetupError::Read {
+                    what: "client key",
+                    path: key_path.clone(),
+                    source,
+                })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(MqttSetupError::ClientAuth)?
+        }
+    };
+    Ok(config)
+}
+
+/// A connection failure in words an operator can act on.
+pub fn explain(e: &ConnectionError) -> String {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !chain.contains(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        src = s.source();
+    }
+    let lower = chain.to_lowercase();
+    let hint = if lower.contains("alert") && lower.contains("cert")
+        || lower.contains("unknownca")
+        || lower.contains("certificaterequired")
+        || lower.contains("badcertificate")
+    {
+        "; the broker refused our TLS client certificate (check cert_file/key_file and that the broker trusts their CA)"
+    } else if lower.contains("invalid peer certificate") || lower.contains("invalidcertificate") {
+        "; the broker's certificate is not trusted (check ca_file and the host name in url)"
+    } else if lower.contains("connection refused") && !lower.contains("connack") {
+        "; nothing listens there (is the broker running?)"
+    } else if lower.contains("notauthorized") || lower.contains("badusernamepassword") {
+        "; the broker refused our credentials"
+    } else {
+        ""
+    };
+    format!("{chain}{hint}")
+}
+
+#[tracing::instrument(skip_all, fields(network = %cfg.name))]
+async fn run(
+    cfg: MqttConfig,
+    filters: Vec<String>,
+    events: mpsc::Sender<Event>,
+    mut acks: mpsc::UnboundedReceiver<Delivery>,
+    shutdown: CancellationToken,
+) {
+    let state = |s: LinkState| Event::NetworkState {
+        network: cfg.name.clone(),
+        state: s,
+        queue_len: 0,
+    };
+    let opts = match options(&cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up the MQTT connection; it stays stopped");
+            let _ = events.send(state(LinkState::Stopped)).await;
+            return;
+        }
+    };
+    if filters.is_empty() {
+        tracing::warn!("no [[relay]] reads from this connection; it subscribes to nothing");
+    }
+    let (client, mut event_loop) = AsyncClient::new(opts, 1024);
+    // Which connection is current: acks for messages of an earlier one are dropped.
+    let connection = Arc::new(AtomicU64::new(0));
+
+    let acker = {
+        let client = client.clone();
+        let connection = connection.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let d = tokio::select! {
+                    d = acks.recv() => match d { Some(d) => d, None => return },
+                    () = shutdown.cancelled() => {
+                        // Acks the core sent before shutting down still go out.
+                        match acks.try_recv() { Ok(d) => d, Err(_) => return }
+                    }
+                };
+                if d.connection != connection.load(Ordering::Acquire) {
+                    tracing::debug!(
+                        pkid = d.pkid,
+                        "ack for an earlier connection dropped; the broker sends the message again"
+                    );
+                    continue;
+                }
+                let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
+                p.pkid = d.pkid;
+                if client.ack(&p).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+    loop {
+        let ev = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            ev = event_loop.poll() => ev,
+        };
+        match ev {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                let n = connection.fetch_add(1, Ordering::AcqRel) + 1;
+                backoff.reset();
+                tracing::info!(
+                    host = %cfg.host,
+                    port = cfg.port,
+                    tls = cfg.tls,
+                    session_present = ack.session_present,
+                    connection = n,
+                    "MQTT connected"
+                );
+                if !filters.is_empty() {
+                    let subs = filters
+                        .iter()
+                        .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                    if let Err(e) = client.try_subscribe_many(subs) {
+                        tracing::warn!(error = %e, "cannot queue SUBSCRIBE");
+                    }
+                }
+                let _ = events.send(state(LinkState::Connected)).await;
+            }
+            Ok(MqttEvent::Incoming(Packet::SubAck(s))) => {
+                for (f, code) in filters.iter().zip(&s.return_codes) {
+                    if matches!(code, SubscribeReasonCode::Failure) {
+                        tracing::warn!(filter = %f, "the broker refused the subscription");
+                    } else {
+                        tracing::debug!(filter = %f, ?code, "subscribed");
+                    }
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                let delivery = (p.qos != QoS::AtMostOnce).then(|| Delivery {
+                    connection: connection.load(Ordering::Acquire),
+                    pkid: p.pkid,
+                });
+                let payload = if p.payload.len() > cfg.max_payload {
+                    MqttPayload::TooLarge {
+                        len: p.payload.len(),
+                        max: cfg.max_payload,
+                    }
+                } else {
+                    MqttPayload::Bytes(p.payload.to_vec())
+                };
+                tracing::trace!(topic = %p.topic, pkid = p.pkid, dup = p.dup, "MQTT message");
+                let m = MqttMessage {
+                    network: cfg.name.clone(),
+                    topic: p.topic,
+                    payload,
+                    delivery,
+                };
+                if events.send(Event::Mqtt(m)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let delay = backoff.next_delay(rand::rng().random());
+                tracing::warn!(error = %explain(&e), retry_in = ?delay, "MQTT connection failed");
+                let _ = events.send(state(LinkState::Reconnecting)).await;
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    // Let the acker send what the core acknowledged, then say goodbye politely.
+    let _ = acker.await;
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(ev) = event_loop.poll().await {
+                if matches!(ev, MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    let _ = events.send(state(LinkState::Stopped)).await;
+    tracing::info!("MQTT connection stopped");
+}

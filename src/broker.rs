@@ -1,0 +1,80 @@
+//! The in-process MQTT broker of the embedded default (`[broker]`, rumqttd): the bot
+//! subscribes to it like to any broker, so that `mosquitto_pub` against 127.0.0.1:1883 is
+//! enough to try the relay out. It keeps nothing across restarts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("embedded MQTT broker: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("embedded MQTT broker: {0}")]
+    Config(String),
+    #[error("embedded MQTT broker on {0} did not start accepting connections")]
+    NotReady(SocketAddr),
+    #[error(
+        "this sigbot was built without the embedded-broker feature; remove [broker] or rebuild with it"
+    )]
+    NotBuiltIn,
+}
+
+/// Starts the broker on `listen` in its own threads and waits until it accepts connections.
+/// It runs until the process exits.
+#[cfg(feature = "embedded-broker")]
+pub async fn start(listen: SocketAddr) -> Result<(), BrokerError> {
+    // rumqttd's own failure to bind only shows in its log: check the port first.
+    drop(
+        std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+            addr: listen,
+            source,
+        })?,
+    );
+    let config: rumqttd::Config = toml::from_str(&format!(
+        r#"
+id = 0
+[router]
+id = 0
+max_connections = 1000
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v4.1]
+name = "sigbot-embedded"
+listen = "{listen}"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 16777216
+max_inflight_count = 100
+dynamic_filters = true
+"#
+    ))
+    .map_err(|e| BrokerError::Config(e.to_string()))?;
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::Builder::new()
+        .name("mqtt-broker".to_owned())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded MQTT broker stopped");
+            }
+        })
+        .map_err(|e| BrokerError::Config(format!("cannot start its thread: {e}")))?;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+            tracing::info!(%listen, "embedded MQTT broker listening");
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(BrokerError::NotReady(listen))
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+pub async fn start(_listen: SocketAddr) -> Result<(), BrokerError> {
+    Err(BrokerError::NotBuiltIn)
+}

@@ -1,0 +1,198 @@
+//! The relay outbox: chat messages made from MQTT events, stored in SQLite before the MQTT
+//! message is acknowledged, and delivered to their networks in the order they were stored.
+//!
+//! A row leaves the outbox only once its network has taken the message (the adapter's
+//! [`Receipt`]), so a crash loses nothing; the one message being written at the moment of a
+//! crash may be sent again after the restart (DESIGN §8).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use rusqlite::params;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::{NetworkHandle, Outgoing, Receipt};
+use crate::core::relay::{RelayBatch, SeenKey};
+use crate::core::{Priority, RoomRef, SendKind};
+use crate::store::{Store, StoreError};
+
+/// How long a clean shutdown waits for the message being delivered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+pub struct Outbox {
+    store: Store,
+    wake: Arc<Notify>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub room: RoomRef,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Outbox {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Stores a batch's messages and dedup keys in one transaction, and wakes the
+    /// deliverer. Only after this returns may the MQTT message be acknowledged.
+    pub fn store_batch(&self, batch: &RelayBatch, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if batch.messages.is_empty() && batch.seen.is_empty() {
+            return Ok(());
+        }
+        self.store.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO relay_outbox (network, room, text, html, queued_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for m in &batch.messages {
+                    put.execute(params![
+                        m.room.network,
+                        m.room.room,
+                        m.text,
+                        m.html,
+                        now.timestamp()
+                    ])?;
+                }
+                let mut seen = tx.prepare_cached(
+                    "INSERT INTO relay_seen (key, until) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET until = excluded.until",
+                )?;
+                for s in &batch.seen {
+                    seen.execute(params![s.key, s.until.timestamp()])?;
+                }
+            }
+            tx.commit()
+        })?;
+        if !batch.messages.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The dedup keys still valid at `now`; forgets the others.
+    pub fn seen_keys(&self, now: DateTime<Utc>) -> Result<Vec<SeenKey>, StoreError> {
+        self.store.with(|c| {
+            c.execute(
+                "DELETE FROM relay_seen WHERE until <= ?1",
+                [now.timestamp()],
+            )?;
+            let mut q = c.prepare("SELECT key, until FROM relay_seen")?;
+            let rows = q.query_map([], |r| {
+                let until: i64 = r.get(1)?;
+                Ok(SeenKey {
+                    key: r.get(0)?,
+                    until: Utc.timestamp_opt(until, 0).single().unwrap_or(now),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The oldest messages waiting, up to `limit`.
+    pub fn pending(&self, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.store.with(|c| {
+            let mut q = c.prepare_cached(
+                "SELECT id, network, room, text, html FROM relay_outbox ORDER BY id LIMIT ?1",
+            )?;
+            let rows = q.query_map([limit as i64], |r| {
+                Ok(QueuedMessage {
+                    id: r.get(0)?,
+                    room: RoomRef::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                    text: r.get(3)?,
+                    html: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    pub fn delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.store.with(|c| {
+            c.prepare_cached("DELETE FROM relay_outbox WHERE id = ?1")?
+                .execute([id])
+                .map(drop)
+        })
+    }
+
+    /// Delivers stored messages, in order, until shutdown.
+    pub async fn deliver(
+        self,
+        handles: BTreeMap<String, NetworkHandle>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let batch = match self.pending(256) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay outbox unreadable; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    }
+                }
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = self.wake.notified() => continue,
+                }
+            }
+            for m in batch {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let Some(h) = handles.get(&m.room.network) else {
+                    tracing::warn!(room = %m.room, "relay target network is not running; message dropped");
+                    let _ = self.delivered(m.id);
+                    continue;
+                };
+                let (receipt, taken) = Receipt::new();
+                let out = Outgoing {
+                    room: m.room.room.clone(),
+                    text: m.text,
+                    html: m.html,
+                    kind: SendKind::Relay,
+                    priority: Priority::Relay,
+                    op: crate::adapters::OutgoingOp::Message,
+                    receipt,
+                };
+                if h.send(out).await.is_err() {
+                    // The network stopped (shutdown): the row stays for the next start.
+                    return;
+                }
+                let mut taken = taken;
+                let stopping = tokio::select! {
+                    _ = &mut taken => false,
+                    () = shutdown.cancelled() => true,
+                };
+                if stopping {
+                    // The adapter drains its queue on shutdown: give it a moment, so that a
+                    // clean stop sends nothing twice.
+                    if tokio::time::timeout(SHUTDOWN_GRACE, &mut taken)
+                        .await
+                        .is_ok()
+                    {
+                        let _ = self.delivered(m.id);
+                    }
+                    return;
+                }
+                if let Err(e) = self.delivered(m.id) {
+                    tracing::error!(error = %e, id = m.id, "cannot mark a relayed message delivered");
+                }
+            }
+        }
+    }
+}
