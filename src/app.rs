@@ -15,6 +15,7 @@ use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
 use crate::config::{Config, ConfigError, NetworkKind};
+use crate::core::bridge::PresenceRelay;
 use crate::core::relay::Relay;
 use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
@@ -116,6 +117,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     for irc_cfg in &cfg.irc {
         let h = crate::adapters::irc::spawn(
             irc_cfg.clone(),
+            Some(store.clone()),
             events_tx.clone(),
             &tracker,
             shutdown.clone(),
@@ -408,6 +410,12 @@ fn bridge_settings(cfg: &Config) -> BridgeSettings {
                 .collect(),
             staleness: b.staleness,
             max_mentions: b.max_mentions,
+            presence: PresenceRelay {
+                join_part: b.join_part,
+                quits: b.quits,
+                nick_changes: b.nick_changes,
+                topics: b.topics,
+            },
         })
         .collect();
     BridgeSettings {

@@ -224,6 +224,12 @@ struct RawBridge {
     #[serde(default)]
     join_part: bool,
     #[serde(default)]
+    quits: bool,
+    #[serde(default)]
+    nick_changes: bool,
+    #[serde(default)]
+    topics: bool,
+    #[serde(default)]
     ignore_nicks: Vec<String>,
     #[serde(default)]
     ignore_users: Vec<String>,
@@ -388,6 +394,10 @@ pub struct IrcConfig {
     pub rejoin_delay: Duration,
     pub ping_timeout: Duration,
     pub relaymsg: bool,
+    /// Lower-cased bridged channels whose relayed lines go out as RELAYMSG where the server
+    /// offers `draft/relaymsg`: those of bridges with `relaymsg = true`, or every bridged
+    /// channel when this network says `relaymsg = true`.
+    pub relaymsg_channels: Vec<String>,
     /// Answers to private messages go out as NOTICE (true) or PRIVMSG (false).
     pub private_notice: bool,
 }
@@ -448,7 +458,14 @@ pub struct BridgeConfig {
     pub nick_format: Option<String>,
     pub max_lines: usize,
     pub edits: EditMode,
+    /// Relay joins, parts and kicks (default no).
     pub join_part: bool,
+    /// Relay quits, netsplits summed up in one line (default no).
+    pub quits: bool,
+    /// Relay nick changes (default no).
+    pub nick_changes: bool,
+    /// Relay topic changes (default no).
+    pub topics: bool,
     pub ignore_nicks: Vec<String>,
     pub ignore_users: Vec<String>,
     pub ignore_regex: Vec<String>,
@@ -1024,6 +1041,7 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
                 Duration::from_secs(240),
             )?,
             relaymsg: n.relaymsg,
+            relaymsg_channels: Vec::new(),
             private_notice: match n.private_replies.as_ref().map(|p| p.get_ref().as_str()) {
                 None | Some("privmsg") => false,
                 Some("notice") => true,
@@ -1246,6 +1264,9 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
             max_lines: b.max_lines.unwrap_or(3).max(1),
             edits,
             join_part: b.join_part,
+            quits: b.quits,
+            nick_changes: b.nick_changes,
+            topics: b.topics,
             ignore_nicks: b.ignore_nicks.clone(),
             ignore_users: b.ignore_users.clone(),
             ignore_regex: b.ignore_regex.clone(),
@@ -1263,15 +1284,20 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
             if let Some(n) = irc
                 .iter_mut()
                 .find(|n: &&mut IrcConfig| n.name == r.network)
-                && !n
+            {
+                if !n
                     .channels
                     .iter()
                     .any(|c| c.name.eq_ignore_ascii_case(&r.room))
-            {
-                n.channels.push(IrcChannel {
-                    name: r.room.clone(),
-                    key: None,
-                });
+                {
+                    n.channels.push(IrcChannel {
+                        name: r.room.clone(),
+                        key: None,
+                    });
+                }
+                if b.relaymsg || n.relaymsg {
+                    n.relaymsg_channels.push(r.room.to_lowercase());
+                }
             }
             if let Some(m) = matrix
                 .iter_mut()

@@ -257,6 +257,28 @@ fn bridged_irc_channels_are_joined_without_being_listed() {
     assert_eq!(b.max_lines, 3);
     assert!(!b.encrypted);
     assert!(!b.join_part);
+    assert!(!b.quits && !b.nick_changes && !b.topics);
+}
+
+#[test]
+fn presence_relay_is_chosen_per_kind() {
+    let c = parse(&format!(
+        "{BASE}\n[[bridge]]\nname = \"b\"\nrooms = [\"libera/#x\", \"console/#local\"]\n\
+         join_part = true\nquits = true\nnick_changes = false\ntopics = true\n"
+    ))
+    .unwrap();
+    let b = &c.bridges[0];
+    assert!(b.join_part && b.quits && !b.nick_changes && b.topics);
+    assert!(c.irc[0].relaymsg_channels.is_empty());
+}
+
+#[test]
+fn relaymsg_is_turned_on_for_the_channels_of_its_bridge() {
+    let c = parse(&format!(
+        "{BASE}\n[[bridge]]\nname = \"b\"\nrooms = [\"libera/#X\", \"console/#local\"]\nrelaymsg = true\n"
+    ))
+    .unwrap();
+    assert_eq!(c.irc[0].relaymsg_channels, ["#x"]);
 }
 
 #[test]

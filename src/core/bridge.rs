@@ -24,6 +24,9 @@ use super::event::{IncomingMessage, MessageKind, RoomRef};
 use super::format;
 use super::irc_text;
 
+mod presence;
+pub use presence::{PresenceRelay, is_netsplit_reason};
+
 /// Zero-width space: put inside a nick so that the same nick on IRC is not highlighted.
 pub const ZWSP: char = '\u{200B}';
 
@@ -60,6 +63,8 @@ pub struct BridgeSpec {
     pub staleness: Duration,
     /// A line mentioning more members of the destination room than this is defused.
     pub max_mentions: usize,
+    /// Which joins, parts, quits, nick and topic changes are relayed.
+    pub presence: PresenceRelay,
 }
 
 #[derive(Debug, Clone)]
@@ -184,6 +189,8 @@ pub struct Bridges {
     names: Vec<HashMap<String, BTreeSet<String>>>,
     /// Per room: lower-cased nicks (or display names) of the people seen there.
     members: HashMap<RoomRef, BTreeSet<String>>,
+    /// Per room: quits held back while a netsplit settles.
+    splits: HashMap<RoomRef, presence::Splits>,
 }
 
 impl Default for Bridges {
@@ -215,6 +222,7 @@ impl Bridges {
             rng: StdRng::seed_from_u64(seed),
             names,
             members: HashMap::new(),
+            splits: HashMap::new(),
         }
     }
 

@@ -180,6 +180,26 @@ pub struct Media {
     pub encrypted: bool,
 }
 
+/// Someone arrived in, left or renamed themselves in a room, or changed its topic (IRC
+/// JOIN, PART, KICK, QUIT, NICK, TOPIC). A QUIT or NICK reaches every room the bot shares
+/// with that person, one event each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub room: RoomRef,
+    pub nick: String,
+    pub what: PresenceChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceChange {
+    Join,
+    Part { reason: Option<String> },
+    Kick { by: String, reason: Option<String> },
+    Quit { reason: Option<String> },
+    Nick { new: String },
+    Topic { text: String },
+}
+
 /// How a network connection is doing, for `status` and `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,6 +234,13 @@ pub enum Event {
         network: String,
         state: LinkState,
         queue_len: usize,
+    },
+    /// Joins, parts, quits, nick and topic changes (IRC).
+    Presence(Presence),
+    /// Everyone in a room, as the network lists them (IRC NAMES on joining).
+    Members {
+        room: RoomRef,
+        nicks: Vec<String>,
     },
     /// A periodic tick, for time-based work (cooldowns, digests, expiries).
     Tick,

@@ -28,8 +28,8 @@ pub use declarative::{
     PackageVersion, Request, RequestBody,
 };
 pub use event::{
-    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Principal,
-    RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
+    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Presence,
+    PresenceChange, Principal, RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
 pub use meeting::{JournalLine, Meeting, MeetingKey, MeetingScope, MeetingSettings, Meetings};
 
@@ -147,6 +147,12 @@ impl Core {
         // bot's answer, copied there too, comes after the question.
         let mut out = match &event {
             Event::Message(msg) => self.bridges.relay(msg, now),
+            Event::Presence(p) => self.bridges.presence(p, now),
+            Event::Members { room, nicks } => {
+                self.bridges.set_members(room, nicks.iter().cloned());
+                Vec::new()
+            }
+            Event::Tick => self.bridges.presence_tick(now),
             _ => Vec::new(),
         };
         let actions = self.handle_event(event, now);
@@ -169,6 +175,8 @@ impl Core {
             Event::RichMessage(rich) => self.on_message(rich.message, now),
             // Nothing in the core reacts to these yet; the bridge will make them readable.
             Event::Activity(_) => Vec::new(),
+            // The bridge took these before.
+            Event::Presence(_) | Event::Members { .. } => Vec::new(),
             Event::NetworkState {
                 network,
                 state,
@@ -579,6 +587,7 @@ mod tests {
                     ignore_regex: vec![],
                     staleness: std::time::Duration::from_secs(600),
                     max_mentions: 5,
+                    presence: Default::default(),
                 }],
                 sides: [
                     ("libera".to_owned(), irc),

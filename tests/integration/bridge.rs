@@ -236,3 +236,89 @@ async fn a_bot_killed_while_irc_is_down_delivers_its_outbox_once_after_restart()
         got.raw
     );
 }
+
+/// The next line the bot says in `client`'s channels.
+async fn next_from_bot(client: &mut IrcClient) -> String {
+    client.wait_for(T, from_bot).await.text().to_owned()
+}
+
+#[tokio::test]
+async fn joins_parts_nick_changes_and_quits_are_relayed_when_the_bridge_asks_for_them() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-presence");
+    let extra = "join_part = true\nquits = true\nnick_changes = true";
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), extra));
+    // Once these two see the bot in their channels, later joins are news to it.
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_with_bot(&mut alice, "#a").await;
+    let mut bob = IrcClient::connect(&server, "bob").await;
+    join_with_bot(&mut bob, "#b").await;
+
+    let mut carol = IrcClient::connect(&server, "carol").await;
+    join_with_bot(&mut carol, "#a").await;
+    assert_eq!(next_from_bot(&mut bob).await, "* c\u{200B}arol joined #a");
+    carol.send("NICK carla").await;
+    assert_eq!(
+        next_from_bot(&mut bob).await,
+        "* c\u{200B}arol is now known as c\u{200B}arla"
+    );
+    carol.send("PART #a :lunch").await;
+    assert_eq!(
+        next_from_bot(&mut bob).await,
+        "* c\u{200B}arla left #a (lunch)"
+    );
+    carol.send("JOIN #a").await;
+    assert_eq!(next_from_bot(&mut bob).await, "* c\u{200B}arla joined #a");
+    carol.send("QUIT :bye now").await;
+    let quit = next_from_bot(&mut bob).await;
+    assert!(
+        quit.starts_with("* c\u{200B}arla quit (") && quit.contains("bye now"),
+        "{quit}"
+    );
+    // The console room hears of it too; #a, where it happened, does not.
+    bot.wait_stdout(T, "<sigbot> * c\u{200B}arla quit (").await;
+    bot.say("marker").await;
+    let mut heard = next_from_bot(&mut alice).await;
+    if heard == "* b\u{200B}ob joined #b" {
+        // Bob joined after the bot had: #a was told.
+        heard = next_from_bot(&mut alice).await;
+    }
+    assert_eq!(heard, format!("{} marker", tester()));
+}
+
+#[tokio::test]
+async fn joins_are_silent_by_default_and_member_lists_defuse_mass_mentions() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-members");
+    let mut bot = Bot::start(
+        dir.path(),
+        &bridge_config(&server, free_port(), "max_mentions = 1"),
+    );
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_with_bot(&mut alice, "#a").await;
+    let mut bob = IrcClient::connect(&server, "bob").await;
+    join_with_bot(&mut bob, "#b").await;
+    // Dora joins and leaves and joins again without a word: nobody is told.
+    let mut dora = IrcClient::connect(&server, "dora").await;
+    join_with_bot(&mut dora, "#b").await;
+    dora.send("PART #b").await;
+    join_with_bot(&mut dora, "#b").await;
+    // A line relayed after her join shows that the bot has read it, and that it is the
+    // first thing the bot said since.
+    alice.privmsg("#a", "sync").await;
+    assert_eq!(next_from_bot(&mut bob).await, "<a\u{200B}lice> sync");
+
+    // Bob and Dora never spoke: only the channel's member list names them.
+    bot.say("bob dora look").await;
+    assert_eq!(
+        next_from_bot(&mut bob).await,
+        format!("{} b\u{200B}ob d\u{200B}ora look", tester())
+    );
+    // In #a neither is a member: nothing to defuse.
+    let got = alice.wait_for(T, from_bot).await;
+    assert!(
+        got.is_privmsg("#a", &format!("{} bob dora look", tester())),
+        "{}",
+        got.raw
+    );
+}

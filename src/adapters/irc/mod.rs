@@ -12,11 +12,12 @@
 pub mod queue;
 pub mod text;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use irc::proto::{Command, Message, Prefix, Response};
 use rand::Rng as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -29,8 +30,10 @@ use self::queue::{SendQueue, TokenBucket};
 use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{IrcConfig, Sasl};
 use crate::core::{
-    Event, IncomingMessage, LinkState, MessageKind, Principal, Priority, RoomRef, SendKind, Sender,
+    Event, IncomingMessage, LinkState, MessageKind, Presence, PresenceChange, Principal, Priority,
+    RoomRef, SendKind, Sender,
 };
+use crate::store::Store;
 
 /// The IRCv3 capabilities requested when the server offers them.
 pub const WANTED_CAPS: &[&str] = &[
@@ -52,16 +55,25 @@ pub const WANTED_CAPS: &[&str] = &[
 /// Longest server line accepted (IRCv3 tags may take 8191 bytes, the rest 512).
 const MAX_LINE: u64 = 8191 + 512;
 
-/// Starts the driver of one IRC connection.
+/// CHATHISTORY lines asked for when the server does not say its maximum.
+const DEFAULT_HISTORY_LIMIT: usize = 100;
+
+/// Message IDs remembered to tell a replayed line from one already seen live.
+const RECENT_IDS: usize = 512;
+
+/// Starts the driver of one IRC connection. `store` keeps the time of the last line seen in
+/// each channel, for the CHATHISTORY catch-up after the bot's own downtime.
 pub fn spawn(
     cfg: IrcConfig,
+    store: Option<Store>,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
 ) -> NetworkHandle {
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let name = cfg.name.clone();
-    let driver = Driver::new(cfg, events, rx, shutdown);
+    let mut driver = Driver::new(cfg, events, rx, shutdown);
+    driver.store = store;
     tracker.spawn(driver.run());
     NetworkHandle::new(name, tx)
 }
@@ -118,6 +130,20 @@ struct Driver {
     bucket: TokenBucket,
     reported_stale: u64,
     reported_overflow: u64,
+    store: Option<Store>,
+    /// Server time of the last line seen in each channel (lower-cased).
+    last_seen: HashMap<String, DateTime<Utc>>,
+    /// Channels whose `last_seen` changed since it was last stored.
+    last_seen_dirty: HashSet<String>,
+}
+
+/// Who is in one joined channel.
+#[derive(Debug, Default)]
+struct Channel {
+    /// The channel's name as the server spells it.
+    name: String,
+    /// Lower-cased nick -> nick.
+    nicks: HashMap<String, String>,
 }
 
 /// The state of one connection, from TCP connect to disconnect.
@@ -139,6 +165,20 @@ struct Session {
     accounts: HashMap<String, Option<String>>,
     joined: HashSet<String>,
     rejoin: Vec<(Instant, String)>,
+    /// Members of the joined channels, by lower-cased channel.
+    channels: HashMap<String, Channel>,
+    /// NAMES replies being collected, by lower-cased channel.
+    names: HashMap<String, Vec<String>>,
+    /// Open BATCHes: reference -> (upper-cased type, parameters).
+    batches: HashMap<String, (String, Vec<String>)>,
+    /// Capability values from CAP LS (`draft/relaymsg=/`).
+    cap_values: HashMap<String, String>,
+    /// Largest CHATHISTORY request the server takes (ISUPPORT `CHATHISTORY=`).
+    history_limit: usize,
+    /// Channels with a CHATHISTORY catch-up under way: replayed lines after this time count.
+    catching_up: HashMap<String, DateTime<Utc>>,
+    /// IDs of recent messages, so that a replayed line already seen live is skipped.
+    recent_ids: VecDeque<String>,
     last_rx: Instant,
     ping_sent: bool,
     next_regain: Instant,
@@ -174,6 +214,83 @@ impl Driver {
             shutdown,
             reported_stale: 0,
             reported_overflow: 0,
+            store: None,
+            last_seen: HashMap::new(),
+            last_seen_dirty: HashSet::new(),
+        }
+    }
+
+    fn last_seen_key(&self, chan: &str) -> String {
+        format!("irc.last_seen/{}/{}", self.cfg.name, lower(chan))
+    }
+
+    /// Reads the last seen times of the configured channels.
+    async fn load_last_seen(&mut self) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let keys: Vec<(String, String)> = self
+            .cfg
+            .channels
+            .iter()
+            .map(|c| (lower(&c.name), self.last_seen_key(&c.name)))
+            .collect();
+        let loaded = tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .filter_map(|(chan, key)| match store.meta(&key) {
+                    Ok(v) => v
+                        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+                        .map(|t| (chan, t.with_timezone(&Utc))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "last seen time unreadable");
+                        None
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        self.last_seen.extend(loaded);
+    }
+
+    /// Stores the last seen times that changed. A crash loses at most the last second's
+    /// worth, which the catch-up then relays a second time.
+    async fn flush_last_seen(&mut self) {
+        let Some(store) = self.store.clone() else {
+            self.last_seen_dirty.clear();
+            return;
+        };
+        if self.last_seen_dirty.is_empty() {
+            return;
+        }
+        let rows: Vec<(String, String)> = std::mem::take(&mut self.last_seen_dirty)
+            .into_iter()
+            .filter_map(|chan| {
+                let t = self.last_seen.get(&chan)?;
+                Some((
+                    self.last_seen_key(&chan),
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ))
+            })
+            .collect();
+        let stored = tokio::task::spawn_blocking(move || {
+            for (k, v) in rows {
+                store.set_meta(&k, &v)?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await;
+        if let Ok(Err(e)) = stored {
+            tracing::warn!(error = %e, "last seen times not stored");
+        }
+    }
+
+    fn saw(&mut self, chan: &str, at: DateTime<Utc>) {
+        let chan = lower(chan);
+        let newer = self.last_seen.get(&chan).is_none_or(|t| *t < at);
+        if newer {
+            self.last_seen.insert(chan.clone(), at);
+            self.last_seen_dirty.insert(chan);
         }
     }
 
@@ -190,6 +307,7 @@ impl Driver {
 
     #[tracing::instrument(skip_all, fields(network = %self.cfg.name))]
     async fn run(mut self) {
+        self.load_last_seen().await;
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
         loop {
             if self.shutdown.is_cancelled() {
@@ -200,6 +318,7 @@ impl Driver {
             match self.connect().await {
                 Ok((reader, writer)) => {
                     let end = self.session(reader, writer).await;
+                    self.flush_last_seen().await;
                     if started.elapsed() >= Duration::from_secs(300) {
                         backoff.reset();
                     }
@@ -286,6 +405,12 @@ impl Driver {
             Priority::Protocol => Priority::Command,
             p => p,
         };
+        // The bridge writes relayed lines as "<nick> text"; where the server takes RELAYMSG
+        // for this channel, the line goes out under the sender's own name instead. Keeping
+        // the plain form until here means the outbox holds a line any server can take.
+        let relay_sep = session
+            .filter(|_| out.kind == SendKind::Relay && !private)
+            .and_then(|s| self.relaymsg_separator(s, &target));
         let bodies = text::split_lines(&out.text, budget);
         let last = bodies.len().saturating_sub(1);
         for (i, body) in bodies.into_iter().enumerate() {
@@ -295,12 +420,11 @@ impl Driver {
             } else {
                 Default::default()
             };
-            if let Some(evicted) = self.queue.push_with_receipt(
-                format!("{command} {target} :{body}"),
-                priority,
-                now,
-                receipt,
-            ) {
+            let line = match relay_sep.and_then(|sep| relayed_form(&body, sep)) {
+                Some((nick, rest)) => format!("RELAYMSG {target} {nick} :{rest}"),
+                None => format!("{command} {target} :{body}"),
+            };
+            if let Some(evicted) = self.queue.push_with_receipt(line, priority, now, receipt) {
                 tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
             }
         }
@@ -324,6 +448,13 @@ impl Driver {
             accounts: HashMap::new(),
             joined: HashSet::new(),
             rejoin: Vec::new(),
+            channels: HashMap::new(),
+            names: HashMap::new(),
+            batches: HashMap::new(),
+            cap_values: HashMap::new(),
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            catching_up: HashMap::new(),
+            recent_ids: VecDeque::new(),
             last_rx: now,
             ping_sent: false,
             next_regain: now + Duration::from_secs(30),
@@ -398,6 +529,7 @@ impl Driver {
                     if let Some(end) = self.on_tick(&mut s) {
                         return end;
                     }
+                    self.flush_last_seen().await;
                     if last_report.elapsed() >= Duration::from_secs(5) {
                         last_report = Instant::now();
                         self.report(if s.registered { LinkState::Connected } else { LinkState::Starting }).await;
@@ -542,6 +674,48 @@ impl Driver {
         }
     }
 
+    /// The separator of RELAYMSG nicks when relayed lines to `chan` go out as RELAYMSG.
+    fn relaymsg_separator(&self, s: &Session, chan: &str) -> Option<char> {
+        if !s.caps.contains("draft/relaymsg") || !self.cfg.relaymsg_channels.contains(&lower(chan))
+        {
+            return None;
+        }
+        Some(
+            s.cap_values
+                .get("draft/relaymsg")
+                .and_then(|v| v.chars().next())
+                .unwrap_or('/'),
+        )
+    }
+
+    /// Asks for what was said in `chan` while the bot was away, when the server keeps
+    /// history and the bot has been there before; never further back than `staleness`.
+    fn request_history(&mut self, chan: &str, s: &mut Session) {
+        if !s.caps.contains("draft/chathistory") {
+            return;
+        }
+        let Some(last) = self.last_seen.get(&lower(chan)).copied() else {
+            return;
+        };
+        let window = chrono::TimeDelta::from_std(self.cfg.staleness).unwrap_or_default();
+        let since = last.max(Utc::now() - window);
+        s.catching_up.insert(lower(chan), since);
+        self.push_protocol(format!(
+            "CHATHISTORY AFTER {chan} timestamp={} {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            s.history_limit
+        ));
+    }
+
+    async fn presence(&self, chan: &str, nick: &str, what: PresenceChange) {
+        let ev = Event::Presence(Presence {
+            room: RoomRef::new(&self.cfg.name, chan),
+            nick: nick.to_owned(),
+            what,
+        });
+        let _ = self.events.send(ev).await;
+    }
+
     async fn on_line(&mut self, line: &str, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
         let msg: Message = match line.parse() {
             Ok(m) => m,
@@ -613,6 +787,9 @@ impl Driver {
             }
             Command::JOIN(chan, account, _) => {
                 let nick = from_nick?;
+                if in_batch(&msg, s, "CHATHISTORY") {
+                    return None;
+                }
                 if lower(&nick) == lower(&s.nick) {
                     if let Some(Prefix::Nickname(_, u, h)) = &msg.prefix {
                         if !u.is_empty() {
@@ -623,15 +800,80 @@ impl Driver {
                         }
                     }
                     s.joined.insert(lower(chan));
+                    s.channels.insert(
+                        lower(chan),
+                        Channel {
+                            name: chan.clone(),
+                            nicks: HashMap::new(),
+                        },
+                    );
                     tracing::info!(channel = %chan, "joined");
+                    self.request_history(chan, s);
                     if s.whox {
                         self.push_protocol(format!("WHO {chan} %tna,152"));
                     }
                     self.report(LinkState::Connected).await;
-                } else if s.caps.contains("extended-join") {
-                    let acct = account.clone().filter(|a| a != "*");
-                    s.accounts.insert(lower(&nick), acct);
+                } else {
+                    if s.caps.contains("extended-join") {
+                        let acct = account.clone().filter(|a| a != "*");
+                        s.accounts.insert(lower(&nick), acct);
+                    }
+                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
+                        c.nicks.insert(lower(&nick), nick.clone());
+                        let room = c.name.clone();
+                        self.presence(&room, &nick, PresenceChange::Join).await;
+                    }
                 }
+            }
+            Command::PART(chan, reason) => {
+                let nick = from_nick?;
+                if in_batch(&msg, s, "CHATHISTORY") {
+                    return None;
+                }
+                if lower(&nick) == lower(&s.nick) {
+                    s.channels.remove(&lower(chan));
+                } else if let Some(c) = s.channels.get_mut(&lower(chan)) {
+                    c.nicks.remove(&lower(&nick));
+                    let room = c.name.clone();
+                    let what = PresenceChange::Part {
+                        reason: reason.clone().filter(|r| !r.is_empty()),
+                    };
+                    self.presence(&room, &nick, what).await;
+                }
+            }
+            Command::TOPIC(chan, Some(text)) => {
+                let nick = from_nick?;
+                if in_batch(&msg, s, "CHATHISTORY") || lower(&nick) == lower(&s.nick) {
+                    return None;
+                }
+                if let Some(c) = s.channels.get(&lower(chan)) {
+                    let room = c.name.clone();
+                    let what = PresenceChange::Topic { text: text.clone() };
+                    self.presence(&room, &nick, what).await;
+                }
+            }
+            Command::BATCH(reference, kind, params) => {
+                if let Some(r) = reference.strip_prefix('+') {
+                    let kind = kind
+                        .as_ref()
+                        .map(|k| k.to_str().to_ascii_uppercase())
+                        .unwrap_or_default();
+                    s.batches
+                        .insert(r.to_owned(), (kind, params.clone().unwrap_or_default()));
+                } else if let Some(r) = reference.strip_prefix('-')
+                    && let Some((kind, params)) = s.batches.remove(r)
+                    && kind == "CHATHISTORY"
+                    && let Some(chan) = params.first()
+                {
+                    s.catching_up.remove(&lower(chan));
+                    tracing::info!(channel = %chan, "caught up through CHATHISTORY");
+                }
+            }
+            Command::Raw(cmd, args)
+                if cmd == "FAIL" && args.first().is_some_and(|a| a == "CHATHISTORY") =>
+            {
+                tracing::warn!(reply = ?args, "CHATHISTORY refused; no catch-up");
+                s.catching_up.clear();
             }
             Command::ACCOUNT(account) => {
                 if let Some(nick) = from_nick {
@@ -644,14 +886,33 @@ impl Driver {
                     if lower(&old) == lower(&s.nick) {
                         tracing::info!(nick = %new, "nick changed");
                         s.nick = new.clone();
-                    } else if let Some(acct) = s.accounts.remove(&lower(&old)) {
-                        s.accounts.insert(lower(new), acct);
+                    } else {
+                        if let Some(acct) = s.accounts.remove(&lower(&old)) {
+                            s.accounts.insert(lower(new), acct);
+                        }
+                        for room in s.rename_member(&old, new) {
+                            let what = PresenceChange::Nick { new: new.clone() };
+                            self.presence(&room, &old, what).await;
+                        }
                     }
                 }
             }
-            Command::QUIT(_) => {
+            Command::QUIT(reason) => {
                 if let Some(nick) = from_nick {
                     s.accounts.remove(&lower(&nick));
+                    // In an IRCv3 netsplit batch the servers that split say it best.
+                    let reason = match batch_of(&msg, s) {
+                        Some((kind, servers)) if kind == "NETSPLIT" && !servers.is_empty() => {
+                            Some(servers.join(" "))
+                        }
+                        _ => reason.clone().filter(|r| !r.is_empty()),
+                    };
+                    for room in s.remove_member(&nick) {
+                        let what = PresenceChange::Quit {
+                            reason: reason.clone(),
+                        };
+                        self.presence(&room, &nick, what).await;
+                    }
                     // Our primary nick may be free now.
                     if lower(&nick) == lower(&self.cfg.nick) && lower(&s.nick) != lower(&nick) {
                         self.push_protocol(format!("NICK {}", self.cfg.nick));
@@ -664,6 +925,15 @@ impl Driver {
                     tracing::warn!(channel = %chan, reason = ?reason, delay_s = self.cfg.rejoin_delay.as_secs(), "kicked; rejoining after a delay");
                     s.rejoin
                         .push((Instant::now() + self.cfg.rejoin_delay, chan.clone()));
+                    s.channels.remove(&lower(chan));
+                } else if let Some(c) = s.channels.get_mut(&lower(chan)) {
+                    c.nicks.remove(&lower(who));
+                    let room = c.name.clone();
+                    let what = PresenceChange::Kick {
+                        by: from_nick.unwrap_or_default(),
+                        reason: reason.clone().filter(|r| !r.is_empty()),
+                    };
+                    self.presence(&room, who, what).await;
                 }
             }
             Command::CHGHOST(user, host) => {
@@ -678,9 +948,31 @@ impl Driver {
             Command::PRIVMSG(target, body) | Command::NOTICE(target, body) => {
                 let notice = matches!(msg.command, Command::NOTICE(..));
                 let nick = from_nick?;
-                if lower(&nick) == lower(&s.nick) {
+                if lower(&nick) == lower(&s.nick) || is_own_relay(&msg, &nick, s) {
                     // Our own line (echo-message): never handled, never relayed.
                     return None;
+                }
+                let channel = target.starts_with('#') || target.starts_with('&');
+                let sent_at = tag_of(&msg, "time")
+                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                let id = tag_of(&msg, "msgid");
+                if in_batch(&msg, s, "CHATHISTORY") {
+                    // Only what came after the last line seen, and not seen live since.
+                    let since = s.catching_up.get(&lower(target)).copied()?;
+                    let seen = id.as_ref().is_some_and(|i| s.recent_ids.contains(i));
+                    if seen || sent_at.is_none_or(|t| t <= since) {
+                        return None;
+                    }
+                }
+                if let Some(i) = &id {
+                    if s.recent_ids.len() >= RECENT_IDS {
+                        s.recent_ids.pop_front();
+                    }
+                    s.recent_ids.push_back(i.clone());
+                }
+                if channel {
+                    self.saw(target, sent_at.unwrap_or_else(Utc::now));
                 }
                 if let Some(ev) = self.incoming(&msg, &nick, target, body, notice, s) {
                     let _ = self.events.send(ev).await;
@@ -768,6 +1060,11 @@ impl Driver {
         match sub {
             Cap::LS => {
                 s.cap_ls.extend(names());
+                for c in list.split_whitespace() {
+                    if let Some((name, value)) = c.split_once('=') {
+                        s.cap_values.insert(name.to_owned(), value.to_owned());
+                    }
+                }
                 if more {
                     return None;
                 }
@@ -869,8 +1166,38 @@ impl Driver {
                 }
                 self.report(LinkState::Connected).await;
             }
+            Response::RPL_NAMREPLY => {
+                if let (Some(chan), Some(list)) = (args.get(2), args.get(3)) {
+                    let collected = s.names.entry(lower(chan)).or_default();
+                    for entry in list.split_whitespace() {
+                        // multi-prefix and userhost-in-names: "@+nick!user@host".
+                        let entry = entry.trim_start_matches(['~', '&', '@', '%', '+']);
+                        let nick = entry.split('!').next().unwrap_or(entry);
+                        if !nick.is_empty() && lower(nick) != lower(&s.nick) {
+                            collected.push(nick.to_owned());
+                        }
+                    }
+                }
+            }
+            Response::RPL_ENDOFNAMES => {
+                if let Some(chan) = args.get(1) {
+                    let nicks = s.names.remove(&lower(chan)).unwrap_or_default();
+                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
+                        c.nicks = nicks.iter().map(|n| (lower(n), n.clone())).collect();
+                        let room = RoomRef::new(&self.cfg.name, &c.name);
+                        let _ = self.events.send(Event::Members { room, nicks }).await;
+                    }
+                }
+            }
             Response::RPL_ISUPPORT => {
                 for tok in args.iter().skip(1) {
+                    if let Some(n) = tok.strip_prefix("CHATHISTORY=") {
+                        s.history_limit = match n.parse() {
+                            // 0 means no limit: ask for a sensible page all the same.
+                            Ok(0) | Err(_) => DEFAULT_HISTORY_LIMIT,
+                            Ok(n) => n,
+                        };
+                    }
                     if tok == "WHOX" {
                         s.whox = true;
                     } else if let Some(mode) = tok.strip_prefix("BOT=")
@@ -937,6 +1264,87 @@ impl Driver {
         }
         None
     }
+}
+
+impl Session {
+    /// Takes `nick` out of every channel; returns the channels it was in.
+    fn remove_member(&mut self, nick: &str) -> Vec<String> {
+        let key = lower(nick);
+        let mut rooms: Vec<String> = self
+            .channels
+            .values_mut()
+            .filter_map(|c| c.nicks.remove(&key).map(|_| c.name.clone()))
+            .collect();
+        rooms.sort();
+        rooms
+    }
+
+    /// Renames a member in every channel; returns the channels it was in.
+    fn rename_member(&mut self, old: &str, new: &str) -> Vec<String> {
+        let rooms = self.remove_member(old);
+        for r in &rooms {
+            if let Some(c) = self.channels.get_mut(&lower(r)) {
+                c.nicks.insert(lower(new), new.to_owned());
+            }
+        }
+        rooms
+    }
+}
+
+fn tag_of(msg: &Message, name: &str) -> Option<String> {
+    msg.tags
+        .as_ref()?
+        .iter()
+        .find(|t| t.0 == name)
+        .and_then(|t| t.1.clone())
+}
+
+/// The type and parameters of the BATCH a line belongs to.
+fn batch_of<'a>(msg: &Message, s: &'a Session) -> Option<(&'a str, &'a [String])> {
+    let r = tag_of(msg, "batch")?;
+    s.batches
+        .get(&r)
+        .map(|(kind, params)| (kind.as_str(), params.as_slice()))
+}
+
+fn in_batch(msg: &Message, s: &Session, kind: &str) -> bool {
+    batch_of(msg, s).is_some_and(|(k, _)| k == kind)
+}
+
+/// Whether a line is the echo of one of our own RELAYMSGs (tagged with our nick).
+fn is_own_relay(msg: &Message, nick: &str, s: &Session) -> bool {
+    let tagged = ["draft/relaymsg", "relaymsg"]
+        .iter()
+        .filter_map(|t| tag_of(msg, t))
+        .any(|by| lower(&by) == lower(&s.nick));
+    let sep = s
+        .cap_values
+        .get("draft/relaymsg")
+        .and_then(|v| v.chars().next())
+        .unwrap_or('/');
+    tagged || (s.caps.contains("draft/relaymsg") && nick.ends_with(&format!("{sep}b")))
+}
+
+/// `<n\u{200B}ick> text` as the RELAYMSG nick (`nick/b`, only nick characters) and text.
+fn relayed_form(body: &str, sep: char) -> Option<(String, String)> {
+    let rest = body.strip_prefix('<')?;
+    let (name, text) = rest.split_once("> ")?;
+    let mut nick: String = name
+        .chars()
+        .filter(|c| *c != crate::core::bridge::ZWSP)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(30)
+        .collect();
+    if nick.is_empty() || nick.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        nick.insert(0, '_');
+    }
+    Some((format!("{nick}{sep}b"), text.to_owned()))
 }
 
 /// Host length assumed before the server tells us ours (the longest a hostname may be).
@@ -1289,6 +1697,268 @@ mod tests {
             queued.push(l.line);
         }
         assert!(queued.contains(&"JOIN #sig".to_owned()), "{queued:?}");
+    }
+
+    impl Rig {
+        /// The next event that is not a network state report.
+        fn next_event(&mut self) -> Event {
+            loop {
+                match self.events.try_recv().expect("an event") {
+                    Event::NetworkState { .. } => continue,
+                    ev => return ev,
+                }
+            }
+        }
+
+        fn next_presence(&mut self) -> (String, String, PresenceChange) {
+            match self.next_event() {
+                Event::Presence(p) => (p.room.room, p.nick, p.what),
+                other => panic!("not presence: {other:?}"),
+            }
+        }
+
+        fn next_text(&mut self) -> String {
+            match self.next_event() {
+                Event::Message(m) => m.text,
+                other => panic!("not a message: {other:?}"),
+            }
+        }
+
+        fn queued(&mut self) -> Vec<String> {
+            let mut out = Vec::new();
+            while let Some(Ok(l)) = self.driver.queue.pop(Instant::now()) {
+                out.push(l.line);
+            }
+            out
+        }
+
+        fn relay(&mut self, room: &str, text: &str, kind: SendKind) {
+            let out = Outgoing {
+                room: room.into(),
+                text: text.into(),
+                html: None,
+                kind,
+                priority: Priority::Relay,
+                op: OutgoingOp::Message,
+                receipt: Default::default(),
+            };
+            self.driver.enqueue(out, Some(&self.session));
+        }
+    }
+
+    #[tokio::test]
+    async fn names_and_membership_changes_become_member_lists_and_presence_events() {
+        let mut r = rig("");
+        r.registered(&["batch", "multi-prefix"]);
+        r.feed(":sigbot!s@h JOIN #sig").await;
+        r.feed(":srv 353 sigbot = #sig :@sigbot @+alice bob").await;
+        r.feed(":srv 353 sigbot = #sig :dave").await;
+        r.feed(":srv 366 sigbot #sig :End of /NAMES list.").await;
+        match r.next_event() {
+            Event::Members { room, nicks } => {
+                assert_eq!(room, RoomRef::new("net", "#sig"));
+                assert_eq!(nicks, ["alice", "bob", "dave"], "without the bot itself");
+            }
+            other => panic!("{other:?}"),
+        }
+        r.feed(":carol!c@h JOIN #sig").await;
+        assert_eq!(
+            r.next_presence(),
+            ("#sig".into(), "carol".into(), PresenceChange::Join)
+        );
+        r.feed(":alice!a@h NICK alicia").await;
+        assert_eq!(
+            r.next_presence(),
+            (
+                "#sig".into(),
+                "alice".into(),
+                PresenceChange::Nick {
+                    new: "alicia".into()
+                }
+            )
+        );
+        r.feed(":bob!b@h QUIT :Ping timeout").await;
+        assert_eq!(
+            r.next_presence().2,
+            PresenceChange::Quit {
+                reason: Some("Ping timeout".into())
+            }
+        );
+        r.feed(":alicia!a@h PART #sig :bye").await;
+        assert_eq!(
+            r.next_presence().2,
+            PresenceChange::Part {
+                reason: Some("bye".into())
+            }
+        );
+        r.feed(":op!o@h KICK #sig carol :spam").await;
+        assert_eq!(
+            r.next_presence(),
+            (
+                "#sig".into(),
+                "carol".into(),
+                PresenceChange::Kick {
+                    by: "op".into(),
+                    reason: Some("spam".into())
+                }
+            )
+        );
+        r.feed(":op!o@h TOPIC #sig :Meeting at 15:00").await;
+        assert_eq!(
+            r.next_presence().2,
+            PresenceChange::Topic {
+                text: "Meeting at 15:00".into()
+            }
+        );
+        // An IRCv3 netsplit batch names the servers that split.
+        r.feed(":srv BATCH +ns netsplit hub.example.org leaf.example.org")
+            .await;
+        r.feed("@batch=ns :dave!d@h QUIT :*.net *.split").await;
+        r.feed(":srv BATCH -ns").await;
+        assert_eq!(
+            r.next_presence(),
+            (
+                "#sig".into(),
+                "dave".into(),
+                PresenceChange::Quit {
+                    reason: Some("hub.example.org leaf.example.org".into())
+                }
+            )
+        );
+        // Someone who shares no channel with the bot is nobody's business.
+        r.feed(":stranger!s@h QUIT :bye").await;
+        assert!(r.events.try_recv().is_err());
+        assert_eq!(
+            r.session.channels[&lower("#sig")].nicks.len(),
+            0,
+            "everyone left"
+        );
+    }
+
+    #[tokio::test]
+    async fn chathistory_catches_up_from_the_stored_last_seen_time_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t0 = Utc::now() - chrono::TimeDelta::minutes(2);
+        let at = |secs: i64| {
+            (t0 + chrono::TimeDelta::seconds(secs))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let caps = ["draft/chathistory", "batch", "server-time", "message-tags"];
+
+        // A first run sees a line, stores its time, and stops.
+        let mut r = rig("");
+        r.driver.store = Some(store.clone());
+        r.registered(&caps);
+        r.feed(&format!(
+            "@time={};msgid=m0 :alice!a@h PRIVMSG #sig :before the downtime",
+            at(0)
+        ))
+        .await;
+        assert_eq!(r.next_text(), "before the downtime");
+        r.driver.flush_last_seen().await;
+
+        // The next run asks for what came after it when it joins.
+        let mut r = rig("");
+        r.driver.store = Some(store);
+        r.driver.load_last_seen().await;
+        r.registered(&caps);
+        r.feed(":srv 005 sigbot CHATHISTORY=50 :are supported")
+            .await;
+        r.feed(":sigbot!s@h JOIN #sig").await;
+        assert_eq!(
+            r.queued(),
+            [format!("CHATHISTORY AFTER #sig timestamp={} 50", at(0))]
+        );
+        // A line arrives live before the server answers.
+        r.feed(&format!(
+            "@time={};msgid=m3 :bob!b@h PRIVMSG #sig :live",
+            at(3)
+        ))
+        .await;
+        r.feed(":srv BATCH +h1 chathistory #sig").await;
+        for (t, id, text) in [
+            (0, "m0", "before the downtime"),
+            (1, "m1", "missed one"),
+            (2, "m2", "missed two"),
+            (3, "m3", "live"),
+        ] {
+            r.feed(&format!(
+                "@batch=h1;time={};msgid={id} :alice!a@h PRIVMSG #sig :{text}",
+                at(t)
+            ))
+            .await;
+        }
+        r.feed(&format!("@batch=h1;time={} :alice!a@h JOIN #sig", at(1)))
+            .await;
+        r.feed(":srv BATCH -h1").await;
+        let mut got = Vec::new();
+        while let Ok(ev) = r.events.try_recv() {
+            match ev {
+                Event::Message(m) => got.push(m.text),
+                Event::NetworkState { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, ["live", "missed one", "missed two"]);
+        assert!(r.session.catching_up.is_empty());
+        // A replay nobody asked for is not relayed.
+        r.feed(":srv BATCH +h2 chathistory #sig").await;
+        r.feed(&format!(
+            "@batch=h2;time={};msgid=m9 :alice!a@h PRIVMSG #sig :again",
+            at(9)
+        ))
+        .await;
+        assert!(r.events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn without_a_stored_time_or_the_capability_no_history_is_asked_for() {
+        let mut r = rig("");
+        r.registered(&["batch", "server-time"]);
+        r.driver
+            .last_seen
+            .insert("#sig".into(), Utc::now() - chrono::TimeDelta::minutes(1));
+        r.feed(":sigbot!s@h JOIN #sig").await;
+        assert!(r.queued().iter().all(|l| !l.starts_with("CHATHISTORY")));
+        let mut r = rig("");
+        r.registered(&["draft/chathistory"]);
+        r.feed(":sigbot!s@h JOIN #sig").await;
+        assert!(r.queued().iter().all(|l| !l.starts_with("CHATHISTORY")));
+    }
+
+    #[tokio::test]
+    async fn relayed_lines_go_out_as_relaymsg_where_offered_and_enabled() {
+        let mut r = rig("");
+        r.feed(":srv CAP * LS :draft/relaymsg=/ echo-message").await;
+        assert_eq!(r.sink.take(), ["CAP REQ :echo-message draft/relaymsg"]);
+        r.feed(":srv CAP * ACK :echo-message draft/relaymsg").await;
+        r.session.registered = true;
+        r.driver.cfg.relaymsg_channels = vec!["#sig".into()];
+        r.relay("#sig", "<a\u{200B}lice> hello there", SendKind::Relay);
+        r.relay("#sig", "<Z\u{200B}oë K> hi", SendKind::Relay);
+        // The bot's own words, emotes, and channels without relaymsg stay PRIVMSG.
+        r.relay("#sig", "pong", SendKind::Reply);
+        r.relay("#sig", "* a\u{200B}lice waves", SendKind::Relay);
+        r.relay("#other", "<a\u{200B}lice> hello", SendKind::Relay);
+        assert_eq!(
+            r.queued(),
+            [
+                "RELAYMSG #sig alice/b :hello there",
+                "RELAYMSG #sig Zo__K/b :hi",
+                "PRIVMSG #sig :pong",
+                "PRIVMSG #sig :* a\u{200B}lice waves",
+                "PRIVMSG #other :<a\u{200B}lice> hello",
+            ]
+        );
+        // The server's echo of our RELAYMSG is ours: never relayed back.
+        r.feed("@draft/relaymsg=sigbot :alice/b!x@h PRIVMSG #sig :hello there")
+            .await;
+        assert!(r.events.try_recv().is_err());
+        // Without the capability, the plain form.
+        r.session.caps.remove("draft/relaymsg");
+        r.relay("#sig", "<a\u{200B}lice> hello", SendKind::Relay);
+        assert_eq!(r.queued(), ["PRIVMSG #sig :<a\u{200B}lice> hello"]);
     }
 
     #[test]

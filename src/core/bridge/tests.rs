@@ -33,6 +33,7 @@ fn spec() -> BridgeSpec {
         ],
         staleness: Duration::from_secs(600),
         max_mentions: 3,
+        presence: Default::default(),
     }
 }
 
