@@ -13,10 +13,10 @@ use crate::adapters::fetch::Fetcher;
 use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
-use crate::config::{Config, ConfigError, NetworkKind};
+use crate::config::{Config, ConfigError, EditMode, NetworkKind};
 use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
-    MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
+    MatrixRelay, MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
 use crate::outbox::BridgeOutbox;
 use crate::store::{Store, StoreError};
@@ -115,8 +115,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(irc_cfg.name.clone(), h);
     }
+    let mut media_sources = BTreeMap::new();
     for matrix_cfg in &cfg.matrix {
-        let h = crate::adapters::matrix::spawn(
+        let (h, media) = crate::adapters::matrix::spawn(
             matrix_cfg.clone(),
             &cfg.bot.data_dir,
             events_tx.clone(),
@@ -124,6 +125,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             shutdown.clone(),
         );
         handles.insert(matrix_cfg.name.clone(), h);
+        media_sources.insert(matrix_cfg.name.clone(), media);
     }
     for (name, kind) in &networks {
         if matches!(kind, NetworkKind::Mqtt) {
@@ -144,7 +146,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         } else {
             web::router_with_meetings(health.clone(), started, store.clone())
         };
-        let app = app.merge(web::paste::routes(store.clone()));
+        let app = app
+            .merge(web::paste::routes(store.clone()))
+            .merge(web::media::routes(store.clone(), media_sources));
         tracker.spawn(web::serve(listener, app, shutdown.clone()));
     }
 
@@ -357,6 +361,16 @@ fn bridge_settings(cfg: &Config) -> BridgeSettings {
                 .collect(),
             staleness: b.staleness,
             max_mentions: b.max_mentions,
+            matrix: MatrixRelay {
+                edits: match b.edits {
+                    EditMode::Diff => crate::core::EditMode::Diff,
+                    EditMode::Full => crate::core::EditMode::Full,
+                    EditMode::Ignore => crate::core::EditMode::Ignore,
+                },
+                reactions: b.reactions,
+                redactions: b.redactions,
+                encrypted: b.encrypted,
+            },
         })
         .collect();
     BridgeSettings {
@@ -450,6 +464,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room,
                     text,
                     html,
+                    mentions: Vec::new(),
                     kind,
                     priority,
                     op: tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged),
@@ -464,6 +479,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room.clone(),
                     text,
                     html: None,
+                    mentions: Vec::new(),
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::Edit(tag),
@@ -476,6 +492,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room.clone(),
                     text: String::new(),
                     html: None,
+                    mentions: Vec::new(),
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::React { to, key },
@@ -488,6 +505,24 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                 // Stored before the message that links to it is.
                 if let Err(e) = io.store.put_paste(&id, &text, Utc::now()) {
                     tracing::error!(error = %e, "paste not stored");
+                }
+            }
+            Action::MediaLink {
+                id,
+                network,
+                uri,
+                name,
+                mimetype,
+            } => {
+                // Stored before the message that links to it is.
+                let link = crate::store::MediaLink {
+                    network,
+                    uri,
+                    name,
+                    mimetype,
+                };
+                if let Err(e) = io.store.put_media(&id, &link, Utc::now()) {
+                    tracing::error!(error = %e, "media link not stored");
                 }
             }
             Action::Bridged(m) => {

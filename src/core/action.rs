@@ -72,6 +72,15 @@ pub enum Action {
     /// Keep `text` at `<public_url>/paste/<id>` (long relayed messages, code blocks). It must
     /// be stored before the actions that link to it are carried out.
     Paste { id: String, text: String },
+    /// Serve the file `uri` of `network` (a Matrix `mxc://` URI) at `<public_url>/media/<id>`.
+    /// It must be stored before the actions that link to it are carried out.
+    MediaLink {
+        id: String,
+        network: String,
+        uri: String,
+        name: String,
+        mimetype: Option<String>,
+    },
 }
 
 /// A message for one room of a bridge (see [`Action::Bridged`]).
@@ -81,6 +90,8 @@ pub struct Bridged {
     pub room: RoomRef,
     pub text: String,
     pub html: Option<String>,
+    /// Matrix user IDs the message mentions (pills made from IRC mentions): its `m.mentions`.
+    pub mentions: Vec<String>,
     /// `Relay` for someone's message, `Reply` for the bot's own answer copied to the room.
     pub kind: SendKind,
     /// When the original message arrived.
