@@ -363,8 +363,9 @@ async fn matrix_lines_sent_while_the_bot_is_down_arrive_after_its_restart() {
         let got = dave.wait_for(WAIT * 2, from_bot).await;
         assert!(
             got.is_privmsg(CHANNEL, &format!("<{ALICE}> while away {i}")),
-            "line {i} in order: {}",
-            got.raw
+            "line {i} in order: {}\nbot log:\n{}",
+            got.raw,
+            bot.log_tail(80)
         );
     }
     // Once each: the next line is one sent after the restart.

@@ -392,6 +392,7 @@ impl Driver {
         filter.room.timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
         let filter = Filter::FilterDefinition(filter);
         let mut joined_configured = false;
+        self.learn_names(client).await;
         // Whether the last sync succeeded, and whether any did since this login.
         let mut connected = false;
         let mut synced_once = false;
@@ -461,6 +462,23 @@ impl Driver {
                 for room in client.joined_rooms() {
                     self.report_members(&room).await;
                 }
+            }
+        }
+    }
+
+    /// Learns the room IDs of the configured rooms, before the first sync hands their
+    /// events over: a room configured by alias must be named by its alias from the first
+    /// event on (a bridge knows it by that name; catch-up after a restart depends on it).
+    async fn learn_names(&self, client: &Client) {
+        for name in &self.cfg.rooms {
+            let Ok(alias) = RoomAliasId::parse(name) else {
+                continue;
+            };
+            match client.resolve_room_alias(&alias).await {
+                Ok(r) => {
+                    self.names.lock().unwrap().insert(r.room_id, name.clone());
+                }
+                Err(e) => tracing::warn!(room = %name, error = %e, "cannot resolve the alias"),
             }
         }
     }
