@@ -701,6 +701,25 @@ impl Bridges {
         actions
     }
 
+    /// Remembers a message relayed into a Matrix room under the ID it got there (`text` is
+    /// its body, `nick: text` or `* nick text`), so that replies and reactions to it name
+    /// who said it.
+    pub fn remember_delivered(&mut self, room: &RoomRef, id: &str, text: &str, now: DateTime<Utc>) {
+        if !self.by_room.contains_key(room) {
+            return;
+        }
+        let said = match text.strip_prefix("* ") {
+            Some(emote) => emote.split_once(' '),
+            None => text.split_once(": "),
+        };
+        if let Some((name, said)) = said {
+            self.recent
+                .entry(room.clone())
+                .or_default()
+                .remember(id, name, said, now);
+        }
+    }
+
     fn recall(&self, room: &RoomRef, id: &str) -> Option<&Remembered> {
         self.recent.get(room)?.get(id)
     }

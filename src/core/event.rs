@@ -226,6 +226,13 @@ pub enum Event {
         room: RoomRef,
         members: Vec<Member>,
     },
+    /// A relayed message was written to `room` as `text`, where the network calls it `id`:
+    /// replies and reactions to it there can then name who said it.
+    Delivered {
+        room: RoomRef,
+        id: String,
+        text: String,
+    },
     /// An adapter reports its state and the length of its outgoing queue.
     NetworkState {
         network: String,

@@ -161,6 +161,10 @@ impl Core {
                 self.bridges.set_room_members(&room, members);
                 Vec::new()
             }
+            Event::Delivered { room, id, text } => {
+                self.bridges.remember_delivered(&room, &id, &text, now);
+                Vec::new()
+            }
             Event::NetworkState {
                 network,
                 state,

@@ -83,6 +83,7 @@ rooms = ["{ALIAS}"]
 name = "sig"
 rooms = ["testnet/{CHANNEL}", "hs/{ALIAS}"]
 edits = "diff"
+reactions = true
 "##,
             web = self.web,
             irc_port = self.irc.port(),
@@ -222,6 +223,36 @@ async fn irc_and_matrix_read_each_other_naturally() {
         "{got}"
     );
     assert_eq!(got["m.mentions"], json!({"user_ids": [alice_id]}), "{got}");
+
+    // A reply and a reaction to a line from IRC name its IRC author.
+    dave.privmsg(CHANNEL, "is the mirror up?").await;
+    let question = w
+        .alice
+        .wait_for_message(&room, WAIT, |b| b == "dave: is the mirror up?")
+        .await;
+    let question = question["event_id"].as_str().unwrap().to_owned();
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "yes",
+                "m.relates_to": {"m.in_reply_to": {"event_id": question}},
+            }),
+        )
+        .await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> dave: yes"));
+    w.alice
+        .send_event(
+            &room,
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": question, "key": "👍"}}),
+        )
+        .await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("* {ALICE} reacted 👍 to \"is the mirror up?\"")
+    );
 
     // An edit arrives as s/old/new/.
     let typo = w.alice.send_text(&room, "the bulid is green").await;

@@ -95,6 +95,7 @@ pub fn spawn(
         cfg: cfg.clone(),
         names: names.clone(),
         shutdown: shutdown.clone(),
+        events: events.clone(),
     };
     let driver = Driver {
         dir: NetworkDir::new(data_dir, &cfg.name),
@@ -786,6 +787,8 @@ struct Sender {
     cfg: MatrixConfig,
     names: Arc<Mutex<RoomNames>>,
     shutdown: CancellationToken,
+    /// Where the event IDs of relayed messages are reported (for replies to them).
+    events: mpsc::Sender<Event>,
 }
 
 impl Sender {
@@ -878,6 +881,15 @@ impl Sender {
             {
                 Ok(sent) => {
                     out.receipt.sent();
+                    if out.receipt.is_wanted() && out.kind == SendKind::Relay {
+                        // Never waits: the core may be waiting for room in this queue, and
+                        // a lost report only costs a reply its `nick:`.
+                        let _ = self.events.try_send(Event::Delivered {
+                            room: RoomRef::new(&self.cfg.name, &out.room),
+                            id: sent.response.event_id.to_string(),
+                            text: out.text.clone(),
+                        });
+                    }
                     if let OutgoingOp::Tagged(tag) = &out.op {
                         self.tagged
                             .lock()

@@ -617,6 +617,26 @@ fn replies_name_the_original_sender_and_quote_it_when_not_recent() {
 }
 
 #[test]
+fn replies_and_reactions_to_relayed_irc_lines_name_their_irc_author() {
+    let mut b = bridges();
+    // dave's line was written to the Matrix room as `$m1`.
+    b.remember_delivered(&mx(), "$m1", "dave: is the mirror up?", t0());
+    let out = b.relay_rich(&rich("yes", None, "$r", Some("$m1")), t0());
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> dave: yes"]);
+    let react = bob_did(Activity::Reaction {
+        to: "$m1".into(),
+        key: "👍".into(),
+    });
+    assert_eq!(
+        to(&b.relay_activity(&react, t0()), &irc()),
+        ["* B\u{200B}ob reacted 👍 to \"is the mirror up?\""]
+    );
+    // Rooms outside bridges are not remembered.
+    b.remember_delivered(&RoomRef::new("fedora", "!other"), "$x", "a: b", t0());
+    assert!(b.recall(&RoomRef::new("fedora", "!other"), "$x").is_none());
+}
+
+#[test]
 fn reactions_and_redactions_are_notices_when_enabled() {
     let mut b = bridges();
     b.relay_rich(
