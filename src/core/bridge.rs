@@ -2,7 +2,9 @@
 //! of that bridge, never back to its source, shown in the way each side reads naturally.
 //!
 //! This is the pure part: routing, ignore rules, sender names, formatting, line splitting,
-//! paste links, mention defusing, and copies of the bot's own answers for the other rooms.
+//! paste links, mention defusing, and copies of the bot's own answers for the other rooms;
+//! on the Matrix side, pills both ways, and edits, replies, reactions, removals and files
+//! made readable on IRC, with a small memory of each room's recent messages by ID.
 //! It returns [`Action::Bridged`] messages, which the app stores in the destination
 //! network's durable outbox before delivering them in order, and [`Action::Paste`]s.
 //!
