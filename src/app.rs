@@ -14,12 +14,12 @@ use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
 use crate::command_files;
 use crate::config::MeetingRooms;
-use crate::config::{Config, ConfigError, NetworkKind};
+use crate::config::{Config, ConfigError, EditMode, NetworkKind};
 use crate::core::bridge::PresenceRelay;
 use crate::core::relay::Relay;
 use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
-    MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
+    MatrixRelay, MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
 use crate::outbox::BridgeOutbox;
 use crate::relay_outbox::Outbox as RelayOutbox;
@@ -124,8 +124,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         handles.insert(irc_cfg.name.clone(), h);
     }
+    let mut media_sources = BTreeMap::new();
     for matrix_cfg in &cfg.matrix {
-        let h = crate::adapters::matrix::spawn(
+        let (h, media) = crate::adapters::matrix::spawn(
             matrix_cfg.clone(),
             &cfg.bot.data_dir,
             events_tx.clone(),
@@ -133,6 +134,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             shutdown.clone(),
         );
         handles.insert(matrix_cfg.name.clone(), h);
+        media_sources.insert(matrix_cfg.name.clone(), media);
     }
     // MQTT relay: the embedded broker first, so that the connections find it.
     let mut relay = Relay::new(&cfg.relays)?;
@@ -170,7 +172,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         } else {
             web::router_with_meetings(health.clone(), started, store.clone())
         };
-        let app = app.merge(web::paste::routes(store.clone()));
+        let app = app
+            .merge(web::paste::routes(store.clone()))
+            .merge(web::media::routes(store.clone(), media_sources));
         tracker.spawn(web::serve(listener, app, shutdown.clone()));
     }
 
@@ -416,6 +420,16 @@ fn bridge_settings(cfg: &Config) -> BridgeSettings {
                 nick_changes: b.nick_changes,
                 topics: b.topics,
             },
+            matrix: MatrixRelay {
+                edits: match b.edits {
+                    EditMode::Diff => crate::core::EditMode::Diff,
+                    EditMode::Full => crate::core::EditMode::Full,
+                    EditMode::Ignore => crate::core::EditMode::Ignore,
+                },
+                reactions: b.reactions,
+                redactions: b.redactions,
+                encrypted: b.encrypted,
+            },
         })
         .collect();
     BridgeSettings {
@@ -509,6 +523,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room,
                     text,
                     html,
+                    mentions: Vec::new(),
                     kind,
                     priority,
                     op: tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged),
@@ -523,6 +538,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room.clone(),
                     text,
                     html: None,
+                    mentions: Vec::new(),
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::Edit(tag),
@@ -535,6 +551,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                     room: room.room.clone(),
                     text: String::new(),
                     html: None,
+                    mentions: Vec::new(),
                     kind: SendKind::Reply,
                     priority: Priority::Command,
                     op: OutgoingOp::React { to, key },
@@ -547,6 +564,24 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
                 // Stored before the message that links to it is.
                 if let Err(e) = io.store.put_paste(&id, &text, Utc::now()) {
                     tracing::error!(error = %e, "paste not stored");
+                }
+            }
+            Action::MediaLink {
+                id,
+                network,
+                uri,
+                name,
+                mimetype,
+            } => {
+                // Stored before the message that links to it is.
+                let link = crate::store::MediaLink {
+                    network,
+                    uri,
+                    name,
+                    mimetype,
+                };
+                if let Err(e) = io.store.put_media(&id, &link, Utc::now()) {
+                    tracing::error!(error = %e, "media link not stored");
                 }
             }
             Action::Bridged(m) => {

@@ -168,6 +168,7 @@ impl Outbox {
                     priority: Priority::Relay,
                     op: crate::adapters::OutgoingOp::Message,
                     receipt,
+                    mentions: Vec::new(),
                 };
                 if h.send(out).await.is_err() {
                     // The network stopped (shutdown): the row stays for the next start.

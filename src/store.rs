@@ -115,7 +115,29 @@ const MIGRATIONS: &[&str] = &[
         queued_at INTEGER NOT NULL
      );
      CREATE TABLE relay_seen (key TEXT PRIMARY KEY, until INTEGER NOT NULL);",
+    // 6: the Matrix side of the bridge: the users a relayed message mentions (its pills'
+    // `m.mentions`, one user ID a line), and the files served at `/media/<id>`.
+    "ALTER TABLE bridge_outbox ADD COLUMN mentions TEXT NOT NULL DEFAULT '';
+    CREATE TABLE media (
+        id TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        network TEXT NOT NULL,
+        uri TEXT NOT NULL,
+        name TEXT NOT NULL,
+        mimetype TEXT
+    );",
 ];
+
+/// A file a bridged message links to (`/media/<id>`): where the network keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLink {
+    pub network: String,
+    /// The `mxc://` URI.
+    pub uri: String,
+    /// The file name the sender gave.
+    pub name: String,
+    pub mimetype: Option<String>,
+}
 
 /// A message waiting in the bridge outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,8 +274,8 @@ impl Store {
     pub fn outbox_put(&self, m: &crate::core::Bridged) -> Result<i64, StoreError> {
         self.with(|c| {
             c.prepare_cached(
-                "INSERT INTO bridge_outbox (network, room, text, html, reply, at_ms, staleness_ms, bridge)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO bridge_outbox (network, room, text, html, reply, at_ms, staleness_ms, bridge, mentions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 m.room.network,
@@ -264,6 +286,7 @@ impl Store {
                 m.at.timestamp_millis(),
                 i64::try_from(m.staleness.as_millis()).unwrap_or(i64::MAX),
                 m.bridge,
+                m.mentions.join("\n"),
             ])?;
             Ok(c.last_insert_rowid())
         })
@@ -273,18 +296,20 @@ impl Store {
     pub fn outbox_next(&self, network: &str) -> Result<Option<OutboxRow>, StoreError> {
         self.with(|c| {
             c.prepare_cached(
-                "SELECT id, room, text, html, reply, at_ms, staleness_ms, bridge
+                "SELECT id, room, text, html, reply, at_ms, staleness_ms, bridge, mentions
                  FROM bridge_outbox WHERE network = ?1 ORDER BY id LIMIT 1",
             )?
             .query_row([network], |r| {
                 let at_ms: i64 = r.get(5)?;
                 let staleness_ms: i64 = r.get(6)?;
+                let mentions: String = r.get(8)?;
                 Ok(OutboxRow {
                     id: r.get(0)?,
                     message: crate::core::Bridged {
                         room: RoomRef::new(network, r.get::<_, String>(1)?),
                         text: r.get(2)?,
                         html: r.get(3)?,
+                        mentions: mentions.lines().map(str::to_owned).collect(),
                         kind: if r.get(4)? {
                             crate::core::SendKind::Reply
                         } else {
@@ -338,6 +363,48 @@ impl Store {
         self.with(|c| {
             c.query_row("SELECT text FROM pastes WHERE id = ?1", [id], |r| r.get(0))
                 .optional()
+        })
+    }
+
+    /// Keeps where a linked file is (`/media/<id>`).
+    pub fn put_media(
+        &self,
+        id: &str,
+        link: &MediaLink,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO media (id, created, network, uri, name, mimetype)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id,
+                    audit_time(now),
+                    link.network,
+                    link.uri,
+                    link.name,
+                    link.mimetype
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn media(&self, id: &str) -> Result<Option<MediaLink>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT network, uri, name, mimetype FROM media WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(MediaLink {
+                        network: r.get(0)?,
+                        uri: r.get(1)?,
+                        name: r.get(2)?,
+                        mimetype: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
         })
     }
 

@@ -39,6 +39,8 @@ pub struct Outgoing {
     pub room: String,
     pub text: String,
     pub html: Option<String>,
+    /// Matrix user IDs the message mentions on purpose (pills): its `m.mentions`.
+    pub mentions: Vec<String>,
     pub kind: SendKind,
     pub priority: Priority,
     pub op: OutgoingOp,

@@ -75,6 +75,15 @@ pub enum Action {
     /// Relay MQTT events: store the messages (durably, to be delivered in order) and the
     /// dedup keys together, then acknowledge the MQTT message.
     Relay(super::relay::RelayBatch),
+    /// Serve the file `uri` of `network` (a Matrix `mxc://` URI) at `<public_url>/media/<id>`.
+    /// It must be stored before the actions that link to it are carried out.
+    MediaLink {
+        id: String,
+        network: String,
+        uri: String,
+        name: String,
+        mimetype: Option<String>,
+    },
 }
 
 /// A message for one room of a bridge (see [`Action::Bridged`]).
@@ -84,6 +93,8 @@ pub struct Bridged {
     pub room: RoomRef,
     pub text: String,
     pub html: Option<String>,
+    /// Matrix user IDs the message mentions (pills made from IRC mentions): its `m.mentions`.
+    pub mentions: Vec<String>,
     /// `Relay` for someone's message, `Reply` for the bot's own answer copied to the room.
     pub kind: SendKind,
     /// When the original message arrived.

@@ -128,6 +128,8 @@ pub struct RichMessage {
     pub html: Option<String>,
     /// The network's ID of the message this one replies to.
     pub reply_to: Option<String>,
+    /// Whether the room is end-to-end encrypted: a bridge relays it only when it says so.
+    pub encrypted: bool,
 }
 
 /// Something that happened to or around a message, other than a new text message.
@@ -139,6 +141,16 @@ pub struct RoomActivity {
     pub id: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
     pub what: Activity,
+    /// Whether the room is end-to-end encrypted (see [`RichMessage::encrypted`]).
+    pub encrypted: bool,
+}
+
+/// Someone in a room, as a bridge needs to know them: the name shown for them and, on
+/// networks with stable IDs (Matrix), their ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: Option<String>,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +241,18 @@ pub enum Event {
     RichMessage(RichMessage),
     /// Edits, reactions, redactions, media (Matrix).
     Activity(RoomActivity),
+    /// Who is in a room now (Matrix members), replacing what was known before.
+    RoomMembers {
+        room: RoomRef,
+        members: Vec<Member>,
+    },
+    /// A relayed message was written to `room` as `text`, where the network calls it `id`:
+    /// replies and reactions to it there can then name who said it.
+    Delivered {
+        room: RoomRef,
+        id: String,
+        text: String,
+    },
     /// An adapter reports its state and the length of its outgoing queue.
     NetworkState {
         network: String,

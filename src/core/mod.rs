@@ -21,14 +21,14 @@ use chrono::{DateTime, Utc};
 
 pub use acl::Roles;
 pub use action::{Action, Bridged, Priority, SendKind};
-pub use bridge::{BridgeSettings, BridgeSpec, Bridges, SideKind};
+pub use bridge::{BridgeSettings, BridgeSpec, Bridges, EditMode, MatrixRelay, SideKind};
 pub use commands::{Builtin, Invocation, parse_invocation};
 pub use declarative::{
     AuditEntry, CommandSet, CommandSetHandle, CommandSpec, FetchOutcome, FetchRequest,
     PackageVersion, Request, RequestBody,
 };
 pub use event::{
-    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, MessageKind, Presence,
+    Activity, Event, IncomingMessage, LinkState, Media, MediaKind, Member, MessageKind, Presence,
     PresenceChange, Principal, RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
 pub use meeting::{JournalLine, Meeting, MeetingKey, MeetingScope, MeetingSettings, Meetings};
@@ -153,6 +153,8 @@ impl Core {
                 Vec::new()
             }
             Event::Tick => self.bridges.presence_tick(now),
+            Event::RichMessage(rich) => self.bridges.relay_rich(rich, now),
+            Event::Activity(act) => self.bridges.relay_activity(act, now),
             _ => Vec::new(),
         };
         let actions = self.handle_event(event, now);
@@ -173,10 +175,18 @@ impl Core {
         match event {
             Event::Message(msg) => self.on_message(msg, now),
             Event::RichMessage(rich) => self.on_message(rich.message, now),
-            // Nothing in the core reacts to these yet; the bridge will make them readable.
+            // Only the bridge reacts to these (above).
             Event::Activity(_) => Vec::new(),
             // The bridge took these before.
             Event::Presence(_) | Event::Members { .. } => Vec::new(),
+            Event::RoomMembers { room, members } => {
+                self.bridges.set_room_members(&room, members);
+                Vec::new()
+            }
+            Event::Delivered { room, id, text } => {
+                self.bridges.remember_delivered(&room, &id, &text, now);
+                Vec::new()
+            }
             Event::NetworkState {
                 network,
                 state,
@@ -588,6 +598,7 @@ mod tests {
                     staleness: std::time::Duration::from_secs(600),
                     max_mentions: 5,
                     presence: Default::default(),
+                    matrix: MatrixRelay::default(),
                 }],
                 sides: [
                     ("libera".to_owned(), irc),

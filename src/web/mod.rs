@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::LinkState;
 
+pub mod media;
 pub mod meetings;
 pub mod paste;
 

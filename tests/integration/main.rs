@@ -9,6 +9,7 @@
 //! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
 
 mod bridge;
+mod bridge_matrix;
 mod commands;
 mod console;
 mod irc;

@@ -1741,6 +1741,7 @@ mod tests {
                 priority: Priority::Relay,
                 op: OutgoingOp::Message,
                 receipt: Default::default(),
+                mentions: Vec::new(),
             };
             self.driver.enqueue(out, Some(&self.session));
         }

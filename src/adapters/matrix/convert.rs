@@ -119,9 +119,11 @@ pub fn invite_allowed(allowed: &[String], sender: &str) -> bool {
     })
 }
 
-/// Converts one timeline event into a core event. `nick` is the sender's display name.
-/// Returns `None` for events the core has no use for (state, redacted content, unknown).
-pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str) -> Option<Event> {
+/// Converts one timeline event into a core event. `nick` is the sender's display name;
+/// `encrypted` says whether the room is end-to-end encrypted (then every message is a
+/// [`RichMessage`], which carries that). Returns `None` for events the core has no use for
+/// (state, redacted content, unknown).
+pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str, encrypted: bool) -> Option<Event> {
     let env = envelope(ev)?;
     let sender = Sender {
         nick: nick.to_owned(),
@@ -135,6 +137,7 @@ pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str) -> Option<Event> {
             id: Some(env.event_id.to_owned()),
             sent_at: env.sent_at,
             what,
+            encrypted,
         }))
     };
     match env.event_type {
@@ -216,13 +219,14 @@ pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str) -> Option<Event> {
         id: Some(env.event_id.to_owned()),
         sent_at: env.sent_at,
     };
-    if html.is_none() && reply_to.is_none() {
+    if html.is_none() && reply_to.is_none() && !encrypted {
         Some(Event::Message(message))
     } else {
         Some(Event::RichMessage(RichMessage {
             message,
             html,
             reply_to,
+            encrypted,
         }))
     }
 }
@@ -282,7 +286,7 @@ mod tests {
     }
 
     fn activity(ev: Value) -> Activity {
-        match to_core_event(&ev, &room(), "Alice") {
+        match to_core_event(&ev, &room(), "Alice", false) {
             Some(Event::Activity(a)) => {
                 assert_eq!(a.sender, alice());
                 assert_eq!(a.id.as_deref(), Some("$ev1"));
@@ -303,7 +307,7 @@ mod tests {
                 "m.room.message",
                 json!({"msgtype": msgtype, "body": "!ping"}),
             );
-            let Some(Event::Message(m)) = to_core_event(&ev, &room(), "Alice") else {
+            let Some(Event::Message(m)) = to_core_event(&ev, &room(), "Alice", false) else {
                 panic!("not a message");
             };
             assert_eq!(m.kind, kind);
@@ -319,6 +323,24 @@ mod tests {
     }
 
     #[test]
+    fn messages_of_encrypted_rooms_say_so() {
+        let ev = event("m.room.message", json!({"msgtype": "m.text", "body": "hi"}));
+        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice", true) else {
+            panic!("not rich");
+        };
+        assert!(r.encrypted);
+        assert_eq!(r.message.text, "hi");
+        let ev = event(
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": "$o", "key": "x"}}),
+        );
+        let Some(Event::Activity(a)) = to_core_event(&ev, &room(), "Alice", true) else {
+            panic!("not an activity");
+        };
+        assert!(a.encrypted);
+    }
+
+    #[test]
     fn formatted_replies_lose_their_fallback() {
         let ev = event(
             "m.room.message",
@@ -330,7 +352,7 @@ mod tests {
                 "m.relates_to": {"m.in_reply_to": {"event_id": "$orig"}},
             }),
         );
-        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice") else {
+        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice", false) else {
             panic!("not rich");
         };
         assert_eq!(r.message.text, "!ping");
@@ -345,7 +367,7 @@ mod tests {
             json!({"msgtype": "m.text", "body": "> quoted on purpose",
                    "m.relates_to": {"m.in_reply_to": {"event_id": "$o"}}}),
         );
-        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice") else {
+        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice", false) else {
             panic!("not rich");
         };
         assert_eq!(r.message.text, "");
@@ -354,7 +376,7 @@ mod tests {
             json!({"msgtype": "m.text", "body": "just text",
                    "m.relates_to": {"m.in_reply_to": {"event_id": "$o"}}}),
         );
-        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice") else {
+        let Some(Event::RichMessage(r)) = to_core_event(&ev, &room(), "Alice", false) else {
             panic!("not rich");
         };
         assert_eq!(r.message.text, "just text");
@@ -449,9 +471,9 @@ mod tests {
     #[test]
     fn state_and_redacted_events_are_ignored() {
         let member = event("m.room.member", json!({"membership": "join"}));
-        assert_eq!(to_core_event(&member, &room(), "Alice"), None);
+        assert_eq!(to_core_event(&member, &room(), "Alice", false), None);
         let redacted = event("m.room.message", json!({}));
-        assert_eq!(to_core_event(&redacted, &room(), "Alice"), None);
+        assert_eq!(to_core_event(&redacted, &room(), "Alice", false), None);
     }
 
     #[test]

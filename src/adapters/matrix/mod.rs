@@ -34,7 +34,7 @@ use matrix_sdk::ruma::{
 };
 use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::sync::SyncResponse;
-use matrix_sdk::{Client, Room, RoomState, SessionMeta, SessionTokens};
+use matrix_sdk::{Client, Room, RoomMemberships, RoomState, SessionMeta, SessionTokens};
 use rand::Rng as _;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -45,7 +45,7 @@ use self::state::{NetworkDir, SavedSession, StateError, SyncState};
 use super::irc::Backoff;
 use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{MatrixAuth, MatrixConfig};
-use crate::core::{Event, LinkState, RoomRef, SendKind};
+use crate::core::{Event, LinkState, Member, RoomRef, SendKind};
 
 /// How long one `/sync` long poll waits for news.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,24 +72,30 @@ pub enum MatrixError {
     WrongUser { configured: String, actual: String },
 }
 
-/// Starts the driver of one Matrix connection.
+/// Starts the driver of one Matrix connection; returns its handle and what fetches its
+/// files for the web site.
 pub fn spawn(
     cfg: MatrixConfig,
     data_dir: &Path,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
-) -> NetworkHandle {
+) -> (NetworkHandle, MediaSource) {
     let (tx, rx) = mpsc::channel::<Outgoing>(1024);
     let name = cfg.name.clone();
     let (client_tx, client_rx) = watch::channel(None);
     let names = Arc::new(Mutex::new(RoomNames::default()));
+    let media = MediaSource {
+        client: client_rx.clone(),
+        http: reqwest::Client::new(),
+    };
     let sender = Sender {
         tagged: Mutex::new(HashMap::new()),
         client: client_rx,
         cfg: cfg.clone(),
         names: names.clone(),
         shutdown: shutdown.clone(),
+        events: events.clone(),
     };
     let driver = Driver {
         dir: NetworkDir::new(data_dir, &cfg.name),
@@ -99,10 +105,107 @@ pub fn spawn(
         started: Instant::now(),
         names,
         client: client_tx,
+        members_reported: Mutex::new(std::collections::HashSet::new()),
     };
     tracker.spawn(sender.run(rx));
     tracker.spawn(driver.run());
-    NetworkHandle::new(name, tx)
+    (NetworkHandle::new(name, tx), media)
+}
+
+/// Why a file could not be fetched from the homeserver.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("not logged in to the homeserver yet")]
+    NotLoggedIn,
+    #[error("not an mxc:// URI: {0:?}")]
+    BadUri(String),
+    #[error("download failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the homeserver answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("larger than {max} bytes")]
+    TooLarge { max: u64 },
+}
+
+/// A file fetched from the homeserver.
+#[derive(Debug)]
+pub struct Download {
+    pub bytes: Vec<u8>,
+    /// The content type the homeserver gave.
+    pub content_type: Option<String>,
+}
+
+/// Fetches files (`mxc://` URIs) with the bot's own login, through the authenticated media
+/// API. Cloneable; waits for nothing: before the first login it fails.
+#[derive(Clone)]
+pub struct MediaSource {
+    client: watch::Receiver<Option<Client>>,
+    http: reqwest::Client,
+}
+
+impl MediaSource {
+    /// Downloads `uri`, at most `max` bytes.
+    pub async fn download(&self, uri: &str, max: u64) -> Result<Download, MediaError> {
+        let (server, media_id) = parse_mxc(uri).ok_or_else(|| MediaError::BadUri(uri.into()))?;
+        let client = self
+            .client
+            .borrow()
+            .clone()
+            .ok_or(MediaError::NotLoggedIn)?;
+        let token = client.access_token().ok_or(MediaError::NotLoggedIn)?;
+        let url = format!(
+            "{}/_matrix/client/v1/media/download/{server}/{media_id}",
+            client.homeserver().as_str().trim_end_matches('/')
+        );
+        let mut response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .map_err(reqwest::Error::without_url)?;
+        if !response.status().is_success() {
+            return Err(MediaError::Status(response.status()));
+        }
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(MediaError::TooLarge { max });
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(reqwest::Error::without_url)?
+        {
+            if (bytes.len() + chunk.len()) as u64 > max {
+                return Err(MediaError::TooLarge { max });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Download {
+            bytes,
+            content_type,
+        })
+    }
+}
+
+/// `mxc://server/id` as (server, id), both checked to be safe in a URL path.
+pub fn parse_mxc(uri: &str) -> Option<(&str, &str)> {
+    let (server, id) = uri.strip_prefix("mxc://")?.split_once('/')?;
+    let server_ok = !server.is_empty()
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    let id_ok = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    (server_ok && id_ok).then_some((server, id))
 }
 
 /// How rooms are named in room references: as configured (an alias stays an alias), else by
@@ -136,6 +239,8 @@ struct Driver {
     names: Arc<Mutex<RoomNames>>,
     /// The logged-in client, for the sender; replaced after a new login.
     client: watch::Sender<Option<Client>>,
+    /// Rooms whose members the core has been told about since this start.
+    members_reported: Mutex<std::collections::HashSet<OwnedRoomId>>,
 }
 
 /// Why a session with the homeserver ended.
@@ -288,6 +393,7 @@ impl Driver {
         filter.room.timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
         let filter = Filter::FilterDefinition(filter);
         let mut joined_configured = false;
+        self.learn_names(client).await;
         // Whether the last sync succeeded, and whether any did since this login.
         let mut connected = false;
         let mut synced_once = false;
@@ -354,6 +460,26 @@ impl Driver {
             if !joined_configured {
                 joined_configured = true;
                 self.join_configured(client).await;
+                for room in client.joined_rooms() {
+                    self.report_members(&room).await;
+                }
+            }
+        }
+    }
+
+    /// Learns the room IDs of the configured rooms, before the first sync hands their
+    /// events over: a room configured by alias must be named by its alias from the first
+    /// event on (a bridge knows it by that name; catch-up after a restart depends on it).
+    async fn learn_names(&self, client: &Client) {
+        for name in &self.cfg.rooms {
+            let Ok(alias) = RoomAliasId::parse(name) else {
+                continue;
+            };
+            match client.resolve_room_alias(&alias).await {
+                Ok(r) => {
+                    self.names.lock().unwrap().insert(r.room_id, name.clone());
+                }
+                Err(e) => tracing::warn!(room = %name, error = %e, "cannot resolve the alias"),
             }
         }
     }
@@ -395,6 +521,38 @@ impl Driver {
                 Err(e) => tracing::warn!(room = %name, error = %e, "cannot join"),
             }
         }
+    }
+
+    /// Tells the core who is in a room (for the bridge's pills and name clashes).
+    async fn report_members(&self, room: &Room) {
+        let own = room.own_user_id().to_owned();
+        let members = match room.members(RoomMemberships::JOIN).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(room_id = %room.room_id(), error = %e, "cannot list the members");
+                return;
+            }
+        };
+        let members = members
+            .iter()
+            .filter(|m| m.user_id() != own)
+            .map(|m| Member {
+                id: Some(m.user_id().to_string()),
+                name: m.name().to_owned(),
+            })
+            .collect();
+        let name = self.names.lock().unwrap().name_of(room.room_id());
+        self.members_reported
+            .lock()
+            .unwrap()
+            .insert(room.room_id().to_owned());
+        let _ = self
+            .events
+            .send(Event::RoomMembers {
+                room: RoomRef::new(&self.cfg.name, name),
+                members,
+            })
+            .await;
     }
 
     /// Hands the sync's new events to the core and answers invitations; returns the IDs of
@@ -449,11 +607,17 @@ impl Driver {
                 RoomRef::new(&self.cfg.name, self.names.lock().unwrap().name_of(room_id));
             let selection = convert::select(&values, own, cutoff);
             skipped_old += selection.too_old;
-            if room.encryption_state().is_encrypted() && !self.cfg.encrypted_rooms {
+            let encrypted = room.encryption_state().is_encrypted();
+            if encrypted && !self.cfg.encrypted_rooms {
                 if !selection.handle.is_empty() {
                     tracing::warn!(room = %room_ref, "encrypted room, but encrypted_rooms = false: ignored");
                 }
                 continue;
+            }
+            let members_changed = values.iter().any(|v| v["type"] == "m.room.member");
+            let reported = self.members_reported.lock().unwrap().contains(room_id);
+            if members_changed || !reported {
+                self.report_members(&room).await;
             }
             for &i in &selection.undecryptable {
                 let id = values[i]["event_id"].as_str().unwrap_or_default();
@@ -476,7 +640,7 @@ impl Driver {
                     continue;
                 }
                 let nick = display_name(&room, env.sender).await;
-                let Some(event) = convert::to_core_event(value, &room_ref, &nick) else {
+                let Some(event) = convert::to_core_event(value, &room_ref, &nick, encrypted) else {
                     continue;
                 };
                 tracing::debug!(room = %room_ref, event_id = %id, "to the core");
@@ -623,6 +787,8 @@ struct Sender {
     cfg: MatrixConfig,
     names: Arc<Mutex<RoomNames>>,
     shutdown: CancellationToken,
+    /// Where the event IDs of relayed messages are reported (for replies to them).
+    events: mpsc::Sender<Event>,
 }
 
 impl Sender {
@@ -715,6 +881,15 @@ impl Sender {
             {
                 Ok(sent) => {
                     out.receipt.sent();
+                    if out.receipt.is_wanted() && out.kind == SendKind::Relay {
+                        // Never waits: the core may be waiting for room in this queue, and
+                        // a lost report only costs a reply its `nick:`.
+                        let _ = self.events.try_send(Event::Delivered {
+                            room: RoomRef::new(&self.cfg.name, &out.room),
+                            id: sent.response.event_id.to_string(),
+                            text: out.text.clone(),
+                        });
+                    }
                     if let OutgoingOp::Tagged(tag) = &out.op {
                         self.tagged
                             .lock()
@@ -756,7 +931,15 @@ pub fn message_content(out: &Outgoing) -> RoomMessageEventContent {
         (SendKind::Relay, None) => RoomMessageEventContent::text_plain(&out.text),
         (SendKind::Relay, Some(html)) => RoomMessageEventContent::text_html(&out.text, html),
     };
-    content.mentions = Some(Mentions::new());
+    content.mentions = Some(if out.mentions.is_empty() {
+        Mentions::new()
+    } else {
+        Mentions::with_user_ids(
+            out.mentions
+                .iter()
+                .filter_map(|id| matrix_sdk::ruma::OwnedUserId::try_from(id.as_str()).ok()),
+        )
+    });
     content
 }
 
@@ -793,6 +976,7 @@ mod tests {
             room: "!r:e".into(),
             text: "pong".into(),
             html: None,
+            mentions: Vec::new(),
             kind: SendKind::Reply,
             priority: Priority::Command,
             op: crate::adapters::OutgoingOp::Message,
@@ -814,5 +998,42 @@ mod tests {
         assert_eq!(json["format"], "org.matrix.custom.html");
         assert_eq!(json["formatted_body"], "<b>a</b>: b");
         assert_eq!(json["m.mentions"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn pills_mention_their_users_and_nobody_else() {
+        let out = Outgoing {
+            room: "!r:e".into(),
+            text: "bob: alice: hi".into(),
+            html: Some("<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into()),
+            mentions: vec!["@alice:e".into(), "not a user id".into()],
+            kind: SendKind::Relay,
+            priority: Priority::Relay,
+            op: crate::adapters::OutgoingOp::Message,
+            receipt: crate::adapters::Receipt::default(),
+        };
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert_eq!(
+            json["m.mentions"],
+            serde_json::json!({"user_ids": ["@alice:e"]})
+        );
+    }
+
+    #[test]
+    fn only_plain_mxc_uris_are_fetched() {
+        assert_eq!(
+            parse_mxc("mxc://example.org:8448/AbC-d_9"),
+            Some(("example.org:8448", "AbC-d_9"))
+        );
+        for bad in [
+            "https://e/x",
+            "mxc://e/../x",
+            "mxc://e/x?y",
+            "mxc:///x",
+            "mxc://e/",
+            "mxc://e/a/b",
+        ] {
+            assert_eq!(parse_mxc(bad), None, "{bad}");
+        }
     }
 }

@@ -228,7 +228,15 @@ impl Bridges {
                     Some(SideKind::Matrix) => plain_form,
                     _ => irc_form,
                 };
-                bridged(spec, dest, text.to_owned(), None, SendKind::Reply, now)
+                bridged(
+                    spec,
+                    dest,
+                    text.to_owned(),
+                    None,
+                    Vec::new(),
+                    SendKind::Reply,
+                    now,
+                )
             })
             .collect()
     }
@@ -296,6 +304,7 @@ mod tests {
         Bridges::new(
             BridgeSettings {
                 bridges: vec![BridgeSpec {
+                    matrix: Default::default(),
                     name: "sig".into(),
                     rooms: vec![irc(), mx()],
                     max_lines: 3,

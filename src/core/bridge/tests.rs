@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::event::{Activity, Media, Member, RichMessage, RoomActivity};
 use crate::core::event::{Principal, Sender};
 use chrono::TimeZone as _;
 use proptest::prelude::*;
@@ -34,6 +35,11 @@ fn spec() -> BridgeSpec {
         staleness: Duration::from_secs(600),
         max_mentions: 3,
         presence: Default::default(),
+        matrix: MatrixRelay {
+            reactions: true,
+            redactions: true,
+            ..MatrixRelay::default()
+        },
     }
 }
 
@@ -349,6 +355,389 @@ fn the_bots_answers_are_copied_to_every_other_room_once() {
     assert!(
         b.fan_out(&[Action::reply(&RoomRef::new("x", "#y"), "hi")], t0())
             .is_empty()
+    );
+}
+
+fn rich(text: &str, html: Option<&str>, id: &str, reply_to: Option<&str>) -> RichMessage {
+    let mut message = msg(mx(), "Bob", text);
+    message.id = Some(id.into());
+    RichMessage {
+        message,
+        html: html.map(str::to_owned),
+        reply_to: reply_to.map(str::to_owned),
+        encrypted: false,
+    }
+}
+
+fn bob_did(what: Activity) -> RoomActivity {
+    RoomActivity {
+        room: mx(),
+        sender: Sender {
+            nick: "Bob".into(),
+            principal: Some(Principal::new("fedora", "@bob:example.org")),
+        },
+        id: Some("$act".into()),
+        sent_at: None,
+        what,
+        encrypted: false,
+    }
+}
+
+#[test]
+fn formatted_matrix_messages_arrive_as_mirc_and_long_code_as_a_paste() {
+    let mut b = bridges();
+    let out = b.relay_rich(
+        &rich(
+            "**hi** and code",
+            Some(
+                "<strong>hi</strong> <em>there</em><pre><code>fn a() {}\nfn b() {}\n</code></pre>",
+            ),
+            "$1",
+            None,
+        ),
+        t0(),
+    );
+    let lines = to(&out, &irc());
+    assert_eq!(lines[0], "<B\u{200B}ob> \x02hi\x02 \x1dthere\x1d");
+    let paste = out.iter().find_map(|a| match a {
+        Action::Paste { id, text } => Some((id.clone(), text.clone())),
+        _ => None,
+    });
+    let (id, text) = paste.expect("a paste for the code block");
+    assert_eq!(text, "fn a() {}\nfn b() {}");
+    assert_eq!(
+        lines[1],
+        format!("<B\u{200B}ob> (code: https://bot.example.org/paste/{id})")
+    );
+    // Another Matrix room would get the HTML itself (here: none but the source).
+    assert!(to(&out, &mx()).is_empty());
+}
+
+#[test]
+fn matrix_pills_become_display_names_on_irc() {
+    let mut b = bridges();
+    let out = b.relay_rich(
+        &rich(
+            "Alice Smith: look",
+            Some(r#"<a href="https://matrix.to/#/@alice:example.org">Alice Smith</a>: look"#),
+            "$1",
+            None,
+        ),
+        t0(),
+    );
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> Alice Smith: look"]);
+}
+
+#[test]
+fn irc_mentions_of_matrix_members_become_pills_with_m_mentions() {
+    let mut b = bridges();
+    b.set_room_members(
+        &mx(),
+        vec![
+            Member {
+                id: Some("@alice:example.org".into()),
+                name: "Alice Smith".into(),
+            },
+            Member {
+                id: Some("@al:example.org".into()),
+                name: "Al <x>".into(),
+            },
+        ],
+    );
+    let out = b.relay(
+        &msg(
+            irc(),
+            "dave",
+            "Alice Smith: ping, also al and alice; not malice or al2",
+        ),
+        t0(),
+    );
+    let m = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Bridged(m) if m.room == mx() => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        m.text,
+        "dave: Alice Smith: ping, also al and alice; not malice or al2"
+    );
+    let alice = r#"<a href="https://matrix.to/#/@alice:example.org">Alice Smith</a>"#;
+    let al = r#"<a href="https://matrix.to/#/@al:example.org">Al x</a>"#;
+    assert_eq!(
+        m.html.as_deref().unwrap(),
+        format!("<b>dave</b>: {alice}: ping, also {al} and {alice}; not malice or al2")
+    );
+    assert_eq!(m.mentions, ["@alice:example.org", "@al:example.org"]);
+    // The IRC side is left alone.
+    assert!(
+        to(&out, &oftc())[0].ends_with("Alice Smith: ping, also al and alice; not malice or al2")
+    );
+    // Matrix users' own messages get no pills from the bridge, and the sender's name none.
+    let out = b.relay(&msg(irc(), "alice", "hello"), t0());
+    let m = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Bridged(m) if m.room == mx() => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(m.html.as_deref(), Some("<b>alice</b>: hello"));
+    assert!(m.mentions.is_empty());
+}
+
+#[test]
+fn mass_pills_are_not_made() {
+    let mut b = bridges();
+    let members = (0..5)
+        .map(|i| Member {
+            id: Some(format!("@user{i}:example.org")),
+            name: format!("user{i}"),
+        })
+        .collect();
+    b.set_room_members(&mx(), members);
+    let out = b.relay(&msg(irc(), "spam", "user0 user1 user2 user3 user4"), t0());
+    let Some(Action::Bridged(m)) = out
+        .iter()
+        .find(|a| matches!(a, Action::Bridged(m) if m.room == mx()))
+    else {
+        panic!()
+    };
+    assert!(m.mentions.is_empty());
+    assert!(!m.html.as_deref().unwrap().contains("<a "));
+}
+
+#[test]
+fn a_matrix_name_equal_to_another_members_name_shows_the_user_id() {
+    let mut b = bridges();
+    b.set_room_members(
+        &mx(),
+        vec![
+            Member {
+                id: Some("@bob:example.org".into()),
+                name: "Bob".into(),
+            },
+            Member {
+                id: Some("@impostor:example.org".into()),
+                name: "bob".into(),
+            },
+        ],
+    );
+    // Bob has not spoken yet, but is in the room: the impostor is told apart at once.
+    let mut m = msg(mx(), "bob", "send me your password");
+    m.sender.principal = Some(Principal::new("fedora", "@impostor:example.org"));
+    assert_eq!(
+        to(&b.relay(&m, t0()), &irc()),
+        ["<b\u{200B}ob (@impostor:example.org)> send me your password"]
+    );
+}
+
+#[test]
+fn small_edits_are_substitutions_larger_ones_the_new_text() {
+    let mut b = bridges();
+    b.relay_rich(&rich("the bulid is broken again", None, "$1", None), t0());
+    let edit = |of: &str, text: &str| {
+        bob_did(Activity::Edit {
+            of: of.into(),
+            text: text.into(),
+            html: None,
+        })
+    };
+    let out = b.relay_activity(&edit("$1", "the build is broken again"), t0());
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> s/bulid/build/"]);
+    // The next edit compares with the edited text.
+    let out = b.relay_activity(&edit("$1", "all fine now, sorry"), t0());
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> * all fine now, sorry"]);
+    // An edit of a message not remembered: the new text.
+    let out = b.relay_activity(&edit("$unknown", "hello"), t0());
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> * hello"]);
+}
+
+#[test]
+fn edit_modes_full_and_ignore() {
+    let mut b = bridges();
+    b.settings.bridges[0].matrix.edits = EditMode::Full;
+    b.relay_rich(&rich("teh cat", None, "$1", None), t0());
+    let edit = bob_did(Activity::Edit {
+        of: "$1".into(),
+        text: "the cat".into(),
+        html: None,
+    });
+    assert_eq!(
+        to(&b.relay_activity(&edit, t0()), &irc()),
+        ["<B\u{200B}ob> * the cat"]
+    );
+    b.settings.bridges[0].matrix.edits = EditMode::Ignore;
+    assert!(b.relay_activity(&edit, t0()).is_empty());
+}
+
+#[test]
+fn substitution_cases() {
+    assert_eq!(
+        substitution("hello wrold", "hello world").as_deref(),
+        Some("s/wrold/world/")
+    );
+    // Insertions, several lines, ambiguous or slashed parts, big changes: the new text.
+    assert_eq!(substitution("hello world", "hello big world"), None);
+    assert_eq!(substitution("a b", "a c\nd"), None);
+    assert_eq!(substitution("ab ab x", "ab ac x"), None);
+    assert_eq!(substitution("see a/b here", "see a/c here"), None);
+    assert_eq!(substitution("short", "other"), None);
+    assert_eq!(substitution("same", "same"), None);
+}
+
+#[test]
+fn replies_name_the_original_sender_and_quote_it_when_not_recent() {
+    let mut b = bridges();
+    let mut first = msg(mx(), "alice", "is the mirror up?");
+    first.id = Some("$q".into());
+    b.relay(&first, t0());
+    let out = b.relay_rich(&rich("yes", None, "$r1", Some("$q")), t0());
+    assert_eq!(to(&out, &oftc()), ["<B\u{200B}ob> alice: yes"]);
+    // Four messages later, or much later: with a snippet of what is answered.
+    for i in 0..4 {
+        let mut m = msg(mx(), "carol", &format!("chatter {i}"));
+        m.id = Some(format!("$c{i}"));
+        b.relay(&m, t0());
+    }
+    let out = b.relay_rich(&rich("it is", None, "$r2", Some("$q")), t0());
+    assert_eq!(
+        to(&out, &oftc()),
+        ["<B\u{200B}ob> alice: it is (re \"is the mirror up?\")"]
+    );
+    let later = t0() + chrono::TimeDelta::minutes(30);
+    let out = b.relay_rich(&rich("still", None, "$r3", Some("$r2")), later);
+    assert_eq!(
+        to(&out, &oftc()),
+        ["<B\u{200B}ob> Bob: still (re \"it is\")"]
+    );
+    // A reply to something unknown is relayed as it is.
+    let out = b.relay_rich(&rich("what?", None, "$r4", Some("$nope")), t0());
+    assert_eq!(to(&out, &oftc()), ["<B\u{200B}ob> what?"]);
+}
+
+#[test]
+fn replies_and_reactions_to_relayed_irc_lines_name_their_irc_author() {
+    let mut b = bridges();
+    // dave's line was written to the Matrix room as `$m1`.
+    b.remember_delivered(&mx(), "$m1", "dave: is the mirror up?", t0());
+    let out = b.relay_rich(&rich("yes", None, "$r", Some("$m1")), t0());
+    assert_eq!(to(&out, &irc()), ["<B\u{200B}ob> dave: yes"]);
+    let react = bob_did(Activity::Reaction {
+        to: "$m1".into(),
+        key: "👍".into(),
+    });
+    assert_eq!(
+        to(&b.relay_activity(&react, t0()), &irc()),
+        ["* B\u{200B}ob reacted 👍 to \"is the mirror up?\""]
+    );
+    // Rooms outside bridges are not remembered.
+    b.remember_delivered(&RoomRef::new("fedora", "!other"), "$x", "a: b", t0());
+    assert!(b.recall(&RoomRef::new("fedora", "!other"), "$x").is_none());
+}
+
+#[test]
+fn reactions_and_redactions_are_notices_when_enabled() {
+    let mut b = bridges();
+    b.relay_rich(
+        &rich(
+            "a rather long message that will be cut in the quote",
+            None,
+            "$1",
+            None,
+        ),
+        t0(),
+    );
+    let react = bob_did(Activity::Reaction {
+        to: "$1".into(),
+        key: "👍".into(),
+    });
+    assert_eq!(
+        to(&b.relay_activity(&react, t0()), &irc()),
+        ["* B\u{200B}ob reacted 👍 to \"a rather long message that will be cut…\""]
+    );
+    let redact = bob_did(Activity::Redaction {
+        of: "$1".into(),
+        reason: None,
+    });
+    assert_eq!(
+        to(&b.relay_activity(&redact, t0()), &irc()),
+        ["* B\u{200B}ob deleted \"a rather long message that will be cut…\""]
+    );
+    // Removing something the other side never saw says nothing.
+    let unknown = bob_did(Activity::Redaction {
+        of: "$x".into(),
+        reason: None,
+    });
+    assert!(b.relay_activity(&unknown, t0()).is_empty());
+    b.settings.bridges[0].matrix.reactions = false;
+    b.settings.bridges[0].matrix.redactions = false;
+    assert!(b.relay_activity(&react, t0()).is_empty());
+    assert!(b.relay_activity(&redact, t0()).is_empty());
+}
+
+#[test]
+fn media_becomes_a_link_to_the_bots_web_site() {
+    let mut b = bridges();
+    let media = |url: &str, encrypted: bool| {
+        bob_did(Activity::Media(Media {
+            kind: crate::core::MediaKind::Image,
+            body: "cat.png".into(),
+            url: url.into(),
+            mimetype: Some("image/png".into()),
+            size: Some(120 * 1024),
+            encrypted,
+        }))
+    };
+    let out = b.relay_activity(&media("mxc://example.org/abc", false), t0());
+    let Some(Action::MediaLink {
+        id,
+        network,
+        uri,
+        mimetype,
+        ..
+    }) = out.first()
+    else {
+        panic!("the link is stored first: {out:?}")
+    };
+    assert_eq!(
+        (network.as_str(), uri.as_str(), mimetype.as_deref()),
+        ("fedora", "mxc://example.org/abc", Some("image/png"))
+    );
+    assert_eq!(id.len(), 20);
+    assert_eq!(
+        to(&out, &irc()),
+        [format!(
+            "* B\u{200B}ob sent cat.png (120 KB): https://bot.example.org/media/{id}"
+        )]
+    );
+    let out = b.relay_activity(&media("mxc://example.org/abc", true), t0());
+    assert!(!out.iter().any(|a| matches!(a, Action::MediaLink { .. })));
+    assert_eq!(
+        to(&out, &irc()),
+        ["* B\u{200B}ob sent cat.png (120 KB) (end-to-end encrypted, not shown here)"]
+    );
+    assert_eq!(human_size(900), "900 B");
+    assert_eq!(human_size(3 * 1024 * 1024 + 400_000), "3.4 MB");
+}
+
+#[test]
+fn encrypted_rooms_are_relayed_only_when_the_bridge_says_so() {
+    let mut b = bridges();
+    let mut m = rich("secret", None, "$1", None);
+    m.encrypted = true;
+    assert!(b.relay_rich(&m, t0()).is_empty());
+    let mut react = bob_did(Activity::Reaction {
+        to: "$1".into(),
+        key: "x".into(),
+    });
+    react.encrypted = true;
+    assert!(b.relay_activity(&react, t0()).is_empty());
+    b.settings.bridges[0].matrix.encrypted = true;
+    assert_eq!(
+        to(&b.relay_rich(&m, t0()), &irc()),
+        ["<B\u{200B}ob> secret"]
     );
 }
 

@@ -1,0 +1,405 @@
+//! The bridge between IRC and Matrix (issue 8) with the real servers: an IRC client on
+//! InspIRCd and Matrix clients on Synapse, talking through the bot. Names with the
+//! zero-width space on IRC and `<b>nick</b>:` on Matrix, formatting both ways, pills both
+//! ways, an edit as `s/old/new/`, a reply, an image served by the bot's web site, and
+//! nothing lost while Synapse restarts or while the bot is down.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::bot::Bot;
+use crate::support::{
+    IrcClass, IrcClient, IrcLine, IrcServer, MatrixClient, MatrixUser, RoomSpec, SynapseServer,
+    free_port, temp_dir,
+};
+
+/// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+const CHANNEL: &str = "#sig";
+const ALIAS: &str = "#sig:sigbot.test";
+
+/// Synapse, InspIRCd, the bot's Matrix account and two Matrix users, the bridged room made
+/// by alice, and the bot's web port.
+struct World {
+    synapse: SynapseServer,
+    irc: IrcServer,
+    bot_user: MatrixUser,
+    alice: MatrixClient,
+    bob: MatrixUser,
+    room: String,
+    web: u16,
+}
+
+impl World {
+    async fn new() -> World {
+        let synapse = SynapseServer::start().await;
+        let irc = IrcServer::start(IrcClass::Unlimited).await;
+        let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+        let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+        let bob = synapse.register_user("bob", "bob-secret-pw").await;
+        let alice = synapse.client(&alice_user);
+        let room = alice
+            .create_room(RoomSpec {
+                alias: Some("sig".into()),
+                public: true,
+                ..RoomSpec::default()
+            })
+            .await;
+        World {
+            synapse,
+            irc,
+            bot_user,
+            alice,
+            bob,
+            room,
+            web: free_port(),
+        }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            r##"[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[web]
+listen = "127.0.0.1:{web}"
+
+[[irc]]
+name = "testnet"
+server = "127.0.0.1:{irc_port}"
+tls = false
+nick = "sigbot"
+
+[[matrix]]
+name = "hs"
+homeserver = "{hs}"
+user = "{bot}"
+password = {password:?}
+rooms = ["{ALIAS}"]
+
+[[bridge]]
+name = "sig"
+rooms = ["testnet/{CHANNEL}", "hs/{ALIAS}"]
+edits = "diff"
+reactions = true
+"##,
+            web = self.web,
+            irc_port = self.irc.port(),
+            hs = self.synapse.url(),
+            bot = self.bot_user.user_id,
+            password = self.bot_user.password,
+        )
+    }
+
+    /// Starts the bot, with dave on IRC in the channel, once the bot is in both rooms.
+    async fn start(&mut self, dir: &std::path::Path) -> (Bot, IrcClient) {
+        let bot = Bot::start(dir, &self.config());
+        self.wait_bot_in_room().await;
+        let dave = irc_user_with_bot(&self.irc, "dave").await;
+        (bot, dave)
+    }
+
+    async fn wait_bot_in_room(&mut self) {
+        let bot_id = self.bot_user.user_id.clone();
+        self.alice
+            .wait_for_event(&self.room, WAIT, |ev| {
+                ev["type"] == "m.room.member"
+                    && ev["state_key"] == bot_id
+                    && ev["content"]["membership"] == "join"
+            })
+            .await;
+    }
+
+    /// The bot's next message in the room, as alice's client sees it.
+    async fn bot_says(&mut self) -> Value {
+        let bot_id = self.bot_user.user_id.clone();
+        let ev = self
+            .alice
+            .wait_for_event(&self.room, WAIT, |ev| {
+                ev["type"] == "m.room.message" && ev["sender"] == bot_id
+            })
+            .await;
+        ev["content"].clone()
+    }
+}
+
+/// Connects `nick` to the IRC server and joins the channel once the bot is in it.
+async fn irc_user_with_bot(server: &IrcServer, nick: &str) -> IrcClient {
+    let mut client = IrcClient::connect(server, nick).await;
+    client.send(&format!("JOIN {CHANNEL}")).await;
+    client
+        .wait_for(WAIT * 2, |l| {
+            (l.command == "JOIN" && l.nick() == Some("sigbot"))
+                || (l.command == "353"
+                    && l.text()
+                        .split(' ')
+                        .any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
+        })
+        .await;
+    client
+}
+
+fn from_bot(l: &IrcLine) -> bool {
+    l.nick() == Some("sigbot") && l.command == "PRIVMSG"
+}
+
+/// The next line the bot says on IRC.
+async fn bot_line(client: &mut IrcClient) -> String {
+    client.wait_for(WAIT, from_bot).await.text().to_owned()
+}
+
+/// alice as IRC shows her.
+const ALICE: &str = "a\u{200B}lice";
+
+#[tokio::test]
+async fn irc_and_matrix_read_each_other_naturally() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix");
+    let (mut bot, mut dave) = w.start(dir.path()).await;
+    let room = w.room.clone();
+
+    // Matrix -> IRC: the nick with a zero-width space.
+    let hello = w.alice.send_text(&room, "hello from matrix").await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("<{ALICE}> hello from matrix")
+    );
+
+    // IRC -> Matrix: `nick: text`, formatted `<b>nick</b>: text`, mIRC bold as HTML.
+    dave.privmsg(CHANNEL, "hi \x02there\x02").await;
+    let got = w.bot_says().await;
+    assert_eq!(got["msgtype"], "m.text", "{got}");
+    assert_eq!(got["body"], "dave: hi there", "{got}");
+    assert_eq!(
+        got["formatted_body"], "<b>dave</b>: hi <b>there</b>",
+        "{got}"
+    );
+    assert_eq!(got["m.mentions"], json!({}), "{got}");
+
+    // A formatted Matrix message arrives as mIRC codes.
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "**bold** and _it_",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<strong>bold</strong> and <em>it</em>",
+            }),
+        )
+        .await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("<{ALICE}> \x02bold\x02 and \x1dit\x1d")
+    );
+
+    // A Matrix pill arrives as the display name.
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "bob: look",
+                "format": "org.matrix.custom.html",
+                "formatted_body": format!(
+                    "<a href=\"https://matrix.to/#/{}\">bob</a>: look", w.bob.user_id
+                ),
+                "m.mentions": {"user_ids": [w.bob.user_id]},
+            }),
+        )
+        .await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> bob: look"));
+
+    // An IRC mention of a Matrix member becomes a pill that mentions her, and only her.
+    dave.privmsg(CHANNEL, "alice: ping").await;
+    let got = w.bot_says().await;
+    let alice_id = w.alice.user_id().to_owned();
+    assert_eq!(got["body"], "dave: alice: ping", "{got}");
+    assert_eq!(
+        got["formatted_body"],
+        format!("<b>dave</b>: <a href=\"https://matrix.to/#/{alice_id}\">alice</a>: ping"),
+        "{got}"
+    );
+    assert_eq!(got["m.mentions"], json!({"user_ids": [alice_id]}), "{got}");
+
+    // A reply and a reaction to a line from IRC name its IRC author.
+    dave.privmsg(CHANNEL, "is the mirror up?").await;
+    let question = w
+        .alice
+        .wait_for_message(&room, WAIT, |b| b == "dave: is the mirror up?")
+        .await;
+    let question = question["event_id"].as_str().unwrap().to_owned();
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "yes",
+                "m.relates_to": {"m.in_reply_to": {"event_id": question}},
+            }),
+        )
+        .await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> dave: yes"));
+    w.alice
+        .send_event(
+            &room,
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": question, "key": "👍"}}),
+        )
+        .await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("* {ALICE} reacted 👍 to \"is the mirror up?\"")
+    );
+
+    // An edit arrives as s/old/new/.
+    let typo = w.alice.send_text(&room, "the bulid is green").await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("<{ALICE}> the bulid is green")
+    );
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "* the build is green",
+                "m.new_content": {"msgtype": "m.text", "body": "the build is green"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": typo},
+            }),
+        )
+        .await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("<{ALICE}> s/bulid/build/")
+    );
+
+    // A reply to a message several lines back names its sender and quotes it.
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "still true",
+                "m.relates_to": {"m.in_reply_to": {"event_id": hello}},
+            }),
+        )
+        .await;
+    assert_eq!(
+        bot_line(&mut dave).await,
+        format!("<{ALICE}> alice: still true (re \"hello from matrix\")")
+    );
+
+    // An image: a link to the bot's web site, which fetches it with the bot's login.
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..2000u32).map(|i| (i % 251) as u8))
+        .collect();
+    let upload: Value = w
+        .alice
+        .request(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload?filename=cat.png",
+        )
+        .header("content-type", "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload reply");
+    let mxc = upload["content_uri"].as_str().expect("content_uri");
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.image",
+                "body": "cat.png",
+                "url": mxc,
+                "info": {"mimetype": "image/png", "size": png.len()},
+            }),
+        )
+        .await;
+    let line = bot_line(&mut dave).await;
+    let prefix = format!(
+        "* {ALICE} sent cat.png (2 KB): http://127.0.0.1:{}/media/",
+        w.web
+    );
+    let id = line
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("not a media line: {line:?}"));
+    assert!(id.len() >= 20, "{id}");
+    let resp = reqwest::get(format!("http://127.0.0.1:{}/media/{id}", w.web))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), png.as_slice());
+    let resp = reqwest::get(format!(
+        "http://127.0.0.1:{}/media/aaaaaaaaaaaaaaaaaaaa",
+        w.web
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn irc_lines_said_while_synapse_restarts_arrive_afterwards_in_order() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix-synapse-down");
+    let (mut bot, dave) = w.start(dir.path()).await;
+
+    dave.privmsg(CHANNEL, "before").await;
+    assert_eq!(w.bot_says().await["body"], "dave: before");
+
+    w.synapse.stop();
+    for i in 1..=5 {
+        dave.privmsg(CHANNEL, &format!("while down {i}")).await;
+    }
+    for _ in 1..=5 {
+        bot.wait_log(WAIT, "bridged message stored").await;
+    }
+    w.synapse.restart().await;
+    for i in 1..=5 {
+        let got = w.bot_says().await;
+        assert_eq!(got["body"], format!("dave: while down {i}"), "line {i}");
+    }
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn matrix_lines_sent_while_the_bot_is_down_arrive_after_its_restart() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix-bot-down");
+    let (mut bot, mut dave) = w.start(dir.path()).await;
+    let room = w.room.clone();
+
+    w.alice.send_text(&room, "before").await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> before"));
+
+    bot.kill().await;
+    for i in 1..=3 {
+        w.alice.send_text(&room, &format!("while away {i}")).await;
+    }
+    bot.restart();
+    for i in 1..=3 {
+        let got = dave.wait_for(WAIT * 2, from_bot).await;
+        assert!(
+            got.is_privmsg(CHANNEL, &format!("<{ALICE}> while away {i}")),
+            "line {i} in order: {}\nbot log:\n{}",
+            got.raw,
+            bot.log_tail(80)
+        );
+    }
+    // Once each: the next line is one sent after the restart.
+    w.alice.send_text(&room, "after").await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> after"));
+}
