@@ -15,3 +15,4 @@ mod matrix;
 mod meetings;
 mod selftest;
 mod support;
+mod web;
