@@ -1,9 +1,14 @@
 //! Meetings benchmark (issue 5): (a) the whole render, all six files, from a raw log;
 //! (b) the cost per line of a live meeting, journal write included, fed one by one.
 //!
-//! usage: cargo run --example meetings_bench -- LOG.txt [RUNS]
-//! (`bench/meetings.sh` generates the 10,000-line log and runs it optimized.)
+//! usage: `cargo bench --bench meetings [-- LOG.txt] [RUNS]`
+//!
+//! Without a log it generates the 10,000-line meeting with `../shared/bench/gen_meeting_log.py`
+//! (`$GEN_MEETING_LOG` names another copy of the script). `bench/meetings.sh N` does the same
+//! for a meeting of N lines.
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeDelta};
@@ -15,16 +20,47 @@ use sigbot::minutes::log::{meeting_from_log, parse_log};
 use sigbot::minutes::render_all;
 use sigbot::store::Store;
 
+/// The meeting size the issue measures.
+const LINES: usize = 10_000;
+
+/// Writes the synthetic meeting of `LINES` lines into `dir` and returns its path.
+fn generate_log(dir: &std::path::Path) -> PathBuf {
+    let script = std::env::var_os("GEN_MEETING_LOG").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_meeting_log.py"),
+        PathBuf::from,
+    );
+    let log = dir.join("bench.2020-06-10-12.00.log.txt");
+    let status = Command::new("python3")
+        .arg(&script)
+        .arg(LINES.to_string())
+        .arg(&log)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(status.success(), "{} failed: {status}", script.display());
+    log
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: meetings_bench LOG.txt [RUNS]");
-    let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(15);
+    // `cargo bench` adds `--bench` (and passes a name filter, if given, as a word): an
+    // existing file is the log, a number the runs, anything else is not ours.
+    let mut log = None;
+    let mut runs: usize = 15;
+    for arg in std::env::args().skip(1).filter(|a| !a.starts_with("--")) {
+        if let Ok(n) = arg.parse() {
+            runs = n;
+        } else if std::path::Path::new(&arg).is_file() {
+            log = Some(PathBuf::from(arg));
+        }
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let path = log.unwrap_or_else(|| generate_log(scratch.path()));
     let raw = std::fs::read_to_string(&path).expect("read the log");
+    println!("meetings benchmark on {}", path.display());
     let date = NaiveDate::from_ymd_opt(2020, 6, 10).unwrap();
     let room = RoomRef::new("libera", "#fedora-meeting");
 

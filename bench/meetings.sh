@@ -1,7 +1,7 @@
 #!/bin/sh
-# Meetings benchmark (issue 5): renders the 10,000-line synthetic meeting and replays it
-# live through the core with the journal. The sigbot crate is built optimized; its
-# dependencies keep the dev profile, so this shares compiled dependencies with `cargo test`.
+# Meetings benchmark (issue 5) on a meeting of N lines (default 10,000): renders it and replays
+# it live through the core with the journal, built with the bench (release) profile.
+# `cargo bench --bench meetings` alone does the same for 10,000 lines.
 set -eu
 n=${1:-10000}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,5 +10,4 @@ log=$(mktemp --suffix=.log.txt)
 trap 'rm -f "$log"' EXIT
 python3 "$gen" "$n" "$log"
 cd "$here"
-cargo run --quiet --example meetings_bench \
-  --config 'profile.dev.package.sigbot.opt-level=3' -- "$log" "${RUNS:-15}"
+cargo bench --quiet --bench meetings -- "$log" "${RUNS:-15}"

@@ -67,9 +67,15 @@ impl BridgeOutbox {
             tracing::warn!(room = %m.room, "no running network for this bridged room; message dropped");
             return Ok(());
         };
-        let id = self.store.outbox_put(m)?;
-        tracing::debug!(room = %m.room, id, "bridged message stored");
-        wake.notify_one();
+        match self.store.outbox_put(m)? {
+            Some(id) => {
+                tracing::debug!(room = %m.room, id, "bridged message stored");
+                wake.notify_one();
+            }
+            None => {
+                tracing::info!(room = %m.room, source = ?m.source, "bridged message seen before; not stored again");
+            }
+        }
         Ok(())
     }
 }

@@ -126,6 +126,16 @@ const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL,
         mimetype TEXT
     );",
+    // 7: the relayed messages already stored in the bridge outbox, by source message and
+    // destination room, so that a message handled again after a crash is stored once.
+    "CREATE TABLE bridge_seen (
+        source TEXT NOT NULL,
+        network TEXT NOT NULL,
+        room TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (source, network, room)
+    );
+    CREATE INDEX bridge_seen_by_age ON bridge_seen (at_ms);",
 ];
 
 /// A file a bridged message links to (`/media/<id>`): where the network keeps it.
@@ -271,9 +281,31 @@ impl Store {
     }
 
     /// Stores a bridged message in its network's outbox; returns its row id.
-    pub fn outbox_put(&self, m: &crate::core::Bridged) -> Result<i64, StoreError> {
+    /// Stores a bridged message; `None` when its source was stored for that room before.
+    pub fn outbox_put(&self, m: &crate::core::Bridged) -> Result<Option<i64>, StoreError> {
         self.with(|c| {
-            c.prepare_cached(
+            let tx = c.transaction()?;
+            if let Some(source) = &m.source {
+                // A day of memory is plenty: replays come from the last few minutes.
+                let cutoff = chrono::Utc::now().timestamp_millis() - 86_400_000;
+                tx.prepare_cached("DELETE FROM bridge_seen WHERE at_ms < ?1")?
+                    .execute([cutoff])?;
+                let fresh = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO bridge_seen (source, network, room, at_ms)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        source,
+                        m.room.network,
+                        m.room.room,
+                        chrono::Utc::now().timestamp_millis()
+                    ])?;
+                if fresh == 0 {
+                    return Ok(None);
+                }
+            }
+            tx.prepare_cached(
                 "INSERT INTO bridge_outbox (network, room, text, html, reply, at_ms, staleness_ms, bridge, mentions)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
@@ -288,7 +320,9 @@ impl Store {
                 m.bridge,
                 m.mentions.join("\n"),
             ])?;
-            Ok(c.last_insert_rowid())
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(id))
         })
     }
 
@@ -306,6 +340,7 @@ impl Store {
                 Ok(OutboxRow {
                     id: r.get(0)?,
                     message: crate::core::Bridged {
+                        source: None,
                         room: RoomRef::new(network, r.get::<_, String>(1)?),
                         text: r.get(2)?,
                         html: r.get(3)?,

@@ -965,6 +965,7 @@ fn bridged(
     now: DateTime<Utc>,
 ) -> Action {
     Action::Bridged(Bridged {
+        source: None,
         bridge: spec.name.clone(),
         room: room.clone(),
         text,

@@ -398,12 +398,32 @@ pub fn mentions(text: &str, nick: &str) -> bool {
             .next_back()
             .is_none_or(|c| !is_word(c));
         let after_ok = text[end..].chars().next().is_none_or(|c| !is_word(c));
-        if before_ok && after_ok {
+        if before_ok && after_ok && !in_server_name(&text, start) {
             return true;
         }
         from = start + text[start..].chars().next().map_or(1, char::len_utf8);
     }
     false
+}
+
+/// Whether byte `at` of `text` falls in the server name of a Matrix user ID
+/// (`@alice:sigbot.test`): a nick that happens to be part of a server name is not named there.
+fn in_server_name(text: &str, at: usize) -> bool {
+    let token_start = text[..at].rfind(char::is_whitespace).map_or(0, |i| {
+        i + text[i..].chars().next().map_or(1, char::len_utf8)
+    });
+    // `(@alice:sigbot.test)`, `<@alice:sigbot.test>`: what opens the ID is not part of it.
+    let before =
+        text[token_start..at].trim_start_matches(|c: char| !c.is_alphanumeric() && c != '@');
+    before.starts_with('@') && before.contains(':')
+}
+
+/// The Matrix user ID in a name that the Matrix adapter disambiguated because two members
+/// of the room share a display name: `Alice (@alice:example.org)` -> `@alice:example.org`.
+/// Such a person is named in an action item, or made a chair, by that user ID too.
+pub fn user_id_of(nick: &str) -> Option<&str> {
+    let id = nick.strip_suffix(')')?.rsplit_once(" (")?.1;
+    (id.starts_with('@') && id.contains(':') && !id.contains(char::is_whitespace)).then_some(id)
 }
 
 /// A meeting: its log, its minutes, and who runs it.
@@ -460,8 +480,12 @@ impl Meeting {
         }
     }
 
+    /// Whether `nick` may run chair-only commands; a Matrix name disambiguated by user ID
+    /// is also a chair when its user ID was made one (`#chair @alice:example.org`).
     pub fn is_chair(&self, nick: &str) -> bool {
-        nick == self.owner || self.chairs.contains(nick)
+        nick == self.owner
+            || self.chairs.contains(nick)
+            || user_id_of(nick).is_some_and(|id| self.chairs.contains(id))
     }
 
     /// The owner and the chairs, sorted.
@@ -531,7 +555,11 @@ impl Meeting {
                 .items
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| i.kind == ItemKind::Action && mentions(&i.text, nick))
+                .filter(|(_, i)| {
+                    i.kind == ItemKind::Action
+                        && (mentions(&i.text, nick)
+                            || user_id_of(nick).is_some_and(|id| mentions(&i.text, id)))
+                })
                 .map(|(n, i)| {
                     assigned[n] = true;
                     i

@@ -157,6 +157,23 @@ impl Core {
             Event::Activity(act) => self.bridges.relay_activity(act, now),
             _ => Vec::new(),
         };
+        // Relayed copies of a message with an ID name it, so that the outbox stores them once.
+        let source = match &event {
+            Event::Message(m) => m.id.as_ref().map(|id| format!("{}/{id}", m.room)),
+            Event::RichMessage(r) => r
+                .message
+                .id
+                .as_ref()
+                .map(|id| format!("{}/{id}", r.message.room)),
+            _ => None,
+        };
+        if let Some(source) = source {
+            for a in &mut out {
+                if let Action::Bridged(b) = a {
+                    b.source = Some(source.clone());
+                }
+            }
+        }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
         let actions = self.meetings.log_outgoing(actions, now);

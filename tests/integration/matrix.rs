@@ -663,3 +663,169 @@ async fn rate_limited_replies_are_retried_and_keep_their_order() {
     );
     bot.terminate(WAIT).await;
 }
+
+/// Sets `client`'s display name (before it joins, so that its join carries it).
+async fn set_display_name(client: &MatrixClient, name: &str) {
+    let path = format!(
+        "/_matrix/client/v3/profile/{}/displayname",
+        crate::support::matrix::encode(client.user_id())
+    );
+    let status = client
+        .request(reqwest::Method::PUT, &path)
+        .json(&json!({ "displayname": name }))
+        .send()
+        .await
+        .expect("set the display name")
+        .status();
+    assert!(status.is_success(), "PUT {path}: {status}");
+}
+
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Issue 5, point 7: a meeting in a Matrix room, where two people call themselves "Alice".
+/// The minutes list them as two attendees told apart by user ID, with their own line counts
+/// and action items.
+#[tokio::test]
+async fn a_meeting_in_a_matrix_room_tells_namesakes_apart_by_user_id() {
+    let w = World::new().await;
+    let other = w.synapse.register_user("alice2", "alice2-secret-pw").await;
+    let mut alice = w.client(&w.alice);
+    let mut alice2 = w.client(&other);
+    let mut bob = w.client(&w.bob);
+    set_display_name(&alice, "Alice").await;
+    set_display_name(&alice2, "Alice").await;
+    set_display_name(&bob, "Bob").await;
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("meet".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    alice2.join(&room).await;
+    bob.join(&room).await;
+
+    let bot_id = w.bot_user.user_id.clone();
+    let dir = temp_dir("matrix-meeting");
+    let config = format!(
+        "{}\n[meetings]\nrooms = [\"{NETWORK}/#meet:sigbot.test\"]\n",
+        w.config(&["#meet:sigbot.test"])
+    );
+    let (_bot, _) = start_bot(dir.path(), &config).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+
+    let (a1, a2) = (
+        format!("Alice ({})", w.alice.user_id),
+        format!("Alice ({})", other.user_id),
+    );
+    alice.send_text(&room, "#startmeeting Namesakes").await;
+    let started = bot_says(&mut alice, &room, &bot_id).await;
+    let started = started["body"].as_str().unwrap();
+    assert!(started.contains("Meeting started"), "{started}");
+    assert!(
+        started.contains(&a1),
+        "the chair is named by user ID: {started}"
+    );
+
+    alice2.send_text(&room, "hello from the other Alice").await;
+    alice2.send_text(&room, "I can write the docs").await;
+    bob.send_text(&room, "hi").await;
+    alice
+        .send_text(&room, &format!("#action {} writes the docs", other.user_id))
+        .await;
+    alice
+        .send_text(&room, &format!("#action {a1} reviews them"))
+        .await;
+    alice.send_text(&room, "#action Bob buys cake").await;
+    alice.send_text(&room, "#endmeeting").await;
+    alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["sender"] == bot_id.as_str()
+                && ev["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Minutes:"))
+        })
+        .await;
+
+    let files = files_below(&dir.path().join("data/meetings/meet_matrix_sigbot-test"));
+    let json_file = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".json"))
+        .unwrap_or_else(|| panic!("no JSON minutes among {files:?}"));
+    let minutes: Value =
+        serde_json::from_str(&std::fs::read_to_string(json_file).unwrap()).expect("JSON minutes");
+
+    // People present, with the lines each said.
+    let mut people: Vec<(String, u64)> = minutes["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["nick"].as_str().unwrap().to_owned(),
+                a["lines"].as_u64().unwrap(),
+            )
+        })
+        .filter(|(nick, _)| nick != "sigbot")
+        .collect();
+    people.sort();
+    let mut expected = vec![(a1.clone(), 5), (a2.clone(), 2), ("Bob".to_owned(), 1)];
+    expected.sort();
+    assert_eq!(people, expected, "{minutes:#}");
+
+    // Action items by person: by user ID or the whole disambiguated name.
+    let mut by_person: Vec<(String, Vec<String>)> = minutes["action_items_by_person"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["nick"].as_str().unwrap().to_owned(),
+                p["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["text"].as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect();
+    by_person.sort();
+    let mut expected = vec![
+        (a1.clone(), vec![format!("{a1} reviews them")]),
+        (
+            a2.clone(),
+            vec![format!("{} writes the docs", other.user_id)],
+        ),
+        ("Bob".to_owned(), vec!["Bob buys cake".to_owned()]),
+    ];
+    expected.sort();
+    assert_eq!(by_person, expected, "{minutes:#}");
+    assert_eq!(minutes["unassigned_action_items"], json!([]), "{minutes:#}");
+
+    // The text minutes keep MeetBot's sections with these names.
+    let txt = files
+        .iter()
+        .find(|p| {
+            let p = p.to_string_lossy();
+            p.ends_with(".txt") && !p.ends_with(".log.txt")
+        })
+        .expect("text minutes");
+    let txt = std::fs::read_to_string(txt).unwrap();
+    assert!(txt.contains(&format!("* {a2} (2)")), "{txt}");
+}

@@ -36,6 +36,30 @@ pub fn envelope(ev: &Value) -> Option<Envelope<'_>> {
     })
 }
 
+/// The name a Matrix user goes by in the bot's rooms (meeting logs and minutes, command
+/// replies): the display name, else the user ID's local part; followed by the user ID,
+/// `Alice (@alice:example.org)`, when another member of the room uses the same name, so that
+/// two people never count as one attendee (issue 5, point 7). `ambiguous` is the SDK's
+/// verdict from the room's member list.
+pub fn sender_name(user_id: &str, display_name: Option<&str>, ambiguous: bool) -> String {
+    let localpart = || {
+        user_id
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or(user_id)
+    };
+    let name = display_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(localpart);
+    if ambiguous && name != user_id {
+        format!("{name} ({user_id})")
+    } else {
+        name.to_owned()
+    }
+}
+
 /// Whether events of this type may become core events (others are not worth looking at).
 pub fn is_wanted(event_type: &str) -> bool {
     matches!(
@@ -266,6 +290,27 @@ mod tests {
 
     fn room() -> RoomRef {
         RoomRef::new("fedora", "!abc:example.org")
+    }
+
+    #[test]
+    fn two_members_sharing_a_display_name_are_told_apart_by_user_id() {
+        let one = sender_name("@alice:example.org", Some("Alice"), true);
+        let two = sender_name("@alice2:other.net", Some("Alice"), true);
+        assert_eq!(one, "Alice (@alice:example.org)");
+        assert_eq!(two, "Alice (@alice2:other.net)");
+        assert_ne!(one, two);
+    }
+
+    #[test]
+    fn a_unique_display_name_is_used_alone_and_a_missing_one_is_the_local_part() {
+        assert_eq!(sender_name("@bob:example.org", Some("Bob"), false), "Bob");
+        assert_eq!(sender_name("@bob:example.org", None, false), "bob");
+        assert_eq!(sender_name("@bob:example.org", Some("  "), false), "bob");
+        // Someone whose display name is another member's local part.
+        assert_eq!(
+            sender_name("@bob:example.org", None, true),
+            "bob (@bob:example.org)"
+        );
     }
 
     fn event(event_type: &str, content: Value) -> Value {

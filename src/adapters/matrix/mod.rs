@@ -729,22 +729,26 @@ impl Driver {
     }
 }
 
-/// The sender's display name in the room, else their user ID's local part.
+/// The sender's name in the room ([`convert::sender_name`]): the display name, with the user
+/// ID when another member shares it.
+///
+/// The sync is lazy-loaded, so the SDK knows only the members who spoke lately; telling
+/// namesakes apart needs them all. `get_member` fetches the whole list once per room (the SDK
+/// keeps it current from then on); when that fails, the members known so far have to do.
 async fn display_name(room: &Room, sender: &str) -> String {
-    let fallback = || {
-        sender
-            .trim_start_matches('@')
-            .split(':')
-            .next()
-            .unwrap_or(sender)
-            .to_owned()
-    };
     let Ok(user) = UserId::parse(sender) else {
-        return fallback();
+        return convert::sender_name(sender, None, false);
     };
-    match room.get_member_no_sync(&user).await {
-        Ok(Some(m)) => m.display_name().map(str::to_owned).unwrap_or_else(fallback),
-        _ => fallback(),
+    let member = match room.get_member(&user).await {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            tracing::debug!(room_id = %room.room_id(), error = %e, "cannot fetch the member list");
+            room.get_member_no_sync(&user).await
+        }
+    };
+    match member {
+        Ok(Some(m)) => convert::sender_name(sender, m.display_name(), m.name_ambiguous()),
+        _ => convert::sender_name(sender, None, false),
     }
 }
 

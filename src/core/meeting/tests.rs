@@ -456,3 +456,82 @@ fn commands_lists_every_command() {
         assert!(out.replies[0].contains(&format!("#{}", c.names()[0])));
     }
 }
+
+#[test]
+fn namesakes_from_matrix_are_two_attendees_named_and_chaired_by_user_id() {
+    // The Matrix adapter gives two members who share the display name "Alice" these nicks.
+    let (a1, a2) = ("Alice (@alice:example.org)", "Alice (@alice:other.net)");
+    assert_eq!(user_id_of(a1), Some("@alice:example.org"));
+    assert_eq!(user_id_of("Alice"), None);
+    assert_eq!(user_id_of("bob (not an id)"), None);
+
+    // Chaired by carol, whose nick is no part of the others' names.
+    let mut m = Meeting::new(room(), "carol", t0(), "!");
+    m.add_line("carol", "#startmeeting Namesakes", t0(), false);
+    m.add_line(a1, "hello", t0(), false);
+    m.add_line(a2, "hello too", t0(), false);
+    m.add_line(a2, "and again", t0(), false);
+    let people: Vec<(String, usize)> = m
+        .attendees()
+        .into_iter()
+        .map(|a| (a.nick, a.lines))
+        .collect();
+    assert!(people.contains(&(a1.to_owned(), 1)), "{people:?}");
+    assert!(people.contains(&(a2.to_owned(), 2)), "{people:?}");
+
+    // Not a chair until made one by user ID; then chair-only commands work.
+    let out = m.add_line(a2, "#topic Hers", t0(), false);
+    assert_eq!(out.replies.len(), 1, "refused: {:?}", out.replies);
+    m.add_line("carol", "#chair @alice:other.net", t0(), false);
+    m.add_line(a2, "#topic Hers", t0(), false);
+    assert_eq!(m.current_topic.as_deref(), Some("Hers"));
+    assert!(!m.is_chair(a1));
+
+    // Actions name a person by the whole disambiguated name or by user ID alone; the bare
+    // shared display name names neither of them.
+    m.add_line(
+        "carol",
+        "#action @alice:example.org reviews the patch",
+        t0(),
+        false,
+    );
+    m.add_line(
+        "carol",
+        "#action Alice (@alice:other.net) writes the docs",
+        t0(),
+        false,
+    );
+    m.add_line("carol", "#action Alice buys cake", t0(), false);
+    let (by_person, unassigned) = m.actions_by_person();
+    let by_person: Vec<(String, Vec<String>)> = by_person
+        .into_iter()
+        .map(|(n, items)| (n, items.into_iter().map(|i| i.text.clone()).collect()))
+        .collect();
+    assert!(
+        by_person.contains(&(
+            a1.to_owned(),
+            vec!["@alice:example.org reviews the patch".to_owned()]
+        )),
+        "{by_person:?}"
+    );
+    assert!(
+        by_person.contains(&(
+            a2.to_owned(),
+            vec!["Alice (@alice:other.net) writes the docs".to_owned()]
+        )),
+        "{by_person:?}"
+    );
+    let unassigned: Vec<&str> = unassigned.iter().map(|i| i.text.as_str()).collect();
+    assert_eq!(unassigned, ["Alice buys cake"]);
+}
+
+#[test]
+fn a_nick_inside_a_user_ids_server_name_is_not_named_there() {
+    assert!(!mentions("@alice2:sigbot.test writes the docs", "sigbot"));
+    assert!(!mentions("ask @bob:fedora.im", "fedora"));
+    assert!(!mentions("Alice (@alice:sigbot.test) reviews", "sigbot"));
+    // The user ID's local part, or the nick on its own, still name someone.
+    assert!(mentions("@alice2:sigbot.test writes the docs", "alice2"));
+    assert!(mentions("sigbot: ask @bob:fedora.im", "sigbot"));
+    assert!(mentions("@bob please", "bob"));
+}
