@@ -361,19 +361,39 @@ fn bad_watches_are_refused_at_their_location() {
         "ours = { repodata = \"http://a/\" }\nupstream = { repodata = \"http://b/\" }\n";
     // The [[watch]] header is on line 9 of these configs, `packages` on line 12.
     let e = watch(&format!("packages = []\n{good_sources}"));
-    assert!(e.starts_with("bot.toml:12:12: packages: name at least one package"), "{e}");
+    assert!(
+        e.starts_with("bot.toml:12:12: packages: name at least one package"),
+        "{e}"
+    );
     let e = watch(&format!("packages = [\"a b\"]\n{good_sources}"));
-    assert!(e.contains(":12:13: packages: \"a b\" is not an RPM package name"), "{e}");
-    let e = watch("packages = [\"x\"]\nours = { repodata = \"ftp://a/\" }\nupstream = { repodata = \"http://b/\" }\n");
-    assert!(e.contains(":13:21: ours.repodata: \"ftp://a/\" is not an http"), "{e}");
+    assert!(
+        e.contains(":12:13: packages: \"a b\" is not an RPM package name"),
+        "{e}"
+    );
+    let e = watch(
+        "packages = [\"x\"]\nours = { repodata = \"ftp://a/\" }\nupstream = { repodata = \"http://b/\" }\n",
+    );
+    assert!(
+        e.contains(":13:21: ours.repodata: \"ftp://a/\" is not an http"),
+        "{e}"
+    );
     let e = watch("packages = [\"x\"]\nours = { }\nupstream = { repodata = \"http://b/\" }\n");
     assert!(e.contains(":13:8: ours: give exactly one of"), "{e}");
-    let e = watch(&format!("packages = [\"x\"]\n{good_sources}poll = \"soon\"\n"));
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}poll = \"soon\"\n"
+    ));
     assert!(e.contains(":15:8: poll: bad duration"), "{e}");
-    let e = watch(&format!("packages = [\"x\"]\n{good_sources}on = [\"a/#/b\"]\n"));
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}on = [\"a/#/b\"]\n"
+    ));
     assert!(e.contains(":15:7: on: "), "{e}");
-    let e = watch(&format!("packages = [\"x\"]\n{good_sources}from = \"console\"\n"));
-    assert!(e.contains(":15:8: from: no [[mqtt]] connection is named"), "{e}");
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}from = \"console\"\n"
+    ));
+    assert!(
+        e.contains(":15:8: from: no [[mqtt]] connection is named"),
+        "{e}"
+    );
     let e = watch(&format!("packages = [\"x\"]\n{good_sources}wat = 1\n"));
     assert!(e.contains("unknown field `wat`"), "{e}");
 }

@@ -18,3 +18,4 @@ mod meetings;
 mod mqtt;
 mod selftest;
 mod support;
+mod watch;
