@@ -17,6 +17,7 @@ use crate::config::MeetingRooms;
 use crate::config::{Config, ConfigError, EditMode, NetworkKind};
 use crate::core::bridge::PresenceRelay;
 use crate::core::relay::Relay;
+use crate::core::watch::Triggers;
 use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
     MatrixRelay, MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
@@ -24,6 +25,7 @@ use crate::core::{
 use crate::outbox::BridgeOutbox;
 use crate::relay_outbox::Outbox as RelayOutbox;
 use crate::store::{Store, StoreError};
+use crate::watch::Watcher;
 use crate::web::{self, Health};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,11 +144,18 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     if let Some(b) = &cfg.broker {
         crate::broker::start(b.listen).await?;
     }
+    let triggers = Triggers::new(&cfg.watches);
     let mut mqtt_handles: BTreeMap<String, MqttHandle> = BTreeMap::new();
     for m in &cfg.mqtt {
+        let mut filters = relay.filters_for(&m.name);
+        for f in triggers.filters_for(&m.name) {
+            if !filters.contains(&f) {
+                filters.push(f);
+            }
+        }
         let h = crate::adapters::mqtt::spawn(
             m.clone(),
-            relay.filters_for(&m.name),
+            filters,
             events_tx.clone(),
             &tracker,
             shutdown.clone(),
@@ -159,6 +168,17 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             .deliver(handles.clone(), shutdown.clone()),
     );
     relay.remember(relay_outbox.seen_keys(started)?);
+    // Package-update alerts: polled by their own task, triggered by the core task.
+    let watch_triggers = if cfg.watches.is_empty() {
+        None
+    } else {
+        let watcher = Watcher::new(cfg.watches.clone(), store.clone(), relay_outbox.clone())
+            .map_err(AppError::HttpClient)?;
+        let (tx, rx) = mpsc::channel(64);
+        tracker.spawn(watcher.run(rx, shutdown.clone()));
+        tracing::info!(watches = cfg.watches.len(), "package watches started");
+        Some(WatchTriggers { triggers, tx })
+    };
 
     if let Some(w) = &cfg.web {
         let listener = web::bind(w.listen)
@@ -253,6 +273,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
                 outbox: relay_outbox,
                 mqtt: mqtt_handles,
             },
+            watch: watch_triggers,
         },
         health,
         first_actions,
@@ -347,6 +368,24 @@ struct Executors {
     meetings: MeetingsIo,
     outbox: BridgeOutbox,
     relay: RelaySinks,
+    watch: Option<WatchTriggers>,
+}
+
+/// Which MQTT events trigger a check of which watch, and the watch task to tell.
+struct WatchTriggers {
+    triggers: Triggers,
+    tx: mpsc::Sender<usize>,
+}
+
+impl WatchTriggers {
+    fn on_mqtt(&self, msg: &crate::core::relay::MqttMessage) {
+        for i in self.triggers.matching(&msg.network, &msg.topic) {
+            // A full queue means checks are pending already; the watch is checked soon.
+            if self.tx.try_send(i).is_err() {
+                tracing::debug!(watch = i, topic = %msg.topic, "watch trigger dropped: checks pending");
+            }
+        }
+    }
 }
 
 /// Where relayed MQTT events go: the durable outbox, then the MQTT ack.
@@ -490,6 +529,12 @@ async fn dispatch(core: &mut Core, event: Event, io: &Executors, health: &Health
                 }
             }
             Event::Tick
+        }
+        Event::Mqtt(msg) => {
+            if let Some(w) = &io.watch {
+                w.on_mqtt(&msg);
+            }
+            Event::Mqtt(msg)
         }
         other => other,
     };

@@ -74,6 +74,8 @@ struct RawConfig {
     bridge: Vec<RawBridge>,
     #[serde(default)]
     relay: Vec<RawRelay>,
+    #[serde(default)]
+    watch: Vec<RawWatch>,
     meetings: Option<RawMeetings>,
     #[serde(default)]
     roles: BTreeMap<String, Vec<Spanned<String>>>,
@@ -263,6 +265,65 @@ struct RawRelay {
     digest_label: Option<Spanned<String>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    name: Spanned<String>,
+    packages: Spanned<Vec<Spanned<String>>>,
+    ours: Spanned<RawPackageSource>,
+    upstream: Spanned<RawPackageSource>,
+    to: Vec<Spanned<String>>,
+    poll: Option<Spanned<String>>,
+    on: Option<Spanned<RawOneOrMany>>,
+    from: Option<Spanned<String>>,
+}
+
+/// `{ repodata = URL }` or `{ koji = { hub, tag } }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPackageSource {
+    repodata: Option<Spanned<String>>,
+    koji: Option<RawKojiTag>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKojiTag {
+    hub: Spanned<String>,
+    tag: Spanned<String>,
+}
+
+/// One string or a list of them, keeping each one's span.
+#[derive(Debug)]
+struct RawOneOrMany(Vec<Spanned<String>>);
+
+impl<'de> Deserialize<'de> for RawOneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Vec<Spanned<String>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a topic filter or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                // A lone string: its span is the whole value's, which the caller has.
+                Ok(vec![Spanned::new(0..0, v.to_owned())])
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element()? {
+                    out.push(s);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V).map(RawOneOrMany)
+    }
+}
+
 /// `"all"` or a list of room references. Written by hand rather than `untagged`, which
 /// would buffer the values and lose the spans that error messages need.
 #[derive(Debug)]
@@ -323,6 +384,7 @@ pub struct Config {
     pub broker: Option<BrokerConfig>,
     pub bridges: Vec<BridgeConfig>,
     pub relays: Vec<RelayConfig>,
+    pub watches: Vec<WatchConfig>,
     pub meetings: MeetingRooms,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
@@ -495,6 +557,40 @@ pub struct RelayConfig {
     pub digest_label: Option<String>,
 }
 
+/// A `[[watch]]`: packages whose upstream version is compared with ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    pub name: String,
+    pub packages: Vec<String>,
+    pub ours: PackageSource,
+    pub upstream: PackageSource,
+    pub to: Vec<RoomRef>,
+    /// How often both sides are looked up (default 1 hour).
+    pub poll: Duration,
+    /// MQTT topic filters whose events trigger a check at once.
+    pub on: Vec<String>,
+    /// The `[[mqtt]]` connection those events come from; `None`: any.
+    pub from: Option<String>,
+}
+
+/// Where a package's version is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageSource {
+    /// An RPM repository's base URL (the directory holding `repodata/`).
+    Repodata { url: String },
+    /// The latest build of the package in a Koji tag.
+    Koji { hub: String, tag: String },
+}
+
+impl fmt::Display for PackageSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageSource::Repodata { url } => write!(f, "repodata {url}"),
+            PackageSource::Koji { hub, tag } => write!(f, "koji {hub} tag {tag}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeetingRooms {
     None,
@@ -629,6 +725,15 @@ impl Config {
         }
         if !self.relays.is_empty() {
             let _ = writeln!(s, "relays: {}", self.relays.len());
+        }
+        for w in &self.watches {
+            let _ = writeln!(
+                s,
+                "watch {}: {} package(s), every {}",
+                w.name,
+                w.packages.len(),
+                humantime::format_duration(w.poll)
+            );
         }
         match &self.meetings {
             MeetingRooms::None => {}
@@ -1370,6 +1475,8 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
         relays.push(relay);
     }
 
+    let watches = check_watches(&raw.watch, loc, &networks, &chat_room)?;
+
     let meetings = match &raw.meetings {
         None => MeetingRooms::None,
         Some(m) => match m.rooms.get_ref() {
@@ -1454,9 +1561,137 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
         broker,
         bridges,
         relays,
+        watches,
         meetings,
         roles,
     })
+}
+
+fn http_url(loc: &Locator<'_>, s: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+    match reqwest::Url::parse(s.get_ref()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(s.get_ref().clone()),
+        _ => Err(loc.span_key(
+            s,
+            key,
+            format!("{:?} is not an http:// or https:// URL", s.get_ref()),
+        )),
+    }
+}
+
+fn package_source(
+    loc: &Locator<'_>,
+    raw: &Spanned<RawPackageSource>,
+    key: &str,
+) -> Result<PackageSource, ConfigError> {
+    match raw.get_ref() {
+        RawPackageSource {
+            repodata: Some(url),
+            koji: None,
+        } => Ok(PackageSource::Repodata {
+            url: http_url(loc, url, &format!("{key}.repodata"))?,
+        }),
+        RawPackageSource {
+            repodata: None,
+            koji: Some(k),
+        } => {
+            if k.tag.get_ref().trim().is_empty() {
+                return Err(loc.span_key(&k.tag, &format!("{key}.koji.tag"), "empty tag"));
+            }
+            Ok(PackageSource::Koji {
+                hub: http_url(loc, &k.hub, &format!("{key}.koji.hub"))?,
+                tag: k.tag.get_ref().clone(),
+            })
+        }
+        _ => Err(loc.span_key(
+            raw,
+            key,
+            "give exactly one of { repodata = \"<URL>\" } or { koji = { hub = \"<URL>\", tag = \"<tag>\" } }",
+        )),
+    }
+}
+
+fn check_watches(
+    raw: &[RawWatch],
+    loc: &Locator<'_>,
+    networks: &BTreeMap<String, NetworkKind>,
+    chat_room: &dyn Fn(&Spanned<String>) -> Result<RoomRef, ConfigError>,
+) -> Result<Vec<WatchConfig>, ConfigError> {
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for w in raw {
+        let name = check_name(loc, &w.name, "watch")?;
+        if !names.insert(name.clone()) {
+            return Err(loc.span(&w.name, format!("watch {name:?} is defined twice")));
+        }
+        if w.packages.get_ref().is_empty() {
+            return Err(loc.span_key(&w.packages, "packages", "name at least one package"));
+        }
+        let mut packages = Vec::new();
+        for p in w.packages.get_ref() {
+            let ok = !p.get_ref().is_empty()
+                && p.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+            if !ok {
+                return Err(loc.span_key(
+                    p,
+                    "packages",
+                    format!("{:?} is not an RPM package name", p.get_ref()),
+                ));
+            }
+            packages.push(p.get_ref().clone());
+        }
+        if w.to.is_empty() {
+            return Err(loc.span_key(&w.name, "to", "name at least one room to alert"));
+        }
+        let poll = opt_duration(loc, &w.poll, "poll", Duration::from_secs(3600))?;
+        if let Some(p) = &w.poll
+            && poll < Duration::from_secs(1)
+        {
+            return Err(loc.span_key(p, "poll", "must be at least 1s"));
+        }
+        let mut on = Vec::new();
+        if let Some(filters) = &w.on {
+            for f in &filters.get_ref().0 {
+                // A lone string carries no span of its own: point at the value.
+                let at = if f.span().is_empty() {
+                    filters.span().start
+                } else {
+                    f.span().start
+                };
+                crate::core::relay::TopicFilter::parse(f.get_ref())
+                    .map_err(|e| loc.at(at, format!("on: {e}")))?;
+                on.push(f.get_ref().clone());
+            }
+        }
+        if let Some(from) = &w.from {
+            match networks.get(from.get_ref()) {
+                Some(NetworkKind::Mqtt) => {}
+                _ => {
+                    return Err(loc.span_key(
+                        from,
+                        "from",
+                        format!("no [[mqtt]] connection is named {:?}", from.get_ref()),
+                    ));
+                }
+            }
+        }
+        if !on.is_empty() && !networks.values().any(|k| *k == NetworkKind::Mqtt) {
+            let at = w.on.as_ref().map_or(0, |o| o.span().start);
+            return Err(loc.at(at, "on: there is no [[mqtt]] connection to listen on"));
+        }
+        out.push(WatchConfig {
+            name,
+            packages,
+            ours: package_source(loc, &w.ours, "ours")?,
+            upstream: package_source(loc, &w.upstream, "upstream")?,
+            to: w.to.iter().map(chat_room).collect::<Result<_, _>>()?,
+            poll,
+            on,
+            from: w.from.as_ref().map(|f| f.get_ref().clone()),
+        });
+    }
+    Ok(out)
 }
 
 fn check_matrix_room(loc: &Locator<'_>, r: &Spanned<String>) -> Result<(), ConfigError> {

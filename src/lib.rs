@@ -12,6 +12,7 @@
 //! - [`outbox`]: the bridge's durable per-network outbox and its deliverers.
 //! - [`relay_outbox`]: relayed MQTT events, stored before the MQTT ack and delivered in order.
 //! - [`broker`]: the embedded MQTT broker (rumqttd) of the default config.
+//! - [`watch`]: package-update alerts, looked up on a schedule or on MQTT events.
 //! - [`web`]: the axum site (`/healthz`, `/`).
 
 pub mod adapters;
@@ -24,6 +25,7 @@ pub mod minutes;
 pub mod outbox;
 pub mod relay_outbox;
 pub mod store;
+pub mod watch;
 pub mod web;
 
 /// The version reported by `!version` and `sigbot version`.

@@ -82,6 +82,45 @@ impl Outbox {
         Ok(())
     }
 
+    /// Queues package-update alerts and records them as announced, in one transaction: an
+    /// alert is either queued and remembered, or neither (and the next check tries again).
+    pub fn store_alerts(
+        &self,
+        alerts: &[crate::core::watch::Alert],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        self.store.with(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO relay_outbox (network, room, text, html, queued_at)
+                     VALUES (?1, ?2, ?3, NULL, ?4)",
+                )?;
+                let mut seen = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO watch_alerts (watch, package, upstream, at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for a in alerts {
+                    for room in &a.to {
+                        put.execute(params![room.network, room.room, a.text, now.timestamp()])?;
+                    }
+                    seen.execute(params![
+                        a.key.watch,
+                        a.key.package,
+                        a.key.upstream,
+                        now.to_rfc3339()
+                    ])?;
+                }
+            }
+            tx.commit()
+        })?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// The dedup keys still valid at `now`; forgets the others.
     pub fn seen_keys(&self, now: DateTime<Utc>) -> Result<Vec<SeenKey>, StoreError> {
         self.store.with(|c| {

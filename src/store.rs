@@ -136,6 +136,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, network, room)
     );
     CREATE INDEX bridge_seen_by_age ON bridge_seen (at_ms);",
+    // 8: package-update alerts (`[[watch]]`): every upstream version already announced, so
+    // that a restart does not announce it again.
+    "CREATE TABLE watch_alerts (
+        watch TEXT NOT NULL,
+        package TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (watch, package, upstream)
+    );",
 ];
 
 /// A file a bridged message links to (`/media/<id>`): where the network keeps it.
@@ -232,6 +241,25 @@ impl Store {
                 params![key, value],
             )
             .map(drop)
+        })
+    }
+
+    /// The upstream versions already announced by watch `watch`.
+    pub fn watch_alerts(
+        &self,
+        watch: &str,
+    ) -> Result<std::collections::HashSet<crate::core::watch::AlertKey>, StoreError> {
+        self.with(|c| {
+            let mut q =
+                c.prepare_cached("SELECT package, upstream FROM watch_alerts WHERE watch = ?1")?;
+            let rows = q.query_map([watch], |r| {
+                Ok(crate::core::watch::AlertKey {
+                    watch: watch.to_owned(),
+                    package: r.get(0)?,
+                    upstream: r.get(1)?,
+                })
+            })?;
+            rows.collect()
         })
     }
 

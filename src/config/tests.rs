@@ -301,3 +301,99 @@ fn bridge_ignore_regex_must_compile() {
     ));
     assert!(e.contains("ignore_regex[1]"), "{e}");
 }
+
+const WATCH_BASE: &str = r##"
+[console]
+
+[[mqtt]]
+name = "centos"
+url = "mqtt://127.0.0.1:1883"
+client_id = "t"
+"##;
+
+#[test]
+fn a_watch_is_read_with_both_kinds_of_source() {
+    let c = parse(&format!(
+        r#"{WATCH_BASE}
+[[watch]]
+name = "c9s"
+packages = ["systemd", "util-linux"]
+ours = {{ repodata = "http://ours.example/repo/" }}
+upstream = {{ koji = {{ hub = "https://koji.example/kojihub", tag = "c9s-gate" }} }}
+to = ["console/#local"]
+poll = "10m"
+on = "cbs-signing/#"
+from = "centos"
+"#
+    ))
+    .unwrap();
+    let w = &c.watches[0];
+    assert_eq!(w.name, "c9s");
+    assert_eq!(w.packages, ["systemd", "util-linux"]);
+    assert_eq!(
+        w.ours,
+        PackageSource::Repodata {
+            url: "http://ours.example/repo/".into()
+        }
+    );
+    assert_eq!(
+        w.upstream,
+        PackageSource::Koji {
+            hub: "https://koji.example/kojihub".into(),
+            tag: "c9s-gate".into()
+        }
+    );
+    assert_eq!(w.to, [RoomRef::new("console", "#local")]);
+    assert_eq!(w.poll, Duration::from_secs(600));
+    assert_eq!(w.on, ["cbs-signing/#"]);
+    assert_eq!(w.from.as_deref(), Some("centos"));
+    assert!(c.summary().contains("watch c9s: 2 package(s), every 10m"));
+}
+
+#[test]
+fn bad_watches_are_refused_at_their_location() {
+    let watch = |body: &str| {
+        err(&format!(
+            "{WATCH_BASE}\n[[watch]]\nname = \"w\"\nto = [\"console/#local\"]\n{body}"
+        ))
+    };
+    let good_sources =
+        "ours = { repodata = \"http://a/\" }\nupstream = { repodata = \"http://b/\" }\n";
+    // The [[watch]] header is on line 9 of these configs, `packages` on line 12.
+    let e = watch(&format!("packages = []\n{good_sources}"));
+    assert!(
+        e.starts_with("bot.toml:12:12: packages: name at least one package"),
+        "{e}"
+    );
+    let e = watch(&format!("packages = [\"a b\"]\n{good_sources}"));
+    assert!(
+        e.contains(":12:13: packages: \"a b\" is not an RPM package name"),
+        "{e}"
+    );
+    let e = watch(
+        "packages = [\"x\"]\nours = { repodata = \"ftp://a/\" }\nupstream = { repodata = \"http://b/\" }\n",
+    );
+    assert!(
+        e.contains(":13:21: ours.repodata: \"ftp://a/\" is not an http"),
+        "{e}"
+    );
+    let e = watch("packages = [\"x\"]\nours = { }\nupstream = { repodata = \"http://b/\" }\n");
+    assert!(e.contains(":13:8: ours: give exactly one of"), "{e}");
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}poll = \"soon\"\n"
+    ));
+    assert!(e.contains(":15:8: poll: bad duration"), "{e}");
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}on = [\"a/#/b\"]\n"
+    ));
+    assert!(e.contains(":15:7: on: "), "{e}");
+    let e = watch(&format!(
+        "packages = [\"x\"]\n{good_sources}from = \"console\"\n"
+    ));
+    assert!(
+        e.contains(":15:8: from: no [[mqtt]] connection is named"),
+        "{e}"
+    );
+    let e = watch(&format!("packages = [\"x\"]\n{good_sources}wat = 1\n"));
+    assert!(e.contains("unknown field `wat`"), "{e}");
+}

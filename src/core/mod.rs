@@ -14,6 +14,7 @@ pub mod format;
 pub mod irc_text;
 pub mod meeting;
 pub mod relay;
+pub mod watch;
 
 use std::collections::BTreeMap;
 

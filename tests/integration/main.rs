@@ -18,4 +18,5 @@ mod meetings;
 mod mqtt;
 mod selftest;
 mod support;
+mod watch;
 mod web;
