@@ -20,4 +20,5 @@ case $profile in dev) dir=debug ;; *) dir=$profile ;; esac
 bin=$(mktemp)
 trap 'rm -f "$bin"' EXIT
 cp "$target/$dir/sigbot" "$bin"
+chmod +x "$bin"
 SIGBOT_BIN=$bin "$target/debug/examples/bridge_bench" "$@"
