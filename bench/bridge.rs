@@ -136,8 +136,20 @@ password = {password:?}
     config
 }
 
-/// Resident and peak resident memory of `pid`, in KiB, from `/proc/<pid>/status`.
-fn memory_kib(pid: u32) -> (u64, u64) {
+/// The bot's memory, in KiB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    /// VmRSS: resident now.
+    rss: u64,
+    /// VmHWM: peak resident.
+    peak: u64,
+    /// RssAnon: heap and stacks, what the bot's data costs.
+    anon: u64,
+    /// RssFile: mapped files, mostly the binary's own code (far larger in a debug build).
+    file: u64,
+}
+
+fn memory(pid: u32) -> Memory {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
     let field = |name: &str| {
         status
@@ -146,7 +158,12 @@ fn memory_kib(pid: u32) -> (u64, u64) {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    Memory {
+        rss: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anon: field("RssAnon:"),
+        file: field("RssFile:"),
+    }
 }
 
 /// A `/sync` reader with its own position, separate from the harness's client so that it never
@@ -262,9 +279,11 @@ fn irc_receiver(
             let mut seq = None;
             let line = client
                 .try_wait_for(left.min(Duration::from_secs(1)), |l| {
-                    seq = (l.command == "PRIVMSG" && l.nick() == Some(from) && l.param(0) == Some(channel))
-                        .then(|| sequence(l.text(), &tag))
-                        .flatten();
+                    seq = (l.command == "PRIVMSG"
+                        && l.nick() == Some(from)
+                        && l.param(0) == Some(channel))
+                    .then(|| sequence(l.text(), &tag))
+                    .flatten();
                     seq.is_some()
                 })
                 .await;
@@ -305,7 +324,11 @@ fn matrix_receiver(
                     let seq = (r == room
                         && ev["type"] == "m.room.message"
                         && ev["sender"] == from.as_str())
-                    .then(|| ev["content"]["body"].as_str().and_then(|b| sequence(b, &tag)))
+                    .then(|| {
+                        ev["content"]["body"]
+                            .as_str()
+                            .and_then(|b| sequence(b, &tag))
+                    })
                     .flatten();
                     if let Some(i) = seq.filter(|&i| i < n && got[i].is_none()) {
                         got[i] = Some(seen);
@@ -332,7 +355,10 @@ async fn paced<F: FnMut(usize, String)>(
     for i in 0..n {
         tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
         sent.push(Instant::now());
-        send(i, format!("{tag}-{i} the quick brown fox jumps over the lazy dog"));
+        send(
+            i,
+            format!("{tag}-{i} the quick brown fox jumps over the lazy dog"),
+        );
     }
     sent
 }
@@ -493,14 +519,21 @@ impl World {
             sent
         } else {
             let (alice, txn, room) = (&self.alice, &self.txn, self.room.clone());
-            paced(&tag, n, rate, |_, text| matrix_send(alice, txn, &room, text)).await
+            paced(&tag, n, rate, |_, text| {
+                matrix_send(alice, txn, &room, text)
+            })
+            .await
         };
         let (dave, at_irc) = at_dave.await.unwrap();
         let (bob, at_matrix) = at_bob.await.unwrap();
         self.dave = Some(dave);
         self.bob = Some(bob);
         let (irc, matrix) = (figures(&sent, &at_irc), figures(&sent, &at_matrix));
-        if from_irc { (irc, matrix) } else { (matrix, irc) }
+        if from_irc {
+            (irc, matrix)
+        } else {
+            (matrix, irc)
+        }
     }
 }
 
@@ -566,11 +599,16 @@ async fn main() {
     };
     for from_irc in [true, false] {
         let (_, bridged) = world.phase(&warm, from_irc, 5.0).await;
-        assert_eq!(bridged.received, 5, "warm-up lines lost\n{}", bot.log_tail(40));
+        assert_eq!(
+            bridged.received,
+            5,
+            "warm-up lines lost\n{}",
+            bot.log_tail(40)
+        );
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let pid = bot.pid().expect("bot pid");
-    let mem_one = memory_kib(pid);
+    let mem_one = memory(pid);
 
     let mut rows = Vec::new();
     for &rate in &o.rates {
@@ -594,7 +632,7 @@ async fn main() {
             rows.push((rate, from_irc, own, bridged));
         }
     }
-    let mem_after = memory_kib(pid);
+    let mem_after = memory(pid);
     bot.terminate(Duration::from_secs(30)).await;
 
     // (b) Memory with many bridges: a second bot account and nick, `bridges` channel/room pairs.
@@ -645,31 +683,40 @@ async fn main() {
             );
         }
     }
-    println!("\n| bot resident memory | VmRSS MiB | VmHWM (peak) MiB |");
-    println!("|---|---|---|");
+    println!(
+        "\n| bot memory (MiB) | VmRSS | VmHWM (peak) | RssAnon (heap, stacks) | RssFile (code) |"
+    );
+    println!("|---|---|---|---|---|");
     let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
-    println!(
-        "| 1 bridge, after joining and 5 lines each way | {} | {} |",
-        mib(mem_one.0),
-        mib(mem_one.1)
-    );
-    println!(
-        "| 1 bridge, after the latency runs | {} | {} |",
-        mib(mem_after.0),
-        mib(mem_after.1)
-    );
-    println!(
-        "| {} bridges, after joining and 1 line each way per bridge | {} | {} |",
-        o.bridges,
-        mib(many.0),
-        mib(many.1)
-    );
+    let states = [
+        (
+            "1 bridge, after joining and 5 lines each way".to_owned(),
+            mem_one,
+        ),
+        ("1 bridge, after the latency runs".to_owned(), mem_after),
+        (
+            format!(
+                "{} bridges, after joining and 1 line each way per bridge",
+                o.bridges
+            ),
+            many,
+        ),
+    ];
+    for (state, m) in states {
+        println!(
+            "| {state} | {} | {} | {} | {} |",
+            mib(m.rss),
+            mib(m.peak),
+            mib(m.anon),
+            mib(m.file)
+        );
+    }
 }
 
 impl World {
     /// Starts a bot with `o.bridges` bridges, waits until it is in every channel and room,
     /// relays one line each way per bridge, and returns its memory after a short rest.
-    async fn many_bridges(&mut self, o: &Options) -> (u64, u64) {
+    async fn many_bridges(&mut self, o: &Options) -> Memory {
         let user = self
             .synapse
             .register_user("sigbotmany", "many-secret-pw")
@@ -741,7 +788,11 @@ impl World {
                 from_irc == channels.len()
             })
             .await;
-        assert!(relayed, "{from_irc} of {} lines reached Matrix", channels.len());
+        assert!(
+            relayed,
+            "{from_irc} of {} lines reached Matrix",
+            channels.len()
+        );
         for _ in &channels {
             dave.wait_for(SETUP, |l| {
                 l.command == "PRIVMSG" && l.nick() == Some(user.localpart.as_str())
@@ -749,7 +800,7 @@ impl World {
             .await;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let mem = memory_kib(bot.pid().expect("bot pid"));
+        let mem = memory(bot.pid().expect("bot pid"));
         bot.terminate(Duration::from_secs(30)).await;
         self.dave = Some(dave);
         self.carol = Some(carol);
