@@ -1,0 +1,809 @@
+//! Bridge benchmark (issue 8, DESIGN §9): the latency the bot adds between an IRC client and a
+//! Matrix client, the Matrix -> IRC throughput against the configured IRC rate, and the bot's
+//! resident memory with 1 and with 50 bridges. Everything runs against the real InspIRCd and
+//! Synapse of the integration-test harness, started on free loopback ports, with the sigbot
+//! binary as a child process.
+//!
+//! Each message is sent once and timed at two receivers: one on the sender's own network (the
+//! server's own delivery time, the baseline) and one on the other network, through the bot.
+//!
+//! - IRC-originated: carol's PRIVMSG, seen by dave on IRC (IRC -> IRC) and by bob's `/sync`
+//!   (IRC -> Matrix, through the bot).
+//! - Matrix-originated: alice's `PUT .../send`, seen by bob's `/sync` (Matrix -> Matrix) and by
+//!   dave on IRC (Matrix -> IRC, through the bot).
+//!
+//! The latency the bot adds is the bridged figure minus the baseline on the receiving side's
+//! network (IRC -> Matrix against Matrix -> Matrix; Matrix -> IRC against IRC -> IRC).
+//!
+//! usage: `bridge_bench [--messages N] [--rates 5,20] [--bot-rate PER_SECOND]
+//! [--bot-burst N] [--bridges N]`; `bench/bridge.sh` builds the bot and runs it.
+
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::bot::Bot;
+use support::matrix::encode;
+use support::{
+    IrcClass, IrcClient, IrcServer, MatrixClient, MatrixUser, RoomSpec, SynapseServer,
+    random_token, temp_dir,
+};
+use tokio::task::JoinHandle;
+
+/// How long setup steps (logins, joins, first syncs of a debug-build bot) may take.
+const SETUP: Duration = Duration::from_secs(180);
+/// How long the last message of a phase may take to arrive beyond what the IRC rate implies.
+const GRACE: Duration = Duration::from_secs(60);
+const CHANNEL: &str = "#bench";
+const ALIAS_LOCAL: &str = "bench";
+
+#[derive(Debug, Clone)]
+struct Options {
+    messages: usize,
+    rates: Vec<f64>,
+    bot_rate: f64,
+    bot_burst: u32,
+    bridges: usize,
+}
+
+impl Options {
+    fn parse() -> Options {
+        let mut o = Options {
+            messages: 1000,
+            rates: vec![5.0, 20.0],
+            // What the harness's PublicNetwork class (a Libera-like server) allows: 20 lines at
+            // once, 10 a second after that.
+            bot_rate: IrcClass::PUBLIC_RATE,
+            bot_burst: IrcClass::PUBLIC_BURST,
+            bridges: 50,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let value = args
+                .next()
+                .unwrap_or_else(|| panic!("{flag} needs a value"));
+            match flag.as_str() {
+                "--messages" => o.messages = parse_arg(&flag, &value),
+                "--rates" => {
+                    o.rates = value.split(',').map(|r| parse_arg(&flag, r)).collect();
+                }
+                "--bot-rate" => o.bot_rate = parse_arg(&flag, &value),
+                "--bot-burst" => o.bot_burst = parse_arg(&flag, &value),
+                "--bridges" => o.bridges = parse_arg(&flag, &value),
+                _ => panic!(
+                    "unknown option {flag}; usage: bridge_bench [--messages N] [--rates 5,20] \
+                     [--bot-rate PER_SECOND] [--bot-burst N] [--bridges N]"
+                ),
+            }
+        }
+        o
+    }
+}
+
+fn parse_arg<T: std::str::FromStr>(flag: &str, value: &str) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .unwrap_or_else(|e| panic!("{flag} {value}: {e}"))
+}
+
+/// One bot's config: `bridges` bridges, bridge `i` linking `#<prefix><i>` and
+/// `#<prefix><i>:sigbot.test` (or the single `#bench` pair when `bridges` is 0).
+fn bot_config(
+    o: &Options,
+    irc: &IrcServer,
+    synapse: &SynapseServer,
+    user: &MatrixUser,
+    pairs: &[(String, String)],
+) -> String {
+    let mut config = format!(
+        r##"[bot]
+nick = "{nick}"
+data_dir = "data"
+
+[[irc]]
+name = "testnet"
+server = "127.0.0.1:{irc_port}"
+tls = false
+nick = "{nick}"
+rate = {{ burst = {burst}, per_second = {rate} }}
+queue_limit = 100000
+
+[[matrix]]
+name = "hs"
+homeserver = "{hs}"
+user = "{user_id}"
+password = {password:?}
+"##,
+        nick = user.localpart,
+        irc_port = irc.port(),
+        burst = o.bot_burst,
+        rate = o.bot_rate,
+        hs = synapse.url(),
+        user_id = user.user_id,
+        password = user.password,
+    );
+    for (i, (channel, alias)) in pairs.iter().enumerate() {
+        config.push_str(&format!(
+            "\n[[bridge]]\nname = \"b{i}\"\nrooms = [\"testnet/{channel}\", \"hs/{alias}\"]\n"
+        ));
+    }
+    config
+}
+
+/// The bot's memory, in KiB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    /// VmRSS: resident now.
+    rss: u64,
+    /// VmHWM: peak resident.
+    peak: u64,
+    /// RssAnon: heap and stacks, what the bot's data costs.
+    anon: u64,
+    /// RssFile: mapped files, mostly the binary's own code (far larger in a debug build).
+    file: u64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Memory {
+        rss: field("VmRSS:"),
+        peak: field("VmHWM:"),
+        anon: field("RssAnon:"),
+        file: field("RssFile:"),
+    }
+}
+
+/// A `/sync` reader with its own position, separate from the harness's client so that it never
+/// panics on a slow phase and can keep long timelines (`limit` high enough that no batch is cut).
+struct Syncer {
+    client: MatrixClient,
+    since: Option<String>,
+}
+
+impl Syncer {
+    fn new(client: MatrixClient) -> Syncer {
+        Syncer {
+            client,
+            since: None,
+        }
+    }
+
+    /// One long poll of at most `wait`; the timeline events it brought, as (room ID, event),
+    /// and the moment the reply was read.
+    async fn sync(&mut self, wait: Duration) -> (Vec<(String, Value)>, Instant) {
+        let filter = json!({
+            "room": { "timeline": { "limit": 1000 }, "state": { "lazy_load_members": true } },
+            "presence": { "types": [] },
+            "account_data": { "types": [] },
+        });
+        let mut query = format!(
+            "timeout={}&filter={}",
+            wait.as_millis(),
+            encode(&filter.to_string())
+        );
+        if let Some(since) = &self.since {
+            query.push_str(&format!("&since={}", encode(since)));
+        }
+        let reply = self
+            .client
+            .request(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/sync?{query}"),
+            )
+            .timeout(wait + Duration::from_secs(30))
+            .send()
+            .await
+            .expect("sync");
+        assert!(reply.status().is_success(), "sync: {}", reply.status());
+        let body: Value = reply.json().await.expect("sync reply");
+        let seen = Instant::now();
+        self.since = body["next_batch"].as_str().map(str::to_owned);
+        let mut events = Vec::new();
+        if let Some(joined) = body["rooms"]["join"].as_object() {
+            for (room, r) in joined {
+                for ev in r["timeline"]["events"].as_array().into_iter().flatten() {
+                    events.push((room.clone(), ev.clone()));
+                }
+            }
+        }
+        (events, seen)
+    }
+
+    /// Syncs until `done` has seen what it wants (it returns true) or `timeout` passes.
+    async fn until(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&str, &Value, Instant) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let (events, seen) = self
+                .sync((deadline - now).min(Duration::from_secs(5)))
+                .await;
+            let mut finished = false;
+            for (room, ev) in &events {
+                finished |= done(room, ev, seen);
+            }
+            if finished {
+                return true;
+            }
+        }
+    }
+}
+
+/// The sequence number of a benchmark line `<tag>-<seq> ...` found anywhere in `text`.
+fn sequence(text: &str, tag: &str) -> Option<usize> {
+    let rest = &text[text.find(tag)? + tag.len()..];
+    let digits: String = rest
+        .strip_prefix('-')?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Arrival times by sequence number.
+type Arrivals = Vec<Option<Instant>>;
+
+/// Reads `client` until every line of `tag` from `from` in `channel` has arrived or `deadline`.
+fn irc_receiver(
+    mut client: IrcClient,
+    from: &'static str,
+    channel: &'static str,
+    tag: String,
+    n: usize,
+    deadline: Instant,
+) -> JoinHandle<(IrcClient, Arrivals)> {
+    tokio::spawn(async move {
+        let mut got: Arrivals = vec![None; n];
+        let mut count = 0;
+        while count < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut seq = None;
+            let line = client
+                .try_wait_for(left.min(Duration::from_secs(1)), |l| {
+                    seq = (l.command == "PRIVMSG"
+                        && l.nick() == Some(from)
+                        && l.param(0) == Some(channel))
+                    .then(|| sequence(l.text(), &tag))
+                    .flatten();
+                    seq.is_some()
+                })
+                .await;
+            let now = Instant::now();
+            match (line, seq) {
+                (Ok(_), Some(i)) if i < n && got[i].is_none() => {
+                    got[i] = Some(now);
+                    count += 1;
+                }
+                (Ok(_), _) => {}
+                (Err(support::irc::WaitError::Timeout), _) if left > Duration::ZERO => {}
+                (Err(_), _) => break,
+            }
+        }
+        (client, got)
+    })
+}
+
+/// Syncs `syncer` until every message of `tag` from `from` in `room` has arrived or `deadline`.
+fn matrix_receiver(
+    mut syncer: Syncer,
+    from: String,
+    room: String,
+    tag: String,
+    n: usize,
+    deadline: Instant,
+) -> JoinHandle<(Syncer, Arrivals)> {
+    tokio::spawn(async move {
+        let mut got: Arrivals = vec![None; n];
+        let mut count = 0;
+        while count < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            syncer
+                .until(left.min(Duration::from_secs(5)), |r, ev, seen| {
+                    let seq = (r == room
+                        && ev["type"] == "m.room.message"
+                        && ev["sender"] == from.as_str())
+                    .then(|| {
+                        ev["content"]["body"]
+                            .as_str()
+                            .and_then(|b| sequence(b, &tag))
+                    })
+                    .flatten();
+                    if let Some(i) = seq.filter(|&i| i < n && got[i].is_none()) {
+                        got[i] = Some(seen);
+                        count += 1;
+                    }
+                    count == n
+                })
+                .await;
+        }
+        (syncer, got)
+    })
+}
+
+/// Sends `n` messages at `rate` a second; `send(i, text)` starts sending message `i` and
+/// returns at once (the time recorded is when it was started).
+async fn paced<F: FnMut(usize, String)>(
+    tag: &str,
+    n: usize,
+    rate: f64,
+    mut send: F,
+) -> Vec<Instant> {
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::with_capacity(n);
+    for i in 0..n {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+        sent.push(Instant::now());
+        send(
+            i,
+            format!("{tag}-{i} the quick brown fox jumps over the lazy dog"),
+        );
+    }
+    sent
+}
+
+/// Latency figures of one receiver.
+struct Figures {
+    received: usize,
+    p50: Duration,
+    p99: Duration,
+    /// Lines a second between the first and the last arrival.
+    throughput: f64,
+}
+
+fn figures(sent: &[Instant], got: &Arrivals) -> Figures {
+    let mut lat: Vec<Duration> = sent
+        .iter()
+        .zip(got)
+        .filter_map(|(s, g)| g.map(|g| g.saturating_duration_since(*s)))
+        .collect();
+    lat.sort();
+    let pick = |q: f64| {
+        lat.get(((lat.len() as f64 * q).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    };
+    let times: Vec<Instant> = got.iter().flatten().copied().collect();
+    let throughput = match (times.iter().min(), times.iter().max()) {
+        (Some(a), Some(b)) if b > a => (times.len() - 1) as f64 / (*b - *a).as_secs_f64(),
+        _ => 0.0,
+    };
+    Figures {
+        received: lat.len(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+        throughput,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+/// The servers, the benchmark's clients, and the single-bridge bot.
+struct World {
+    synapse: SynapseServer,
+    irc: IrcServer,
+    alice: Arc<MatrixClient>,
+    alice_user: MatrixUser,
+    bob: Option<Syncer>,
+    carol: Option<IrcClient>,
+    dave: Option<IrcClient>,
+    room: String,
+    bot_id: String,
+    txn: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Joins `channels` with `client` and waits until `bot` is in each.
+async fn join_with_bot(client: &mut IrcClient, channels: &[String], bot: &str) {
+    let mut missing: Vec<String> = channels.iter().map(|c| c.to_lowercase()).collect();
+    for chunk in channels.chunks(10) {
+        client.send(&format!("JOIN {}", chunk.join(","))).await;
+    }
+    while !missing.is_empty() {
+        let line = client
+            .wait_for(SETUP, |l| {
+                (l.command == "JOIN" && l.nick() == Some(bot))
+                    || (l.command == "353"
+                        && l.text()
+                            .split(' ')
+                            .any(|n| n.trim_start_matches(['@', '+']) == bot))
+            })
+            .await;
+        let chan = if line.command == "JOIN" {
+            line.param(0)
+        } else {
+            line.param(2)
+        };
+        let chan = chan.unwrap_or_default().to_lowercase();
+        missing.retain(|c| *c != chan);
+    }
+}
+
+/// Sends one Matrix message without waiting for the reply, with a transaction ID of its own.
+fn matrix_send(
+    client: &Arc<MatrixClient>,
+    txn: &Arc<std::sync::atomic::AtomicU64>,
+    room: &str,
+    body: String,
+) {
+    let client = Arc::clone(client);
+    let t = txn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/send/m.room.message/bench-{t}",
+        encode(room)
+    );
+    tokio::spawn(async move {
+        let reply = client
+            .request(reqwest::Method::PUT, &path)
+            .json(&json!({ "msgtype": "m.text", "body": body }))
+            .send()
+            .await;
+        match reply {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => eprintln!("send failed: HTTP {}", r.status()),
+            Err(e) => eprintln!("send failed: {e}"),
+        }
+    });
+}
+
+impl World {
+    /// One phase: `n` messages at `rate` from IRC (carol) or from Matrix (alice), timed at dave
+    /// and at bob. Returns (same-network figures, bridged figures).
+    async fn phase(&mut self, o: &Options, from_irc: bool, rate: f64) -> (Figures, Figures) {
+        let n = o.messages;
+        let tag = format!("{}{}", if from_irc { "i" } else { "m" }, random_token(6));
+        // Long enough for the bot's IRC queue to drain at its rate, and then some.
+        let send_time = Duration::from_secs_f64(n as f64 / rate);
+        let drain = Duration::from_secs_f64(n as f64 / o.bot_rate);
+        let deadline = Instant::now() + send_time.max(drain) + GRACE;
+        let (irc_from, matrix_from) = if from_irc {
+            // Lines from IRC reach Matrix from the bot's account.
+            ("carol", self.bot_id.clone())
+        } else {
+            ("sigbot", self.alice_user.user_id.clone())
+        };
+        let at_dave = irc_receiver(
+            self.dave.take().unwrap(),
+            irc_from,
+            CHANNEL,
+            tag.clone(),
+            n,
+            deadline,
+        );
+        let at_bob = matrix_receiver(
+            self.bob.take().unwrap(),
+            matrix_from,
+            self.room.clone(),
+            tag.clone(),
+            n,
+            deadline,
+        );
+        let sent = if from_irc {
+            let carol = self.carol.take().unwrap();
+            // IrcClient::send needs the client borrowed; one task owns it and sends in order.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let writer = tokio::spawn(async move {
+                while let Some(text) = rx.recv().await {
+                    carol.privmsg(CHANNEL, &text).await;
+                }
+                carol
+            });
+            let sent = paced(&tag, n, rate, |_, text| {
+                let _ = tx.send(text);
+            })
+            .await;
+            drop(tx);
+            self.carol = Some(writer.await.unwrap());
+            sent
+        } else {
+            let (alice, txn, room) = (&self.alice, &self.txn, self.room.clone());
+            paced(&tag, n, rate, |_, text| {
+                matrix_send(alice, txn, &room, text)
+            })
+            .await
+        };
+        let (dave, at_irc) = at_dave.await.unwrap();
+        let (bob, at_matrix) = at_bob.await.unwrap();
+        self.dave = Some(dave);
+        self.bob = Some(bob);
+        let (irc, matrix) = (figures(&sent, &at_irc), figures(&sent, &at_matrix));
+        if from_irc {
+            (irc, matrix)
+        } else {
+            (matrix, irc)
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let o = Options::parse();
+    eprintln!("starting InspIRCd + Anope and Synapse...");
+    let synapse = SynapseServer::start().await;
+    // Unlimited: the benchmark's own IRC client sends 20 lines a second, which a Libera-like
+    // class would cut off; the bot keeps to its configured rate all the same.
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let bob_user = synapse.register_user("bob", "bob-secret-pw").await;
+    let alice = synapse.client(&alice_user);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some(ALIAS_LOCAL.into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let bob = synapse.client(&bob_user);
+    bob.join(&room).await;
+    let alias = format!("#{ALIAS_LOCAL}:{}", synapse.server_name());
+
+    let dir = temp_dir("bridge-bench");
+    let pairs = [(CHANNEL.to_owned(), alias.clone())];
+    let config = bot_config(&o, &irc, &synapse, &bot_user, &pairs);
+    let mut bot = Bot::start_with_env(dir.path(), &config, &[("RUST_LOG", "info")]);
+    let mut bob = Syncer::new(bob);
+    let bot_id = bot_user.user_id.clone();
+    let joined = bob
+        .until(SETUP, |r, ev, _| {
+            r == room
+                && ev["type"] == "m.room.member"
+                && ev["state_key"] == bot_id.as_str()
+                && ev["content"]["membership"] == "join"
+        })
+        .await;
+    assert!(joined, "the bot did not join {alias}\n{}", bot.log_tail(40));
+    let mut carol = IrcClient::connect(&irc, "carol").await;
+    join_with_bot(&mut carol, &[CHANNEL.to_owned()], "sigbot").await;
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    join_with_bot(&mut dave, &[CHANNEL.to_owned()], "sigbot").await;
+
+    let mut world = World {
+        synapse,
+        irc,
+        alice: Arc::new(alice),
+        alice_user,
+        bob: Some(bob),
+        carol: Some(carol),
+        dave: Some(dave),
+        room,
+        bot_id,
+        txn: Arc::new(Default::default()),
+    };
+    // Warm-up: both ways through the bridge, not counted.
+    let warm = Options {
+        messages: 5,
+        ..o.clone()
+    };
+    for from_irc in [true, false] {
+        let (_, bridged) = world.phase(&warm, from_irc, 5.0).await;
+        assert_eq!(
+            bridged.received,
+            5,
+            "warm-up lines lost\n{}",
+            bot.log_tail(40)
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pid = bot.pid().expect("bot pid");
+    let mem_one = memory(pid);
+
+    let mut rows = Vec::new();
+    for &rate in &o.rates {
+        for from_irc in [true, false] {
+            eprintln!(
+                "{} messages at {rate}/s from {}...",
+                o.messages,
+                if from_irc { "IRC" } else { "Matrix" }
+            );
+            let (own, bridged) = world.phase(&o, from_irc, rate).await;
+            for (what, f) in [("own network", &own), ("bridged", &bridged)] {
+                eprintln!(
+                    "  {what}: {}/{} received, p50 {} ms, p99 {} ms, {:.1} lines/s",
+                    f.received,
+                    o.messages,
+                    ms(f.p50),
+                    ms(f.p99),
+                    f.throughput
+                );
+            }
+            rows.push((rate, from_irc, own, bridged));
+        }
+    }
+    let mem_after = memory(pid);
+    bot.terminate(Duration::from_secs(30)).await;
+
+    // (b) Memory with many bridges: a second bot account and nick, `bridges` channel/room pairs.
+    eprintln!("{} bridges...", o.bridges);
+    let many = world.many_bridges(&o).await;
+
+    println!(
+        "\nbridge benchmark: {} messages per phase, bot IRC rate {}/s burst {} (IRC class Unlimited)",
+        o.messages, o.bot_rate, o.bot_burst
+    );
+    println!(
+        "| offered | path | received | p50 ms | p99 ms | bot adds p50 / p99 ms | delivered lines/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for &rate in &o.rates {
+        let at = |irc: bool| rows.iter().find(|r| r.0 == rate && r.1 == irc);
+        let (Some((_, _, irc_own, to_matrix)), Some((_, _, matrix_own, to_irc))) =
+            (at(true), at(false))
+        else {
+            continue;
+        };
+        // A bridged line crosses both servers: the bot adds what is left after both servers'
+        // own delivery times (for p99 only an indication: percentiles do not add up).
+        let added = |f: &Figures| {
+            let sub = |a: Duration, b: Duration, c: Duration| {
+                (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
+            };
+            format!(
+                "{:+.1} / {:+.1}",
+                sub(f.p50, irc_own.p50, matrix_own.p50),
+                sub(f.p99, irc_own.p99, matrix_own.p99)
+            )
+        };
+        let lines = [
+            ("IRC -> IRC (server only)", irc_own, String::new()),
+            ("Matrix -> Matrix (server only)", matrix_own, String::new()),
+            ("IRC -> Matrix (bot)", to_matrix, added(to_matrix)),
+            ("Matrix -> IRC (bot)", to_irc, added(to_irc)),
+        ];
+        for (path, f, added) in lines {
+            println!(
+                "| {rate}/s | {path} | {}/{} | {} | {} | {added} | {:.1} |",
+                f.received,
+                o.messages,
+                ms(f.p50),
+                ms(f.p99),
+                f.throughput
+            );
+        }
+    }
+    println!(
+        "\n| bot memory (MiB) | VmRSS | VmHWM (peak) | RssAnon (heap, stacks) | RssFile (code) |"
+    );
+    println!("|---|---|---|---|---|");
+    let mib = |k: u64| format!("{:.1}", k as f64 / 1024.0);
+    let states = [
+        (
+            "1 bridge, after joining and 5 lines each way".to_owned(),
+            mem_one,
+        ),
+        ("1 bridge, after the latency runs".to_owned(), mem_after),
+        (
+            format!(
+                "{} bridges, after joining and 1 line each way per bridge",
+                o.bridges
+            ),
+            many,
+        ),
+    ];
+    for (state, m) in states {
+        println!(
+            "| {state} | {} | {} | {} | {} |",
+            mib(m.rss),
+            mib(m.peak),
+            mib(m.anon),
+            mib(m.file)
+        );
+    }
+}
+
+impl World {
+    /// Starts a bot with `o.bridges` bridges, waits until it is in every channel and room,
+    /// relays one line each way per bridge, and returns its memory after a short rest.
+    async fn many_bridges(&mut self, o: &Options) -> Memory {
+        let user = self
+            .synapse
+            .register_user("sigbotmany", "many-secret-pw")
+            .await;
+        let mut pairs = Vec::new();
+        let mut rooms = Vec::new();
+        for i in 0..o.bridges {
+            let local = format!("many{i}");
+            let room = self
+                .alice
+                .create_room(RoomSpec {
+                    alias: Some(local.clone()),
+                    public: true,
+                    ..RoomSpec::default()
+                })
+                .await;
+            rooms.push(room);
+            pairs.push((
+                format!("#many{i}"),
+                format!("#{local}:{}", self.synapse.server_name()),
+            ));
+        }
+        let dir = temp_dir("bridge-bench-many");
+        let config = bot_config(o, &self.irc, &self.synapse, &user, &pairs);
+        let mut bot = Bot::start_with_env(dir.path(), &config, &[("RUST_LOG", "info")]);
+        let mut watcher = Syncer::new(MatrixClient::with_token(
+            &self.synapse.url(),
+            &self.alice_user.user_id,
+            self.alice.access_token(),
+        ));
+        let mut joined = std::collections::HashSet::new();
+        let all = watcher
+            .until(SETUP, |r, ev, _| {
+                if ev["type"] == "m.room.member"
+                    && ev["state_key"] == user.user_id.as_str()
+                    && ev["content"]["membership"] == "join"
+                {
+                    joined.insert(r.to_owned());
+                }
+                joined.len() == rooms.len()
+            })
+            .await;
+        assert!(
+            all,
+            "the bot joined {} of {} rooms\n{}",
+            joined.len(),
+            rooms.len(),
+            bot.log_tail(40)
+        );
+        let channels: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
+        let mut dave = self.dave.take().unwrap();
+        join_with_bot(&mut dave, &channels, &user.localpart).await;
+
+        // One line each way per bridge.
+        let mut carol = self.carol.take().unwrap();
+        join_with_bot(&mut carol, &channels, &user.localpart).await;
+        for c in &channels {
+            carol.privmsg(c, &format!("hello {c}")).await;
+        }
+        for room in &rooms {
+            matrix_send(&self.alice, &self.txn, room, "hello from Matrix".into());
+        }
+        let mut from_irc = 0;
+        let relayed = watcher
+            .until(SETUP, |_, ev, _| {
+                if ev["sender"] == user.user_id.as_str() && ev["type"] == "m.room.message" {
+                    from_irc += 1;
+                }
+                from_irc == channels.len()
+            })
+            .await;
+        assert!(
+            relayed,
+            "{from_irc} of {} lines reached Matrix",
+            channels.len()
+        );
+        for _ in &channels {
+            dave.wait_for(SETUP, |l| {
+                l.command == "PRIVMSG" && l.nick() == Some(user.localpart.as_str())
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let mem = memory(bot.pid().expect("bot pid"));
+        bot.terminate(Duration::from_secs(30)).await;
+        self.dave = Some(dave);
+        self.carol = Some(carol);
+        mem
+    }
+}
