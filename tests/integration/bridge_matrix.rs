@@ -403,3 +403,34 @@ async fn matrix_lines_sent_while_the_bot_is_down_arrive_after_its_restart() {
     w.alice.send_text(&room, "after").await;
     assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> after"));
 }
+
+#[tokio::test]
+async fn matrix_lines_said_while_the_irc_server_restarts_arrive_afterwards_in_order() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix-irc-down");
+    let (mut bot, mut dave) = w.start(dir.path()).await;
+    let room = w.room.clone();
+
+    w.alice.send_text(&room, "before").await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> before"));
+
+    w.irc.stop();
+    bot.wait_log(WAIT, "connection lost").await;
+    for i in 1..=5 {
+        w.alice.send_text(&room, &format!("while down {i}")).await;
+    }
+    for _ in 1..=5 {
+        bot.wait_log(WAIT, "bridged message stored").await;
+    }
+    w.irc.restart().await;
+    // dave comes back once the bot is in the channel again, then reads the backlog.
+    let mut dave = irc_user_with_bot(&w.irc, "dave").await;
+    for i in 1..=5 {
+        assert_eq!(
+            bot_line(&mut dave).await,
+            format!("<{ALICE}> while down {i}"),
+            "line {i} in order"
+        );
+    }
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
