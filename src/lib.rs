@@ -25,6 +25,8 @@ pub mod minutes;
 pub mod outbox;
 pub mod relay_outbox;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_fixtures;
 pub mod watch;
 pub mod web;
 

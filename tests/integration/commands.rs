@@ -19,7 +19,10 @@ use axum::routing::{get, post};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/lookups");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/commands");
 /// How long the fake server stalls: longer than any command's (test) timeout of 2s.
-const STALL: Duration = Duration::from_secs(30);
+/// A server that never answers, for timeouts: the bot's own timeout ends the wait.
+async fn stall() {
+    std::future::pending::<()>().await;
+}
 /// How long a test waits for one reply line.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 const TOKEN: &str = "tok-Zq81-SECRET-do-not-leak";
@@ -52,7 +55,7 @@ async fn bugzilla(UrlPath(id): UrlPath<String>) -> Response {
             "bugzilla/rhbz_error_102_access_denied.prow-fixture.json",
         ),
         "777" => {
-            tokio::time::sleep(STALL).await;
+            stall().await;
             StatusCode::OK.into_response()
         }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
@@ -78,7 +81,7 @@ async fn pagure(UrlPath((project, id)): UrlPath<(String, String)>) -> Response {
             "pagure/pagure_io_404_ENOPROJECT.json",
         ),
         ("slow", _) => {
-            tokio::time::sleep(STALL).await;
+            stall().await;
             StatusCode::OK.into_response()
         }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
@@ -104,7 +107,7 @@ async fn kojihub(body: String) -> Response {
     } else if body.contains("empty-tag") {
         (StatusCode::OK, "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n<value><array><data>\n</data></array></value>\n</param>\n</params>\n</methodResponse>\n").into_response()
     } else if body.contains("slow-tag") {
-        tokio::time::sleep(STALL).await;
+        stall().await;
         StatusCode::OK.into_response()
     } else {
         (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
@@ -115,7 +118,7 @@ async fn repo(UrlPath((name, file)): UrlPath<(String, String)>) -> Response {
     match name.as_str() {
         "broken" => return (StatusCode::INTERNAL_SERVER_ERROR, "no").into_response(),
         "slow" => {
-            tokio::time::sleep(STALL).await;
+            stall().await;
             return StatusCode::OK.into_response();
         }
         _ => {}
