@@ -33,8 +33,6 @@ pub struct Bot {
     stdin: Option<ChildStdin>,
     stdout: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<Vec<String>>>,
-    /// Woken for every new log line.
-    stderr_grew: Arc<tokio::sync::Notify>,
     stderr_seen: usize,
     env: Vec<(String, String)>,
 }
@@ -56,7 +54,6 @@ impl Bot {
             stdin: None,
             stdout: rx,
             stderr: Arc::new(Mutex::new(Vec::new())),
-            stderr_grew: Arc::new(tokio::sync::Notify::new()),
             stderr_seen: 0,
             env: env
                 .iter()
@@ -95,12 +92,10 @@ impl Bot {
             }
         });
         let log = self.stderr.clone();
-        let grew = self.stderr_grew.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 log.lock().unwrap().push(line);
-                grew.notify_waiters();
             }
         });
         self.child = Some(child);
@@ -162,11 +157,6 @@ impl Bot {
     pub async fn wait_log(&mut self, timeout: Duration, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // Registered before looking, so that a line logged in between still wakes us.
-            let grew = self.stderr_grew.clone();
-            let woken = grew.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
             {
                 let log = self.stderr.lock().unwrap();
                 if let Some((i, line)) = log
@@ -179,12 +169,13 @@ impl Bot {
                     return line.clone();
                 }
             }
-            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            if tokio::time::Instant::now() >= deadline {
                 panic!(
                     "timed out after {timeout:?} waiting for bot log {needle:?}\n--- bot log ---\n{}",
                     self.log_tail(60)
                 );
             }
+            tokio::time::sleep(super::POLL_INTERVAL).await;
         }
     }
 
