@@ -17,17 +17,14 @@
 
 pub mod adapters;
 pub mod app;
-pub mod broker;
-pub mod command_files;
 pub mod config;
 pub mod core;
+pub mod lookup;
 pub mod minutes;
 pub mod outbox;
-pub mod relay_outbox;
 pub mod store;
 #[cfg(test)]
-pub(crate) mod test_fixtures;
-pub mod watch;
+pub(crate) mod test_support;
 pub mod web;
 
 /// The version reported by `!version` and `sigbot version`.

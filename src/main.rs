@@ -72,9 +72,9 @@ fn main() -> ExitCode {
         Command::CheckConfig => match Config::load(&cli.config) {
             Ok(cfg) => {
                 print!("{}", cfg.summary());
-                match sigbot::command_files::load_dir(&cfg.bot.commands_dir) {
+                match sigbot::config::commands::load_dir(&cfg.bot.commands_dir) {
                     Ok(set) => {
-                        print!("{}", sigbot::command_files::summary(&set));
+                        print!("{}", sigbot::config::commands::summary(&set));
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
 }
 
 fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Result<()> {
-    use sigbot::minutes::archive;
+    use sigbot::app::archive;
     match command {
         MeetingsCommand::Render { log, out, room } => {
             let written = archive::render_log_file(&log, &out, room.as_deref())?;

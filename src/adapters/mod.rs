@@ -5,12 +5,7 @@
 pub mod console;
 pub mod irc;
 pub mod matrix;
-// Declarative commands' requests (issue 7).
-pub mod fetch;
-pub mod http;
-pub mod koji;
 pub mod mqtt;
-pub mod repodata;
 
 use std::sync::{Arc, Mutex};
 

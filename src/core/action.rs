@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::declarative::{AuditEntry, FetchRequest};
+use super::commands::declarative::{AuditEntry, FetchRequest};
 use super::event::RoomRef;
 use super::meeting::{JournalLine, Meeting, MeetingKey};
 

@@ -5,7 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::declarative::{CommandSetHandle, FetchOutcome};
+use super::commands::declarative::{CommandSetHandle, FetchOutcome};
 
 /// A room on a network: `<network>/<room>`, split at the first `/`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -4,14 +4,11 @@
 //! the adapters carry out. Nothing here touches a socket, a file or a clock of its own, so
 //! every behaviour is unit-tested by feeding events and a fixed `now`.
 
-pub mod acl;
 pub mod action;
 pub mod bridge;
 pub mod commands;
-pub mod declarative;
 pub mod event;
 pub mod format;
-pub mod irc_text;
 pub mod meeting;
 pub mod relay;
 pub mod watch;
@@ -20,14 +17,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-pub use acl::Roles;
 pub use action::{Action, Bridged, Priority, SendKind};
 pub use bridge::{BridgeSettings, BridgeSpec, Bridges, EditMode, MatrixRelay, SideKind};
-pub use commands::{Builtin, Invocation, parse_invocation};
-pub use declarative::{
+pub use commands::acl::Roles;
+pub use commands::declarative::{
     AuditEntry, CommandSet, CommandSetHandle, CommandSpec, FetchOutcome, FetchRequest,
     PackageVersion, Request, RequestBody,
 };
+pub use commands::{Builtin, Invocation, parse_invocation};
 pub use event::{
     Activity, Event, IncomingMessage, LinkState, Media, MediaKind, Member, MessageKind, Presence,
     PresenceChange, Principal, RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
@@ -57,7 +54,7 @@ pub struct Core {
     networks: BTreeMap<String, NetworkStatus>,
     meetings: Meetings,
     /// Declarative commands from `commands/*.toml` (issue 7).
-    commands: declarative::Declarative,
+    commands: commands::declarative::Declarative,
     /// Bridges between rooms (issue 8).
     bridges: Bridges,
     /// The MQTT relay's routes (issue 6).
@@ -85,7 +82,7 @@ impl Core {
             networks,
             meetings: Meetings::default(),
             relay: None,
-            commands: declarative::Declarative::default(),
+            commands: commands::declarative::Declarative::default(),
             bridges: Bridges::default(),
         }
     }

@@ -9,7 +9,6 @@
 //! - [`html`], [`text`]: the minutes as MeetBot lays them out; [`markdown`]: for a wiki page or an
 //!   issue; [`json`]: for programs.
 
-pub mod archive;
 pub mod html;
 pub mod json;
 pub mod log;

@@ -17,7 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{Bridges, SideKind, bridged, unhighlight};
 use crate::core::action::{Action, SendKind};
 use crate::core::event::{Presence, PresenceChange, RoomRef};
-use crate::core::{format, irc_text};
+use crate::core::format::{self, irc_text};
 
 /// Which changes a bridge relays; all off by default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

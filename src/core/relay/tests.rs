@@ -56,7 +56,7 @@ fn texts(b: &RelayBatch) -> Vec<String> {
     b.messages.iter().map(|m| m.text.clone()).collect()
 }
 
-use crate::test_fixtures::pagure_mqtt as fixtures;
+use crate::test_support::pagure_mqtt as fixtures;
 
 #[test]
 fn topic_filters_match_like_mqtt() {

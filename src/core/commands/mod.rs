@@ -1,5 +1,8 @@
 //! Command addressing and the built-in commands (DESIGN §6).
 
+pub mod acl;
+pub mod declarative;
+
 /// A command invocation found in a chat line: the command word (lower-cased) and the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {

@@ -4,7 +4,7 @@
 //! `crate::command_files`) and everything that decides what happens when someone runs one:
 //! argument patterns, roles, cooldowns, one-time confirmation codes, and rendering the
 //! request and the reply with minijinja. The request itself is carried out by the app (an
-//! [`Action::Fetch`]); its result comes back as [`super::Event::FetchDone`].
+//! [`Action::Fetch`]); its result comes back as [`crate::core::Event::FetchDone`].
 //!
 //! Secrets: a `${ENV}` reference in a request field is kept as a placeholder
 //! ([`SECRET_OPEN`] name [`SECRET_CLOSE`]) all through the core, so rendered requests, logs
@@ -24,9 +24,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::acl::Roles;
-use super::action::Action;
-use super::event::{IncomingMessage, Principal, RoomRef};
 use crate::config::Secret;
+use crate::core::action::Action;
+use crate::core::event::{IncomingMessage, Principal, RoomRef};
 
 /// Opens a secret placeholder in a rendered request: `\u{E000}NAME\u{E001}`. Private-use
 /// characters, so that no template text collides with them; arguments holding them are refused.

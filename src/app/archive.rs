@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 
-use super::log::{date_from_path, meeting_from_log};
 use crate::core::RoomRef;
 use crate::core::meeting::{Meeting, room_slug};
+use crate::minutes::log::{date_from_path, meeting_from_log};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub fn render_log_file(
     room: Option<&str>,
 ) -> Result<Vec<PathBuf>, ArchiveError> {
     let m = read_log(log, room)?;
-    super::write_files_into(out, &m).map_err(|source| ArchiveError::Io {
+    crate::minutes::write_files_into(out, &m).map_err(|source| ArchiveError::Io {
         path: out.to_owned(),
         source,
     })

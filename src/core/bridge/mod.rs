@@ -26,7 +26,7 @@ use super::event::{
     Activity, IncomingMessage, Media, Member, MessageKind, RichMessage, RoomActivity, RoomRef,
 };
 use super::format;
-use super::irc_text;
+use super::format::irc_text;
 
 mod presence;
 pub use presence::{PresenceRelay, is_netsplit_reason};

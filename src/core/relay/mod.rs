@@ -23,16 +23,10 @@ use crate::config::RelayConfig;
 
 /// Templates shipped with sigbot, available to every route by `{% include "<name>" %}`.
 pub const SHIPPED_TEMPLATES: &[(&str, &str)] = &[
-    ("pagure.j2", include_str!("relay/templates/pagure.j2")),
-    (
-        "pagure.html.j2",
-        include_str!("relay/templates/pagure.html.j2"),
-    ),
-    (
-        "cbs-signing.j2",
-        include_str!("relay/templates/cbs-signing.j2"),
-    ),
-    ("label.j2", include_str!("relay/templates/label.j2")),
+    ("pagure.j2", include_str!("templates/pagure.j2")),
+    ("pagure.html.j2", include_str!("templates/pagure.html.j2")),
+    ("cbs-signing.j2", include_str!("templates/cbs-signing.j2")),
+    ("label.j2", include_str!("templates/label.j2")),
 ];
 
 /// The label a digest gives each folded event when the route sets no `digest_label`.

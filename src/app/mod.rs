@@ -4,16 +4,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub mod archive;
+pub mod watch;
+
 use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::adapters::fetch::Fetcher;
 use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing, OutgoingOp, Receipt, console};
-use crate::command_files;
 use crate::config::MeetingRooms;
+use crate::config::commands as command_files;
 use crate::config::{Config, ConfigError, EditMode, NetworkKind};
 use crate::core::bridge::PresenceRelay;
 use crate::core::relay::Relay;
@@ -22,11 +24,12 @@ use crate::core::{
     Action, BridgeSettings, BridgeSpec, CommandSetHandle, Core, CoreSettings, Event, LinkState,
     MatrixRelay, MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
-use crate::outbox::BridgeOutbox;
-use crate::relay_outbox::Outbox as RelayOutbox;
+use crate::lookup::fetch::Fetcher;
+use crate::outbox::bridge::BridgeOutbox;
+use crate::outbox::relay::Outbox as RelayOutbox;
 use crate::store::{Store, StoreError};
-use crate::watch::Watcher;
 use crate::web::{self, Health};
+use watch::Watcher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -46,7 +49,7 @@ pub enum AppError {
     #[error(transparent)]
     Relay(#[from] crate::core::relay::TemplateError),
     #[error(transparent)]
-    Broker(#[from] crate::broker::BrokerError),
+    Broker(#[from] crate::adapters::mqtt::broker::BrokerError),
 }
 
 fn kind_name(kind: NetworkKind) -> &'static str {
@@ -142,7 +145,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     let mut relay = Relay::new(&cfg.relays)?;
     let relay_outbox = RelayOutbox::new(store.clone());
     if let Some(b) = &cfg.broker {
-        crate::broker::start(b.listen).await?;
+        crate::adapters::mqtt::broker::start(b.listen).await?;
     }
     let triggers = Triggers::new(&cfg.watches);
     let mut mqtt_handles: BTreeMap<String, MqttHandle> = BTreeMap::new();

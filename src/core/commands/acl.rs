@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::event::Principal;
+use crate::core::event::Principal;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Roles {

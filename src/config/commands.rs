@@ -18,7 +18,7 @@ use toml::Spanned;
 
 use crate::config::{ConfigError, Locator, Secret};
 use crate::core::Builtin;
-use crate::core::declarative::{
+use crate::core::commands::declarative::{
     ActionSpec, ArgSpec, BodySpec, CommandSet, CommandSpec, HttpSpec, KojiSpec, ReplySpec,
     RepodataSpec, SECRET_CLOSE, SECRET_OPEN, template_env,
 };

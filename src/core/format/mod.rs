@@ -8,6 +8,8 @@
 //! links whose text hides the address) is turned into readable plain text; code blocks
 //! longer than one line are handed to a callback, which the bridge uses to make a paste.
 
+pub mod irc_text;
+
 use std::fmt::Write as _;
 
 /// mIRC control codes.

@@ -5,6 +5,8 @@
 //! `deny_unknown_fields`. Stage two: [`check`] turns the raw structs into the validated
 //! [`Config`], reporting problems as `file:line:col: message`.
 
+pub mod commands;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;

@@ -8,6 +8,8 @@
 //! driver subscribes again (a broker may have forgotten the session) and acks are only sent
 //! on the connection that received the message: a packet id means nothing on another one.
 
+pub mod broker;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

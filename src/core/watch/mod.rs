@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, TimeDelta, Utc};
 use rpm_version::Evr;
 
-use super::declarative::PackageVersion;
+use super::commands::declarative::PackageVersion;
 use super::event::RoomRef;
 use super::relay::TopicFilter;
 use crate::config::WatchConfig;

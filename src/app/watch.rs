@@ -12,11 +12,11 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::{koji, repodata};
 use crate::config::{PackageSource, WatchConfig};
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::{FetchOutcome, PackageVersion};
-use crate::relay_outbox::Outbox;
+use crate::lookup::{koji, repodata};
+use crate::outbox::relay::Outbox;
 use crate::store::Store;
 
 /// How long one lookup may take.

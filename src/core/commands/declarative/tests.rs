@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use crate::command_files::parse_str;
+use crate::config::commands::parse_str;
 use crate::core::*;
 
 const RELEASE: &str = r#"
