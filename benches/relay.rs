@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sigbot::config::RelayConfig;
 use sigbot::core::RoomRef;
+use sigbot::core::relay::RelaySpec;
 use sigbot::core::relay::{Delivery, MqttMessage, MqttPayload, Relay};
 
 fn git_receive() -> Vec<u8> {
@@ -26,8 +26,8 @@ fn git_receive() -> Vec<u8> {
     })
 }
 
-fn routes() -> Vec<RelayConfig> {
-    let route = |name: &str, topic: &str, when: Option<&str>| RelayConfig {
+fn routes() -> Vec<RelaySpec> {
+    let route = |name: &str, topic: &str, when: Option<&str>| RelaySpec {
         name: name.to_owned(),
         from: "centos".to_owned(),
         topic: topic.to_owned(),

@@ -12,8 +12,8 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{PackageSource, WatchConfig};
 use crate::core::watch::{Alert, Schedule, decide};
+use crate::core::watch::{PackageSource, WatchSpec};
 use crate::core::{FetchOutcome, PackageVersion};
 use crate::lookup::{koji, repodata};
 use crate::outbox::relay::Outbox;
@@ -23,7 +23,7 @@ use crate::store::Store;
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Watcher {
-    watches: Vec<WatchConfig>,
+    watches: Vec<WatchSpec>,
     client: reqwest::Client,
     repos: Arc<repodata::Cache>,
     store: Store,
@@ -32,7 +32,7 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(
-        watches: Vec<WatchConfig>,
+        watches: Vec<WatchSpec>,
         store: Store,
         outbox: Outbox,
     ) -> Result<Watcher, reqwest::Error> {

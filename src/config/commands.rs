@@ -16,8 +16,9 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Locator, Secret};
+use crate::config::{ConfigError, Locator};
 use crate::core::Builtin;
+use crate::core::Secret;
 use crate::core::commands::declarative::{
     ActionSpec, ArgSpec, BodySpec, CommandSet, CommandSpec, HttpSpec, KojiSpec, ReplySpec,
     RepodataSpec, SECRET_CLOSE, SECRET_OPEN, template_env,
@@ -653,5 +654,7 @@ pub fn summary(set: &CommandSet) -> String {
     s
 }
 
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod tests;

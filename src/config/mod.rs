@@ -17,7 +17,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::core::{Principal, RoomRef};
+use crate::core::relay::RelaySpec;
+use crate::core::watch::{PackageSource, WatchSpec};
+use crate::core::{Principal, RoomRef, Secret};
 
 /// A config error with its location in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,32 +29,6 @@ pub struct ConfigError {
     pub line: usize,
     pub col: usize,
     pub message: String,
-}
-
-/// A secret value (password, token, key). Its `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself, for the one place that needs to send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -385,8 +361,8 @@ pub struct Config {
     pub mqtt: Vec<MqttConfig>,
     pub broker: Option<BrokerConfig>,
     pub bridges: Vec<BridgeConfig>,
-    pub relays: Vec<RelayConfig>,
-    pub watches: Vec<WatchConfig>,
+    pub relays: Vec<RelaySpec>,
+    pub watches: Vec<WatchSpec>,
     pub meetings: MeetingRooms,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
@@ -541,56 +517,6 @@ pub struct BridgeConfig {
     pub max_mentions: usize,
     /// Whether end-to-end encrypted Matrix rooms of this bridge are relayed (default no).
     pub encrypted: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    pub name: String,
-    pub from: String,
-    pub topic: String,
-    pub when: Option<String>,
-    pub template: String,
-    pub html_template: Option<String>,
-    pub to: Vec<RoomRef>,
-    pub max_per_minute: Option<u32>,
-    pub dedup_key: Option<String>,
-    pub dedup_window: Duration,
-    /// How a digest names each folded event (a template); default: project and branch.
-    pub digest_label: Option<String>,
-}
-
-/// A `[[watch]]`: packages whose upstream version is compared with ours.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchConfig {
-    pub name: String,
-    pub packages: Vec<String>,
-    pub ours: PackageSource,
-    pub upstream: PackageSource,
-    pub to: Vec<RoomRef>,
-    /// How often both sides are looked up (default 1 hour).
-    pub poll: Duration,
-    /// MQTT topic filters whose events trigger a check at once.
-    pub on: Vec<String>,
-    /// The `[[mqtt]]` connection those events come from; `None`: any.
-    pub from: Option<String>,
-}
-
-/// Where a package's version is looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PackageSource {
-    /// An RPM repository's base URL (the directory holding `repodata/`).
-    Repodata { url: String },
-    /// The latest build of the package in a Koji tag.
-    Koji { hub: String, tag: String },
-}
-
-impl fmt::Display for PackageSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PackageSource::Repodata { url } => write!(f, "repodata {url}"),
-            PackageSource::Koji { hub, tag } => write!(f, "koji {hub} tag {tag}"),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1444,7 +1370,7 @@ fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigError> {
             return Err(loc.span(m, "max_per_minute must be at least 1"));
         }
         let text = |s: &Option<Spanned<String>>| s.as_ref().map(|s| s.get_ref().clone());
-        let relay = RelayConfig {
+        let relay = RelaySpec {
             name: r.name.clone().unwrap_or_else(|| format!("relay{}", i + 1)),
             from: r.from.get_ref().clone(),
             topic: r.topic.get_ref().clone(),
@@ -1617,7 +1543,7 @@ fn check_watches(
     loc: &Locator<'_>,
     networks: &BTreeMap<String, NetworkKind>,
     chat_room: &dyn Fn(&Spanned<String>) -> Result<RoomRef, ConfigError>,
-) -> Result<Vec<WatchConfig>, ConfigError> {
+) -> Result<Vec<WatchSpec>, ConfigError> {
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
     for w in raw {
@@ -1682,7 +1608,7 @@ fn check_watches(
             let at = w.on.as_ref().map_or(0, |o| o.span().start);
             return Err(loc.at(at, "on: there is no [[mqtt]] connection to listen on"));
         }
-        out.push(WatchConfig {
+        out.push(WatchSpec {
             name,
             packages,
             ours: package_source(loc, &w.ours, "ours")?,

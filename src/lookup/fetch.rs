@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::http::HttpCall;
 use super::{http, koji, repodata};
-use crate::config::Secret;
+use crate::core::Secret;
 use crate::core::commands::declarative::{SECRET_CLOSE, SECRET_OPEN, redact, show_placeholders};
 use crate::core::{Event, FetchOutcome, FetchRequest, Request, RequestBody};
 

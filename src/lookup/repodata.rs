@@ -14,7 +14,8 @@ use rpm_version::Evr;
 
 use super::http::{describe, read_capped};
 use super::koji::resolve_entity;
-use crate::core::{FetchOutcome, PackageVersion};
+use crate::core::FetchOutcome;
+use crate::core::package::{PackageVersion, is_newer};
 
 const MAX_REPOMD: usize = 1024 * 1024;
 /// Compressed primary metadata; Fedora's largest is well under this.
@@ -270,9 +271,8 @@ fn version_attrs(
 }
 
 fn keep_newest(newest: &mut HashMap<String, PackageVersion>, p: PackageVersion) {
-    let evr = |p: &PackageVersion| Evr::new(p.epoch.clone(), p.version.clone(), p.release.clone());
     match newest.get(&p.name) {
-        Some(old) if evr(old) >= evr(&p) => {}
+        Some(old) if !is_newer(&p, old) => {}
         _ => {
             newest.insert(p.name.clone(), p);
         }

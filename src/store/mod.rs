@@ -105,7 +105,7 @@ const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL
     );",
     // 5: the MQTT relay's outbox (messages stored before the MQTT ack, delivered in id
-    // order) and the dedup keys of relayed events (src/relay_outbox.rs).
+    // order) and the dedup keys of relayed events (src/outbox/relay.rs).
     "CREATE TABLE relay_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         network TEXT NOT NULL,

@@ -1,6 +1,7 @@
 //! Command addressing and the built-in commands (DESIGN §6).
 
 pub mod acl;
+mod builtin;
 pub mod declarative;
 
 /// A command invocation found in a chat line: the command word (lower-cased) and the rest.

@@ -18,8 +18,10 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
+pub mod spec;
+
 use super::event::RoomRef;
-use crate::config::RelayConfig;
+pub use spec::RelaySpec;
 
 /// Templates shipped with sigbot, available to every route by `{% include "<name>" %}`.
 pub const SHIPPED_TEMPLATES: &[(&str, &str)] = &[
@@ -319,7 +321,7 @@ pub fn environment() -> Environment<'static> {
 
 impl Relay {
     /// Compiles every route's templates and expressions.
-    pub fn new(configs: &[RelayConfig]) -> Result<Relay, TemplateError> {
+    pub fn new(configs: &[RelaySpec]) -> Result<Relay, TemplateError> {
         let mut env = environment();
         let mut routes = Vec::new();
         for c in configs {

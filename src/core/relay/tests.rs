@@ -12,8 +12,8 @@ fn room() -> RoomRef {
     RoomRef::new("libera", "#centos-hyperscale")
 }
 
-fn route(name: &str, topic: &str, template: &str) -> RelayConfig {
-    RelayConfig {
+fn route(name: &str, topic: &str, template: &str) -> RelaySpec {
+    RelaySpec {
         name: name.to_owned(),
         from: "centos".to_owned(),
         topic: topic.to_owned(),
@@ -29,9 +29,9 @@ fn route(name: &str, topic: &str, template: &str) -> RelayConfig {
 }
 
 /// The routes the embedded default ships (config/sigbot.toml).
-fn shipped_routes() -> Vec<RelayConfig> {
+fn shipped_routes() -> Vec<RelaySpec> {
     vec![
-        RelayConfig {
+        RelaySpec {
             html_template: Some(r#"{% include "pagure.html.j2" %}"#.to_owned()),
             ..route("pagure", "+/#", r#"{% include "pagure.j2" %}"#)
         },
@@ -161,7 +161,7 @@ fn private_issues_do_not_leak_their_title() {
 
 #[test]
 fn when_filters_on_topic_and_payload() {
-    let cfg = RelayConfig {
+    let cfg = RelaySpec {
         when: Some("topic == 'git.centos.org/git.receive' and msg.repo.namespace == 'rpms'".into()),
         ..route("rpms", "git.centos.org/#", "{{ msg.repo.fullname }}")
     };
@@ -227,7 +227,7 @@ fn redelivered_message_is_posted_once_within_the_window() {
 
 #[test]
 fn configured_dedup_key_beats_payload_differences() {
-    let cfg = RelayConfig {
+    let cfg = RelaySpec {
         dedup_key: Some("msg.id".into()),
         ..route("r", "#", "{{ msg.text }}")
     };
@@ -250,7 +250,7 @@ fn configured_dedup_key_beats_payload_differences() {
 
 #[test]
 fn burst_past_max_per_minute_folds_into_one_digest() {
-    let cfg = RelayConfig {
+    let cfg = RelaySpec {
         max_per_minute: Some(2),
         to: vec![room(), RoomRef::new("console", "#local")],
         ..route("pushes", "git.centos.org/#", r#"{% include "pagure.j2" %}"#)
@@ -319,7 +319,7 @@ fn burst_past_max_per_minute_folds_into_one_digest() {
 
 #[test]
 fn digest_of_a_closed_window_leaves_with_the_next_event_too() {
-    let cfg = RelayConfig {
+    let cfg = RelaySpec {
         max_per_minute: Some(1),
         ..route("r", "#", "{{ msg.n }}")
     };
@@ -385,7 +385,7 @@ fn template_errors_name_the_route_and_line() {
         "{err}"
     );
 
-    let bad_when = RelayConfig {
+    let bad_when = RelaySpec {
         when: Some("topic ==".into()),
         ..route("w", "#", "x")
     };

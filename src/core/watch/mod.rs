@@ -2,7 +2,7 @@
 //! newer than ours by rpm's ordering, the watch's rooms hear about it, once per upstream
 //! version.
 //!
-//! Pure like the rest of the core. The watch task (`src/watch.rs`) asks [`Schedule`] which
+//! Pure like the rest of the core. The watch task (`src/app/watch.rs`) asks [`Schedule`] which
 //! watches are due (on their poll interval, or because a matching MQTT event arrived), looks
 //! both versions up, and hands them with the set of alerts already sent (kept in the store,
 //! so that a restart does not repeat them) to [`decide`].
@@ -10,12 +10,13 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rpm_version::Evr;
 
-use super::commands::declarative::PackageVersion;
 use super::event::RoomRef;
+use super::package::{PackageVersion, display_evr, is_newer};
 use super::relay::TopicFilter;
-use crate::config::WatchConfig;
+
+pub mod spec;
+pub use spec::{PackageSource, WatchSpec};
 
 /// What identifies one alert: a watch, a package and the upstream version it announced.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,24 +33,6 @@ pub struct Alert {
     pub key: AlertKey,
     pub text: String,
     pub to: Vec<RoomRef>,
-}
-
-fn evr(p: &PackageVersion) -> Evr<'_> {
-    Evr::new(p.epoch.as_str(), p.version.as_str(), p.release.as_str())
-}
-
-/// Whether `upstream` is newer than `ours` by rpm's ordering (epoch, then rpmvercmp of
-/// version and release).
-pub fn is_newer(upstream: &PackageVersion, ours: &PackageVersion) -> bool {
-    evr(upstream) > evr(ours)
-}
-
-/// `version-release`, with the epoch only when it is not zero, as people write it.
-pub fn display_evr(p: &PackageVersion) -> String {
-    match p.epoch.as_str() {
-        "" | "0" => format!("{}-{}", p.version, p.release),
-        e => format!("{e}:{}-{}", p.version, p.release),
-    }
 }
 
 /// The key under which an upstream version is remembered. The EVR is rebuilt from its parts,
@@ -71,7 +54,7 @@ pub fn alert_key(watch: &str, package: &str, upstream: &PackageVersion) -> Alert
 /// version was not announced before. A package missing on either side gives no alert: there
 /// is nothing to compare.
 pub fn decide(
-    watch: &WatchConfig,
+    watch: &WatchSpec,
     package: &str,
     ours: Option<&PackageVersion>,
     upstream: Option<&PackageVersion>,
@@ -106,7 +89,7 @@ pub struct Schedule {
 
 impl Schedule {
     /// Every watch is due at `now`: a start checks at once.
-    pub fn new(watches: &[WatchConfig], now: DateTime<Utc>) -> Schedule {
+    pub fn new(watches: &[WatchSpec], now: DateTime<Utc>) -> Schedule {
         let entries = watches
             .iter()
             .map(|w| {
@@ -152,7 +135,7 @@ pub struct Triggers {
 }
 
 impl Triggers {
-    pub fn new(watches: &[WatchConfig]) -> Triggers {
+    pub fn new(watches: &[WatchSpec]) -> Triggers {
         let watches = watches
             .iter()
             .map(|w| {
@@ -209,7 +192,6 @@ mod tests {
     use chrono::TimeZone as _;
 
     use super::*;
-    use crate::config::PackageSource;
 
     fn pv(epoch: &str, version: &str, release: &str) -> PackageVersion {
         PackageVersion {
@@ -222,8 +204,8 @@ mod tests {
         }
     }
 
-    fn watch(on: &[&str], from: Option<&str>) -> WatchConfig {
-        WatchConfig {
+    fn watch(on: &[&str], from: Option<&str>) -> WatchSpec {
+        WatchSpec {
             name: "c9s-hyperscale".into(),
             packages: vec!["systemd".into()],
             ours: PackageSource::Repodata {
@@ -242,22 +224,6 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-    }
-
-    #[test]
-    fn rpm_ordering_decides_what_is_newer() {
-        assert!(is_newer(&pv("0", "256", "1.el9"), &pv("0", "255", "3.el9")));
-        // rpmvercmp, not string order: 10 > 9, and "a" < "1" segments aside.
-        assert!(is_newer(&pv("0", "1.10", "1"), &pv("0", "1.9", "1")));
-        assert!(!is_newer(&pv("0", "1.0~rc1", "1"), &pv("0", "1.0", "1")));
-        assert!(is_newer(&pv("0", "1.0^git1", "1"), &pv("0", "1.0", "1")));
-        // The epoch wins over everything else; a missing epoch is 0.
-        assert!(is_newer(&pv("1", "1.0", "1"), &pv("0", "9.9", "9")));
-        assert!(!is_newer(&pv("", "1.0", "1"), &pv("0", "1.0", "1")));
-        assert!(!is_newer(
-            &pv("0", "255", "3.el9"),
-            &pv("0", "255", "3.el9")
-        ));
     }
 
     #[test]
@@ -332,12 +298,6 @@ mod tests {
         );
         assert_eq!(decide(&w, "systemd", None, Some(&ours), &none), None);
         assert_eq!(decide(&w, "systemd", Some(&ours), None, &none), None);
-    }
-
-    #[test]
-    fn a_nonzero_epoch_is_shown() {
-        assert_eq!(display_evr(&pv("2", "1.0", "1.el9")), "2:1.0-1.el9");
-        assert_eq!(display_evr(&pv("", "1.0", "1.el9")), "1.0-1.el9");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Declarative commands (DESIGN §6): the commands that `commands/*.toml` define.
 //!
 //! This module holds the validated command definitions ([`CommandSpec`], built by
-//! `crate::command_files`) and everything that decides what happens when someone runs one:
+//! `crate::config::commands`) and everything that decides what happens when someone runs one:
 //! argument patterns, roles, cooldowns, one-time confirmation codes, and rendering the
 //! request and the reply with minijinja. The request itself is carried out by the app (an
 //! [`Action::Fetch`]); its result comes back as [`crate::core::Event::FetchDone`].
@@ -24,9 +24,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::acl::Roles;
-use crate::config::Secret;
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, Principal, RoomRef};
+use crate::core::package::PackageVersion;
+use crate::core::secret::Secret;
 
 /// Opens a secret placeholder in a rendered request: `\u{E000}NAME\u{E001}`. Private-use
 /// characters, so that no template text collides with them; arguments holding them are refused.
@@ -265,18 +266,6 @@ pub struct FetchRequest {
     pub timeout: Duration,
     /// Values for the placeholders; `Debug` never shows them.
     pub secrets: Vec<(String, Secret)>,
-}
-
-/// The newest build of a package in a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PackageVersion {
-    pub name: String,
-    pub epoch: String,
-    pub version: String,
-    pub release: String,
-    pub arch: String,
-    /// `epoch:version-release`, epoch always shown.
-    pub evr: String,
 }
 
 /// What came of a request.
@@ -1014,6 +1003,3 @@ pub fn redact(text: &str, secrets: &[(String, Secret)]) -> String {
 pub fn show_placeholders(text: &str) -> String {
     text.replace(SECRET_OPEN, "${").replace(SECRET_CLOSE, "}")
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,10 +1,12 @@
-//! Declarative commands through `Core::handle`, with a fixed `now` and a fixed code seed.
+//! Declarative commands, parsed from command files, run through `Core::handle` with a fixed
+//! `now` and a fixed code seed. They live on the config side because the core never reads
+//! command files.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use crate::config::commands::parse_str;
+use super::parse_str;
 use crate::core::*;
 
 const RELEASE: &str = r#"
