@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
-use rusqlite::params;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapters::{NetworkHandle, Outgoing, Receipt};
 use crate::core::relay::{RelayBatch, SeenKey};
-use crate::core::{Priority, RoomRef, SendKind};
-use crate::store::{Store, StoreError};
+use crate::core::watch::Alert;
+use crate::core::{Priority, SendKind};
+use crate::store::{QueuedMessage, Store, StoreError};
 
 /// How long a clean shutdown waits for the message being delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -26,14 +26,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub struct Outbox {
     store: Store,
     wake: Arc<Notify>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub id: i64,
-    pub room: RoomRef,
-    pub text: String,
-    pub html: Option<String>,
 }
 
 impl Outbox {
@@ -50,32 +42,7 @@ impl Outbox {
         if batch.messages.is_empty() && batch.seen.is_empty() {
             return Ok(());
         }
-        self.store.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut put = tx.prepare_cached(
-                    "INSERT INTO relay_outbox (network, room, text, html, queued_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for m in &batch.messages {
-                    put.execute(params![
-                        m.room.network,
-                        m.room.room,
-                        m.text,
-                        m.html,
-                        now.timestamp()
-                    ])?;
-                }
-                let mut seen = tx.prepare_cached(
-                    "INSERT INTO relay_seen (key, until) VALUES (?1, ?2)
-                     ON CONFLICT(key) DO UPDATE SET until = excluded.until",
-                )?;
-                for s in &batch.seen {
-                    seen.execute(params![s.key, s.until.timestamp()])?;
-                }
-            }
-            tx.commit()
-        })?;
+        self.store.relay_store_batch(batch, now)?;
         if !batch.messages.is_empty() {
             self.wake.notify_one();
         }
@@ -84,86 +51,27 @@ impl Outbox {
 
     /// Queues package-update alerts and records them as announced, in one transaction: an
     /// alert is either queued and remembered, or neither (and the next check tries again).
-    pub fn store_alerts(
-        &self,
-        alerts: &[crate::core::watch::Alert],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    pub fn store_alerts(&self, alerts: &[Alert], now: DateTime<Utc>) -> Result<(), StoreError> {
         if alerts.is_empty() {
             return Ok(());
         }
-        self.store.with(|c| {
-            let tx = c.transaction()?;
-            {
-                let mut put = tx.prepare_cached(
-                    "INSERT INTO relay_outbox (network, room, text, html, queued_at)
-                     VALUES (?1, ?2, ?3, NULL, ?4)",
-                )?;
-                let mut seen = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO watch_alerts (watch, package, upstream, at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for a in alerts {
-                    for room in &a.to {
-                        put.execute(params![room.network, room.room, a.text, now.timestamp()])?;
-                    }
-                    seen.execute(params![
-                        a.key.watch,
-                        a.key.package,
-                        a.key.upstream,
-                        now.to_rfc3339()
-                    ])?;
-                }
-            }
-            tx.commit()
-        })?;
+        self.store.queue_watch_alerts(alerts, now)?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// The dedup keys still valid at `now`; forgets the others.
     pub fn seen_keys(&self, now: DateTime<Utc>) -> Result<Vec<SeenKey>, StoreError> {
-        self.store.with(|c| {
-            c.execute(
-                "DELETE FROM relay_seen WHERE until <= ?1",
-                [now.timestamp()],
-            )?;
-            let mut q = c.prepare("SELECT key, until FROM relay_seen")?;
-            let rows = q.query_map([], |r| {
-                let until: i64 = r.get(1)?;
-                Ok(SeenKey {
-                    key: r.get(0)?,
-                    until: Utc.timestamp_opt(until, 0).single().unwrap_or(now),
-                })
-            })?;
-            rows.collect()
-        })
+        self.store.relay_seen_keys(now)
     }
 
     /// The oldest messages waiting, up to `limit`.
     pub fn pending(&self, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
-        self.store.with(|c| {
-            let mut q = c.prepare_cached(
-                "SELECT id, network, room, text, html FROM relay_outbox ORDER BY id LIMIT ?1",
-            )?;
-            let rows = q.query_map([limit as i64], |r| {
-                Ok(QueuedMessage {
-                    id: r.get(0)?,
-                    room: RoomRef::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?),
-                    text: r.get(3)?,
-                    html: r.get(4)?,
-                })
-            })?;
-            rows.collect()
-        })
+        self.store.relay_pending(limit)
     }
 
     pub fn delivered(&self, id: i64) -> Result<(), StoreError> {
-        self.store.with(|c| {
-            c.prepare_cached("DELETE FROM relay_outbox WHERE id = ?1")?
-                .execute([id])
-                .map(drop)
-        })
+        self.store.relay_remove(id)
     }
 
     /// Delivers stored messages, in order, until shutdown.

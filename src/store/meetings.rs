@@ -1,0 +1,328 @@
+//! Meetings: the journal of running meetings, finished meetings with where their files are,
+//! and the full-text index over their logs and minutes.
+
+use std::path::Path;
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+use crate::core::RoomRef;
+use crate::core::meeting::{JournalLine, Meeting, MeetingKey, room_slug};
+
+/// A finished meeting, as the web site lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MeetingSummary {
+    pub id: i64,
+    pub room: String,
+    pub room_slug: String,
+    pub started: String,
+    pub ended: String,
+    /// The files' path below the room (`<date>/<name>.<stamp>`), without extension.
+    pub base: String,
+    pub files_dir: String,
+    pub title: Option<String>,
+    pub attendees: String,
+    pub restricted: bool,
+}
+
+/// One search hit: which meeting, which log line, and a snippet with `\u{2}`/`\u{3}`
+/// around the matched words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub meeting: MeetingSummary,
+    pub kind: String,
+    pub line: i64,
+    pub nick: String,
+    pub snippet: String,
+}
+
+/// Marks around matched words in [`SearchHit::snippet`] (never in chat text: control
+/// characters are removed from meeting lines).
+pub const HIT_START: char = '\u{2}';
+pub const HIT_END: char = '\u{3}';
+
+impl Store {
+    /// Journals one line of a running meeting, committed before it returns.
+    pub fn journal_meeting_line(
+        &self,
+        key: &MeetingKey,
+        line: &JournalLine,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let id = meeting_id(&tx, &key.room.to_string(), &key.started.to_rfc3339())?;
+            tx.execute(
+                "INSERT INTO meeting_lines (meeting, time, nick, text, emote, bot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    id,
+                    line.time.to_rfc3339(),
+                    line.nick,
+                    line.text,
+                    line.emote,
+                    line.bot
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// The journals of meetings that have not ended, oldest first.
+    pub fn unfinished_meetings(&self) -> Result<Vec<(MeetingKey, Vec<JournalLine>)>, StoreError> {
+        self.with(|c| {
+            let mut out = Vec::new();
+            let mut meetings =
+                c.prepare("SELECT id, room, started FROM meetings WHERE ended IS NULL ORDER BY id")?;
+            let rows: Vec<(i64, String, String)> = meetings
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut lines = c.prepare(
+                "SELECT time, nick, text, emote, bot FROM meeting_lines WHERE meeting = ?1 ORDER BY id",
+            )?;
+            for (id, room, started) in rows {
+                let (Ok(room), Ok(started)) = (
+                    RoomRef::parse(&room),
+                    chrono::DateTime::parse_from_rfc3339(&started),
+                ) else {
+                    tracing::warn!(id, %room, "unreadable meeting journal; skipped");
+                    continue;
+                };
+                let journal: Vec<JournalLine> = lines
+                    .query_map([id], |r| {
+                        let time: String = r.get(0)?;
+                        Ok(JournalLine {
+                            time: chrono::DateTime::parse_from_rfc3339(&time)
+                                .map(|t| t.to_utc())
+                                .unwrap_or_default(),
+                            nick: r.get(1)?,
+                            text: r.get(2)?,
+                            emote: r.get(3)?,
+                            bot: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                out.push((
+                    MeetingKey {
+                        room,
+                        started: started.to_utc(),
+                    },
+                    journal,
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records a meeting whose files are written (`files_dir/base.<ext>`) and indexes its log
+    /// and minutes for search. A finished meeting leaves the journal's running list; a
+    /// `#save` only updates where the files are.
+    pub fn record_meeting_files(
+        &self,
+        m: &Meeting,
+        files_dir: &Path,
+        finished: bool,
+    ) -> Result<(), StoreError> {
+        let base = m.base_path();
+        let base = base.split_once('/').map_or(base.as_str(), |(_, b)| b);
+        self.record(m, &room_slug(&m.room), base, files_dir, finished)
+    }
+
+    /// Records (and indexes) a finished meeting from an existing archive, whose files are
+    /// `files_dir/<last part of base>.<ext>`.
+    pub fn record_imported_meeting(
+        &self,
+        m: &Meeting,
+        room_slug: &str,
+        base: &str,
+        files_dir: &Path,
+    ) -> Result<(), StoreError> {
+        self.record(m, room_slug, base, files_dir, true)
+    }
+
+    fn record(
+        &self,
+        m: &Meeting,
+        slug: &str,
+        base: &str,
+        files_dir: &Path,
+        finished: bool,
+    ) -> Result<(), StoreError> {
+        let attendees = m
+            .attendees()
+            .iter()
+            .map(|a| a.nick.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let id = meeting_id(&tx, &m.room.to_string(), &m.started.to_rfc3339())?;
+            tx.execute(
+                "UPDATE meetings SET room_slug = ?2, base = ?3, files_dir = ?4, title = ?5,
+                   attendees = ?6, restricted = ?7, ended = ?8 WHERE id = ?1",
+                params![
+                    id,
+                    slug,
+                    base,
+                    files_dir.to_string_lossy(),
+                    m.title,
+                    attendees,
+                    m.restrict_logs,
+                    if finished {
+                        Some(m.ended.unwrap_or(m.started).to_rfc3339())
+                    } else {
+                        None
+                    }
+                ],
+            )?;
+            if finished {
+                index_meeting(&tx, id, m)?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Rooms with their meetings, newest first (restricted meetings left out).
+    pub fn finished_meetings(
+        &self,
+        room_slug: Option<&str>,
+    ) -> Result<Vec<MeetingSummary>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, room, room_slug, started, ended, base, files_dir, title, attendees, restricted
+                 FROM meetings WHERE ended IS NOT NULL AND base IS NOT NULL AND restricted = 0
+                   AND (?1 IS NULL OR room_slug = ?1)
+                 ORDER BY started DESC",
+            )?;
+            st.query_map([room_slug], summary_row)?.collect()
+        })
+    }
+
+    /// Full-text search over finished meetings' logs and minutes.
+    pub fn search_meetings(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        // Every word is quoted, so that what people type is never FTS5 syntax.
+        let q = query
+            .split_whitespace()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if q.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT m.id, m.room, m.room_slug, m.started, m.ended, m.base, m.files_dir, m.title,
+                        m.attendees, m.restricted,
+                        s.kind, s.line, s.nick, snippet(meeting_search, 4, char(2), char(3), '…', 16)
+                 FROM meeting_search s JOIN meetings m ON m.id = s.meeting
+                 WHERE meeting_search MATCH ?1 AND m.restricted = 0
+                 ORDER BY rank LIMIT ?2",
+            )?;
+            st.query_map(params![q, limit as i64], |r| {
+                Ok(SearchHit {
+                    meeting: summary_row(r)?,
+                    kind: r.get(10)?,
+                    line: r.get(11)?,
+                    nick: r.get(12)?,
+                    snippet: r.get(13)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingSummary> {
+    Ok(MeetingSummary {
+        id: r.get(0)?,
+        room: r.get(1)?,
+        room_slug: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+        started: r.get(3)?,
+        ended: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        base: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        files_dir: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+        title: r.get(7)?,
+        attendees: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+        restricted: r.get(9)?,
+    })
+}
+
+fn meeting_id(tx: &rusqlite::Transaction<'_>, room: &str, started: &str) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO meetings (room, started) VALUES (?1, ?2)",
+        params![room, started],
+    )?;
+    tx.query_row(
+        "SELECT id FROM meetings WHERE room = ?1 AND started = ?2",
+        params![room, started],
+        |r| r.get(0),
+    )
+}
+
+fn index_meeting(tx: &rusqlite::Transaction<'_>, id: i64, m: &Meeting) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM meeting_search WHERE meeting = ?1", [id])?;
+    let mut ins = tx.prepare(
+        "INSERT INTO meeting_search (meeting, kind, line, nick, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (n, l) in m.lines.iter().enumerate() {
+        ins.execute(params![id, "log", (n + 1) as i64, l.nick, l.text])?;
+    }
+    for i in &m.items {
+        ins.execute(params![id, i.kind.label(), i.line as i64, i.nick, i.text])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meeting_journal_survives_reopen_and_finished_meetings_are_searchable() {
+        use crate::core::meeting::replay;
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let room = RoomRef::new("libera", "#sig");
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        let key = MeetingKey {
+            room: room.clone(),
+            started: t,
+        };
+        let store = Store::open(dir.path()).unwrap();
+        for (text, bot) in [
+            ("#startmeeting Budget", false),
+            ("ok", true),
+            ("#info zebras <b>", false),
+        ] {
+            let line = JournalLine {
+                time: t,
+                nick: "alice".into(),
+                text: text.into(),
+                emote: false,
+                bot,
+            };
+            store.journal_meeting_line(&key, &line).unwrap();
+        }
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let journals = store.unfinished_meetings().unwrap();
+        assert_eq!(journals.len(), 1);
+        assert_eq!(journals[0].0, key);
+        assert_eq!(journals[0].1.len(), 3);
+        assert!(journals[0].1[1].bot);
+        let mut m = replay(&room, &journals[0].1, "!").unwrap();
+        m.add_line("alice", "#endmeeting", t, false);
+        store
+            .record_meeting_files(&m, &dir.path().join("files"), true)
+            .unwrap();
+        assert!(store.unfinished_meetings().unwrap().is_empty());
+        let listed = store.finished_meetings(Some("sig")).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].base, "2026-03-04/budget.2026-03-04-05.06");
+        let hits = store.search_meetings("zebras", 10).unwrap();
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        assert!(hits.iter().any(|h| h.kind == "log" && h.line == 3));
+        assert!(hits[0].snippet.contains("\u{2}zebras\u{3}"));
+        // FTS5 syntax in a query is only text.
+        assert!(store.search_meetings("\"AND OR (", 10).unwrap().is_empty());
+    }
+}
