@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::watch::{PackageSource, WatchSpec};
-use crate::core::{FetchOutcome, PackageVersion};
+use crate::core::PackageVersion;
 use crate::lookup::{koji, repodata};
 use crate::outbox::relay::Outbox;
 use crate::store::Store;
@@ -132,23 +132,17 @@ impl Watcher {
     ) -> Result<Option<PackageVersion>, String> {
         match source {
             PackageSource::Repodata { url } => {
-                match repodata::newest(&self.client, &self.repos, url, package).await {
-                    FetchOutcome::Package(p) => Ok(p),
-                    FetchOutcome::Failed(e) => Err(format!("{source}: {e}")),
-                    other => Err(format!("{source}: unexpected answer {other:?}")),
-                }
+                repodata::newest(&self.client, &self.repos, url, package)
+                    .await
+                    .map_err(|e| format!("{source}: {e}"))
             }
             PackageSource::Koji { hub, tag } => {
                 let kwargs = serde_json::json!({ "package": package, "__starstar": true });
                 let params = [serde_json::Value::String(tag.clone()), kwargs];
-                match koji::call(&self.client, hub, "getLatestBuilds", &params).await {
-                    FetchOutcome::Koji(v) => latest_build(&v),
-                    FetchOutcome::KojiFault { code, message } => {
-                        Err(format!("{source}: Koji fault {code}: {message}"))
-                    }
-                    FetchOutcome::Failed(e) => Err(format!("{source}: {e}")),
-                    other => Err(format!("{source}: unexpected answer {other:?}")),
-                }
+                let builds = koji::call(&self.client, hub, "getLatestBuilds", &params)
+                    .await
+                    .map_err(|e| format!("{source}: {e}"))?;
+                latest_build(&builds)
             }
         }
     }

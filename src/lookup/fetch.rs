@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::LookupError;
 use super::http::HttpCall;
 use super::{http, koji, repodata};
 use crate::core::Secret;
@@ -94,6 +95,12 @@ impl Fetcher {
                         },
                     )
                     .await
+                    .map(|r| FetchOutcome::Http {
+                        status: r.status,
+                        reason: r.reason,
+                        headers: r.headers,
+                        text: r.text,
+                    })
                 }
                 Request::Koji {
                     hub,
@@ -105,21 +112,22 @@ impl Fetcher {
                         .iter()
                         .map(|p| reveal_json(p, &req.secrets))
                         .collect();
-                    koji::call(&self.client, &fill(hub), method, &params).await
+                    koji::call(&self.client, &fill(hub), method, &params)
+                        .await
+                        .map(FetchOutcome::Koji)
                 }
                 Request::Repodata { url, package } => {
                     tracing::info!(command = %req.command, id = req.id, url = %show_placeholders(url), %package, "repodata lookup");
-                    repodata::newest(&self.client, &self.repos, &fill(url), package).await
+                    repodata::newest(&self.client, &self.repos, &fill(url), package)
+                        .await
+                        .map(FetchOutcome::Package)
                 }
             }
         };
-        let outcome = match tokio::time::timeout(req.timeout, work).await {
-            Ok(o) => o,
-            Err(_) => FetchOutcome::Failed(format!(
-                "timed out after {}",
-                humantime::format_duration(req.timeout)
-            )),
-        };
+        let answer = tokio::time::timeout(req.timeout, work)
+            .await
+            .unwrap_or(Err(LookupError::Timeout { after: req.timeout }));
+        let outcome = answer.unwrap_or_else(outcome_of_error);
         let outcome = scrub(outcome, &req.secrets);
         match &outcome {
             FetchOutcome::Http { status, .. } => {
@@ -131,6 +139,15 @@ impl Fetcher {
             _ => tracing::info!(command = %req.command, id = req.id, "request done"),
         }
         outcome
+    }
+}
+
+/// The core's name for a lookup that gave no answer: a Koji fault is an answer of its own
+/// (commands may reply to it); everything else is a failure with its reason.
+fn outcome_of_error(e: LookupError) -> FetchOutcome {
+    match e {
+        LookupError::KojiFault { code, message } => FetchOutcome::KojiFault { code, message },
+        other => FetchOutcome::Failed(other.to_string()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `http` action of declarative commands: one request, a size-capped body.
 
-use crate::core::{FetchOutcome, RequestBody};
+use super::LookupError;
+use crate::core::RequestBody;
 
 /// The most a command's response body may hold; past it the command gets its error reply.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -14,15 +15,27 @@ pub struct HttpCall<'a> {
     pub body: &'a RequestBody,
 }
 
-pub async fn call(client: &reqwest::Client, c: HttpCall<'_>) -> FetchOutcome {
-    let method = match reqwest::Method::from_bytes(c.method.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return FetchOutcome::Failed("bad HTTP method".into()),
-    };
+/// A response: its status, headers (lower-case names) and body, read up to [`MAX_BODY`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status's reason phrase (`Not Found`).
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+}
+
+pub async fn call(client: &reqwest::Client, c: HttpCall<'_>) -> Result<HttpResponse, LookupError> {
+    let method =
+        reqwest::Method::from_bytes(c.method.as_bytes()).map_err(|_| LookupError::BadMethod)?;
     let url = match reqwest::Url::parse(c.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
         // Never echo the URL: it may hold a secret.
-        _ => return FetchOutcome::Failed("the command's URL is not a valid http(s) URL".into()),
+        _ => {
+            return Err(LookupError::BadUrl {
+                what: "the command's URL",
+            });
+        }
     };
     let mut rb = client.request(method, url);
     for (k, v) in c.headers {
@@ -37,10 +50,7 @@ pub async fn call(client: &reqwest::Client, c: HttpCall<'_>) -> FetchOutcome {
         RequestBody::Form(f) => rb.form(f),
         RequestBody::Text(t) => rb.body(t.clone()),
     };
-    let resp = match rb.send().await {
-        Ok(r) => r,
-        Err(e) => return FetchOutcome::Failed(describe(&e)),
-    };
+    let resp = rb.send().await.map_err(failed)?;
     let status = resp.status();
     let headers = resp
         .headers()
@@ -52,45 +62,43 @@ pub async fn call(client: &reqwest::Client, c: HttpCall<'_>) -> FetchOutcome {
             )
         })
         .collect();
-    match read_capped(resp, MAX_BODY).await {
-        Ok(body) => FetchOutcome::Http {
-            status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_owned(),
-            headers,
-            text: String::from_utf8_lossy(&body).into_owned(),
-        },
-        Err(e) => FetchOutcome::Failed(e),
-    }
+    let body = read_capped(resp, MAX_BODY).await?;
+    Ok(HttpResponse {
+        status: status.as_u16(),
+        reason: status.canonical_reason().unwrap_or("").to_owned(),
+        headers,
+        text: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 /// Reads a body, refusing it as soon as it grows past `cap` bytes.
-pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
-    let too_large = || format!("the response is larger than {} KiB", cap / 1024);
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, LookupError> {
     if resp.content_length().is_some_and(|n| n > cap as u64) {
-        return Err(too_large());
+        return Err(LookupError::TooLarge { cap });
     }
     let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
         if buf.len() + chunk.len() > cap {
-            return Err(too_large());
+            return Err(LookupError::TooLarge { cap });
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
 }
 
-/// A short reason for a failed request. reqwest's own message names the URL, which may hold
+/// A failed request with a short reason. reqwest's own message names the URL, which may hold
 /// a secret, so it is never used.
-pub fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
+pub fn failed(e: reqwest::Error) -> LookupError {
+    let reason = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "could not connect".into()
+        "could not connect"
     } else if e.is_redirect() {
-        "too many redirects".into()
+        "too many redirects"
     } else if e.is_body() || e.is_decode() {
-        "the response could not be read".into()
+        "the response could not be read"
     } else {
-        "the request failed".into()
-    }
+        "the request failed"
+    };
+    LookupError::Request { reason }
 }

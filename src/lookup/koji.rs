@@ -8,57 +8,51 @@ use quick_xml::Reader;
 use quick_xml::escape::escape;
 use quick_xml::events::Event as Xml;
 
-use super::http::{describe, read_capped};
-use crate::core::FetchOutcome;
+use super::LookupError;
+use super::http::{failed, read_capped};
 
 /// listTagged on a big tag is large; past this the command gets its error reply.
 pub const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 
+/// Calls `method` on the hub; a fault the hub answers with is [`LookupError::KojiFault`].
 pub async fn call(
     client: &reqwest::Client,
     hub: &str,
     method: &str,
     params: &[serde_json::Value],
-) -> FetchOutcome {
+) -> Result<serde_json::Value, LookupError> {
     let url = match reqwest::Url::parse(hub) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-        _ => return FetchOutcome::Failed("the Koji hub is not a valid http(s) URL".into()),
+        _ => {
+            return Err(LookupError::BadUrl {
+                what: "the Koji hub",
+            });
+        }
     };
-    let resp = match client
+    let resp = client
         .post(url)
         .header("Content-Type", "text/xml")
         .body(method_call(method, params))
         .send()
         .await
-    {
-        Ok(r) => r,
-        Err(e) => return FetchOutcome::Failed(describe(&e)),
-    };
+        .map_err(failed)?;
     let status = resp.status();
     if !status.is_success() {
-        return FetchOutcome::Failed(
-            format!(
-                "HTTP {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            )
-            .trim()
-            .to_owned(),
-        );
+        return Err(LookupError::HubStatus {
+            status: status.as_u16(),
+            reason: status.canonical_reason(),
+        });
     }
-    let body = match read_capped(resp, MAX_RESPONSE).await {
-        Ok(b) => b,
-        Err(e) => return FetchOutcome::Failed(e),
-    };
+    let body = read_capped(resp, MAX_RESPONSE).await?;
     match std::str::from_utf8(&body)
         .map_err(|_| "not UTF-8".to_owned())
         .and_then(parse_response)
     {
-        Ok(Ok(v)) => FetchOutcome::Koji(v),
-        Ok(Err((code, message))) => FetchOutcome::KojiFault { code, message },
-        Err(e) => {
-            tracing::debug!(error = %e, "unreadable XML-RPC response");
-            FetchOutcome::Failed("the hub's answer is not XML-RPC".into())
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err((code, message))) => Err(LookupError::KojiFault { code, message }),
+        Err(detail) => {
+            tracing::debug!(error = %detail, "unreadable XML-RPC response");
+            Err(LookupError::NotXmlRpc { detail })
         }
     }
 }

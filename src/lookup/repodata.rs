@@ -12,9 +12,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event as Xml;
 use rpm_version::Evr;
 
-use super::http::{describe, read_capped};
+use super::LookupError;
+use super::http::{failed, read_capped};
 use super::koji::resolve_entity;
-use crate::core::FetchOutcome;
 use crate::core::package::{PackageVersion, is_newer};
 
 const MAX_REPOMD: usize = 1024 * 1024;
@@ -46,42 +46,37 @@ impl Cache {
     }
 }
 
+async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    cap: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, LookupError> {
+    let url = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or(LookupError::BadUrl {
+            what: "the repository URL",
+        })?;
+    let resp = client.get(url).send().await.map_err(failed)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(LookupError::FileStatus {
+            status: status.as_u16(),
+            what,
+        });
+    }
+    read_capped(resp, cap).await
+}
+
+/// The newest version of `package` in the repository at `base_url`; `None` when the
+/// repository does not hold it.
 pub async fn newest(
     client: &reqwest::Client,
     cache: &Cache,
     base_url: &str,
     package: &str,
-) -> FetchOutcome {
-    match lookup(client, cache, base_url, package).await {
-        Ok(p) => FetchOutcome::Package(p),
-        Err(e) => FetchOutcome::Failed(e),
-    }
-}
-
-async fn get(
-    client: &reqwest::Client,
-    url: &str,
-    cap: usize,
-    what: &str,
-) -> Result<Vec<u8>, String> {
-    let url = reqwest::Url::parse(url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .ok_or("the repository URL is not a valid http(s) URL")?;
-    let resp = client.get(url).send().await.map_err(|e| describe(&e))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("HTTP {} for {what}", status.as_u16()));
-    }
-    read_capped(resp, cap).await
-}
-
-async fn lookup(
-    client: &reqwest::Client,
-    cache: &Cache,
-    base_url: &str,
-    package: &str,
-) -> Result<Option<PackageVersion>, String> {
+) -> Result<Option<PackageVersion>, LookupError> {
     let base = base_url.trim_end_matches('/');
     let repomd = get(
         client,
@@ -90,9 +85,12 @@ async fn lookup(
         "repomd.xml",
     )
     .await?;
-    let md = parse_repomd(&repomd).map_err(|e| {
-        tracing::debug!(error = %e, "unreadable repomd.xml");
-        "repomd.xml is not readable".to_owned()
+    let md = parse_repomd(&repomd).map_err(|detail| {
+        tracing::debug!(error = %detail, "unreadable repomd.xml");
+        LookupError::Unreadable {
+            what: "repomd.xml",
+            detail,
+        }
     })?;
     // The href carries the primary's checksum: together with the revision it names the
     // content exactly.
@@ -110,10 +108,15 @@ async fn lookup(
     .await?;
     let newest = tokio::task::spawn_blocking(move || parse_primary(&href, &body))
         .await
-        .map_err(|_| "primary metadata parsing failed".to_owned())?
-        .map_err(|e| {
-            tracing::debug!(error = %e, "unreadable primary metadata");
-            "the primary metadata is not readable".to_owned()
+        .map_err(|_| LookupError::ParserGone {
+            what: "primary metadata",
+        })?
+        .map_err(|detail| {
+            tracing::debug!(error = %detail, "unreadable primary metadata");
+            LookupError::Unreadable {
+                what: "the primary metadata",
+                detail,
+            }
         })?;
     let newest = Arc::new(newest);
     cache.put(base, key, newest.clone());
