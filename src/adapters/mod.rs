@@ -5,6 +5,7 @@
 pub mod console;
 pub mod irc;
 pub mod matrix;
+pub mod media;
 pub mod mqtt;
 
 use std::sync::{Arc, Mutex};

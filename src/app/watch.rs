@@ -12,9 +12,9 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::core::PackageVersion;
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::watch::{PackageSource, WatchSpec};
-use crate::core::PackageVersion;
 use crate::lookup::{koji, repodata};
 use crate::outbox::relay::Outbox;
 use crate::store::Store;

@@ -14,22 +14,30 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::adapters::matrix::{MediaError, MediaSource};
+use crate::adapters::media::{FileSource, MediaError};
 use crate::store::Store;
 
 /// The largest file relayed, in bytes.
 pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;
 
-#[derive(Clone)]
-struct MediaState {
+struct MediaState<S> {
     store: Store,
-    sources: Arc<BTreeMap<String, MediaSource>>,
+    sources: Arc<BTreeMap<String, S>>,
 }
 
-/// The route, with the Matrix networks' file sources by network name.
-pub fn routes(store: Store, sources: BTreeMap<String, MediaSource>) -> Router {
+impl<S> Clone for MediaState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+}
+
+/// The route, with the networks' file sources by network name.
+pub fn routes<S: FileSource>(store: Store, sources: BTreeMap<String, S>) -> Router {
     Router::new()
-        .route("/media/{id}", get(media))
+        .route("/media/{id}", get(media::<S>))
         .with_state(MediaState {
             store,
             sources: Arc::new(sources),
@@ -40,7 +48,7 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such file\n").into_response()
 }
 
-async fn media(State(st): State<MediaState>, Path(id): Path<String>) -> Response {
+async fn media<S: FileSource>(State(st): State<MediaState<S>>, Path(id): Path<String>) -> Response {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return not_found();
     }

@@ -43,6 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use self::state::{NetworkDir, SavedSession, StateError, SyncState};
 use super::irc::Backoff;
+use super::media::{Download, FileSource, MediaError};
 use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{MatrixAuth, MatrixConfig};
 use crate::core::{Event, LinkState, Member, RoomRef, SendKind};
@@ -112,29 +113,6 @@ pub fn spawn(
     (NetworkHandle::new(name, tx), media)
 }
 
-/// Why a file could not be fetched from the homeserver.
-#[derive(Debug, thiserror::Error)]
-pub enum MediaError {
-    #[error("not logged in to the homeserver yet")]
-    NotLoggedIn,
-    #[error("not an mxc:// URI: {0:?}")]
-    BadUri(String),
-    #[error("download failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("the homeserver answered {0}")]
-    Status(reqwest::StatusCode),
-    #[error("larger than {max} bytes")]
-    TooLarge { max: u64 },
-}
-
-/// A file fetched from the homeserver.
-#[derive(Debug)]
-pub struct Download {
-    pub bytes: Vec<u8>,
-    /// The content type the homeserver gave.
-    pub content_type: Option<String>,
-}
-
 /// Fetches files (`mxc://` URIs) with the bot's own login, through the authenticated media
 /// API. Cloneable; waits for nothing: before the first login it fails.
 #[derive(Clone)]
@@ -143,9 +121,8 @@ pub struct MediaSource {
     http: reqwest::Client,
 }
 
-impl MediaSource {
-    /// Downloads `uri`, at most `max` bytes.
-    pub async fn download(&self, uri: &str, max: u64) -> Result<Download, MediaError> {
+impl FileSource for MediaSource {
+    async fn download(&self, uri: &str, max: u64) -> Result<Download, MediaError> {
         let (server, media_id) = parse_mxc(uri).ok_or_else(|| MediaError::BadUri(uri.into()))?;
         let client = self
             .client
