@@ -1,19 +1,27 @@
 //! sigbot: a chat-ops bot for the teams that run open-source infrastructure.
 //!
 //! # Layout
-//! - [`core`]: the sans-I/O heart. `Core::handle(Event, now) -> Vec<Action>`; command
-//!   parsing, roles, and (later) the bridge, meetings and relay logic. No sockets, no clock.
-//! - [`adapters`]: one driver task per network (console now; IRC, Matrix, MQTT next) that
-//!   turns wire traffic into `Event`s and carries out `Action`s.
-//! - [`app`]: wires config, store, adapters, the core task and the web site together, with
-//!   one shutdown token and one task tracker.
-//! - [`config`]: the TOML config in two stages (raw serde structs, then a checked `Config`).
-//! - [`store`]: SQLite in `data_dir`, migrations in code.
-//! - [`outbox`]: the bridge's durable per-network outbox and its deliverers.
-//! - [`relay_outbox`]: relayed MQTT events, stored before the MQTT ack and delivered in order.
-//! - [`broker`]: the embedded MQTT broker (rumqttd) of the default config.
-//! - [`watch`]: package-update alerts, looked up on a schedule or on MQTT events.
-//! - [`web`]: the axum site (`/healthz`, `/`).
+//! Each module is one layer; `tests/integration/layers.rs` checks who imports whom.
+//! - [`core`]: the sans-I/O heart, `Core::handle(Event, now) -> Vec<Action>`: commands,
+//!   bridge, meetings, relay, watches, formatting. Imports only itself; no I/O, no clock.
+//! - [`config`]: the TOML config (raw serde structs, then a checked `Config`) and the command
+//!   files. Imports `core`.
+//! - [`store`]: SQLite in `data_dir`, migrations in code; the only SQL besides the Matrix
+//!   SDK's stores and the Matrix driver's `sync.db`. Imports `core`.
+//! - [`minutes`]: meeting minutes and logs as text, HTML, Markdown and JSON: pure renderers,
+//!   and `write_files`, which puts them on disk. Never the store. Imports `core`.
+//! - [`lookup`]: one-shot requests (HTTP, Koji, repodata) with a typed `LookupError`; only its
+//!   fetcher speaks the core's `FetchOutcome`. Imports `core`.
+//! - [`adapters`]: one driver task per connection (console, IRC, Matrix, MQTT with the
+//!   embedded broker) and the contracts others use (`NetworkHandle`, `Outgoing`, media).
+//!   Imports `core`, `config` (connection settings) and `store` (small per-connection facts).
+//! - [`outbox`]: what the bot must still say, kept in the store until a network reports it
+//!   delivered. Imports `core`, `store` and the adapters' contracts.
+//! - [`web`]: the axum site (health, minutes, search, pastes, media). Imports `core`,
+//!   `store`, `minutes` and the adapters' contracts, never a driver.
+//! - [`app`]: wires config, store, adapters, the core task, outboxes, the package watcher and
+//!   the site together; CLI subcommands (archive import). The only layer that imports all.
+//! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
 
 pub mod adapters;
 pub mod app;

@@ -4,6 +4,7 @@
 //! Layout:
 //! - `support/`: the harness (servers, raw protocol clients, waiting helpers);
 //! - `selftest.rs`: proves the harness itself works, real messages included;
+//! - `layers.rs`: no servers; reads `src/` and checks who imports whom (milliseconds);
 //! - one module per feature under test, beside this file.
 //!
 //! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
@@ -13,6 +14,7 @@ mod bridge_matrix;
 mod commands;
 mod console;
 mod irc;
+mod layers;
 mod matrix;
 mod meetings;
 mod mqtt;
