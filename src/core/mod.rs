@@ -158,22 +158,11 @@ impl Core {
             Event::Activity(act) => self.bridges.relay_activity(act, now),
             _ => Vec::new(),
         };
-        // Relayed copies of a message with an ID name it, so that the outbox stores them once.
-        let source = match &event {
-            Event::Message(m) => m.id.as_ref().map(|id| format!("{}/{id}", m.room)),
-            Event::RichMessage(r) => r
-                .message
-                .id
-                .as_ref()
-                .map(|id| format!("{}/{id}", r.message.room)),
-            _ => None,
-        };
-        if let Some(source) = source {
-            for a in &mut out {
-                if let Action::Bridged(b) = a {
-                    b.source = Some(source.clone());
-                }
-            }
+        // Relayed copies of a message with an ID name it, line by line, so that the outbox
+        // stores each line once: a message handled again after a crash is not relayed twice,
+        // and every line of a message that became several is kept.
+        if let Some(source) = source_id(&event) {
+            name_sources(&mut out, &source);
         }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
@@ -225,6 +214,21 @@ impl Core {
                 Vec::new()
             }
             Event::Mqtt(m) => self.on_mqtt(m, now),
+        }
+    }
+
+    /// What must be stored before the process stops: digests of relay bursts still open.
+    pub fn on_shutdown(&mut self) -> Vec<Action> {
+        match &mut self.relay {
+            Some(r) => {
+                let batch = r.on_shutdown();
+                if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Action::Relay(batch)]
+                }
+            }
+            None => Vec::new(),
         }
     }
 
@@ -435,6 +439,30 @@ fn format_uptime(d: chrono::TimeDelta) -> String {
         format!("{m}m {s}s")
     } else {
         format!("{s}s")
+    }
+}
+
+/// The ID that names a network's message across a replay: `<room>/<network's ID>`.
+fn source_id(event: &Event) -> Option<String> {
+    let (room, id) = match event {
+        Event::Message(m) => (&m.room, m.id.as_ref()?),
+        Event::RichMessage(r) => (&r.message.room, r.message.id.as_ref()?),
+        Event::Activity(a) => (&a.room, a.id.as_ref()?),
+        _ => return None,
+    };
+    Some(format!("{room}/{id}"))
+}
+
+/// Gives each bridged line of one source message its own key: the source and the line's
+/// position among the lines for the same destination room (`<source>#<n>`, from 1).
+fn name_sources(actions: &mut [Action], source: &str) {
+    let mut positions: BTreeMap<RoomRef, usize> = BTreeMap::new();
+    for a in actions {
+        if let Action::Bridged(b) = a {
+            let n = positions.entry(b.room.clone()).or_insert(0);
+            *n += 1;
+            b.source = Some(format!("{source}#{n}"));
+        }
     }
 }
 
@@ -732,5 +760,128 @@ mod tests {
             texts(&c.handle(msg("a", None, "!version"), t0())),
             ["sigbot 1.2.3"]
         );
+    }
+
+    /// A Matrix room bridged to an IRC channel, as `max_lines = 3` and a paste site.
+    fn matrix_bridged_core() -> Core {
+        let mut c = core();
+        let irc = RoomRef::new("libera", "#sig");
+        let mx = RoomRef::new("hs", "!room:example.org");
+        c.enable_bridges(
+            BridgeSettings {
+                bridges: vec![BridgeSpec {
+                    name: "sig".into(),
+                    rooms: vec![irc, mx],
+                    max_lines: 3,
+                    ignore_nicks: Vec::new(),
+                    ignore_users: Vec::new(),
+                    ignore_regex: Vec::new(),
+                    staleness: std::time::Duration::from_secs(600),
+                    max_mentions: 3,
+                    presence: Default::default(),
+                    matrix: MatrixRelay::default(),
+                }],
+                sides: [
+                    (
+                        "libera".to_owned(),
+                        SideKind::Irc {
+                            nick_len: 9,
+                            user_len: 10,
+                        },
+                    ),
+                    ("hs".to_owned(), SideKind::Matrix),
+                ]
+                .into_iter()
+                .collect(),
+                public_url: Some("https://bot.example.org".into()),
+            },
+            7,
+        );
+        c
+    }
+
+    fn matrix_message(id: &str, text: &str) -> Event {
+        Event::Message(IncomingMessage {
+            room: RoomRef::new("hs", "!room:example.org"),
+            sender: Sender {
+                nick: "alice".into(),
+                principal: Some(Principal::new("hs", "@alice:example.org")),
+            },
+            kind: MessageKind::Text,
+            text: text.into(),
+            id: Some(id.into()),
+            sent_at: None,
+        })
+    }
+
+    fn bridged_sources(actions: &[Action]) -> Vec<(String, Option<String>)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Bridged(b) => Some((b.text.clone(), b.source.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_line_of_a_relayed_message_has_its_own_source_key() {
+        let mut c = matrix_bridged_core();
+        let text: Vec<String> = (1..=10)
+            .map(|i| format!("paste line {i:02} of 10"))
+            .collect();
+        let out = c.handle(matrix_message("$ten", &text.join("\n")), t0());
+        let got = bridged_sources(&out);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].0.ends_with("paste line 01 of 10"), "{got:?}");
+        assert!(got[1].0.ends_with("paste line 02 of 10"), "{got:?}");
+        assert!(
+            got[2]
+                .0
+                .contains("(full message: https://bot.example.org/paste/"),
+            "{got:?}"
+        );
+        let keys: Vec<_> = got.iter().map(|(_, s)| s.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "hs/!room:example.org/$ten#1",
+                "hs/!room:example.org/$ten#2",
+                "hs/!room:example.org/$ten#3"
+            ]
+        );
+        // Handled again (a replay after a crash), the same lines get the same keys.
+        let again = bridged_sources(&c.handle(matrix_message("$ten", &text.join("\n")), t0()));
+        let again: Vec<_> = again.iter().map(|(_, s)| s.clone().unwrap()).collect();
+        assert_eq!(again, keys);
+    }
+
+    #[test]
+    fn an_edit_with_an_id_names_its_lines_too() {
+        let mut c = matrix_bridged_core();
+        c.handle(matrix_message("$orig", "one\ntwo"), t0());
+        let edit = Event::Activity(RoomActivity {
+            room: RoomRef::new("hs", "!room:example.org"),
+            sender: Sender {
+                nick: "alice".into(),
+                principal: Some(Principal::new("hs", "@alice:example.org")),
+            },
+            id: Some("$edit".into()),
+            sent_at: None,
+            what: Activity::Edit {
+                of: "$orig".into(),
+                text: "one\ntwo\nthree".into(),
+                html: None,
+            },
+            encrypted: false,
+        });
+        let got = bridged_sources(&c.handle(edit, t0()));
+        assert!(!got.is_empty());
+        for (i, (_, s)) in got.iter().enumerate() {
+            assert_eq!(
+                s.as_deref(),
+                Some(format!("hs/!room:example.org/$edit#{}", i + 1).as_str())
+            );
+        }
     }
 }

@@ -335,6 +335,15 @@ impl Driver {
             )
             .build()
             .await?;
+        // The SDK drops a sync answer whose `next_batch` it saved before, but it saves one
+        // before the bot has handled its events: after a crash in between, the answer to the
+        // bot's own older position would be dropped and its events lost. The bot keeps its own
+        // position (sync.db), so the SDK starts without one.
+        client
+            .state_store()
+            .remove_kv_data(matrix_sdk::store::StateStoreDataKey::SyncToken)
+            .await
+            .map_err(matrix_sdk::Error::from)?;
         let auth = client.matrix_auth();
         if let Some(saved) = saved {
             tracing::info!(device = %saved.session.meta.device_id, "restoring the saved session");
