@@ -12,10 +12,10 @@ use crate::support::{
 
 const T: Duration = Duration::from_secs(30);
 
-/// The sample payloads (`../shared/fixtures/pagure-mqtt/`, or `SIGBOT_FIXTURES`).
+/// The sample payloads (`tests/fixtures/pagure-mqtt/`, or `SIGBOT_FIXTURES`).
 fn fixture(name: &str) -> String {
     let dir = std::env::var_os("SIGBOT_FIXTURES").map_or_else(
-        || repo_root().join("../shared/fixtures/pagure-mqtt"),
+        || repo_root().join("tests/fixtures/pagure-mqtt"),
         PathBuf::from,
     );
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
@@ -23,7 +23,7 @@ fn fixture(name: &str) -> String {
 
 const GIT_RECEIVE: &str = "01_git.centos.org__git.receive.json";
 const GIT_RECEIVE_LINE: &str =
-    "pgreco pushed 1 commit to rpms/kernel (c7-sig-altarch-lts-5-4) b7d48e1265 by Pablo Greco";
+    "nkoval pushed 2 commits to rpms/systemd (c9s-sig-hyperscale) e7d20b5c93 by Nadia Koval";
 
 /// A console bot with one `[[mqtt]]` connection named `forge` and the given relays.
 fn config(mqtt: &str, relays: &str) -> String {
