@@ -46,7 +46,7 @@ struct Progress {
     joined_configured: bool,
 }
 
-/// The sync position: the next-batch token and when the first sync was recorded.
+/// Where syncing continues: the next-batch token, and when the first sync ever completed.
 type Position = (String, DateTime<Utc>);
 
 impl Driver {
@@ -85,7 +85,7 @@ impl Driver {
         }
     }
 
-    /// Reports a failed sync and waits before the next; says how the session ended when it
+    /// Reports a failed sync and waits out the backoff; says how the session ended when it
     /// did.
     async fn sync_failed(
         &self,
@@ -337,8 +337,8 @@ fn timeline_filter() -> Filter {
     Filter::FilterDefinition(filter)
 }
 
-/// The settings of the next sync: from the recorded position; the first sync of a login
-/// answers at once, later ones wait for news.
+/// The settings of one sync: from the recorded position; the first sync of a login answers
+/// at once, the ones after it wait for news.
 fn sync_settings(filter: &Filter, position: Option<&Position>, synced_once: bool) -> SyncSettings {
     let mut settings = SyncSettings::default().filter(filter.clone());
     if let Some((token, _)) = position {
