@@ -1,12 +1,12 @@
 //! The Matrix network adapter, on matrix-sdk.
 //!
-//! One driver task per `[[matrix]]` logs in ([`login`]: the saved session is restored, so that
+//! One driver task per `[[matrix]]` logs in (`login`: the saved session is restored, so that
 //! the bot keeps one device and its keys across restarts), joins the configured rooms
-//! ([`rooms`]), and syncs ([`sync`]): after each sync it hands the new timeline events to the
+//! (`rooms`), and syncs (`sync`): after each sync it hands the new timeline events to the
 //! core and then records, in one transaction, their IDs and the next-batch token ([`state`]),
 //! so that a restart handles what was sent meanwhile once and skips what is older than the
 //! catch-up window. A second task sends the core's messages, one at a time so that each room
-//! keeps their order ([`sending`]). [`media`] fetches files for the web site.
+//! keeps their order (`sending`). `media` fetches files for the web site.
 //!
 //! Wire events are turned into core events by pure functions in [`convert`].
 
