@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::state::{NetworkDir, SavedSession, StateError, SyncState};
-use super::irc::Backoff;
+use super::backoff::Backoff;
 use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::{MatrixAuth, MatrixConfig};
 use crate::core::{Event, LinkState, Member, RoomRef, SendKind};
