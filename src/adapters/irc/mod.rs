@@ -9,8 +9,19 @@
 //!
 //! The `irc` crate is used for what it is good at: parsing server lines into `Message`s.
 
+mod connection;
+mod history;
+mod membership;
 pub mod queue;
+mod registration;
+mod sending;
 pub mod text;
+
+use self::connection::{Reader, Writer, read_line, write_line};
+use self::history::{DEFAULT_HISTORY_LIMIT, RECENT_IDS, batch_of, in_batch};
+use self::membership::Channel;
+pub use self::registration::WANTED_CAPS;
+use self::sending::{HOST_GUESS, is_own_relay};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -36,32 +47,6 @@ use crate::core::{
 };
 use crate::store::Store;
 
-/// The IRCv3 capabilities requested when the server offers them.
-pub const WANTED_CAPS: &[&str] = &[
-    "sasl",
-    "server-time",
-    "message-tags",
-    "account-tag",
-    "extended-join",
-    "account-notify",
-    "echo-message",
-    "batch",
-    "cap-notify",
-    "multi-prefix",
-    "chghost",
-    "draft/chathistory",
-    "draft/relaymsg",
-];
-
-/// Longest server line accepted (IRCv3 tags may take 8191 bytes, the rest 512).
-const MAX_LINE: u64 = 8191 + 512;
-
-/// CHATHISTORY lines asked for when the server does not say its maximum.
-const DEFAULT_HISTORY_LIMIT: usize = 100;
-
-/// Message IDs remembered to tell a replayed line from one already seen live.
-const RECENT_IDS: usize = 512;
-
 /// Starts the driver of one IRC connection. `store` keeps the time of the last line seen in
 /// each channel, for the CHATHISTORY catch-up after the bot's own downtime.
 pub fn spawn(
@@ -86,9 +71,6 @@ enum SessionEnd {
     Lost(String),
 }
 
-type Reader = BufReader<Box<dyn AsyncRead + Unpin + Send>>;
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
 struct Driver {
     cfg: IrcConfig,
     events: mpsc::Sender<Event>,
@@ -103,15 +85,6 @@ struct Driver {
     last_seen: HashMap<String, DateTime<Utc>>,
     /// Channels whose `last_seen` changed since it was last stored.
     last_seen_dirty: HashSet<String>,
-}
-
-/// Who is in one joined channel.
-#[derive(Debug, Default)]
-struct Channel {
-    /// The channel's name as the server spells it.
-    name: String,
-    /// Lower-cased nick -> nick.
-    nicks: HashMap<String, String>,
 }
 
 /// The state of one connection, from TCP connect to disconnect.
@@ -188,80 +161,6 @@ impl Driver {
         }
     }
 
-    fn last_seen_key(&self, chan: &str) -> String {
-        format!("irc.last_seen/{}/{}", self.cfg.name, lower(chan))
-    }
-
-    /// Reads the last seen times of the configured channels.
-    async fn load_last_seen(&mut self) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        let keys: Vec<(String, String)> = self
-            .cfg
-            .channels
-            .iter()
-            .map(|c| (lower(&c.name), self.last_seen_key(&c.name)))
-            .collect();
-        let loaded = tokio::task::spawn_blocking(move || {
-            keys.into_iter()
-                .filter_map(|(chan, key)| match store.meta(&key) {
-                    Ok(v) => v
-                        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                        .map(|t| (chan, t.with_timezone(&Utc))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "last seen time unreadable");
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        self.last_seen.extend(loaded);
-    }
-
-    /// Stores the last seen times that changed. A crash loses at most the last second's
-    /// worth, which the catch-up then relays a second time.
-    async fn flush_last_seen(&mut self) {
-        let Some(store) = self.store.clone() else {
-            self.last_seen_dirty.clear();
-            return;
-        };
-        if self.last_seen_dirty.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, String)> = std::mem::take(&mut self.last_seen_dirty)
-            .into_iter()
-            .filter_map(|chan| {
-                let t = self.last_seen.get(&chan)?;
-                Some((
-                    self.last_seen_key(&chan),
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ))
-            })
-            .collect();
-        let stored = tokio::task::spawn_blocking(move || {
-            for (k, v) in rows {
-                store.set_meta(&k, &v)?;
-            }
-            Ok::<_, crate::store::StoreError>(())
-        })
-        .await;
-        if let Ok(Err(e)) = stored {
-            tracing::warn!(error = %e, "last seen times not stored");
-        }
-    }
-
-    fn saw(&mut self, chan: &str, at: DateTime<Utc>) {
-        let chan = lower(chan);
-        let newer = self.last_seen.get(&chan).is_none_or(|t| *t < at);
-        if newer {
-            self.last_seen.insert(chan.clone(), at);
-            self.last_seen_dirty.insert(chan);
-        }
-    }
-
     async fn report(&self, state: LinkState) {
         let _ = self
             .events
@@ -320,82 +219,6 @@ impl Driver {
         }
         self.report(LinkState::Stopped).await;
         tracing::info!("stopped");
-    }
-
-    async fn connect(&self) -> std::io::Result<(Reader, Writer)> {
-        let addr = (self.cfg.host.as_str(), self.cfg.port);
-        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        tcp.set_nodelay(true)?;
-        if !self.cfg.tls {
-            let (r, w) = tokio::io::split(tcp);
-            return Ok((BufReader::new(Box::new(r)), Box::new(w)));
-        }
-        let tls = tls_connector(&self.cfg)?;
-        let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let stream = tokio::time::timeout(Duration::from_secs(30), tls.connect(name, tcp))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-            })??;
-        let (r, w) = tokio::io::split(stream);
-        Ok((BufReader::new(Box::new(r)), Box::new(w)))
-    }
-
-    /// Turns a message for a room into queued IRC lines.
-    fn enqueue(&mut self, out: Outgoing, session: Option<&Session>) {
-        match &out.op {
-            OutgoingOp::Message | OutgoingOp::Tagged(_) => {}
-            // IRC has no edits or reactions: a correction would only repeat the line.
-            OutgoingOp::Edit(_) | OutgoingOp::React { .. } => return,
-        }
-        let private = !(out.room.starts_with('#') || out.room.starts_with('&'));
-        let command = if private && out.kind == SendKind::Reply && self.cfg.private_notice {
-            "NOTICE"
-        } else {
-            "PRIVMSG"
-        };
-        let target = text::clean(&out.room).replace(' ', "");
-        if target.is_empty() {
-            return;
-        }
-        let (nick, user, host) = match session {
-            Some(s) => (s.nick.as_str(), s.user.as_str(), s.host.as_str()),
-            None => (self.cfg.nick.as_str(), "~xxxxxxxxx", HOST_GUESS),
-        };
-        let budget = text::body_budget(nick, user, host, command, &target);
-        let now = Instant::now();
-        let priority = match out.priority {
-            Priority::Protocol => Priority::Command,
-            p => p,
-        };
-        // The bridge writes relayed lines as "<nick> text"; where the server takes RELAYMSG
-        // for this channel, the line goes out under the sender's own name instead. Keeping
-        // the plain form until here means the outbox holds a line any server can take.
-        let relay_sep = session
-            .filter(|_| out.kind == SendKind::Relay && !private)
-            .and_then(|s| self.relaymsg_separator(s, &target));
-        let bodies = text::split_lines(&out.text, budget);
-        let last = bodies.len().saturating_sub(1);
-        for (i, body) in bodies.into_iter().enumerate() {
-            // The receipt goes with the last line: the message is sent when it is.
-            let receipt = if i == last {
-                out.receipt.clone()
-            } else {
-                Default::default()
-            };
-            let line = match relay_sep.and_then(|sep| relayed_form(&body, sep)) {
-                Some((nick, rest)) => format!("RELAYMSG {target} {nick} :{rest}"),
-                None => format!("{command} {target} :{body}"),
-            };
-            if let Some(evicted) = self.queue.push_with_receipt(line, priority, now, receipt) {
-                tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
-            }
-        }
     }
 
     fn new_session(&self, now: Instant) -> Session {
@@ -507,93 +330,6 @@ impl Driver {
         }
     }
 
-    /// How long until the head of the queue may be sent; `None` when nothing may be sent.
-    fn next_send_delay(&mut self, s: &Session) -> Option<Duration> {
-        if self.queue.is_empty() {
-            return None;
-        }
-        if !s.registered && !self.queue_has_protocol() {
-            return None;
-        }
-        match self.bucket.clone().try_take(Instant::now()) {
-            Ok(()) => Some(Duration::ZERO),
-            Err(wait) => Some(wait),
-        }
-    }
-
-    fn queue_has_protocol(&self) -> bool {
-        // Protocol lines are always at the head when present.
-        self.queue.peek_priority() == Some(Priority::Protocol)
-    }
-
-    /// Sends as many queued lines as the bucket allows now.
-    async fn send_ready(&mut self, w: &mut Writer, s: &Session) -> std::io::Result<()> {
-        loop {
-            let now = Instant::now();
-            if !s.registered && !self.queue_has_protocol() {
-                return Ok(());
-            }
-            if self.queue.is_empty() || self.bucket.clone().try_take(now).is_err() {
-                break;
-            }
-            match self.queue.pop(now) {
-                None => break,
-                Some(Err(stale)) => {
-                    tracing::warn!(
-                        age_s = now.saturating_duration_since(stale.queued_at).as_secs(),
-                        dropped_total = self.queue.dropped.stale,
-                        "queued line went stale and was dropped"
-                    );
-                }
-                Some(Ok(line)) => {
-                    let _ = self.bucket.try_take(now);
-                    if let Err(e) = write_line(w, &line.line).await {
-                        self.queue.unpop(line);
-                        return Err(e);
-                    }
-                    line.receipt.sent();
-                }
-            }
-        }
-        if self.queue.dropped.stale != self.reported_stale
-            || self.queue.dropped.overflow != self.reported_overflow
-        {
-            self.reported_stale = self.queue.dropped.stale;
-            self.reported_overflow = self.queue.dropped.overflow;
-            tracing::warn!(
-                stale = self.reported_stale,
-                overflow = self.reported_overflow,
-                "lines dropped so far"
-            );
-        }
-        Ok(())
-    }
-
-    /// At shutdown: send what the bucket allows without waiting long, then QUIT.
-    async fn finish(&mut self, w: &mut Writer, s: &Session) {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while let Ok(out) = self.outgoing.try_recv() {
-            self.enqueue(out, Some(s));
-        }
-        while s.registered && !self.queue.is_empty() && Instant::now() < deadline {
-            if let Some(d) = self.next_send_delay(s) {
-                tokio::time::sleep(d.min(deadline.saturating_duration_since(Instant::now()))).await;
-            }
-            if self.send_ready(w, s).await.is_err() {
-                return;
-            }
-        }
-        if !self.queue.is_empty() {
-            tracing::warn!(lines = self.queue.len(), "shutting down with unsent lines");
-        }
-        let _ = write_line(w, "QUIT :sigbot shutting down").await;
-        let _ = w.flush().await;
-    }
-
-    fn push_protocol(&mut self, line: String) {
-        self.queue.push(line, Priority::Protocol, Instant::now());
-    }
-
     fn on_tick(&mut self, s: &mut Session) -> Option<SessionEnd> {
         let now = Instant::now();
         let idle = now.saturating_duration_since(s.last_rx);
@@ -627,61 +363,6 @@ impl Driver {
             self.push_protocol(format!("NICK {}", self.cfg.nick));
         }
         None
-    }
-
-    fn join_line(&self, chan: &str) -> String {
-        let key = self
-            .cfg
-            .channels
-            .iter()
-            .find(|c| lower(&c.name) == lower(chan))
-            .and_then(|c| c.key.clone());
-        match key {
-            Some(k) => format!("JOIN {chan} {k}"),
-            None => format!("JOIN {chan}"),
-        }
-    }
-
-    /// The separator of RELAYMSG nicks when relayed lines to `chan` go out as RELAYMSG.
-    fn relaymsg_separator(&self, s: &Session, chan: &str) -> Option<char> {
-        if !s.caps.contains("draft/relaymsg") || !self.cfg.relaymsg_channels.contains(&lower(chan))
-        {
-            return None;
-        }
-        Some(
-            s.cap_values
-                .get("draft/relaymsg")
-                .and_then(|v| v.chars().next())
-                .unwrap_or('/'),
-        )
-    }
-
-    /// Asks for what was said in `chan` while the bot was away, when the server keeps
-    /// history and the bot has been there before; never further back than `staleness`.
-    fn request_history(&mut self, chan: &str, s: &mut Session) {
-        if !s.caps.contains("draft/chathistory") {
-            return;
-        }
-        let Some(last) = self.last_seen.get(&lower(chan)).copied() else {
-            return;
-        };
-        let window = chrono::TimeDelta::from_std(self.cfg.staleness).unwrap_or_default();
-        let since = last.max(Utc::now() - window);
-        s.catching_up.insert(lower(chan), since);
-        self.push_protocol(format!(
-            "CHATHISTORY AFTER {chan} timestamp={} {}",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            s.history_limit
-        ));
-    }
-
-    async fn presence(&self, chan: &str, nick: &str, what: PresenceChange) {
-        let ev = Event::Presence(Presence {
-            room: RoomRef::new(&self.cfg.name, chan),
-            nick: nick.to_owned(),
-            what,
-        });
-        let _ = self.events.send(ev).await;
     }
 
     async fn on_line(&mut self, line: &str, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
@@ -1004,259 +685,6 @@ impl Driver {
             sent_at,
         }))
     }
-
-    async fn on_cap(
-        &mut self,
-        sub: &irc::proto::CapSubCommand,
-        a: Option<&str>,
-        b: Option<&str>,
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        use irc::proto::CapSubCommand as Cap;
-        // "CAP * LS * :caps" continues, "CAP * LS :caps" ends the list.
-        let (more, list) = match (a, b) {
-            (Some("*"), Some(list)) => (true, list),
-            (Some(list), None) | (None, Some(list)) => (false, list),
-            (Some(_), Some(list)) => (false, list),
-            (None, None) => (false, ""),
-        };
-        let names = || {
-            list.split_whitespace()
-                .map(|c| c.split('=').next().unwrap_or(c).to_owned())
-        };
-        match sub {
-            Cap::LS => {
-                s.cap_ls.extend(names());
-                for c in list.split_whitespace() {
-                    if let Some((name, value)) = c.split_once('=') {
-                        s.cap_values.insert(name.to_owned(), value.to_owned());
-                    }
-                }
-                if more {
-                    return None;
-                }
-                s.cap_ls_done = true;
-                let want: Vec<&str> = WANTED_CAPS
-                    .iter()
-                    .copied()
-                    .filter(|c| s.cap_ls.contains(*c))
-                    .filter(|c| *c != "sasl" || self.cfg.sasl.is_some())
-                    .collect();
-                if want.is_empty() {
-                    return self.cap_end(s, w).await;
-                }
-                s.cap_pending = want.len();
-                if let Err(e) = write_line(w, &format!("CAP REQ :{}", want.join(" "))).await {
-                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                }
-            }
-            Cap::ACK => {
-                for c in names() {
-                    let c = c.trim_start_matches('-').to_owned();
-                    s.caps.insert(c);
-                }
-                if !s.registered {
-                    if s.caps.contains("sasl") && self.cfg.sasl.is_some() && !s.sasl_done {
-                        let mech = match self.cfg.sasl {
-                            Some(Sasl::External) => "EXTERNAL",
-                            _ => "PLAIN",
-                        };
-                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {mech}")).await {
-                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                        }
-                    } else {
-                        return self.cap_end(s, w).await;
-                    }
-                }
-            }
-            Cap::NAK => {
-                tracing::warn!(caps = %list, "server refused capabilities");
-                if !s.registered {
-                    return self.cap_end(s, w).await;
-                }
-            }
-            Cap::NEW => {
-                let offered: Vec<String> = names()
-                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && c != "sasl")
-                    .collect();
-                if !offered.is_empty() {
-                    self.push_protocol(format!("CAP REQ :{}", offered.join(" ")));
-                }
-            }
-            Cap::DEL => {
-                for c in names() {
-                    s.caps.remove(&c);
-                }
-            }
-            _ => {}
-        }
-        None
-    }
-
-    async fn cap_end(&mut self, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
-        if let Err(e) = write_line(w, "CAP END").await {
-            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-        }
-        let _ = s;
-        None
-    }
-
-    async fn on_numeric(
-        &mut self,
-        resp: Response,
-        args: &[String],
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        match resp {
-            Response::RPL_WELCOME => {
-                if let Some(me) = args.first() {
-                    s.nick = me.clone();
-                }
-                s.registered = true;
-                tracing::info!(nick = %s.nick, caps = ?s.caps, "registered");
-                if !s.logged_in
-                    && let Some(pw) = &self.cfg.nickserv_password
-                {
-                    let account = match &self.cfg.sasl {
-                        Some(Sasl::Plain { user, .. }) => user.clone(),
-                        _ => self.cfg.nick.clone(),
-                    };
-                    self.push_protocol(format!(
-                        "PRIVMSG NickServ :IDENTIFY {account} {}",
-                        pw.expose()
-                    ));
-                }
-                let chans: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
-                for c in chans {
-                    self.push_protocol(self.join_line(&c));
-                }
-                self.report(LinkState::Connected).await;
-            }
-            Response::RPL_NAMREPLY => {
-                if let (Some(chan), Some(list)) = (args.get(2), args.get(3)) {
-                    let collected = s.names.entry(lower(chan)).or_default();
-                    for entry in list.split_whitespace() {
-                        // multi-prefix and userhost-in-names: "@+nick!user@host".
-                        let entry = entry.trim_start_matches(['~', '&', '@', '%', '+']);
-                        let nick = entry.split('!').next().unwrap_or(entry);
-                        if !nick.is_empty() && lower(nick) != lower(&s.nick) {
-                            collected.push(nick.to_owned());
-                        }
-                    }
-                }
-            }
-            Response::RPL_ENDOFNAMES => {
-                if let Some(chan) = args.get(1) {
-                    let nicks = s.names.remove(&lower(chan)).unwrap_or_default();
-                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                        c.nicks = nicks.iter().map(|n| (lower(n), n.clone())).collect();
-                        let room = RoomRef::new(&self.cfg.name, &c.name);
-                        let _ = self.events.send(Event::Members { room, nicks }).await;
-                    }
-                }
-            }
-            Response::RPL_ISUPPORT => {
-                for tok in args.iter().skip(1) {
-                    if let Some(n) = tok.strip_prefix("CHATHISTORY=") {
-                        s.history_limit = match n.parse() {
-                            // 0 means no limit: ask for a sensible page all the same.
-                            Ok(0) | Err(_) => DEFAULT_HISTORY_LIMIT,
-                            Ok(n) => n,
-                        };
-                    }
-                    if tok == "WHOX" {
-                        s.whox = true;
-                    } else if let Some(mode) = tok.strip_prefix("BOT=")
-                        && s.bot_mode.is_none()
-                    {
-                        s.bot_mode = Some(mode.to_owned());
-                        self.push_protocol(format!("MODE {} +{mode}", s.nick));
-                    }
-                }
-            }
-            Response::ERR_NICKNAMEINUSE
-            | Response::ERR_ERRONEOUSNICKNAME
-            | Response::ERR_NICKCOLLISION
-            | Response::ERR_UNAVAILRESOURCE => {
-                if !s.registered {
-                    s.nick_attempt += 1;
-                    let next = self
-                        .cfg
-                        .alt_nicks
-                        .get(s.nick_attempt - 1)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            let extra = s.nick_attempt - self.cfg.alt_nicks.len();
-                            format!("{}{}", self.cfg.nick, "_".repeat(extra))
-                        });
-                    tracing::warn!(taken = %s.nick, trying = %next, "nick unavailable");
-                    s.nick = next.clone();
-                    if let Err(e) = write_line(w, &format!("NICK {next}")).await {
-                        return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                    }
-                }
-            }
-            Response::RPL_LOGGEDIN => {
-                s.logged_in = true;
-                tracing::info!(
-                    account = args.get(2).map(String::as_str).unwrap_or(""),
-                    "logged in"
-                );
-            }
-            Response::RPL_SASLSUCCESS => {
-                s.sasl_done = true;
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_SASLFAIL
-            | Response::ERR_SASLTOOLONG
-            | Response::ERR_SASLABORT
-            | Response::ERR_SASLALREADY => {
-                s.sasl_done = true;
-                tracing::error!(reply = ?resp, "SASL authentication failed; continuing without an account");
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_BANNEDFROMCHAN
-            | Response::ERR_INVITEONLYCHAN
-            | Response::ERR_BADCHANNELKEY
-            | Response::ERR_CHANNELISFULL => {
-                let chan = args.get(1).cloned().unwrap_or_default();
-                tracing::warn!(channel = %chan, reply = ?resp, "cannot join; retrying later");
-                s.rejoin.push((
-                    Instant::now() + self.cfg.rejoin_delay.max(Duration::from_secs(60)),
-                    chan,
-                ));
-            }
-            _ => {}
-        }
-        None
-    }
-}
-
-impl Session {
-    /// Takes `nick` out of every channel; returns the channels it was in.
-    fn remove_member(&mut self, nick: &str) -> Vec<String> {
-        let key = lower(nick);
-        let mut rooms: Vec<String> = self
-            .channels
-            .values_mut()
-            .filter_map(|c| c.nicks.remove(&key).map(|_| c.name.clone()))
-            .collect();
-        rooms.sort();
-        rooms
-    }
-
-    /// Renames a member in every channel; returns the channels it was in.
-    fn rename_member(&mut self, old: &str, new: &str) -> Vec<String> {
-        let rooms = self.remove_member(old);
-        for r in &rooms {
-            if let Some(c) = self.channels.get_mut(&lower(r)) {
-                c.nicks.insert(lower(new), new.to_owned());
-            }
-        }
-        rooms
-    }
 }
 
 fn tag_of(msg: &Message, name: &str) -> Option<String> {
@@ -1267,136 +695,11 @@ fn tag_of(msg: &Message, name: &str) -> Option<String> {
         .and_then(|t| t.1.clone())
 }
 
-/// The type and parameters of the BATCH a line belongs to.
-fn batch_of<'a>(msg: &Message, s: &'a Session) -> Option<(&'a str, &'a [String])> {
-    let r = tag_of(msg, "batch")?;
-    s.batches
-        .get(&r)
-        .map(|(kind, params)| (kind.as_str(), params.as_slice()))
-}
-
-fn in_batch(msg: &Message, s: &Session, kind: &str) -> bool {
-    batch_of(msg, s).is_some_and(|(k, _)| k == kind)
-}
-
-/// Whether a line is the echo of one of our own RELAYMSGs (tagged with our nick).
-fn is_own_relay(msg: &Message, nick: &str, s: &Session) -> bool {
-    let tagged = ["draft/relaymsg", "relaymsg"]
-        .iter()
-        .filter_map(|t| tag_of(msg, t))
-        .any(|by| lower(&by) == lower(&s.nick));
-    let sep = s
-        .cap_values
-        .get("draft/relaymsg")
-        .and_then(|v| v.chars().next())
-        .unwrap_or('/');
-    tagged || (s.caps.contains("draft/relaymsg") && nick.ends_with(&format!("{sep}b")))
-}
-
-/// `<n\u{200B}ick> text` as the RELAYMSG nick (`nick/b`, only nick characters) and text.
-fn relayed_form(body: &str, sep: char) -> Option<(String, String)> {
-    let rest = body.strip_prefix('<')?;
-    let (name, text) = rest.split_once("> ")?;
-    let mut nick: String = name
-        .chars()
-        .filter(|c| *c != crate::core::bridge::ZWSP)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(30)
-        .collect();
-    if nick.is_empty() || nick.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-        nick.insert(0, '_');
-    }
-    Some((format!("{nick}{sep}b"), text.to_owned()))
-}
-
-/// Host length assumed before the server tells us ours (the longest a hostname may be).
-const HOST_GUESS: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
     }
-}
-
-async fn write_line(w: &mut Writer, line: &str) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(line.len() + 2);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.extend_from_slice(b"\r\n");
-    w.write_all(&bytes).await?;
-    w.flush().await
-}
-
-/// Reads one line (without CR LF), replacing invalid UTF-8; `None` at end of stream.
-async fn read_line(r: &mut Reader, buf: &mut Vec<u8>) -> std::io::Result<Option<String>> {
-    loop {
-        buf.clear();
-        let n = (&mut *r).take(MAX_LINE).read_until(b'\n', buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
-            // An overlong line: skip the rest of it.
-            let mut rest = Vec::new();
-            r.read_until(b'\n', &mut rest).await?;
-            tracing::debug!("overlong server line skipped");
-            continue;
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        if buf.is_empty() {
-            continue;
-        }
-        return Ok(Some(String::from_utf8_lossy(buf).into_owned()));
-    }
-}
-
-fn tls_connector(cfg: &IrcConfig) -> std::io::Result<tokio_rustls::TlsConnector> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &cfg.ca_file {
-        for cert in CertificateDer::pem_file_iter(ca)
-            .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?
-        {
-            let cert = cert.map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match &cfg.client_cert {
-        Some(cert_path) => {
-            let certs = CertificateDer::pem_file_iter(cert_path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| invalid(format!("client_cert {}: {e}", cert_path.display())))?;
-            let key_path = cfg.client_key.as_ref().unwrap_or(cert_path);
-            let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|e| invalid(format!("client_key {}: {e}", key_path.display())))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| invalid(format!("client certificate: {e}")))?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
