@@ -1,31 +1,34 @@
 //! The transport: TCP or TLS, and reading and writing lines.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
 
-impl Driver {
-    pub(super) async fn connect(&self) -> std::io::Result<(Reader, Writer)> {
-        let addr = (self.cfg.host.as_str(), self.cfg.port);
-        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        tcp.set_nodelay(true)?;
-        if !self.cfg.tls {
-            let (r, w) = tokio::io::split(tcp);
-            return Ok((BufReader::new(Box::new(r)), Box::new(w)));
-        }
-        let tls = tls_connector(&self.cfg)?;
-        let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let stream = tokio::time::timeout(Duration::from_secs(30), tls.connect(name, tcp))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-            })??;
-        let (r, w) = tokio::io::split(stream);
-        Ok((BufReader::new(Box::new(r)), Box::new(w)))
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::config::IrcConfig;
+
+/// Opens the connection, through TLS when configured.
+pub(super) async fn connect(cfg: &IrcConfig) -> std::io::Result<(Reader, Writer)> {
+    let addr = (cfg.host.as_str(), cfg.port);
+    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    tcp.set_nodelay(true)?;
+    if !cfg.tls {
+        let (r, w) = tokio::io::split(tcp);
+        return Ok((BufReader::new(Box::new(r)), Box::new(w)));
     }
+    let tls = tls_connector(cfg)?;
+    let name = rustls::pki_types::ServerName::try_from(cfg.host.clone())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let stream = tokio::time::timeout(Duration::from_secs(30), tls.connect(name, tcp))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+        })??;
+    let (r, w) = tokio::io::split(stream);
+    Ok((BufReader::new(Box::new(r)), Box::new(w)))
 }
 
 pub(super) type Reader = BufReader<Box<dyn AsyncRead + Unpin + Send>>;

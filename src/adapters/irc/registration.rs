@@ -1,249 +1,14 @@
-//! Registration: CAP negotiation, SASL, nick collisions, ISUPPORT, joining.
+//! Registration: CAP negotiation, SASL, NickServ, nick collisions, ISUPPORT, joining.
 
-use super::*;
+use std::time::{Duration, Instant};
 
-impl Driver {
-    pub(super) async fn on_cap(
-        &mut self,
-        sub: &irc::proto::CapSubCommand,
-        a: Option<&str>,
-        b: Option<&str>,
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        use irc::proto::CapSubCommand as Cap;
-        // "CAP * LS * :caps" continues, "CAP * LS :caps" ends the list.
-        let (more, list) = match (a, b) {
-            (Some("*"), Some(list)) => (true, list),
-            (Some(list), None) | (None, Some(list)) => (false, list),
-            (Some(_), Some(list)) => (false, list),
-            (None, None) => (false, ""),
-        };
-        let names = || {
-            list.split_whitespace()
-                .map(|c| c.split('=').next().unwrap_or(c).to_owned())
-        };
-        match sub {
-            Cap::LS => {
-                s.cap_ls.extend(names());
-                for c in list.split_whitespace() {
-                    if let Some((name, value)) = c.split_once('=') {
-                        s.cap_values.insert(name.to_owned(), value.to_owned());
-                    }
-                }
-                if more {
-                    return None;
-                }
-                s.cap_ls_done = true;
-                let want: Vec<&str> = WANTED_CAPS
-                    .iter()
-                    .copied()
-                    .filter(|c| s.cap_ls.contains(*c))
-                    .filter(|c| *c != "sasl" || self.cfg.sasl.is_some())
-                    .collect();
-                if want.is_empty() {
-                    return self.cap_end(s, w).await;
-                }
-                s.cap_pending = want.len();
-                if let Err(e) = write_line(w, &format!("CAP REQ :{}", want.join(" "))).await {
-                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                }
-            }
-            Cap::ACK => {
-                for c in names() {
-                    let c = c.trim_start_matches('-').to_owned();
-                    s.caps.insert(c);
-                }
-                if !s.registered {
-                    if s.caps.contains("sasl") && self.cfg.sasl.is_some() && !s.sasl_done {
-                        let mech = match self.cfg.sasl {
-                            Some(Sasl::External) => "EXTERNAL",
-                            _ => "PLAIN",
-                        };
-                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {mech}")).await {
-                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                        }
-                    } else {
-                        return self.cap_end(s, w).await;
-                    }
-                }
-            }
-            Cap::NAK => {
-                tracing::warn!(caps = %list, "server refused capabilities");
-                if !s.registered {
-                    return self.cap_end(s, w).await;
-                }
-            }
-            Cap::NEW => {
-                let offered: Vec<String> = names()
-                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && c != "sasl")
-                    .collect();
-                if !offered.is_empty() {
-                    self.push_protocol(format!("CAP REQ :{}", offered.join(" ")));
-                }
-            }
-            Cap::DEL => {
-                for c in names() {
-                    s.caps.remove(&c);
-                }
-            }
-            _ => {}
-        }
-        None
-    }
+use base64::Engine as _;
+use irc::proto::{CapSubCommand, Response};
 
-    pub(super) async fn cap_end(&mut self, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
-        if let Err(e) = write_line(w, "CAP END").await {
-            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-        }
-        let _ = s;
-        None
-    }
-
-    pub(super) async fn on_numeric(
-        &mut self,
-        resp: Response,
-        args: &[String],
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        match resp {
-            Response::RPL_WELCOME => {
-                if let Some(me) = args.first() {
-                    s.nick = me.clone();
-                }
-                s.registered = true;
-                tracing::info!(nick = %s.nick, caps = ?s.caps, "registered");
-                if !s.logged_in
-                    && let Some(pw) = &self.cfg.nickserv_password
-                {
-                    let account = match &self.cfg.sasl {
-                        Some(Sasl::Plain { user, .. }) => user.clone(),
-                        _ => self.cfg.nick.clone(),
-                    };
-                    self.push_protocol(format!(
-                        "PRIVMSG NickServ :IDENTIFY {account} {}",
-                        pw.expose()
-                    ));
-                }
-                let chans: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
-                for c in chans {
-                    self.push_protocol(self.join_line(&c));
-                }
-                self.report(LinkState::Connected).await;
-            }
-            Response::RPL_NAMREPLY => {
-                if let (Some(chan), Some(list)) = (args.get(2), args.get(3)) {
-                    let collected = s.names.entry(lower(chan)).or_default();
-                    for entry in list.split_whitespace() {
-                        // multi-prefix and userhost-in-names: "@+nick!user@host".
-                        let entry = entry.trim_start_matches(['~', '&', '@', '%', '+']);
-                        let nick = entry.split('!').next().unwrap_or(entry);
-                        if !nick.is_empty() && lower(nick) != lower(&s.nick) {
-                            collected.push(nick.to_owned());
-                        }
-                    }
-                }
-            }
-            Response::RPL_ENDOFNAMES => {
-                if let Some(chan) = args.get(1) {
-                    let nicks = s.names.remove(&lower(chan)).unwrap_or_default();
-                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                        c.nicks = nicks.iter().map(|n| (lower(n), n.clone())).collect();
-                        let room = RoomRef::new(&self.cfg.name, &c.name);
-                        let _ = self.events.send(Event::Members { room, nicks }).await;
-                    }
-                }
-            }
-            Response::RPL_ISUPPORT => {
-                for tok in args.iter().skip(1) {
-                    if let Some(n) = tok.strip_prefix("CHATHISTORY=") {
-                        s.history_limit = match n.parse() {
-                            // 0 means no limit: ask for a sensible page all the same.
-                            Ok(0) | Err(_) => DEFAULT_HISTORY_LIMIT,
-                            Ok(n) => n,
-                        };
-                    }
-                    if tok == "WHOX" {
-                        s.whox = true;
-                    } else if let Some(mode) = tok.strip_prefix("BOT=")
-                        && s.bot_mode.is_none()
-                    {
-                        s.bot_mode = Some(mode.to_owned());
-                        self.push_protocol(format!("MODE {} +{mode}", s.nick));
-                    }
-                }
-            }
-            Response::ERR_NICKNAMEINUSE
-            | Response::ERR_ERRONEOUSNICKNAME
-            | Response::ERR_NICKCOLLISION
-            | Response::ERR_UNAVAILRESOURCE => {
-                if !s.registered {
-                    s.nick_attempt += 1;
-                    let next = self
-                        .cfg
-                        .alt_nicks
-                        .get(s.nick_attempt - 1)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            let extra = s.nick_attempt - self.cfg.alt_nicks.len();
-                            format!("{}{}", self.cfg.nick, "_".repeat(extra))
-                        });
-                    tracing::warn!(taken = %s.nick, trying = %next, "nick unavailable");
-                    s.nick = next.clone();
-                    if let Err(e) = write_line(w, &format!("NICK {next}")).await {
-                        return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                    }
-                }
-            }
-            Response::RPL_LOGGEDIN => {
-                s.logged_in = true;
-                tracing::info!(
-                    account = args.get(2).map(String::as_str).unwrap_or(""),
-                    "logged in"
-                );
-            }
-            Response::RPL_SASLSUCCESS => {
-                s.sasl_done = true;
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_SASLFAIL
-            | Response::ERR_SASLTOOLONG
-            | Response::ERR_SASLABORT
-            | Response::ERR_SASLALREADY => {
-                s.sasl_done = true;
-                tracing::error!(reply = ?resp, "SASL authentication failed; continuing without an account");
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_BANNEDFROMCHAN
-            | Response::ERR_INVITEONLYCHAN
-            | Response::ERR_BADCHANNELKEY
-            | Response::ERR_CHANNELISFULL => {
-                let chan = args.get(1).cloned().unwrap_or_default();
-                tracing::warn!(channel = %chan, reply = ?resp, "cannot join; retrying later");
-                s.rejoin.push((
-                    Instant::now() + self.cfg.rejoin_delay.max(Duration::from_secs(60)),
-                    chan,
-                ));
-            }
-            _ => {}
-        }
-        None
-    }
-
-    pub(super) fn join_line(&self, chan: &str) -> String {
-        let key = self
-            .cfg
-            .channels
-            .iter()
-            .find(|c| lower(&c.name) == lower(chan))
-            .and_then(|c| c.key.clone());
-        match key {
-            Some(k) => format!("JOIN {chan} {k}"),
-            None => format!("JOIN {chan}"),
-        }
-    }
-}
+use super::history::DEFAULT_HISTORY_LIMIT;
+use super::session::{Session, Wire, lower};
+use crate::config::Sasl;
+use crate::core::LinkState;
 
 /// The IRCv3 capabilities requested when the server offers them.
 pub const WANTED_CAPS: &[&str] = &[
@@ -261,3 +26,297 @@ pub const WANTED_CAPS: &[&str] = &[
     "draft/chathistory",
     "draft/relaymsg",
 ];
+
+/// SASL payloads go out in pieces of this many bytes.
+const SASL_CHUNK: usize = 400;
+
+/// The capability names of a CAP list, without their values.
+fn cap_names(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split_whitespace()
+        .map(|c| c.split('=').next().unwrap_or(c).to_owned())
+}
+
+impl Session {
+    pub(super) fn on_cap(&mut self, sub: &CapSubCommand, a: Option<&str>, b: Option<&str>) {
+        // "CAP * LS * :caps" continues, "CAP * LS :caps" ends the list.
+        let (more, list) = match (a, b) {
+            (Some("*"), Some(list)) => (true, list),
+            (Some(list), None) | (None, Some(list)) => (false, list),
+            (Some(_), Some(list)) => (false, list),
+            (None, None) => (false, ""),
+        };
+        match sub {
+            CapSubCommand::LS => self.on_cap_ls(list, more),
+            CapSubCommand::ACK => self.on_cap_ack(list),
+            CapSubCommand::NAK => {
+                tracing::warn!(caps = %list, "server refused capabilities");
+                if !self.registered {
+                    self.cap_end();
+                }
+            }
+            CapSubCommand::NEW => {
+                let offered: Vec<String> = cap_names(list)
+                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && c != "sasl")
+                    .collect();
+                if !offered.is_empty() {
+                    self.queue(format!("CAP REQ :{}", offered.join(" ")));
+                }
+            }
+            CapSubCommand::DEL => {
+                for c in cap_names(list) {
+                    self.caps.remove(&c);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Collects the offered capabilities; after the last LS line, asks for the wanted ones.
+    fn on_cap_ls(&mut self, list: &str, more: bool) {
+        self.cap_ls.extend(cap_names(list));
+        for c in list.split_whitespace() {
+            if let Some((name, value)) = c.split_once('=') {
+                self.cap_values.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        if more {
+            return;
+        }
+        self.cap_ls_done = true;
+        let want: Vec<&str> = WANTED_CAPS
+            .iter()
+            .copied()
+            .filter(|c| self.cap_ls.contains(*c))
+            .filter(|c| *c != "sasl" || self.cfg.sasl.is_some())
+            .collect();
+        if want.is_empty() {
+            return self.cap_end();
+        }
+        self.cap_pending = want.len();
+        self.out
+            .push(Wire::Now(format!("CAP REQ :{}", want.join(" "))));
+    }
+
+    fn on_cap_ack(&mut self, list: &str) {
+        for c in cap_names(list) {
+            self.caps.insert(c.trim_start_matches('-').to_owned());
+        }
+        if self.registered {
+            return;
+        }
+        if self.caps.contains("sasl") && self.cfg.sasl.is_some() && !self.sasl_done {
+            let mech = match self.cfg.sasl {
+                Some(Sasl::External) => "EXTERNAL",
+                _ => "PLAIN",
+            };
+            self.out.push(Wire::Now(format!("AUTHENTICATE {mech}")));
+        } else {
+            self.cap_end();
+        }
+    }
+
+    fn cap_end(&mut self) {
+        self.out.push(Wire::Now("CAP END".to_owned()));
+    }
+
+    /// The server's "+" asks for the payload: PLAIN credentials, or "+" for EXTERNAL.
+    pub(super) fn on_authenticate(&mut self, data: &str) {
+        if data != "+" {
+            return;
+        }
+        let reply = match &self.cfg.sasl {
+            Some(Sasl::Plain { user, password }) => {
+                let raw = format!("{user}\0{user}\0{}", password.expose());
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            }
+            _ => "+".to_owned(),
+        };
+        // A payload ending exactly at a chunk boundary is closed by a lone "+".
+        let mut rest = reply.as_str();
+        while rest.len() >= SASL_CHUNK {
+            self.out
+                .push(Wire::Now(format!("AUTHENTICATE {}", &rest[..SASL_CHUNK])));
+            rest = &rest[SASL_CHUNK..];
+        }
+        let last = if rest.is_empty() { "+" } else { rest };
+        self.out.push(Wire::Now(format!("AUTHENTICATE {last}")));
+    }
+
+    pub(super) fn on_logged_in(&mut self, args: &[String]) {
+        self.logged_in = true;
+        tracing::info!(
+            account = args.get(2).map(String::as_str).unwrap_or(""),
+            "logged in"
+        );
+    }
+
+    pub(super) fn on_sasl_success(&mut self) {
+        self.sasl_done = true;
+        self.cap_end();
+    }
+
+    pub(super) fn on_sasl_failure(&mut self, resp: Response) {
+        self.sasl_done = true;
+        tracing::error!(reply = ?resp, "SASL authentication failed; continuing without an account");
+        self.cap_end();
+    }
+
+    /// Registered: identify to NickServ when SASL did not log in, then join.
+    pub(super) fn on_welcome(&mut self, args: &[String]) {
+        if let Some(me) = args.first() {
+            self.nick = me.clone();
+        }
+        self.registered = true;
+        tracing::info!(nick = %self.nick, caps = ?self.caps, "registered");
+        if !self.logged_in
+            && let Some(pw) = &self.cfg.nickserv_password
+        {
+            let account = match &self.cfg.sasl {
+                Some(Sasl::Plain { user, .. }) => user.clone(),
+                _ => self.cfg.nick.clone(),
+            };
+            self.queue(format!(
+                "PRIVMSG NickServ :IDENTIFY {account} {}",
+                pw.expose()
+            ));
+        }
+        let chans: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
+        for c in chans {
+            self.queue(self.join_line(&c));
+        }
+        self.report(LinkState::Connected);
+    }
+
+    pub(super) fn on_isupport(&mut self, args: &[String]) {
+        for tok in args.iter().skip(1) {
+            if let Some(n) = tok.strip_prefix("CHATHISTORY=") {
+                self.history_limit = match n.parse() {
+                    // 0 means no limit: ask for a sensible page all the same.
+                    Ok(0) | Err(_) => DEFAULT_HISTORY_LIMIT,
+                    Ok(n) => n,
+                };
+            }
+            if tok == "WHOX" {
+                self.whox = true;
+            } else if let Some(mode) = tok.strip_prefix("BOT=")
+                && self.bot_mode.is_none()
+            {
+                self.bot_mode = Some(mode.to_owned());
+                self.queue(format!("MODE {} +{mode}", self.nick));
+            }
+        }
+    }
+
+    /// While registering, tries the alternative nicks, then the nick with underscores.
+    pub(super) fn on_nick_unavailable(&mut self) {
+        if self.registered {
+            return;
+        }
+        self.nick_attempt += 1;
+        let next = self
+            .cfg
+            .alt_nicks
+            .get(self.nick_attempt - 1)
+            .cloned()
+            .unwrap_or_else(|| {
+                let extra = self.nick_attempt - self.cfg.alt_nicks.len();
+                format!("{}{}", self.cfg.nick, "_".repeat(extra))
+            });
+        tracing::warn!(taken = %self.nick, trying = %next, "nick unavailable");
+        self.nick = next.clone();
+        self.out.push(Wire::Now(format!("NICK {next}")));
+    }
+
+    pub(super) fn on_join_refused(&mut self, resp: Response, args: &[String], now: Instant) {
+        let chan = args.get(1).cloned().unwrap_or_default();
+        tracing::warn!(channel = %chan, reply = ?resp, "cannot join; retrying later");
+        self.rejoin.push((
+            now + self.cfg.rejoin_delay.max(Duration::from_secs(60)),
+            chan,
+        ));
+    }
+
+    pub(super) fn join_line(&self, chan: &str) -> String {
+        let key = self
+            .cfg
+            .channels
+            .iter()
+            .find(|c| lower(&c.name) == lower(chan))
+            .and_then(|c| c.key.clone());
+        match key {
+            Some(k) => format!("JOIN {chan} {k}"),
+            None => format!("JOIN {chan}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rig::rig;
+    use base64::Engine as _;
+    use std::time::Instant;
+
+    #[test]
+    fn cap_negotiation_requests_only_offered_wanted_caps_across_ls_lines() {
+        let mut r = rig("");
+        r.feed(":srv CAP * LS * :sasl server-time foo/bar");
+        assert!(r.sink.take().is_empty(), "no REQ before the last LS line");
+        r.feed(":srv CAP * LS :account-tag echo-message chghost");
+        // No SASL configured: sasl is not requested.
+        assert_eq!(
+            r.sink.take(),
+            ["CAP REQ :server-time account-tag echo-message chghost"]
+        );
+        r.feed(":srv CAP * ACK :server-time account-tag echo-message chghost");
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        assert!(r.session.caps.contains("account-tag"));
+    }
+
+    #[test]
+    fn sasl_plain_sends_the_base64_payload_then_ends_negotiation() {
+        let mut r = rig("sasl = { user = \"bot\", password = \"pw\" }");
+        r.feed(":srv CAP * LS :sasl=PLAIN,EXTERNAL");
+        assert_eq!(r.sink.take(), ["CAP REQ :sasl"]);
+        r.feed(":srv CAP * ACK :sasl");
+        assert_eq!(r.sink.take(), ["AUTHENTICATE PLAIN"]);
+        r.feed("AUTHENTICATE +");
+        let expected = base64::engine::general_purpose::STANDARD.encode("bot\0bot\0pw");
+        assert_eq!(r.sink.take(), [format!("AUTHENTICATE {expected}")]);
+        r.feed(":srv 900 sigbot sigbot!b@h bot :You are now logged in as bot");
+        r.feed(":srv 903 sigbot :SASL authentication successful");
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        assert!(r.session.logged_in);
+    }
+
+    #[test]
+    fn welcome_joins_channels_and_sets_bot_mode_from_isupport() {
+        let mut r = rig("");
+        r.feed(":srv 001 sigbot :Welcome");
+        r.feed(":srv 005 sigbot BOT=B WHOX :are supported");
+        let now = Instant::now();
+        let mut queued = Vec::new();
+        while let Some(Ok(l)) = r.driver.queue.pop(now) {
+            queued.push(l.line);
+        }
+        assert_eq!(queued, ["JOIN #sig", "MODE sigbot +B"]);
+        assert!(r.session.whox);
+    }
+
+    #[test]
+    fn a_kick_schedules_a_rejoin_and_a_nick_collision_picks_an_alternative() {
+        let mut r = rig("alt_nicks = [\"sigbot-alt\"]\nrejoin_delay = \"0s\"");
+        r.feed(":srv 433 * sigbot :Nickname is already in use");
+        assert_eq!(r.sink.take(), ["NICK sigbot-alt"]);
+        r.feed(":srv 433 * sigbot-alt :Nickname is already in use");
+        assert_eq!(r.sink.take(), ["NICK sigbot_"]);
+        r.feed(":srv 001 sigbot_ :Welcome");
+        while r.driver.queue.pop(Instant::now()).is_some() {}
+        r.feed(":op!o@h KICK #sig sigbot_ :bye");
+        assert!(r.tick().is_none());
+        let mut queued = Vec::new();
+        while let Some(Ok(l)) = r.driver.queue.pop(Instant::now()) {
+            queued.push(l.line);
+        }
+        assert!(queued.contains(&"JOIN #sig".to_owned()), "{queued:?}");
+    }
+}

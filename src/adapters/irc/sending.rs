@@ -1,6 +1,15 @@
 //! Outgoing lines: splitting, RELAYMSG, the queue and the token bucket.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use irc::proto::Message;
+use tokio::io::AsyncWriteExt as _;
+
+use super::connection::{Writer, write_line};
+use super::session::{Session, lower, tag_of};
+use super::{Driver, text};
+use crate::adapters::{Outgoing, OutgoingOp};
+use crate::core::{Priority, SendKind};
 
 impl Driver {
     /// Turns a message for a room into queued IRC lines.
@@ -138,10 +147,6 @@ impl Driver {
         let _ = w.flush().await;
     }
 
-    pub(super) fn push_protocol(&mut self, line: String) {
-        self.queue.push(line, Priority::Protocol, Instant::now());
-    }
-
     /// The separator of RELAYMSG nicks when relayed lines to `chan` go out as RELAYMSG.
     pub(super) fn relaymsg_separator(&self, s: &Session, chan: &str) -> Option<char> {
         if !s.caps.contains("draft/relaymsg") || !self.cfg.relaymsg_channels.contains(&lower(chan))
@@ -196,3 +201,43 @@ fn relayed_form(body: &str, sep: char) -> Option<(String, String)> {
 /// Host length assumed before the server tells us ours (the longest a hostname may be).
 pub(super) const HOST_GUESS: &str =
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_rig::rig;
+    use crate::core::SendKind;
+    use std::sync::Arc;
+
+    #[test]
+    fn relayed_lines_go_out_as_relaymsg_where_offered_and_enabled() {
+        let mut r = rig("");
+        r.feed(":srv CAP * LS :draft/relaymsg=/ echo-message");
+        assert_eq!(r.sink.take(), ["CAP REQ :echo-message draft/relaymsg"]);
+        r.feed(":srv CAP * ACK :echo-message draft/relaymsg");
+        r.session.registered = true;
+        Arc::make_mut(&mut r.driver.cfg).relaymsg_channels = vec!["#sig".into()];
+        r.relay("#sig", "<a\u{200B}lice> hello there", SendKind::Relay);
+        r.relay("#sig", "<Z\u{200B}oë K> hi", SendKind::Relay);
+        // The bot's own words, emotes, and channels without relaymsg stay PRIVMSG.
+        r.relay("#sig", "pong", SendKind::Reply);
+        r.relay("#sig", "* a\u{200B}lice waves", SendKind::Relay);
+        r.relay("#other", "<a\u{200B}lice> hello", SendKind::Relay);
+        assert_eq!(
+            r.queued(),
+            [
+                "RELAYMSG #sig alice/b :hello there",
+                "RELAYMSG #sig Zo__K/b :hi",
+                "PRIVMSG #sig :pong",
+                "PRIVMSG #sig :* a\u{200B}lice waves",
+                "PRIVMSG #other :<a\u{200B}lice> hello",
+            ]
+        );
+        // The server's echo of our RELAYMSG is ours: never relayed back.
+        r.feed("@draft/relaymsg=sigbot :alice/b!x@h PRIVMSG #sig :hello there");
+        assert!(r.events.try_recv().is_err());
+        // Without the capability, the plain form.
+        r.session.caps.remove("draft/relaymsg");
+        r.relay("#sig", "<a\u{200B}lice> hello", SendKind::Relay);
+        assert_eq!(r.queued(), ["PRIVMSG #sig :<a\u{200B}lice> hello"]);
+    }
+}
