@@ -384,4 +384,43 @@ mod tests {
             "everyone left"
         );
     }
+
+    #[test]
+    fn an_account_follows_its_nick_change_and_is_forgotten_at_quit() {
+        let mut r = rig("");
+        r.registered(&["extended-join"]);
+        r.feed(":sigbot!s@h JOIN #sig");
+        r.feed(":alice!a@h JOIN #sig alice :Alice");
+        r.feed(":alice!a@h NICK ally");
+        r.feed(":ally!a@h PRIVMSG #sig :hi");
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+        // Whoever takes the old nick does not inherit the account.
+        r.feed(":alice!x@elsewhere PRIVMSG #sig :it's me");
+        assert_eq!(r.next_principal(), None);
+        r.feed(":ally!a@h QUIT :bye");
+        r.feed(":ally!a@h PRIVMSG sigbot :back");
+        assert_eq!(r.next_principal(), None);
+    }
+
+    #[test]
+    fn the_bots_own_join_teaches_its_host_and_asks_who_is_logged_in() {
+        let mut r = rig("");
+        r.registered(&["chghost"]);
+        r.session.whox = true;
+        r.feed(":sigbot!~bot@bot.example JOIN #sig");
+        assert_eq!(
+            (r.session.user.as_str(), r.session.host.as_str()),
+            ("~bot", "bot.example")
+        );
+        assert_eq!(r.queued(), ["WHO #sig %tna,152"]);
+        r.feed(":sigbot!~bot@bot.example CHGHOST bot cloak.example");
+        r.feed(":alice!a@h CHGHOST alice other.example");
+        assert_eq!(
+            (r.session.user.as_str(), r.session.host.as_str()),
+            ("bot", "cloak.example")
+        );
+        assert!(r.session.joined.contains("#sig"));
+        r.feed(":sigbot!~bot@bot.example PART #sig");
+        assert!(!r.session.channels.contains_key("#sig"));
+    }
 }

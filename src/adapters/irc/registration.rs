@@ -319,4 +319,81 @@ mod tests {
         }
         assert!(queued.contains(&"JOIN #sig".to_owned()), "{queued:?}");
     }
+
+    #[test]
+    fn a_refusal_ends_negotiation_and_later_offers_and_withdrawals_are_followed() {
+        let mut r = rig("");
+        r.feed(":srv CAP * LS :server-time");
+        assert_eq!(r.sink.take(), ["CAP REQ :server-time"]);
+        r.feed(":srv CAP * NAK :server-time");
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        r.feed(":srv 001 sigbot :Welcome");
+        r.queued();
+        // cap-notify: a new offer is taken up (never sasl once registered), a withdrawal obeyed.
+        r.feed(":srv CAP sigbot NEW :account-tag sasl foo");
+        assert_eq!(r.queued(), ["CAP REQ :account-tag"]);
+        r.feed(":srv CAP sigbot ACK :account-tag");
+        assert!(r.sink.take().is_empty(), "no CAP END once registered");
+        assert!(r.session.caps.contains("account-tag"));
+        r.feed(":srv CAP sigbot DEL :account-tag");
+        assert!(!r.session.caps.contains("account-tag"));
+    }
+
+    #[test]
+    fn a_failed_sasl_login_ends_negotiation_and_nickserv_identifies_after_welcome() {
+        let mut r =
+            rig("sasl = { user = \"bot\", password = \"pw\" }\nnickserv_password = \"ns-pw\"");
+        r.feed(":srv CAP * LS :sasl");
+        r.feed(":srv CAP * ACK :sasl");
+        assert_eq!(r.sink.take(), ["CAP REQ :sasl", "AUTHENTICATE PLAIN"]);
+        r.feed(":srv 904 sigbot :SASL authentication failed");
+        assert_eq!(r.sink.take(), ["CAP END"]);
+        assert!(!r.session.logged_in);
+        r.feed(":srv 001 sigbot :Welcome");
+        match r.events.try_recv() {
+            Ok(crate::core::Event::NetworkState {
+                state, queue_len, ..
+            }) => {
+                assert_eq!(state, crate::core::LinkState::Connected);
+                assert_eq!(queue_len, 2, "the driver fills in its queue's length");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            r.queued(),
+            ["PRIVMSG NickServ :IDENTIFY bot ns-pw", "JOIN #sig"]
+        );
+    }
+
+    #[test]
+    fn a_long_sasl_payload_goes_in_400_byte_chunks_closed_by_a_plus() {
+        // 8 + 592 bytes encode to exactly 800 base64 characters.
+        let pw = "p".repeat(592);
+        let mut r = rig(&format!("sasl = {{ user = \"bot\", password = \"{pw}\" }}"));
+        r.feed("AUTHENTICATE +");
+        let sent = r.sink.take();
+        let expected = base64::engine::general_purpose::STANDARD.encode(format!("bot\0bot\0{pw}"));
+        assert_eq!(expected.len(), 800);
+        assert_eq!(
+            sent,
+            [
+                format!("AUTHENTICATE {}", &expected[..400]),
+                format!("AUTHENTICATE {}", &expected[400..]),
+                "AUTHENTICATE +".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_join_is_retried_no_sooner_than_a_minute() {
+        let mut r = rig("rejoin_delay = \"0s\"");
+        r.feed(":srv 001 sigbot :Welcome");
+        r.queued();
+        r.feed(":srv 474 sigbot #sig :Cannot join channel (+b)");
+        let (at, chan) = r.session.rejoin[0].clone();
+        assert_eq!(chan, "#sig");
+        assert!(at >= Instant::now() + std::time::Duration::from_secs(59));
+        assert!(r.tick().is_none());
+        assert!(r.queued().is_empty());
+    }
 }

@@ -333,4 +333,42 @@ mod tests {
         assert_eq!(lower("Nick[Away]"), "nick{away}");
         assert_eq!(lower("A\\B~"), "a|b^");
     }
+
+    #[test]
+    fn a_server_error_ends_the_session_and_garbage_is_skipped() {
+        let mut r = rig("");
+        assert!(r.feed(":::").is_none());
+        match r.feed("ERROR :Closing link: (bot@h) [Killed]") {
+            Some(SessionEnd::Lost(why)) => assert!(why.contains("Killed"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_primary_nick_is_taken_back_when_its_holder_quits() {
+        let mut r = rig("");
+        r.feed(":srv 433 * sigbot :Nickname is already in use");
+        assert_eq!(r.sink.take(), ["NICK sigbot_"]);
+        r.feed(":srv 001 sigbot_ :Welcome");
+        r.queued();
+        r.feed(":sigbot!x@h QUIT :bye");
+        assert_eq!(r.queued(), ["NICK sigbot"]);
+        r.feed(":sigbot_!s@h NICK sigbot");
+        assert!(r.session.is_me("SIGBOT"));
+    }
+
+    #[test]
+    fn registration_starts_with_cap_ls_and_the_configured_password() {
+        let mut r = rig("password = \"srv-pw\"\nusername = \"sig bot\"\nrealname = \"Sig Bot\"");
+        r.session.hello();
+        assert_eq!(
+            r.session.out,
+            [
+                Wire::Counted("CAP LS 302".into()),
+                Wire::Counted("PASS :srv-pw".into()),
+                Wire::Counted("NICK sigbot".into()),
+                Wire::Counted("USER sigbot 0 * :Sig Bot".into()),
+            ]
+        );
+    }
 }
