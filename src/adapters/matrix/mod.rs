@@ -36,7 +36,7 @@ use self::sending::Sender;
 pub use self::sending::{edit_content, message_content, reaction_content};
 use self::state::{NetworkDir, StateError};
 use self::sync::SyncEnd;
-use super::irc::Backoff;
+use super::backoff::Backoff;
 use super::{NetworkHandle, Outgoing};
 use crate::config::MatrixConfig;
 use crate::core::{Event, LinkState};
