@@ -1,8 +1,8 @@
 //! MQTT events per second through parse, route, `when` and template (DESIGN §9), for the
 //! git.receive fixture with the shipped Pagure template, on one core.
 //!
-//! `cargo bench --bench relay`; the fixture comes from `../shared/fixtures/pagure-mqtt/`
-//! (or `SIGBOT_FIXTURES`), with a built-in stand-in when neither is there.
+//! `cargo bench --bench relay`; the fixture comes from `tests/fixtures/pagure-mqtt/` (or
+//! `SIGBOT_FIXTURES`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,15 +15,11 @@ use sigbot::core::relay::{Delivery, MqttMessage, MqttPayload, Relay};
 
 fn git_receive() -> Vec<u8> {
     let dir = std::env::var_os("SIGBOT_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/pagure-mqtt"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pagure-mqtt"),
         PathBuf::from,
     );
-    std::fs::read(dir.join("01_git.centos.org__git.receive.json")).unwrap_or_else(|_| {
-        br#"{"agent":"pgreco","branch":"c7","total_commits":1,"authors":["P G"],
-            "repo":{"name":"kernel","namespace":"rpms","fullname":"rpms/kernel"},
-            "end_commit":"b7d48e1265407b755f7827d0245547847cdba375"}"#
-            .to_vec()
-    })
+    let path = dir.join("01_git.centos.org__git.receive.json");
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 fn routes() -> Vec<RelaySpec> {

@@ -1,12 +1,12 @@
-//! Test fixtures read from `../shared/fixtures` (outside the repository), kept out of
+//! Test fixtures read from `tests/fixtures/`, kept out of
 //! `src/core` so that the core's modules, tests included, never touch the file system.
 
 use std::path::PathBuf;
 
-/// The sample payloads (DESIGN: `../shared/fixtures/pagure-mqtt/`), or `SIGBOT_FIXTURES`.
+/// The sample payloads (`tests/fixtures/pagure-mqtt/`), or `SIGBOT_FIXTURES`.
 fn fixtures_dir() -> PathBuf {
     std::env::var_os("SIGBOT_FIXTURES").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/pagure-mqtt"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pagure-mqtt"),
         PathBuf::from,
     )
 }

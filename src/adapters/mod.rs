@@ -2,6 +2,7 @@
 //! carrying out the core's `Action`s. Each network is reached through a cheap cloneable
 //! [`NetworkHandle`].
 
+pub mod backoff;
 pub mod console;
 pub mod irc;
 pub mod matrix;

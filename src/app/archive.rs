@@ -125,8 +125,8 @@ mod tests {
 
     #[test]
     fn importing_the_fedora_archive_indexes_the_meeting_and_skips_the_stub() {
-        let archive = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/meetbot/fedora-meeting");
+        let archive =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meetbot/fedora-meeting");
         let data = tempfile::tempdir().unwrap();
         let store = Store::open(data.path()).unwrap();
         assert_eq!(import_archive(&store, &archive).unwrap(), 1);

@@ -354,6 +354,7 @@ async fn core_task(
     while let Ok(event) = events.try_recv() {
         dispatch(&mut core, event, io, &health).await;
     }
+    execute(core.on_shutdown(), io).await;
 }
 
 /// Where meetings are journaled and their files written.

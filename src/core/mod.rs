@@ -159,22 +159,11 @@ impl Core {
             Event::Activity(act) => self.bridges.relay_activity(act, now),
             _ => Vec::new(),
         };
-        // Relayed copies of a message with an ID name it, so that the outbox stores them once.
-        let source = match &event {
-            Event::Message(m) => m.id.as_ref().map(|id| format!("{}/{id}", m.room)),
-            Event::RichMessage(r) => r
-                .message
-                .id
-                .as_ref()
-                .map(|id| format!("{}/{id}", r.message.room)),
-            _ => None,
-        };
-        if let Some(source) = source {
-            for a in &mut out {
-                if let Action::Bridged(b) = a {
-                    b.source = Some(source.clone());
-                }
-            }
+        // Relayed copies of a message with an ID name it, line by line, so that the outbox
+        // stores each line once: a message handled again after a crash is not relayed twice,
+        // and every line of a message that became several is kept.
+        if let Some(source) = source_id(&event) {
+            name_sources(&mut out, &source);
         }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
@@ -229,6 +218,21 @@ impl Core {
         }
     }
 
+    /// What must be stored before the process stops: digests of relay bursts still open.
+    pub fn on_shutdown(&mut self) -> Vec<Action> {
+        match &mut self.relay {
+            Some(r) => {
+                let batch = r.on_shutdown();
+                if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Action::Relay(batch)]
+                }
+            }
+            None => Vec::new(),
+        }
+    }
+
     fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         match &mut self.relay {
             Some(r) => {
@@ -274,6 +278,30 @@ impl Core {
         }
         actions.extend(self.on_command(msg, now));
         actions
+    }
+}
+
+/// The ID that names a network's message across a replay: `<room>/<network's ID>`.
+fn source_id(event: &Event) -> Option<String> {
+    let (room, id) = match event {
+        Event::Message(m) => (&m.room, m.id.as_ref()?),
+        Event::RichMessage(r) => (&r.message.room, r.message.id.as_ref()?),
+        Event::Activity(a) => (&a.room, a.id.as_ref()?),
+        _ => return None,
+    };
+    Some(format!("{room}/{id}"))
+}
+
+/// Gives each bridged line of one source message its own key: the source and the line's
+/// position among the lines for the same destination room (`<source>#<n>`, from 1).
+fn name_sources(actions: &mut [Action], source: &str) {
+    let mut positions: BTreeMap<RoomRef, usize> = BTreeMap::new();
+    for a in actions {
+        if let Action::Bridged(b) = a {
+            let n = positions.entry(b.room.clone()).or_insert(0);
+            *n += 1;
+            b.source = Some(format!("{source}#{n}"));
+        }
     }
 }
 

@@ -293,3 +293,126 @@ fn version_names_the_version() {
         ["sigbot 1.2.3"]
     );
 }
+
+/// A Matrix room bridged to an IRC channel, as `max_lines = 3` and a paste site.
+fn matrix_bridged_core() -> Core {
+    let mut c = core();
+    let irc = RoomRef::new("libera", "#sig");
+    let mx = RoomRef::new("hs", "!room:example.org");
+    c.enable_bridges(
+        BridgeSettings {
+            bridges: vec![BridgeSpec {
+                name: "sig".into(),
+                rooms: vec![irc, mx],
+                max_lines: 3,
+                ignore_nicks: Vec::new(),
+                ignore_users: Vec::new(),
+                ignore_regex: Vec::new(),
+                staleness: std::time::Duration::from_secs(600),
+                max_mentions: 3,
+                presence: Default::default(),
+                matrix: MatrixRelay::default(),
+            }],
+            sides: [
+                (
+                    "libera".to_owned(),
+                    SideKind::Irc {
+                        nick_len: 9,
+                        user_len: 10,
+                    },
+                ),
+                ("hs".to_owned(), SideKind::Matrix),
+            ]
+            .into_iter()
+            .collect(),
+            public_url: Some("https://bot.example.org".into()),
+        },
+        7,
+    );
+    c
+}
+
+fn matrix_message(id: &str, text: &str) -> Event {
+    Event::Message(IncomingMessage {
+        room: RoomRef::new("hs", "!room:example.org"),
+        sender: Sender {
+            nick: "alice".into(),
+            principal: Some(Principal::new("hs", "@alice:example.org")),
+        },
+        kind: MessageKind::Text,
+        text: text.into(),
+        id: Some(id.into()),
+        sent_at: None,
+    })
+}
+
+fn bridged_sources(actions: &[Action]) -> Vec<(String, Option<String>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Bridged(b) => Some((b.text.clone(), b.source.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_line_of_a_relayed_message_has_its_own_source_key() {
+    let mut c = matrix_bridged_core();
+    let text: Vec<String> = (1..=10)
+        .map(|i| format!("paste line {i:02} of 10"))
+        .collect();
+    let out = c.handle(matrix_message("$ten", &text.join("\n")), t0());
+    let got = bridged_sources(&out);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].0.ends_with("paste line 01 of 10"), "{got:?}");
+    assert!(got[1].0.ends_with("paste line 02 of 10"), "{got:?}");
+    assert!(
+        got[2]
+            .0
+            .contains("(full message: https://bot.example.org/paste/"),
+        "{got:?}"
+    );
+    let keys: Vec<_> = got.iter().map(|(_, s)| s.clone().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "hs/!room:example.org/$ten#1",
+            "hs/!room:example.org/$ten#2",
+            "hs/!room:example.org/$ten#3"
+        ]
+    );
+    // Handled again (a replay after a crash), the same lines get the same keys.
+    let again = bridged_sources(&c.handle(matrix_message("$ten", &text.join("\n")), t0()));
+    let again: Vec<_> = again.iter().map(|(_, s)| s.clone().unwrap()).collect();
+    assert_eq!(again, keys);
+}
+
+#[test]
+fn an_edit_with_an_id_names_its_lines_too() {
+    let mut c = matrix_bridged_core();
+    c.handle(matrix_message("$orig", "one\ntwo"), t0());
+    let edit = Event::Activity(RoomActivity {
+        room: RoomRef::new("hs", "!room:example.org"),
+        sender: Sender {
+            nick: "alice".into(),
+            principal: Some(Principal::new("hs", "@alice:example.org")),
+        },
+        id: Some("$edit".into()),
+        sent_at: None,
+        what: Activity::Edit {
+            of: "$orig".into(),
+            text: "one\ntwo\nthree".into(),
+            html: None,
+        },
+        encrypted: false,
+    });
+    let got = bridged_sources(&c.handle(edit, t0()));
+    assert!(!got.is_empty());
+    for (i, (_, s)) in got.iter().enumerate() {
+        assert_eq!(
+            s.as_deref(),
+            Some(format!("hs/!room:example.org/$edit#{}", i + 1).as_str())
+        );
+    }
+}

@@ -288,7 +288,7 @@ mod tests {
 
     const REPOS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/lookups/repodata"
+        "/tests/fixtures/lookups/repodata"
     );
 
     fn primary_of(repo: &str) -> HashMap<String, PackageVersion> {

@@ -14,9 +14,7 @@ use crate::core::meeting::Meeting;
 fn fixtures() -> PathBuf {
     std::env::var_os("SIGBOT_MEETBOT_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/meetbot")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meetbot"))
 }
 
 fn read(rel: &str) -> String {

@@ -69,7 +69,7 @@ impl BridgeOutbox {
         };
         match self.store.outbox_put(m)? {
             Some(id) => {
-                tracing::debug!(room = %m.room, id, "bridged message stored");
+                tracing::debug!(room = %m.room, id, source = ?m.source, "bridged message stored");
                 wake.notify_one();
             }
             None => {

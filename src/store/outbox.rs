@@ -208,3 +208,42 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_of_a_source_message_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let line = |n: usize| crate::core::Bridged {
+            bridge: "sig".into(),
+            room: RoomRef::new("libera", "#sig"),
+            text: format!("<alice> line {n}"),
+            html: None,
+            mentions: Vec::new(),
+            kind: crate::core::SendKind::Relay,
+            at: Utc::now(),
+            staleness: std::time::Duration::from_secs(600),
+            source: Some(format!("hs/!r:example.org/$ev#{n}")),
+        };
+        for n in 1..=3 {
+            assert!(store.outbox_put(&line(n)).unwrap().is_some(), "line {n}");
+        }
+        // The same message handled again after a crash: nothing new is stored.
+        for n in 1..=3 {
+            assert_eq!(store.outbox_put(&line(n)).unwrap(), None, "line {n} again");
+        }
+        assert_eq!(store.outbox_len("libera").unwrap(), 3);
+        let mut texts = Vec::new();
+        while let Some(row) = store.outbox_next("libera").unwrap() {
+            texts.push(row.message.text.clone());
+            store.outbox_remove(row.id).unwrap();
+        }
+        assert_eq!(
+            texts,
+            ["<alice> line 1", "<alice> line 2", "<alice> line 3"]
+        );
+    }
+}

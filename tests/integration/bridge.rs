@@ -168,6 +168,56 @@ async fn a_long_message_becomes_its_first_lines_and_a_paste_link_on_the_web_site
     assert_eq!(resp.status(), 404);
 }
 
+/// The harness's InspIRCd tags every message with `msgid`, so each relayed IRC line has a
+/// source ID: a line that needs two lines on the other channel still arrives whole.
+#[tokio::test]
+async fn an_irc_line_with_a_msgid_split_in_two_on_another_channel_arrives_whole() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("bridge-msgid-split");
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    join_with_bot(&mut alice, "#a").await;
+    let mut bob = IrcClient::connect(&server, "bob").await;
+    join_with_bot(&mut bob, "#b").await;
+
+    let words: Vec<String> = (0..52).map(|i| format!("žluť{i:02}")).collect();
+    let text = words.join(" ");
+    alice.privmsg("#a", &text).await;
+    // Stored under the server's message ID, line by line.
+    let first = bot.wait_log(T, "bridged message stored").await;
+    assert!(
+        first.contains("testnet/#a/") && first.contains("#1"),
+        "{first}"
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut parts = 0;
+    while seen.len() < words.len() {
+        let got = bob.wait_for(T, from_bot).await;
+        assert!(
+            got.raw.len() + 2 <= 512,
+            "{} bytes: {}",
+            got.raw.len(),
+            got.raw
+        );
+        let body = got
+            .text()
+            .strip_prefix("<a\u{200B}lice> ")
+            .unwrap_or_else(|| panic!("not alice's line: {}", got.raw));
+        parts += 1;
+        seen.extend(body.split(' ').map(str::to_owned));
+    }
+    assert!(parts >= 2, "the line was not split: {parts} part(s)");
+    assert_eq!(seen, words, "words lost, doubled or out of order");
+    // Once each: the next line in #b is the marker.
+    alice.privmsg("#a", "marker").await;
+    let got = bob.wait_for(T, from_bot).await;
+    assert!(
+        got.is_privmsg("#b", "<a\u{200B}lice> marker"),
+        "{}",
+        got.raw
+    );
+}
+
 #[tokio::test]
 async fn lines_said_while_the_irc_server_is_down_arrive_afterwards_in_order() {
     let mut server = IrcServer::start(IrcClass::Unlimited).await;

@@ -434,3 +434,211 @@ async fn matrix_lines_said_while_the_irc_server_restarts_arrive_afterwards_in_or
     }
     assert_eq!(bot.terminate(WAIT).await, Some(0));
 }
+
+/// The text of a line the bot relayed from alice, without its `<alice> ` prefix.
+fn from_alice(line: &str) -> &str {
+    line.strip_prefix(&format!("<{ALICE}> "))
+        .unwrap_or_else(|| panic!("not a line from alice: {line:?}"))
+}
+
+/// The whole text behind a `(full message: URL)` or `(code: URL)` link.
+async fn paste_text(url: &str) -> String {
+    let resp = reqwest::get(url).await.expect("paste link answers");
+    assert_eq!(resp.status(), 200, "{url}");
+    resp.text().await.unwrap()
+}
+
+/// The URL inside `(<what>: URL)`.
+fn link_in(text: &str, what: &str) -> Option<String> {
+    let rest = text.strip_prefix(&format!("({what}: "))?;
+    Some(rest.strip_suffix(')')?.to_owned())
+}
+
+#[tokio::test]
+async fn long_and_multi_line_matrix_messages_reach_irc_whole_and_in_order() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix-long");
+    let (mut bot, mut dave) = w.start(dir.path()).await;
+    let room = w.room.clone();
+
+    // Ten lines (max_lines = 3): the first two, then a link to all ten.
+    let ten: Vec<String> = (1..=10)
+        .map(|i| format!("paste line {i:02} of 10"))
+        .collect();
+    w.alice.send_text(&room, &ten.join("\n")).await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), ten[0]);
+    assert_eq!(from_alice(&bot_line(&mut dave).await), ten[1]);
+    let last = bot_line(&mut dave).await;
+    let url = link_in(from_alice(&last), "full message")
+        .unwrap_or_else(|| panic!("no paste link: {last:?}"));
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{}/paste/", w.web)),
+        "{url}"
+    );
+    assert_eq!(paste_text(&url).await, ten.join("\n"));
+
+    // One line of about 1,500 bytes of multi-byte text: parts that each fit on the wire,
+    // every word once and in order, and a link to the rest.
+    let words: Vec<String> = (0..170).map(|i| format!("kůň{i:03}")).collect();
+    let long = words.join(" ");
+    assert!(long.len() > 1_500, "{}", long.len());
+    w.alice.send_text(&room, &long).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut parts = 0;
+    loop {
+        let got = dave.wait_for(WAIT, from_bot).await;
+        assert!(
+            got.raw.len() + 2 <= 512,
+            "{} bytes: {}",
+            got.raw.len(),
+            got.raw
+        );
+        let text = from_alice(got.text()).to_owned();
+        if let Some(url) = link_in(&text, "full message") {
+            assert_eq!(paste_text(&url).await, long);
+            break;
+        }
+        parts += 1;
+        seen.extend(text.split(' ').map(str::to_owned));
+        if seen.len() >= words.len() {
+            break;
+        }
+    }
+    assert!(parts >= 2, "the long line was not split: {parts} part(s)");
+    assert_eq!(
+        seen,
+        words[..seen.len()],
+        "words lost, doubled or out of order"
+    );
+
+    // An emote of two lines: both, as `* alice ...`.
+    w.alice
+        .send_message(
+            &room,
+            json!({"msgtype": "m.emote", "body": "waves\nand dances"}),
+        )
+        .await;
+    assert_eq!(bot_line(&mut dave).await, format!("* {ALICE} waves"));
+    assert_eq!(bot_line(&mut dave).await, format!("* {ALICE} and dances"));
+
+    // A code block of several lines: the text around it and a link to the code.
+    let code = "make clean\nmake -j4 rpm";
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": format!("try:\n```\n{code}\n```\nthen tell me"),
+                "format": "org.matrix.custom.html",
+                "formatted_body": format!(
+                    "<p>try:</p><pre><code>{code}\n</code></pre><p>then tell me</p>"
+                ),
+            }),
+        )
+        .await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "try:");
+    let line = bot_line(&mut dave).await;
+    let url = link_in(from_alice(&line), "code").unwrap_or_else(|| panic!("{line:?}"));
+    assert_eq!(paste_text(&url).await, code);
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "then tell me");
+
+    // An edit of a two-line message: every line of the edit arrives.
+    let orig = w
+        .alice
+        .send_text(&room, "the mirror is down\nsince noon")
+        .await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "the mirror is down");
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "since noon");
+    w.alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": "* the mirror is up\nsince one",
+                "m.new_content": {"msgtype": "m.text", "body": "the mirror is up\nsince one"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": orig},
+            }),
+        )
+        .await;
+    let mut edit = vec![from_alice(&bot_line(&mut dave).await).to_owned()];
+    edit.push(from_alice(&bot_line(&mut dave).await).to_owned());
+    let edit = edit.join("\n");
+    assert!(
+        edit.contains("up") && edit.contains("one"),
+        "both changed lines of the edit: {edit:?}"
+    );
+
+    // Once each: the next line is the marker.
+    w.alice.send_text(&room, "marker").await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "marker");
+
+    // IRC -> Matrix: a full-length IRC line of multi-byte text arrives whole, once.
+    let irc_words: Vec<String> = (0..45).map(|i| format!("čau{i:02}")).collect();
+    let irc_long = irc_words.join(" ");
+    dave.privmsg(CHANNEL, &irc_long).await;
+    let got = w.bot_says().await;
+    assert_eq!(got["body"], format!("dave: {irc_long}"), "{got}");
+
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_long_matrix_message_replayed_after_a_crash_is_relayed_once_and_whole() {
+    let mut w = World::new().await;
+    let dir = temp_dir("bridge-matrix-replay");
+    let (mut bot, mut dave) = w.start(dir.path()).await;
+    let room = w.room.clone();
+    w.alice.send_text(&room, "before").await;
+    assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> before"));
+    drop(dave);
+
+    // The sync position as it was before the long message: restoring it after the crash is
+    // a crash between storing the message and saving the position.
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+    let sync_db = dir.path().join("data/matrix/hs/sync.db");
+    let saved = dir.path().join("saved");
+    std::fs::create_dir(&saved).unwrap();
+    // The database and its write-ahead log, which holds the newest commits.
+    let files = ["sync.db", "sync.db-wal"];
+    for f in files {
+        let from = sync_db.with_file_name(f);
+        if from.exists() {
+            std::fs::copy(&from, saved.join(f)).unwrap();
+        }
+    }
+    assert!(saved.join("sync.db").exists(), "sync.db after a clean stop");
+
+    w.irc.stop();
+    bot.restart();
+    bot.wait_log(WAIT, "first sync completed").await;
+    let lines: Vec<String> = (1..=6).map(|i| format!("replayed line {i} of 6")).collect();
+    w.alice.send_text(&room, &lines.join("\n")).await;
+    for _ in 0..3 {
+        bot.wait_log(WAIT, "bridged message stored").await;
+    }
+    bot.kill().await;
+    for f in ["sync.db", "sync.db-wal", "sync.db-shm"] {
+        let _ = std::fs::remove_file(sync_db.with_file_name(f));
+    }
+    for f in files {
+        if saved.join(f).exists() {
+            std::fs::copy(saved.join(f), sync_db.with_file_name(f)).unwrap();
+        }
+    }
+
+    w.irc.restart().await;
+    bot.restart();
+    // The message came back from the homeserver, and none of its lines was stored again.
+    for _ in 0..3 {
+        bot.wait_log(WAIT, "bridged message seen before").await;
+    }
+    let mut dave = irc_user_with_bot(&w.irc, "dave").await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), lines[0]);
+    assert_eq!(from_alice(&bot_line(&mut dave).await), lines[1]);
+    let last = bot_line(&mut dave).await;
+    let url = link_in(from_alice(&last), "full message").unwrap_or_else(|| panic!("{last:?}"));
+    assert_eq!(paste_text(&url).await, lines.join("\n"));
+    w.alice.send_text(&room, "after").await;
+    assert_eq!(from_alice(&bot_line(&mut dave).await), "after");
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}

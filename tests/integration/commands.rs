@@ -1,6 +1,6 @@
 //! The shipped declarative commands, run through the real binary over the console network,
 //! against a local HTTP server that answers with the real services' response shapes
-//! (`../shared/fixtures/lookups/`): success, not found, error bodies, a 500 and a timeout.
+//! (`tests/fixtures/lookups/`): success, not found, error bodies, a 500 and a timeout.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/lookups");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lookups");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/commands");
 /// How long the fake server stalls: longer than any command's (test) timeout of 2s.
 /// A server that never answers, for timeouts: the bot's own timeout ends the wait.

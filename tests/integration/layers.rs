@@ -4,8 +4,9 @@
 //! `src/`. Every path it names (`use` trees, paths in code and types, and paths inside macro
 //! calls) that starts with `crate::`, `super::` or `self::` is resolved to the module it
 //! reaches, and so to a layer, which must be one the file's layer may import. The core also
-//! may not name an I/O crate, `std::{fs, net, process}` or a clock. No file may mention
-//! `../shared`, a folder that exists only beside one checkout. No servers; it reads files.
+//! may not name an I/O crate, `std::{fs, net, process}` or a clock, and no adapter driver
+//! names another. (`standalone.rs` checks that nothing reaches outside the repository.) No
+//! servers; it reads files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,8 @@ const RULES: &[(&str, &[&str])] = &[
 const ANYTHING: &[&str] = &["app", "lib.rs", "main.rs"];
 
 /// The adapters' driver modules. Other layers see only the adapters' contracts (what
-/// `adapters/mod.rs` and `adapters/media.rs` define); only `app` wires drivers up.
+/// `adapters/mod.rs`, `adapters/media.rs` and `adapters/backoff.rs` define); only `app` wires
+/// drivers up, and a driver shares code with another only through those contracts.
 const DRIVERS: &[&str] = &["console", "irc", "matrix", "mqtt"];
 
 /// Crates that do I/O, which the core never names.
@@ -173,6 +175,16 @@ impl File<'_> {
         if !layers.contains(to.as_str()) {
             return;
         }
+        let driver = target.get(1).filter(|m| DRIVERS.contains(&m.as_str()));
+        if to == "adapters"
+            && self.layer == "adapters"
+            && driver.is_some_and(|d| self.module.get(1) != Some(d))
+        {
+            self.report(
+                span,
+                format!("a driver may not import another driver: `{shown}`"),
+            );
+        }
         if !may_import(&self.layer, to) {
             self.report(
                 span,
@@ -180,7 +192,7 @@ impl File<'_> {
             );
         } else if to == "adapters"
             && !["adapters", "app", "lib.rs", "main.rs"].contains(&self.layer.as_str())
-            && target.get(1).is_some_and(|m| DRIVERS.contains(&m.as_str()))
+            && driver.is_some()
         {
             self.report(
                 span,
@@ -340,23 +352,6 @@ fn every_import_follows_the_layers() {
 }
 
 #[test]
-fn no_source_reads_shared() {
-    let mut found = Vec::new();
-    for (rel, text) in sources() {
-        for (n, line) in text.lines().enumerate() {
-            if line.contains("../shared") {
-                found.push(format!("src/{}:{}", rel.display(), n + 1));
-            }
-        }
-    }
-    assert!(
-        found.is_empty(),
-        "`../shared` exists only beside one checkout, yet these read it:\n{}",
-        found.join("\n")
-    );
-}
-
-#[test]
 fn lib_rs_lists_every_top_level_module() {
     let src = src_dir();
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
@@ -413,6 +408,7 @@ fn the_checker_sees_what_it_must_refuse() {
             "config/mod.rs",
             "mod inner { use super::super::store::Store; }",
         ),
+        ("adapters/mqtt/mod.rs", "use super::irc::Backoff;"),
     ];
     for (rel, code) in refused {
         assert_eq!(check(rel, code).len(), 1, "{rel}: {code}");
@@ -433,6 +429,14 @@ fn the_checker_sees_what_it_must_refuse() {
             "use crate::adapters::matrix; use crate::store::Store;",
         ),
         ("store/mod.rs", "mod tests { use super::*; }"),
+        (
+            "adapters/matrix/sync.rs",
+            "use super::super::backoff::Backoff; use super::state::X;",
+        ),
+        (
+            "adapters/irc/history.rs",
+            "use crate::adapters::irc::Session;",
+        ),
     ];
     for (rel, code) in allowed {
         assert_eq!(check(rel, code), Vec::<String>::new(), "{rel}: {code}");

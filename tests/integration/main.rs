@@ -5,6 +5,7 @@
 //! - `support/`: the harness (servers, raw protocol clients, waiting helpers);
 //! - `selftest.rs`: proves the harness itself works, real messages included;
 //! - `layers.rs`: no servers; reads `src/` and checks who imports whom (milliseconds);
+//! - `standalone.rs`: no file reaches outside the repository (no server);
 //! - one module per feature under test, beside this file.
 //!
 //! Run with `cargo test --test integration`; `scripts/test` installs the servers first.
@@ -19,6 +20,7 @@ mod matrix;
 mod meetings;
 mod mqtt;
 mod selftest;
+mod standalone;
 mod support;
 mod watch;
 mod web;

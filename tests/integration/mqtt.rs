@@ -12,10 +12,10 @@ use crate::support::{
 
 const T: Duration = Duration::from_secs(30);
 
-/// The sample payloads (`../shared/fixtures/pagure-mqtt/`, or `SIGBOT_FIXTURES`).
+/// The sample payloads (`tests/fixtures/pagure-mqtt/`, or `SIGBOT_FIXTURES`).
 fn fixture(name: &str) -> String {
     let dir = std::env::var_os("SIGBOT_FIXTURES").map_or_else(
-        || repo_root().join("../shared/fixtures/pagure-mqtt"),
+        || repo_root().join("tests/fixtures/pagure-mqtt"),
         PathBuf::from,
     );
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
@@ -23,7 +23,7 @@ fn fixture(name: &str) -> String {
 
 const GIT_RECEIVE: &str = "01_git.centos.org__git.receive.json";
 const GIT_RECEIVE_LINE: &str =
-    "pgreco pushed 1 commit to rpms/kernel (c7-sig-altarch-lts-5-4) b7d48e1265 by Pablo Greco";
+    "nkoval pushed 2 commits to rpms/systemd (c9s-sig-hyperscale) e7d20b5c93 by Nadia Koval";
 
 /// A console bot with one `[[mqtt]]` connection named `forge` and the given relays.
 fn config(mqtt: &str, relays: &str) -> String {
@@ -365,4 +365,91 @@ async fn the_embedded_default_relays_a_fixture_published_to_its_own_broker() {
         "{line}"
     );
     assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+/// A relayed event whose template gives several lines reaches an IRC channel whole and in
+/// order, once, like every other relayed message.
+#[tokio::test]
+async fn a_multi_line_relay_reaches_irc_whole_and_once() {
+    use crate::support::{IrcClass, IrcClient, IrcServer};
+    let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("mqtt-irc-lines");
+    let mqtt = format!(
+        "url = \"mqtt://127.0.0.1:{}\"\n\n[[irc]]\nname = \"testnet\"\nserver = \"127.0.0.1:{}\"\ntls = false\nnick = \"sigbot\"\nchannels = [\"#sig\"]\n",
+        mosquitto.port(),
+        irc.port()
+    );
+    let relays = r#"
+[[relay]]
+name = "lines"
+from = "forge"
+topic = "load/numbers"
+template = "first {{ msg.n }}\nsecond {{ msg.n }}\nthird {{ msg.n }}"
+to = ["testnet/#sig", "console/#local"]
+"#;
+    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    bot.wait_log(T, "subscribed").await;
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.send("JOIN #sig").await;
+    dave.wait_for(T * 2, |l| {
+        (l.command == "JOIN" && l.nick() == Some("sigbot"))
+            || (l.command == "353"
+                && l.text()
+                    .split(' ')
+                    .any(|n| n.trim_start_matches('@') == "sigbot"))
+    })
+    .await;
+    let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
+    publish_numbers(&mut publisher, 1..=1).await;
+    // The same payload again: a duplicate, not relayed.
+    publish_numbers(&mut publisher, 1..=1).await;
+    publish_numbers(&mut publisher, 2..=2).await;
+    let from_bot =
+        |l: &crate::support::IrcLine| l.nick() == Some("sigbot") && l.command == "PRIVMSG";
+    for want in [
+        "first 1", "second 1", "third 1", "first 2", "second 2", "third 2",
+    ] {
+        let got = dave.wait_for(T, from_bot).await;
+        assert!(got.is_privmsg("#sig", want), "want {want:?}: {}", got.raw);
+    }
+    bot.terminate(T).await;
+}
+
+/// Events folded into a digest are acknowledged at once; a bot stopped before the window
+/// closes stores the digest on its way out and tells it after the restart.
+#[tokio::test]
+async fn a_digest_still_open_at_shutdown_is_told_after_the_restart() {
+    let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
+    let dir = temp_dir("mqtt-digest-stop");
+    let relays = r#"
+[[relay]]
+name = "numbers"
+from = "forge"
+topic = "load/numbers"
+template = "n={{ msg.n }}"
+to = ["console/#local"]
+max_per_minute = 2
+"#;
+    let mqtt = format!("url = \"mqtt://127.0.0.1:{}\"\n", mosquitto.port());
+    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    bot.wait_log(T, "subscribed").await;
+    let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
+    publish_numbers(&mut publisher, 1..=5).await;
+    for i in 1..=2 {
+        let line = bot.wait_stdout(T, "n=").await;
+        assert!(line.ends_with(&format!("n={i}")), "{line}");
+    }
+    // The three others are folded (and acknowledged).
+    for _ in 3..=5 {
+        bot.wait_log(T, "folded into the digest").await;
+    }
+    assert_eq!(bot.terminate(T).await, Some(0));
+    bot.restart();
+    let digest = bot.wait_stdout(T, "more").await;
+    assert_eq!(
+        digest,
+        "[console/#local] <sigbot> 3 more load/numbers events"
+    );
+    bot.terminate(T).await;
 }

@@ -21,7 +21,7 @@ use crate::support::{MosquittoOptions, MosquittoServer, MqttClient, free_port, t
 const T: Duration = Duration::from_secs(30);
 const FIXTURE_REPO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/lookups/repodata/libdnf_modules_all_x86_64"
+    "/tests/fixtures/lookups/repodata/libdnf_modules_all_x86_64"
 );
 
 /// The fixture's primary metadata, decompressed.

@@ -25,7 +25,7 @@ const INSTALL_CHROMIUM: &str = "the browser test needs Debian's chromium and chr
 /// The magazine meeting's archive day, as MeetBot left it (with the stub of its renamed log).
 fn magazine_day() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/meetbot/fedora-meeting/2020-06-10")
+        .join("tests/fixtures/meetbot/fedora-meeting/2020-06-10")
 }
 
 /// Copies the archive day into `<archive>/fedora-meeting/2020-06-10/`, the layout the importer
@@ -34,7 +34,8 @@ fn copy_archive(into: &Path) -> PathBuf {
     let archive = into.join("archive");
     let day = archive.join("fedora-meeting/2020-06-10");
     std::fs::create_dir_all(&day).unwrap();
-    for entry in std::fs::read_dir(magazine_day()).expect("the meetbot fixtures in ../shared") {
+    for entry in std::fs::read_dir(magazine_day()).expect("the meetbot fixtures in tests/fixtures")
+    {
         let from = entry.unwrap().path();
         std::fs::copy(&from, day.join(from.file_name().unwrap())).unwrap();
     }

@@ -7,59 +7,43 @@
 //! When the connection drops it reconnects with exponential backoff and jitter; lines
 //! queued meanwhile are sent afterwards, in order, unless they went stale.
 //!
+//! The protocol itself lives in [`session::Session`], which does no I/O: the driver feeds it
+//! each server line and then carries out what it asked for (lines written or queued, events
+//! sent to the core), as rumqttc's state and event loop split the work.
+//!
 //! The `irc` crate is used for what it is good at: parsing server lines into `Message`s.
 
+mod chat;
+mod connection;
+mod history;
+mod membership;
 pub mod queue;
+mod registration;
+mod sending;
+mod session;
 pub mod text;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+#[cfg(test)]
+mod test_rig;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
-use irc::proto::{Command, Message, Prefix, Response};
 use rand::Rng as _;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::connection::{Reader, Writer, read_line, write_line};
+use self::history::LastSeen;
 use self::queue::{SendQueue, TokenBucket};
-use super::{NetworkHandle, Outgoing, OutgoingOp};
-use crate::config::{IrcConfig, Sasl};
-use crate::core::{
-    Event, IncomingMessage, LinkState, MessageKind, Presence, PresenceChange, Principal, Priority,
-    RoomRef, SendKind, Sender,
-};
+pub use self::registration::WANTED_CAPS;
+use self::session::{Session, SessionEnd, Wire};
+use super::backoff::Backoff;
+use super::{NetworkHandle, Outgoing};
+use crate::config::IrcConfig;
+use crate::core::{Event, LinkState, Priority};
 use crate::store::Store;
-
-/// The IRCv3 capabilities requested when the server offers them.
-pub const WANTED_CAPS: &[&str] = &[
-    "sasl",
-    "server-time",
-    "message-tags",
-    "account-tag",
-    "extended-join",
-    "account-notify",
-    "echo-message",
-    "batch",
-    "cap-notify",
-    "multi-prefix",
-    "chghost",
-    "draft/chathistory",
-    "draft/relaymsg",
-];
-
-/// Longest server line accepted (IRCv3 tags may take 8191 bytes, the rest 512).
-const MAX_LINE: u64 = 8191 + 512;
-
-/// CHATHISTORY lines asked for when the server does not say its maximum.
-const DEFAULT_HISTORY_LIMIT: usize = 100;
-
-/// Message IDs remembered to tell a replayed line from one already seen live.
-const RECENT_IDS: usize = 512;
 
 /// Starts the driver of one IRC connection. `store` keeps the time of the last line seen in
 /// each channel, for the CHATHISTORY catch-up after the bot's own downtime.
@@ -78,51 +62,8 @@ pub fn spawn(
     NetworkHandle::new(name, tx)
 }
 
-/// Exponential backoff with jitter: about 1 s doubling up to 5 min.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Self {
-            attempt: 0,
-            base,
-            max,
-        }
-    }
-
-    /// The next delay: base·2^n capped at max, with ±25 % jitter (never above max).
-    pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt = self.attempt.saturating_add(1);
-        let factor = 0.75 + 0.5 * jitter.clamp(0.0, 1.0);
-        exp.mul_f64(factor).min(self.max)
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
-/// Why a session ended.
-#[derive(Debug)]
-enum SessionEnd {
-    Shutdown,
-    Lost(String),
-}
-
-type Reader = BufReader<Box<dyn AsyncRead + Unpin + Send>>;
-type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-
 struct Driver {
-    cfg: IrcConfig,
+    cfg: Arc<IrcConfig>,
     events: mpsc::Sender<Event>,
     outgoing: mpsc::Receiver<Outgoing>,
     shutdown: CancellationToken,
@@ -131,70 +72,7 @@ struct Driver {
     reported_stale: u64,
     reported_overflow: u64,
     store: Option<Store>,
-    /// Server time of the last line seen in each channel (lower-cased).
-    last_seen: HashMap<String, DateTime<Utc>>,
-    /// Channels whose `last_seen` changed since it was last stored.
-    last_seen_dirty: HashSet<String>,
-}
-
-/// Who is in one joined channel.
-#[derive(Debug, Default)]
-struct Channel {
-    /// The channel's name as the server spells it.
-    name: String,
-    /// Lower-cased nick -> nick.
-    nicks: HashMap<String, String>,
-}
-
-/// The state of one connection, from TCP connect to disconnect.
-struct Session {
-    nick: String,
-    user: String,
-    host: String,
-    registered: bool,
-    nick_attempt: usize,
-    cap_ls: HashSet<String>,
-    cap_ls_done: bool,
-    caps: HashSet<String>,
-    cap_pending: usize,
-    sasl_done: bool,
-    logged_in: bool,
-    whox: bool,
-    bot_mode: Option<String>,
-    /// Accounts by lower-cased nick, from extended-join, account-notify and WHOX.
-    accounts: HashMap<String, Option<String>>,
-    joined: HashSet<String>,
-    rejoin: Vec<(Instant, String)>,
-    /// Members of the joined channels, by lower-cased channel.
-    channels: HashMap<String, Channel>,
-    /// NAMES replies being collected, by lower-cased channel.
-    names: HashMap<String, Vec<String>>,
-    /// Open BATCHes: reference -> (upper-cased type, parameters).
-    batches: HashMap<String, (String, Vec<String>)>,
-    /// Capability values from CAP LS (`draft/relaymsg=/`).
-    cap_values: HashMap<String, String>,
-    /// Largest CHATHISTORY request the server takes (ISUPPORT `CHATHISTORY=`).
-    history_limit: usize,
-    /// Channels with a CHATHISTORY catch-up under way: replayed lines after this time count.
-    catching_up: HashMap<String, DateTime<Utc>>,
-    /// IDs of recent messages, so that a replayed line already seen live is skipped.
-    recent_ids: VecDeque<String>,
-    last_rx: Instant,
-    ping_sent: bool,
-    next_regain: Instant,
-}
-
-fn lower(s: &str) -> String {
-    // rfc1459 casemapping: []\~ are the upper-case forms of {}|^.
-    s.chars()
-        .map(|c| match c {
-            '[' => '{',
-            ']' => '}',
-            '\\' => '|',
-            '~' => '^',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
+    seen: LastSeen,
 }
 
 impl Driver {
@@ -208,89 +86,14 @@ impl Driver {
         Self {
             queue: SendQueue::new(cfg.queue_limit, cfg.staleness),
             bucket: TokenBucket::new(cfg.rate.burst, cfg.rate.per_second, now),
-            cfg,
+            cfg: Arc::new(cfg),
             events,
             outgoing,
             shutdown,
             reported_stale: 0,
             reported_overflow: 0,
             store: None,
-            last_seen: HashMap::new(),
-            last_seen_dirty: HashSet::new(),
-        }
-    }
-
-    fn last_seen_key(&self, chan: &str) -> String {
-        format!("irc.last_seen/{}/{}", self.cfg.name, lower(chan))
-    }
-
-    /// Reads the last seen times of the configured channels.
-    async fn load_last_seen(&mut self) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        let keys: Vec<(String, String)> = self
-            .cfg
-            .channels
-            .iter()
-            .map(|c| (lower(&c.name), self.last_seen_key(&c.name)))
-            .collect();
-        let loaded = tokio::task::spawn_blocking(move || {
-            keys.into_iter()
-                .filter_map(|(chan, key)| match store.meta(&key) {
-                    Ok(v) => v
-                        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                        .map(|t| (chan, t.with_timezone(&Utc))),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "last seen time unreadable");
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        self.last_seen.extend(loaded);
-    }
-
-    /// Stores the last seen times that changed. A crash loses at most the last second's
-    /// worth, which the catch-up then relays a second time.
-    async fn flush_last_seen(&mut self) {
-        let Some(store) = self.store.clone() else {
-            self.last_seen_dirty.clear();
-            return;
-        };
-        if self.last_seen_dirty.is_empty() {
-            return;
-        }
-        let rows: Vec<(String, String)> = std::mem::take(&mut self.last_seen_dirty)
-            .into_iter()
-            .filter_map(|chan| {
-                let t = self.last_seen.get(&chan)?;
-                Some((
-                    self.last_seen_key(&chan),
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                ))
-            })
-            .collect();
-        let stored = tokio::task::spawn_blocking(move || {
-            for (k, v) in rows {
-                store.set_meta(&k, &v)?;
-            }
-            Ok::<_, crate::store::StoreError>(())
-        })
-        .await;
-        if let Ok(Err(e)) = stored {
-            tracing::warn!(error = %e, "last seen times not stored");
-        }
-    }
-
-    fn saw(&mut self, chan: &str, at: DateTime<Utc>) {
-        let chan = lower(chan);
-        let newer = self.last_seen.get(&chan).is_none_or(|t| *t < at);
-        if newer {
-            self.last_seen.insert(chan.clone(), at);
-            self.last_seen_dirty.insert(chan);
+            seen: LastSeen::default(),
         }
     }
 
@@ -315,7 +118,7 @@ impl Driver {
             }
             tracing::info!(server = %self.cfg.host, port = self.cfg.port, tls = self.cfg.tls, "connecting");
             let started = Instant::now();
-            match self.connect().await {
+            match connection::connect(&self.cfg).await {
                 Ok((reader, writer)) => {
                     let end = self.session(reader, writer).await;
                     self.flush_last_seen().await;
@@ -337,154 +140,38 @@ impl Driver {
                 delay_ms = delay.as_millis() as u64,
                 "reconnecting after delay"
             );
-            let until = tokio::time::Instant::now() + delay;
-            // Keep accepting messages while waiting: they are sent after the reconnect.
-            loop {
-                tokio::select! {
-                    () = self.shutdown.cancelled() => break,
-                    () = tokio::time::sleep_until(until) => break,
-                    out = self.outgoing.recv() => match out {
-                        Some(out) => self.enqueue(out, None),
-                        None => break,
-                    },
-                }
-            }
+            self.wait(delay).await;
         }
         self.report(LinkState::Stopped).await;
         tracing::info!("stopped");
     }
 
-    async fn connect(&self) -> std::io::Result<(Reader, Writer)> {
-        let addr = (self.cfg.host.as_str(), self.cfg.port);
-        let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        tcp.set_nodelay(true)?;
-        if !self.cfg.tls {
-            let (r, w) = tokio::io::split(tcp);
-            return Ok((BufReader::new(Box::new(r)), Box::new(w)));
-        }
-        let tls = tls_connector(&self.cfg)?;
-        let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let stream = tokio::time::timeout(Duration::from_secs(30), tls.connect(name, tcp))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-            })??;
-        let (r, w) = tokio::io::split(stream);
-        Ok((BufReader::new(Box::new(r)), Box::new(w)))
-    }
-
-    /// Turns a message for a room into queued IRC lines.
-    fn enqueue(&mut self, out: Outgoing, session: Option<&Session>) {
-        match &out.op {
-            OutgoingOp::Message | OutgoingOp::Tagged(_) => {}
-            // IRC has no edits or reactions: a correction would only repeat the line.
-            OutgoingOp::Edit(_) | OutgoingOp::React { .. } => return,
-        }
-        let private = !(out.room.starts_with('#') || out.room.starts_with('&'));
-        let command = if private && out.kind == SendKind::Reply && self.cfg.private_notice {
-            "NOTICE"
-        } else {
-            "PRIVMSG"
-        };
-        let target = text::clean(&out.room).replace(' ', "");
-        if target.is_empty() {
-            return;
-        }
-        let (nick, user, host) = match session {
-            Some(s) => (s.nick.as_str(), s.user.as_str(), s.host.as_str()),
-            None => (self.cfg.nick.as_str(), "~xxxxxxxxx", HOST_GUESS),
-        };
-        let budget = text::body_budget(nick, user, host, command, &target);
-        let now = Instant::now();
-        let priority = match out.priority {
-            Priority::Protocol => Priority::Command,
-            p => p,
-        };
-        // The bridge writes relayed lines as "<nick> text"; where the server takes RELAYMSG
-        // for this channel, the line goes out under the sender's own name instead. Keeping
-        // the plain form until here means the outbox holds a line any server can take.
-        let relay_sep = session
-            .filter(|_| out.kind == SendKind::Relay && !private)
-            .and_then(|s| self.relaymsg_separator(s, &target));
-        let bodies = text::split_lines(&out.text, budget);
-        let last = bodies.len().saturating_sub(1);
-        for (i, body) in bodies.into_iter().enumerate() {
-            // The receipt goes with the last line: the message is sent when it is.
-            let receipt = if i == last {
-                out.receipt.clone()
-            } else {
-                Default::default()
-            };
-            let line = match relay_sep.and_then(|sep| relayed_form(&body, sep)) {
-                Some((nick, rest)) => format!("RELAYMSG {target} {nick} :{rest}"),
-                None => format!("{command} {target} :{body}"),
-            };
-            if let Some(evicted) = self.queue.push_with_receipt(line, priority, now, receipt) {
-                tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
+    /// Waits before reconnecting, still accepting messages: they are sent after the reconnect.
+    async fn wait(&mut self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(until) => break,
+                out = self.outgoing.recv() => match out {
+                    Some(out) => self.enqueue(out, None),
+                    None => break,
+                },
             }
         }
     }
 
-    fn new_session(&self, now: Instant) -> Session {
-        Session {
-            nick: self.cfg.nick.clone(),
-            user: format!("~{}", self.cfg.username),
-            host: HOST_GUESS.to_owned(),
-            registered: false,
-            nick_attempt: 0,
-            cap_ls: HashSet::new(),
-            cap_ls_done: false,
-            caps: HashSet::new(),
-            cap_pending: 0,
-            sasl_done: false,
-            logged_in: false,
-            whox: false,
-            bot_mode: None,
-            accounts: HashMap::new(),
-            joined: HashSet::new(),
-            rejoin: Vec::new(),
-            channels: HashMap::new(),
-            names: HashMap::new(),
-            batches: HashMap::new(),
-            cap_values: HashMap::new(),
-            history_limit: DEFAULT_HISTORY_LIMIT,
-            catching_up: HashMap::new(),
-            recent_ids: VecDeque::new(),
-            last_rx: now,
-            ping_sent: false,
-            next_regain: now + Duration::from_secs(30),
-        }
-    }
-
+    /// One connection, from the registration lines to its end.
     async fn session(&mut self, mut reader: Reader, mut writer: Writer) -> SessionEnd {
         let now = Instant::now();
         self.queue.clear_protocol();
         // The server's flood counters start over with a new connection.
         self.bucket = TokenBucket::new(self.cfg.rate.burst, self.cfg.rate.per_second, now);
-        let mut s = self.new_session(now);
-        // Registration: these few lines go out at once.
-        let mut hello = vec!["CAP LS 302".to_owned()];
-        if let Some(p) = &self.cfg.password {
-            hello.push(format!("PASS :{}", p.expose()));
+        let mut s = Session::new(self.cfg.clone(), now);
+        s.hello();
+        if let Err(e) = self.flush(&mut s, &mut writer).await {
+            return write_failed(e);
         }
-        hello.push(format!("NICK {}", s.nick));
-        hello.push(format!(
-            "USER {} 0 * :{}",
-            text::clean(&self.cfg.username).replace(' ', ""),
-            text::clean(&self.cfg.realname)
-        ));
-        for l in hello {
-            if let Err(e) = write_line(&mut writer, &l).await {
-                return SessionEnd::Lost(format!("write failed: {e}"));
-            }
-            let _ = self.bucket.try_take(Instant::now());
-        }
-
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = Vec::with_capacity(1024);
@@ -498,21 +185,22 @@ impl Driver {
                     return SessionEnd::Shutdown;
                 }
                 read = read_line(&mut reader, &mut buf) => {
-                    match read {
-                        Ok(Some(line)) => {
-                            s.last_rx = Instant::now();
-                            s.ping_sent = false;
-                            if let Some(end) = self.on_line(&line, &mut s, &mut writer).await {
-                                return end;
-                            }
-                        }
+                    let line = match read {
+                        Ok(Some(line)) => line,
                         Ok(None) => return SessionEnd::Lost("server closed the connection".into()),
                         Err(e) => return SessionEnd::Lost(format!("read failed: {e}")),
+                    };
+                    let end = s.handle_line(&line, &mut self.seen, Instant::now());
+                    if let Some(end) = end {
+                        return end;
+                    }
+                    if let Err(e) = self.flush(&mut s, &mut writer).await {
+                        return write_failed(e);
                     }
                 }
                 () = sleep_opt(next_send) => {
                     if let Err(e) = self.send_ready(&mut writer, &s).await {
-                        return SessionEnd::Lost(format!("write failed: {e}"));
+                        return write_failed(e);
                     }
                 }
                 out = self.outgoing.recv() => {
@@ -526,8 +214,11 @@ impl Driver {
                     }
                 }
                 _ = tick.tick() => {
-                    if let Some(end) = self.on_tick(&mut s) {
+                    if let Some(end) = s.tick(Instant::now()) {
                         return end;
+                    }
+                    if let Err(e) = self.flush(&mut s, &mut writer).await {
+                        return write_failed(e);
                     }
                     self.flush_last_seen().await;
                     if last_report.elapsed() >= Duration::from_secs(5) {
@@ -539,1432 +230,55 @@ impl Driver {
         }
     }
 
-    /// How long until the head of the queue may be sent; `None` when nothing may be sent.
-    fn next_send_delay(&mut self, s: &Session) -> Option<Duration> {
-        if self.queue.is_empty() {
-            return None;
-        }
-        if !s.registered && !self.queue_has_protocol() {
-            return None;
-        }
-        match self.bucket.clone().try_take(Instant::now()) {
-            Ok(()) => Some(Duration::ZERO),
-            Err(wait) => Some(wait),
-        }
-    }
-
-    fn queue_has_protocol(&self) -> bool {
-        // Protocol lines are always at the head when present.
-        self.queue.peek_priority() == Some(Priority::Protocol)
-    }
-
-    /// Sends as many queued lines as the bucket allows now.
-    async fn send_ready(&mut self, w: &mut Writer, s: &Session) -> std::io::Result<()> {
-        loop {
-            let now = Instant::now();
-            if !s.registered && !self.queue_has_protocol() {
-                return Ok(());
-            }
-            if self.queue.is_empty() || self.bucket.clone().try_take(now).is_err() {
-                break;
-            }
-            match self.queue.pop(now) {
-                None => break,
-                Some(Err(stale)) => {
-                    tracing::warn!(
-                        age_s = now.saturating_duration_since(stale.queued_at).as_secs(),
-                        dropped_total = self.queue.dropped.stale,
-                        "queued line went stale and was dropped"
-                    );
+    /// Carries out what the session asked for: lines written at once or queued, events
+    /// sent to the core.
+    async fn flush(&mut self, s: &mut Session, w: &mut Writer) -> std::io::Result<()> {
+        let (now, events) = self.absorb(s);
+        for wire in now {
+            match wire {
+                Wire::Now(line) => write_line(w, &line).await?,
+                Wire::Counted(line) => {
+                    write_line(w, &line).await?;
+                    let _ = self.bucket.try_take(Instant::now());
                 }
-                Some(Ok(line)) => {
-                    let _ = self.bucket.try_take(now);
-                    if let Err(e) = write_line(w, &line.line).await {
-                        self.queue.unpop(line);
-                        return Err(e);
-                    }
-                    line.receipt.sent();
-                }
+                Wire::Queued(_) => {}
             }
         }
-        if self.queue.dropped.stale != self.reported_stale
-            || self.queue.dropped.overflow != self.reported_overflow
-        {
-            self.reported_stale = self.queue.dropped.stale;
-            self.reported_overflow = self.queue.dropped.overflow;
-            tracing::warn!(
-                stale = self.reported_stale,
-                overflow = self.reported_overflow,
-                "lines dropped so far"
-            );
+        for ev in events {
+            let _ = self.events.send(ev).await;
         }
         Ok(())
     }
 
-    /// At shutdown: send what the bucket allows without waiting long, then QUIT.
-    async fn finish(&mut self, w: &mut Writer, s: &Session) {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while let Ok(out) = self.outgoing.try_recv() {
-            self.enqueue(out, Some(s));
-        }
-        while s.registered && !self.queue.is_empty() && Instant::now() < deadline {
-            if let Some(d) = self.next_send_delay(s) {
-                tokio::time::sleep(d.min(deadline.saturating_duration_since(Instant::now()))).await;
-            }
-            if self.send_ready(w, s).await.is_err() {
-                return;
+    /// Queues the session's protocol lines; returns the lines to write at once and the
+    /// events for the core, network states completed with the queue's length.
+    fn absorb(&mut self, s: &mut Session) -> (Vec<Wire>, Vec<Event>) {
+        let mut now = Vec::new();
+        for wire in s.out.drain(..) {
+            match wire {
+                Wire::Queued(line) => {
+                    self.queue.push(line, Priority::Protocol, Instant::now());
+                }
+                wire => now.push(wire),
             }
         }
-        if !self.queue.is_empty() {
-            tracing::warn!(lines = self.queue.len(), "shutting down with unsent lines");
-        }
-        let _ = write_line(w, "QUIT :sigbot shutting down").await;
-        let _ = w.flush().await;
-    }
-
-    fn push_protocol(&mut self, line: String) {
-        self.queue.push(line, Priority::Protocol, Instant::now());
-    }
-
-    fn on_tick(&mut self, s: &mut Session) -> Option<SessionEnd> {
-        let now = Instant::now();
-        let idle = now.saturating_duration_since(s.last_rx);
-        if idle >= self.cfg.ping_timeout {
-            return Some(SessionEnd::Lost(format!(
-                "ping timeout ({} s without data)",
-                idle.as_secs()
-            )));
-        }
-        if idle >= self.cfg.ping_timeout / 2 && !s.ping_sent {
-            s.ping_sent = true;
-            self.push_protocol(format!("PING :sigbot-{}", now.elapsed().as_millis()));
-        }
-        if !s.registered {
-            return None;
-        }
-        let due: Vec<String> = s
-            .rejoin
-            .iter()
-            .filter(|(at, _)| *at <= now)
-            .map(|(_, c)| c.clone())
-            .collect();
-        if !due.is_empty() {
-            s.rejoin.retain(|(at, _)| *at > now);
-            for chan in due {
-                self.push_protocol(self.join_line(&chan));
+        let mut events = std::mem::take(&mut s.events);
+        for ev in &mut events {
+            if let Event::NetworkState { queue_len, .. } = ev {
+                *queue_len = self.queue.len();
             }
         }
-        if now >= s.next_regain && lower(&s.nick) != lower(&self.cfg.nick) {
-            s.next_regain = now + Duration::from_secs(30);
-            self.push_protocol(format!("NICK {}", self.cfg.nick));
-        }
-        None
-    }
-
-    fn join_line(&self, chan: &str) -> String {
-        let key = self
-            .cfg
-            .channels
-            .iter()
-            .find(|c| lower(&c.name) == lower(chan))
-            .and_then(|c| c.key.clone());
-        match key {
-            Some(k) => format!("JOIN {chan} {k}"),
-            None => format!("JOIN {chan}"),
-        }
-    }
-
-    /// The separator of RELAYMSG nicks when relayed lines to `chan` go out as RELAYMSG.
-    fn relaymsg_separator(&self, s: &Session, chan: &str) -> Option<char> {
-        if !s.caps.contains("draft/relaymsg") || !self.cfg.relaymsg_channels.contains(&lower(chan))
-        {
-            return None;
-        }
-        Some(
-            s.cap_values
-                .get("draft/relaymsg")
-                .and_then(|v| v.chars().next())
-                .unwrap_or('/'),
-        )
-    }
-
-    /// Asks for what was said in `chan` while the bot was away, when the server keeps
-    /// history and the bot has been there before; never further back than `staleness`.
-    fn request_history(&mut self, chan: &str, s: &mut Session) {
-        if !s.caps.contains("draft/chathistory") {
-            return;
-        }
-        let Some(last) = self.last_seen.get(&lower(chan)).copied() else {
-            return;
-        };
-        let window = chrono::TimeDelta::from_std(self.cfg.staleness).unwrap_or_default();
-        let since = last.max(Utc::now() - window);
-        s.catching_up.insert(lower(chan), since);
-        self.push_protocol(format!(
-            "CHATHISTORY AFTER {chan} timestamp={} {}",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            s.history_limit
-        ));
-    }
-
-    async fn presence(&self, chan: &str, nick: &str, what: PresenceChange) {
-        let ev = Event::Presence(Presence {
-            room: RoomRef::new(&self.cfg.name, chan),
-            nick: nick.to_owned(),
-            what,
-        });
-        let _ = self.events.send(ev).await;
-    }
-
-    async fn on_line(&mut self, line: &str, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
-        let msg: Message = match line.parse() {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(error = %e, "unparsable server line skipped");
-                return None;
-            }
-        };
-        let from_nick = match &msg.prefix {
-            Some(Prefix::Nickname(n, _, _)) => Some(n.clone()),
-            _ => None,
-        };
-        match &msg.command {
-            Command::PING(a, b) => {
-                // Answered at once: a delayed PONG is how bots time out.
-                let pong = match b {
-                    Some(b) => format!("PONG {a} :{b}"),
-                    None => format!("PONG :{a}"),
-                };
-                if let Err(e) = write_line(w, &pong).await {
-                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                }
-                let _ = self.bucket.try_take(Instant::now());
-            }
-            Command::ERROR(reason) => {
-                return Some(SessionEnd::Lost(format!("server error: {reason}")));
-            }
-            Command::CAP(_, sub, a, b) => {
-                if let Some(end) = self.on_cap(sub, a.as_deref(), b.as_deref(), s, w).await {
-                    return Some(end);
-                }
-            }
-            Command::AUTHENTICATE(data) => {
-                if data == "+" {
-                    let reply = match &self.cfg.sasl {
-                        Some(Sasl::Plain { user, password }) => {
-                            let raw = format!("{user}\0{user}\0{}", password.expose());
-                            base64::engine::general_purpose::STANDARD.encode(raw)
-                        }
-                        _ => "+".to_owned(),
-                    };
-                    // Payloads over 400 bytes are sent in 400-byte chunks, ending with "+"
-                    // when the last chunk is exactly 400.
-                    let mut chunks: Vec<&str> = Vec::new();
-                    let mut rest = reply.as_str();
-                    while rest.len() >= 400 {
-                        chunks.push(&rest[..400]);
-                        rest = &rest[400..];
-                    }
-                    chunks.push(if rest.is_empty() { "+" } else { rest });
-                    for c in chunks {
-                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {c}")).await {
-                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                        }
-                    }
-                }
-            }
-            Command::Response(resp, args) => {
-                if let Some(end) = self.on_numeric(*resp, args, s, w).await {
-                    return Some(end);
-                }
-            }
-            Command::Raw(code, args) if code == "354" => {
-                // WHOX reply to "WHO #chan %tna,152": me 152 nick account
-                if args.len() >= 4 && args[1] == "152" {
-                    let account = (args[3] != "0").then(|| args[3].clone());
-                    s.accounts.insert(lower(&args[2]), account);
-                }
-            }
-            Command::JOIN(chan, account, _) => {
-                let nick = from_nick?;
-                if in_batch(&msg, s, "CHATHISTORY") {
-                    return None;
-                }
-                if lower(&nick) == lower(&s.nick) {
-                    if let Some(Prefix::Nickname(_, u, h)) = &msg.prefix {
-                        if !u.is_empty() {
-                            s.user = u.clone();
-                        }
-                        if !h.is_empty() {
-                            s.host = h.clone();
-                        }
-                    }
-                    s.joined.insert(lower(chan));
-                    s.channels.insert(
-                        lower(chan),
-                        Channel {
-                            name: chan.clone(),
-                            nicks: HashMap::new(),
-                        },
-                    );
-                    tracing::info!(channel = %chan, "joined");
-                    self.request_history(chan, s);
-                    if s.whox {
-                        self.push_protocol(format!("WHO {chan} %tna,152"));
-                    }
-                    self.report(LinkState::Connected).await;
-                } else {
-                    if s.caps.contains("extended-join") {
-                        let acct = account.clone().filter(|a| a != "*");
-                        s.accounts.insert(lower(&nick), acct);
-                    }
-                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                        c.nicks.insert(lower(&nick), nick.clone());
-                        let room = c.name.clone();
-                        self.presence(&room, &nick, PresenceChange::Join).await;
-                    }
-                }
-            }
-            Command::PART(chan, reason) => {
-                let nick = from_nick?;
-                if in_batch(&msg, s, "CHATHISTORY") {
-                    return None;
-                }
-                if lower(&nick) == lower(&s.nick) {
-                    s.channels.remove(&lower(chan));
-                } else if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                    c.nicks.remove(&lower(&nick));
-                    let room = c.name.clone();
-                    let what = PresenceChange::Part {
-                        reason: reason.clone().filter(|r| !r.is_empty()),
-                    };
-                    self.presence(&room, &nick, what).await;
-                }
-            }
-            Command::TOPIC(chan, Some(text)) => {
-                let nick = from_nick?;
-                if in_batch(&msg, s, "CHATHISTORY") || lower(&nick) == lower(&s.nick) {
-                    return None;
-                }
-                if let Some(c) = s.channels.get(&lower(chan)) {
-                    let room = c.name.clone();
-                    let what = PresenceChange::Topic { text: text.clone() };
-                    self.presence(&room, &nick, what).await;
-                }
-            }
-            Command::BATCH(reference, kind, params) => {
-                if let Some(r) = reference.strip_prefix('+') {
-                    let kind = kind
-                        .as_ref()
-                        .map(|k| k.to_str().to_ascii_uppercase())
-                        .unwrap_or_default();
-                    s.batches
-                        .insert(r.to_owned(), (kind, params.clone().unwrap_or_default()));
-                } else if let Some(r) = reference.strip_prefix('-')
-                    && let Some((kind, params)) = s.batches.remove(r)
-                    && kind == "CHATHISTORY"
-                    && let Some(chan) = params.first()
-                {
-                    s.catching_up.remove(&lower(chan));
-                    tracing::info!(channel = %chan, "caught up through CHATHISTORY");
-                }
-            }
-            Command::Raw(cmd, args)
-                if cmd == "FAIL" && args.first().is_some_and(|a| a == "CHATHISTORY") =>
-            {
-                tracing::warn!(reply = ?args, "CHATHISTORY refused; no catch-up");
-                s.catching_up.clear();
-            }
-            Command::ACCOUNT(account) => {
-                if let Some(nick) = from_nick {
-                    s.accounts
-                        .insert(lower(&nick), Some(account.clone()).filter(|a| a != "*"));
-                }
-            }
-            Command::NICK(new) => {
-                if let Some(old) = from_nick {
-                    if lower(&old) == lower(&s.nick) {
-                        tracing::info!(nick = %new, "nick changed");
-                        s.nick = new.clone();
-                    } else {
-                        if let Some(acct) = s.accounts.remove(&lower(&old)) {
-                            s.accounts.insert(lower(new), acct);
-                        }
-                        for room in s.rename_member(&old, new) {
-                            let what = PresenceChange::Nick { new: new.clone() };
-                            self.presence(&room, &old, what).await;
-                        }
-                    }
-                }
-            }
-            Command::QUIT(reason) => {
-                if let Some(nick) = from_nick {
-                    s.accounts.remove(&lower(&nick));
-                    // In an IRCv3 netsplit batch the servers that split say it best.
-                    let reason = match batch_of(&msg, s) {
-                        Some((kind, servers)) if kind == "NETSPLIT" && !servers.is_empty() => {
-                            Some(servers.join(" "))
-                        }
-                        _ => reason.clone().filter(|r| !r.is_empty()),
-                    };
-                    for room in s.remove_member(&nick) {
-                        let what = PresenceChange::Quit {
-                            reason: reason.clone(),
-                        };
-                        self.presence(&room, &nick, what).await;
-                    }
-                    // Our primary nick may be free now.
-                    if lower(&nick) == lower(&self.cfg.nick) && lower(&s.nick) != lower(&nick) {
-                        self.push_protocol(format!("NICK {}", self.cfg.nick));
-                    }
-                }
-            }
-            Command::KICK(chan, who, reason) => {
-                if lower(who) == lower(&s.nick) {
-                    s.joined.remove(&lower(chan));
-                    tracing::warn!(channel = %chan, reason = ?reason, delay_s = self.cfg.rejoin_delay.as_secs(), "kicked; rejoining after a delay");
-                    s.rejoin
-                        .push((Instant::now() + self.cfg.rejoin_delay, chan.clone()));
-                    s.channels.remove(&lower(chan));
-                } else if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                    c.nicks.remove(&lower(who));
-                    let room = c.name.clone();
-                    let what = PresenceChange::Kick {
-                        by: from_nick.unwrap_or_default(),
-                        reason: reason.clone().filter(|r| !r.is_empty()),
-                    };
-                    self.presence(&room, who, what).await;
-                }
-            }
-            Command::CHGHOST(user, host) => {
-                if from_nick
-                    .as_deref()
-                    .is_some_and(|n| lower(n) == lower(&s.nick))
-                {
-                    s.user = user.clone();
-                    s.host = host.clone();
-                }
-            }
-            Command::PRIVMSG(target, body) | Command::NOTICE(target, body) => {
-                let notice = matches!(msg.command, Command::NOTICE(..));
-                let nick = from_nick?;
-                if lower(&nick) == lower(&s.nick) || is_own_relay(&msg, &nick, s) {
-                    // Our own line (echo-message): never handled, never relayed.
-                    return None;
-                }
-                let channel = target.starts_with('#') || target.starts_with('&');
-                let sent_at = tag_of(&msg, "time")
-                    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                    .map(|t| t.with_timezone(&Utc));
-                let id = tag_of(&msg, "msgid");
-                if in_batch(&msg, s, "CHATHISTORY") {
-                    // Only what came after the last line seen, and not seen live since.
-                    let since = s.catching_up.get(&lower(target)).copied()?;
-                    let seen = id.as_ref().is_some_and(|i| s.recent_ids.contains(i));
-                    if seen || sent_at.is_none_or(|t| t <= since) {
-                        return None;
-                    }
-                }
-                if let Some(i) = &id {
-                    if s.recent_ids.len() >= RECENT_IDS {
-                        s.recent_ids.pop_front();
-                    }
-                    s.recent_ids.push_back(i.clone());
-                }
-                if channel {
-                    self.saw(target, sent_at.unwrap_or_else(Utc::now));
-                }
-                if let Some(ev) = self.incoming(&msg, &nick, target, body, notice, s) {
-                    let _ = self.events.send(ev).await;
-                }
-            }
-            _ => {}
-        }
-        None
-    }
-
-    fn incoming(
-        &self,
-        msg: &Message,
-        nick: &str,
-        target: &str,
-        body: &str,
-        notice: bool,
-        s: &Session,
-    ) -> Option<Event> {
-        let tag = |name: &str| -> Option<String> {
-            msg.tags
-                .as_ref()?
-                .iter()
-                .find(|t| t.0 == name)
-                .and_then(|t| t.1.clone())
-        };
-        let (kind, text) = if let Some(action) = text::parse_ctcp_action(body) {
-            (MessageKind::Emote, action.to_owned())
-        } else if body.starts_with('\x01') {
-            // Other CTCP requests (VERSION, PING, ...) are not chat.
-            return None;
-        } else if notice {
-            (MessageKind::Notice, body.to_owned())
-        } else {
-            (MessageKind::Text, body.to_owned())
-        };
-        let private = lower(target) == lower(&s.nick);
-        let room = if private {
-            nick.to_owned()
-        } else {
-            target.to_owned()
-        };
-        // The account comes only from the server; a nick alone never identifies anyone.
-        let account = if s.caps.contains("account-tag") {
-            tag("account").filter(|a| a != "*")
-        } else {
-            s.accounts.get(&lower(nick)).cloned().flatten()
-        };
-        let sent_at = tag("time")
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
-        Some(Event::Message(IncomingMessage {
-            room: RoomRef::new(&self.cfg.name, room),
-            sender: Sender {
-                nick: nick.to_owned(),
-                principal: account.map(|a| Principal::new(&self.cfg.name, a)),
-            },
-            kind,
-            text,
-            id: tag("msgid"),
-            sent_at,
-        }))
-    }
-
-    async fn on_cap(
-        &mut self,
-        sub: &irc::proto::CapSubCommand,
-        a: Option<&str>,
-        b: Option<&str>,
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        use irc::proto::CapSubCommand as Cap;
-        // "CAP * LS * :caps" continues, "CAP * LS :caps" ends the list.
-        let (more, list) = match (a, b) {
-            (Some("*"), Some(list)) => (true, list),
-            (Some(list), None) | (None, Some(list)) => (false, list),
-            (Some(_), Some(list)) => (false, list),
-            (None, None) => (false, ""),
-        };
-        let names = || {
-            list.split_whitespace()
-                .map(|c| c.split('=').next().unwrap_or(c).to_owned())
-        };
-        match sub {
-            Cap::LS => {
-                s.cap_ls.extend(names());
-                for c in list.split_whitespace() {
-                    if let Some((name, value)) = c.split_once('=') {
-                        s.cap_values.insert(name.to_owned(), value.to_owned());
-                    }
-                }
-                if more {
-                    return None;
-                }
-                s.cap_ls_done = true;
-                let want: Vec<&str> = WANTED_CAPS
-                    .iter()
-                    .copied()
-                    .filter(|c| s.cap_ls.contains(*c))
-                    .filter(|c| *c != "sasl" || self.cfg.sasl.is_some())
-                    .collect();
-                if want.is_empty() {
-                    return self.cap_end(s, w).await;
-                }
-                s.cap_pending = want.len();
-                if let Err(e) = write_line(w, &format!("CAP REQ :{}", want.join(" "))).await {
-                    return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                }
-            }
-            Cap::ACK => {
-                for c in names() {
-                    let c = c.trim_start_matches('-').to_owned();
-                    s.caps.insert(c);
-                }
-                if !s.registered {
-                    if s.caps.contains("sasl") && self.cfg.sasl.is_some() && !s.sasl_done {
-                        let mech = match self.cfg.sasl {
-                            Some(Sasl::External) => "EXTERNAL",
-                            _ => "PLAIN",
-                        };
-                        if let Err(e) = write_line(w, &format!("AUTHENTICATE {mech}")).await {
-                            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                        }
-                    } else {
-                        return self.cap_end(s, w).await;
-                    }
-                }
-            }
-            Cap::NAK => {
-                tracing::warn!(caps = %list, "server refused capabilities");
-                if !s.registered {
-                    return self.cap_end(s, w).await;
-                }
-            }
-            Cap::NEW => {
-                let offered: Vec<String> = names()
-                    .filter(|c| WANTED_CAPS.contains(&c.as_str()) && c != "sasl")
-                    .collect();
-                if !offered.is_empty() {
-                    self.push_protocol(format!("CAP REQ :{}", offered.join(" ")));
-                }
-            }
-            Cap::DEL => {
-                for c in names() {
-                    s.caps.remove(&c);
-                }
-            }
-            _ => {}
-        }
-        None
-    }
-
-    async fn cap_end(&mut self, s: &mut Session, w: &mut Writer) -> Option<SessionEnd> {
-        if let Err(e) = write_line(w, "CAP END").await {
-            return Some(SessionEnd::Lost(format!("write failed: {e}")));
-        }
-        let _ = s;
-        None
-    }
-
-    async fn on_numeric(
-        &mut self,
-        resp: Response,
-        args: &[String],
-        s: &mut Session,
-        w: &mut Writer,
-    ) -> Option<SessionEnd> {
-        match resp {
-            Response::RPL_WELCOME => {
-                if let Some(me) = args.first() {
-                    s.nick = me.clone();
-                }
-                s.registered = true;
-                tracing::info!(nick = %s.nick, caps = ?s.caps, "registered");
-                if !s.logged_in
-                    && let Some(pw) = &self.cfg.nickserv_password
-                {
-                    let account = match &self.cfg.sasl {
-                        Some(Sasl::Plain { user, .. }) => user.clone(),
-                        _ => self.cfg.nick.clone(),
-                    };
-                    self.push_protocol(format!(
-                        "PRIVMSG NickServ :IDENTIFY {account} {}",
-                        pw.expose()
-                    ));
-                }
-                let chans: Vec<String> = self.cfg.channels.iter().map(|c| c.name.clone()).collect();
-                for c in chans {
-                    self.push_protocol(self.join_line(&c));
-                }
-                self.report(LinkState::Connected).await;
-            }
-            Response::RPL_NAMREPLY => {
-                if let (Some(chan), Some(list)) = (args.get(2), args.get(3)) {
-                    let collected = s.names.entry(lower(chan)).or_default();
-                    for entry in list.split_whitespace() {
-                        // multi-prefix and userhost-in-names: "@+nick!user@host".
-                        let entry = entry.trim_start_matches(['~', '&', '@', '%', '+']);
-                        let nick = entry.split('!').next().unwrap_or(entry);
-                        if !nick.is_empty() && lower(nick) != lower(&s.nick) {
-                            collected.push(nick.to_owned());
-                        }
-                    }
-                }
-            }
-            Response::RPL_ENDOFNAMES => {
-                if let Some(chan) = args.get(1) {
-                    let nicks = s.names.remove(&lower(chan)).unwrap_or_default();
-                    if let Some(c) = s.channels.get_mut(&lower(chan)) {
-                        c.nicks = nicks.iter().map(|n| (lower(n), n.clone())).collect();
-                        let room = RoomRef::new(&self.cfg.name, &c.name);
-                        let _ = self.events.send(Event::Members { room, nicks }).await;
-                    }
-                }
-            }
-            Response::RPL_ISUPPORT => {
-                for tok in args.iter().skip(1) {
-                    if let Some(n) = tok.strip_prefix("CHATHISTORY=") {
-                        s.history_limit = match n.parse() {
-                            // 0 means no limit: ask for a sensible page all the same.
-                            Ok(0) | Err(_) => DEFAULT_HISTORY_LIMIT,
-                            Ok(n) => n,
-                        };
-                    }
-                    if tok == "WHOX" {
-                        s.whox = true;
-                    } else if let Some(mode) = tok.strip_prefix("BOT=")
-                        && s.bot_mode.is_none()
-                    {
-                        s.bot_mode = Some(mode.to_owned());
-                        self.push_protocol(format!("MODE {} +{mode}", s.nick));
-                    }
-                }
-            }
-            Response::ERR_NICKNAMEINUSE
-            | Response::ERR_ERRONEOUSNICKNAME
-            | Response::ERR_NICKCOLLISION
-            | Response::ERR_UNAVAILRESOURCE => {
-                if !s.registered {
-                    s.nick_attempt += 1;
-                    let next = self
-                        .cfg
-                        .alt_nicks
-                        .get(s.nick_attempt - 1)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            let extra = s.nick_attempt - self.cfg.alt_nicks.len();
-                            format!("{}{}", self.cfg.nick, "_".repeat(extra))
-                        });
-                    tracing::warn!(taken = %s.nick, trying = %next, "nick unavailable");
-                    s.nick = next.clone();
-                    if let Err(e) = write_line(w, &format!("NICK {next}")).await {
-                        return Some(SessionEnd::Lost(format!("write failed: {e}")));
-                    }
-                }
-            }
-            Response::RPL_LOGGEDIN => {
-                s.logged_in = true;
-                tracing::info!(
-                    account = args.get(2).map(String::as_str).unwrap_or(""),
-                    "logged in"
-                );
-            }
-            Response::RPL_SASLSUCCESS => {
-                s.sasl_done = true;
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_SASLFAIL
-            | Response::ERR_SASLTOOLONG
-            | Response::ERR_SASLABORT
-            | Response::ERR_SASLALREADY => {
-                s.sasl_done = true;
-                tracing::error!(reply = ?resp, "SASL authentication failed; continuing without an account");
-                return self.cap_end(s, w).await;
-            }
-            Response::ERR_BANNEDFROMCHAN
-            | Response::ERR_INVITEONLYCHAN
-            | Response::ERR_BADCHANNELKEY
-            | Response::ERR_CHANNELISFULL => {
-                let chan = args.get(1).cloned().unwrap_or_default();
-                tracing::warn!(channel = %chan, reply = ?resp, "cannot join; retrying later");
-                s.rejoin.push((
-                    Instant::now() + self.cfg.rejoin_delay.max(Duration::from_secs(60)),
-                    chan,
-                ));
-            }
-            _ => {}
-        }
-        None
+        (now, events)
     }
 }
 
-impl Session {
-    /// Takes `nick` out of every channel; returns the channels it was in.
-    fn remove_member(&mut self, nick: &str) -> Vec<String> {
-        let key = lower(nick);
-        let mut rooms: Vec<String> = self
-            .channels
-            .values_mut()
-            .filter_map(|c| c.nicks.remove(&key).map(|_| c.name.clone()))
-            .collect();
-        rooms.sort();
-        rooms
-    }
-
-    /// Renames a member in every channel; returns the channels it was in.
-    fn rename_member(&mut self, old: &str, new: &str) -> Vec<String> {
-        let rooms = self.remove_member(old);
-        for r in &rooms {
-            if let Some(c) = self.channels.get_mut(&lower(r)) {
-                c.nicks.insert(lower(new), new.to_owned());
-            }
-        }
-        rooms
-    }
+fn write_failed(e: std::io::Error) -> SessionEnd {
+    SessionEnd::Lost(format!("write failed: {e}"))
 }
-
-fn tag_of(msg: &Message, name: &str) -> Option<String> {
-    msg.tags
-        .as_ref()?
-        .iter()
-        .find(|t| t.0 == name)
-        .and_then(|t| t.1.clone())
-}
-
-/// The type and parameters of the BATCH a line belongs to.
-fn batch_of<'a>(msg: &Message, s: &'a Session) -> Option<(&'a str, &'a [String])> {
-    let r = tag_of(msg, "batch")?;
-    s.batches
-        .get(&r)
-        .map(|(kind, params)| (kind.as_str(), params.as_slice()))
-}
-
-fn in_batch(msg: &Message, s: &Session, kind: &str) -> bool {
-    batch_of(msg, s).is_some_and(|(k, _)| k == kind)
-}
-
-/// Whether a line is the echo of one of our own RELAYMSGs (tagged with our nick).
-fn is_own_relay(msg: &Message, nick: &str, s: &Session) -> bool {
-    let tagged = ["draft/relaymsg", "relaymsg"]
-        .iter()
-        .filter_map(|t| tag_of(msg, t))
-        .any(|by| lower(&by) == lower(&s.nick));
-    let sep = s
-        .cap_values
-        .get("draft/relaymsg")
-        .and_then(|v| v.chars().next())
-        .unwrap_or('/');
-    tagged || (s.caps.contains("draft/relaymsg") && nick.ends_with(&format!("{sep}b")))
-}
-
-/// `<n\u{200B}ick> text` as the RELAYMSG nick (`nick/b`, only nick characters) and text.
-fn relayed_form(body: &str, sep: char) -> Option<(String, String)> {
-    let rest = body.strip_prefix('<')?;
-    let (name, text) = rest.split_once("> ")?;
-    let mut nick: String = name
-        .chars()
-        .filter(|c| *c != crate::core::bridge::ZWSP)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(30)
-        .collect();
-    if nick.is_empty() || nick.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-        nick.insert(0, '_');
-    }
-    Some((format!("{nick}{sep}b"), text.to_owned()))
-}
-
-/// Host length assumed before the server tells us ours (the longest a hostname may be).
-const HOST_GUESS: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
 async fn sleep_opt(d: Option<Duration>) {
     match d {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
-    }
-}
-
-async fn write_line(w: &mut Writer, line: &str) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(line.len() + 2);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.extend_from_slice(b"\r\n");
-    w.write_all(&bytes).await?;
-    w.flush().await
-}
-
-/// Reads one line (without CR LF), replacing invalid UTF-8; `None` at end of stream.
-async fn read_line(r: &mut Reader, buf: &mut Vec<u8>) -> std::io::Result<Option<String>> {
-    loop {
-        buf.clear();
-        let n = (&mut *r).take(MAX_LINE).read_until(b'\n', buf).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        if buf.last() != Some(&b'\n') && n as u64 == MAX_LINE {
-            // An overlong line: skip the rest of it.
-            let mut rest = Vec::new();
-            r.read_until(b'\n', &mut rest).await?;
-            tracing::debug!("overlong server line skipped");
-            continue;
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        if buf.is_empty() {
-            continue;
-        }
-        return Ok(Some(String::from_utf8_lossy(buf).into_owned()));
-    }
-}
-
-fn tls_connector(cfg: &IrcConfig) -> std::io::Result<tokio_rustls::TlsConnector> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(ca) = &cfg.ca_file {
-        for cert in CertificateDer::pem_file_iter(ca)
-            .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?
-        {
-            let cert = cert.map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| invalid(format!("ca_file {}: {e}", ca.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(e.to_string()))?
-        .with_root_certificates(roots);
-    let config = match &cfg.client_cert {
-        Some(cert_path) => {
-            let certs = CertificateDer::pem_file_iter(cert_path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| invalid(format!("client_cert {}: {e}", cert_path.display())))?;
-            let key_path = cfg.client_key.as_ref().unwrap_or(cert_path);
-            let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|e| invalid(format!("client_key {}: {e}", key_path.display())))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| invalid(format!("client certificate: {e}")))?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_caps_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-        let d: Vec<u64> = (0..12).map(|_| b.next_delay(0.5).as_secs()).collect();
-        assert_eq!(d, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-        b.reset();
-        assert_eq!(b.next_delay(0.5), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn backoff_jitter_stays_within_a_quarter() {
-        let mut lo = Backoff::new(Duration::from_secs(8), Duration::from_secs(300));
-        let mut hi = lo.clone();
-        assert_eq!(lo.next_delay(0.0), Duration::from_secs(6));
-        assert_eq!(hi.next_delay(1.0), Duration::from_secs(10));
-    }
-
-    /// A writer the test can read back.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl AsyncWrite for Sink {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            std::task::Poll::Ready(Ok(buf.len()))
-        }
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
-    impl Sink {
-        fn take(&self) -> Vec<String> {
-            let bytes = std::mem::take(&mut *self.0.lock().unwrap());
-            String::from_utf8(bytes)
-                .unwrap()
-                .split("\r\n")
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect()
-        }
-    }
-
-    struct Rig {
-        driver: Driver,
-        session: Session,
-        sink: Sink,
-        writer: Writer,
-        events: mpsc::Receiver<Event>,
-        _out: mpsc::Sender<Outgoing>,
-    }
-
-    fn rig(extra: &str) -> Rig {
-        let toml = format!(
-            "[[irc]]\nname = \"net\"\nserver = \"irc.example.org\"\nnick = \"sigbot\"\nchannels = [\"#sig\"]\n{extra}\n"
-        );
-        let cfg = crate::config::Config::from_str_with_env(
-            &toml,
-            std::path::Path::new("t.toml"),
-            &|_| None,
-        )
-        .unwrap()
-        .irc
-        .remove(0);
-        let (events_tx, events) = mpsc::channel(64);
-        let (out_tx, out_rx) = mpsc::channel(64);
-        let driver = Driver::new(cfg, events_tx, out_rx, CancellationToken::new());
-        let session = driver.new_session(Instant::now());
-        let sink = Sink::default();
-        Rig {
-            driver,
-            session,
-            writer: Box::new(sink.clone()),
-            sink,
-            events,
-            _out: out_tx,
-        }
-    }
-
-    impl Rig {
-        async fn feed(&mut self, line: &str) -> Option<SessionEnd> {
-            self.driver
-                .on_line(line, &mut self.session, &mut self.writer)
-                .await
-        }
-
-        fn registered(&mut self, caps: &[&str]) {
-            self.session.registered = true;
-            self.session.caps = caps.iter().map(|c| (*c).to_owned()).collect();
-        }
-
-        /// The principal of the next chat message event.
-        fn next_principal(&mut self) -> Option<String> {
-            loop {
-                match self.events.try_recv().expect("an event") {
-                    Event::Message(m) => return m.sender.principal.map(|p| p.to_string()),
-                    _ => continue,
-                }
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn without_account_tag_identity_comes_from_extended_join_account_notify_and_whox() {
-        let mut r = rig("");
-        r.registered(&["extended-join", "account-notify"]);
-        r.feed(":alice!a@h JOIN #sig alice :Alice").await;
-        r.feed(":alice!a@h PRIVMSG #sig :!whoami").await;
-        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
-        // She logs out: her nick is worth nothing.
-        r.feed(":alice!a@h ACCOUNT *").await;
-        r.feed(":alice!a@h PRIVMSG #sig :!whoami").await;
-        assert_eq!(r.next_principal(), None);
-        // WHOX reply for someone already in the channel, then a nick change.
-        r.feed(":irc.example.org 354 sigbot 152 bob bobacct").await;
-        r.feed(":bob!b@h NICK bobby").await;
-        r.feed(":bobby!b@h PRIVMSG #sig :hi").await;
-        assert_eq!(r.next_principal().as_deref(), Some("net:bobacct"));
-        // A stranger nobody told us about has no principal.
-        r.feed(":carol!c@h PRIVMSG #sig :hi").await;
-        assert_eq!(r.next_principal(), None);
-    }
-
-    #[tokio::test]
-    async fn with_account_tag_only_the_tag_counts() {
-        let mut r = rig("");
-        r.registered(&["account-tag", "extended-join"]);
-        r.feed(":alice!a@h JOIN #sig alice :Alice").await;
-        r.feed(":alice!a@h PRIVMSG #sig :no tag").await;
-        assert_eq!(r.next_principal(), None);
-        r.feed("@account=alice :alice!a@h PRIVMSG #sig :tagged")
-            .await;
-        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
-    }
-
-    #[tokio::test]
-    async fn cap_negotiation_requests_only_offered_wanted_caps_across_ls_lines() {
-        let mut r = rig("");
-        r.feed(":srv CAP * LS * :sasl server-time foo/bar").await;
-        assert!(r.sink.take().is_empty(), "no REQ before the last LS line");
-        r.feed(":srv CAP * LS :account-tag echo-message chghost")
-            .await;
-        // No SASL configured: sasl is not requested.
-        assert_eq!(
-            r.sink.take(),
-            ["CAP REQ :server-time account-tag echo-message chghost"]
-        );
-        r.feed(":srv CAP * ACK :server-time account-tag echo-message chghost")
-            .await;
-        assert_eq!(r.sink.take(), ["CAP END"]);
-        assert!(r.session.caps.contains("account-tag"));
-    }
-
-    #[tokio::test]
-    async fn sasl_plain_sends_the_base64_payload_then_ends_negotiation() {
-        let mut r = rig("sasl = { user = \"bot\", password = \"pw\" }");
-        r.feed(":srv CAP * LS :sasl=PLAIN,EXTERNAL").await;
-        assert_eq!(r.sink.take(), ["CAP REQ :sasl"]);
-        r.feed(":srv CAP * ACK :sasl").await;
-        assert_eq!(r.sink.take(), ["AUTHENTICATE PLAIN"]);
-        r.feed("AUTHENTICATE +").await;
-        let expected = base64::engine::general_purpose::STANDARD.encode("bot\0bot\0pw");
-        assert_eq!(r.sink.take(), [format!("AUTHENTICATE {expected}")]);
-        r.feed(":srv 900 sigbot sigbot!b@h bot :You are now logged in as bot")
-            .await;
-        r.feed(":srv 903 sigbot :SASL authentication successful")
-            .await;
-        assert_eq!(r.sink.take(), ["CAP END"]);
-        assert!(r.session.logged_in);
-    }
-
-    #[tokio::test]
-    async fn welcome_joins_channels_and_sets_bot_mode_from_isupport() {
-        let mut r = rig("");
-        r.feed(":srv 001 sigbot :Welcome").await;
-        r.feed(":srv 005 sigbot BOT=B WHOX :are supported").await;
-        let now = Instant::now();
-        let mut queued = Vec::new();
-        while let Some(Ok(l)) = r.driver.queue.pop(now) {
-            queued.push(l.line);
-        }
-        assert_eq!(queued, ["JOIN #sig", "MODE sigbot +B"]);
-        assert!(r.session.whox);
-    }
-
-    #[tokio::test]
-    async fn ping_is_answered_at_once_and_silence_ends_the_session() {
-        let mut r = rig("ping_timeout = \"60s\"");
-        r.feed("PING :abc").await;
-        assert_eq!(r.sink.take(), ["PONG :abc"]);
-        r.session.last_rx = Instant::now() - Duration::from_secs(31);
-        assert!(r.driver.on_tick(&mut r.session).is_none());
-        assert!(
-            r.driver
-                .queue
-                .pop(Instant::now())
-                .unwrap()
-                .unwrap()
-                .line
-                .starts_with("PING :")
-        );
-        r.session.last_rx = Instant::now() - Duration::from_secs(61);
-        assert!(matches!(
-            r.driver.on_tick(&mut r.session),
-            Some(SessionEnd::Lost(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn own_echoes_and_ctcp_requests_are_not_chat_and_actions_are_emotes() {
-        let mut r = rig("");
-        r.registered(&["echo-message"]);
-        r.feed(":sigbot!s@h PRIVMSG #sig :my own line").await;
-        r.feed(":alice!a@h PRIVMSG #sig :\u{1}VERSION\u{1}").await;
-        r.feed(":alice!a@h PRIVMSG #sig :\u{1}ACTION waves\u{1}")
-            .await;
-        r.feed(":alice!a@h PRIVMSG sigbot :!ping").await;
-        let Event::Message(m) = r.events.try_recv().unwrap() else {
-            panic!()
-        };
-        assert_eq!((m.kind, m.text.as_str()), (MessageKind::Emote, "waves"));
-        let Event::Message(m) = r.events.try_recv().unwrap() else {
-            panic!()
-        };
-        assert_eq!(
-            m.room.room, "alice",
-            "a private message's room is its sender"
-        );
-        assert!(r.events.try_recv().is_err());
-    }
-
-    #[tokio::test]
-    async fn a_kick_schedules_a_rejoin_and_a_nick_collision_picks_an_alternative() {
-        let mut r = rig("alt_nicks = [\"sigbot-alt\"]\nrejoin_delay = \"0s\"");
-        r.feed(":srv 433 * sigbot :Nickname is already in use")
-            .await;
-        assert_eq!(r.sink.take(), ["NICK sigbot-alt"]);
-        r.feed(":srv 433 * sigbot-alt :Nickname is already in use")
-            .await;
-        assert_eq!(r.sink.take(), ["NICK sigbot_"]);
-        r.feed(":srv 001 sigbot_ :Welcome").await;
-        while r.driver.queue.pop(Instant::now()).is_some() {}
-        r.feed(":op!o@h KICK #sig sigbot_ :bye").await;
-        assert!(r.driver.on_tick(&mut r.session).is_none());
-        let mut queued = Vec::new();
-        while let Some(Ok(l)) = r.driver.queue.pop(Instant::now()) {
-            queued.push(l.line);
-        }
-        assert!(queued.contains(&"JOIN #sig".to_owned()), "{queued:?}");
-    }
-
-    impl Rig {
-        /// The next event that is not a network state report.
-        fn next_event(&mut self) -> Event {
-            loop {
-                match self.events.try_recv().expect("an event") {
-                    Event::NetworkState { .. } => continue,
-                    ev => return ev,
-                }
-            }
-        }
-
-        fn next_presence(&mut self) -> (String, String, PresenceChange) {
-            match self.next_event() {
-                Event::Presence(p) => (p.room.room, p.nick, p.what),
-                other => panic!("not presence: {other:?}"),
-            }
-        }
-
-        fn next_text(&mut self) -> String {
-            match self.next_event() {
-                Event::Message(m) => m.text,
-                other => panic!("not a message: {other:?}"),
-            }
-        }
-
-        fn queued(&mut self) -> Vec<String> {
-            let mut out = Vec::new();
-            while let Some(Ok(l)) = self.driver.queue.pop(Instant::now()) {
-                out.push(l.line);
-            }
-            out
-        }
-
-        fn relay(&mut self, room: &str, text: &str, kind: SendKind) {
-            let out = Outgoing {
-                room: room.into(),
-                text: text.into(),
-                html: None,
-                kind,
-                priority: Priority::Relay,
-                op: OutgoingOp::Message,
-                receipt: Default::default(),
-                mentions: Vec::new(),
-            };
-            self.driver.enqueue(out, Some(&self.session));
-        }
-    }
-
-    #[tokio::test]
-    async fn names_and_membership_changes_become_member_lists_and_presence_events() {
-        let mut r = rig("");
-        r.registered(&["batch", "multi-prefix"]);
-        r.feed(":sigbot!s@h JOIN #sig").await;
-        r.feed(":srv 353 sigbot = #sig :@sigbot @+alice bob").await;
-        r.feed(":srv 353 sigbot = #sig :dave").await;
-        r.feed(":srv 366 sigbot #sig :End of /NAMES list.").await;
-        match r.next_event() {
-            Event::Members { room, nicks } => {
-                assert_eq!(room, RoomRef::new("net", "#sig"));
-                assert_eq!(nicks, ["alice", "bob", "dave"], "without the bot itself");
-            }
-            other => panic!("{other:?}"),
-        }
-        r.feed(":carol!c@h JOIN #sig").await;
-        assert_eq!(
-            r.next_presence(),
-            ("#sig".into(), "carol".into(), PresenceChange::Join)
-        );
-        r.feed(":alice!a@h NICK alicia").await;
-        assert_eq!(
-            r.next_presence(),
-            (
-                "#sig".into(),
-                "alice".into(),
-                PresenceChange::Nick {
-                    new: "alicia".into()
-                }
-            )
-        );
-        r.feed(":bob!b@h QUIT :Ping timeout").await;
-        assert_eq!(
-            r.next_presence().2,
-            PresenceChange::Quit {
-                reason: Some("Ping timeout".into())
-            }
-        );
-        r.feed(":alicia!a@h PART #sig :bye").await;
-        assert_eq!(
-            r.next_presence().2,
-            PresenceChange::Part {
-                reason: Some("bye".into())
-            }
-        );
-        r.feed(":op!o@h KICK #sig carol :spam").await;
-        assert_eq!(
-            r.next_presence(),
-            (
-                "#sig".into(),
-                "carol".into(),
-                PresenceChange::Kick {
-                    by: "op".into(),
-                    reason: Some("spam".into())
-                }
-            )
-        );
-        r.feed(":op!o@h TOPIC #sig :Meeting at 15:00").await;
-        assert_eq!(
-            r.next_presence().2,
-            PresenceChange::Topic {
-                text: "Meeting at 15:00".into()
-            }
-        );
-        // An IRCv3 netsplit batch names the servers that split.
-        r.feed(":srv BATCH +ns netsplit hub.example.org leaf.example.org")
-            .await;
-        r.feed("@batch=ns :dave!d@h QUIT :*.net *.split").await;
-        r.feed(":srv BATCH -ns").await;
-        assert_eq!(
-            r.next_presence(),
-            (
-                "#sig".into(),
-                "dave".into(),
-                PresenceChange::Quit {
-                    reason: Some("hub.example.org leaf.example.org".into())
-                }
-            )
-        );
-        // Someone who shares no channel with the bot is nobody's business.
-        r.feed(":stranger!s@h QUIT :bye").await;
-        assert!(r.events.try_recv().is_err());
-        assert_eq!(
-            r.session.channels[&lower("#sig")].nicks.len(),
-            0,
-            "everyone left"
-        );
-    }
-
-    #[tokio::test]
-    async fn chathistory_catches_up_from_the_stored_last_seen_time_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let t0 = Utc::now() - chrono::TimeDelta::minutes(2);
-        let at = |secs: i64| {
-            (t0 + chrono::TimeDelta::seconds(secs))
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        };
-        let caps = ["draft/chathistory", "batch", "server-time", "message-tags"];
-
-        // A first run sees a line, stores its time, and stops.
-        let mut r = rig("");
-        r.driver.store = Some(store.clone());
-        r.registered(&caps);
-        r.feed(&format!(
-            "@time={};msgid=m0 :alice!a@h PRIVMSG #sig :before the downtime",
-            at(0)
-        ))
-        .await;
-        assert_eq!(r.next_text(), "before the downtime");
-        r.driver.flush_last_seen().await;
-
-        // The next run asks for what came after it when it joins.
-        let mut r = rig("");
-        r.driver.store = Some(store);
-        r.driver.load_last_seen().await;
-        r.registered(&caps);
-        r.feed(":srv 005 sigbot CHATHISTORY=50 :are supported")
-            .await;
-        r.feed(":sigbot!s@h JOIN #sig").await;
-        assert_eq!(
-            r.queued(),
-            [format!("CHATHISTORY AFTER #sig timestamp={} 50", at(0))]
-        );
-        // A line arrives live before the server answers.
-        r.feed(&format!(
-            "@time={};msgid=m3 :bob!b@h PRIVMSG #sig :live",
-            at(3)
-        ))
-        .await;
-        r.feed(":srv BATCH +h1 chathistory #sig").await;
-        for (t, id, text) in [
-            (0, "m0", "before the downtime"),
-            (1, "m1", "missed one"),
-            (2, "m2", "missed two"),
-            (3, "m3", "live"),
-        ] {
-            r.feed(&format!(
-                "@batch=h1;time={};msgid={id} :alice!a@h PRIVMSG #sig :{text}",
-                at(t)
-            ))
-            .await;
-        }
-        r.feed(&format!("@batch=h1;time={} :alice!a@h JOIN #sig", at(1)))
-            .await;
-        r.feed(":srv BATCH -h1").await;
-        let mut got = Vec::new();
-        while let Ok(ev) = r.events.try_recv() {
-            match ev {
-                Event::Message(m) => got.push(m.text),
-                Event::NetworkState { .. } => {}
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(got, ["live", "missed one", "missed two"]);
-        assert!(r.session.catching_up.is_empty());
-        // A replay nobody asked for is not relayed.
-        r.feed(":srv BATCH +h2 chathistory #sig").await;
-        r.feed(&format!(
-            "@batch=h2;time={};msgid=m9 :alice!a@h PRIVMSG #sig :again",
-            at(9)
-        ))
-        .await;
-        assert!(r.events.try_recv().is_err());
-    }
-
-    #[tokio::test]
-    async fn without_a_stored_time_or_the_capability_no_history_is_asked_for() {
-        let mut r = rig("");
-        r.registered(&["batch", "server-time"]);
-        r.driver
-            .last_seen
-            .insert("#sig".into(), Utc::now() - chrono::TimeDelta::minutes(1));
-        r.feed(":sigbot!s@h JOIN #sig").await;
-        assert!(r.queued().iter().all(|l| !l.starts_with("CHATHISTORY")));
-        let mut r = rig("");
-        r.registered(&["draft/chathistory"]);
-        r.feed(":sigbot!s@h JOIN #sig").await;
-        assert!(r.queued().iter().all(|l| !l.starts_with("CHATHISTORY")));
-    }
-
-    #[tokio::test]
-    async fn relayed_lines_go_out_as_relaymsg_where_offered_and_enabled() {
-        let mut r = rig("");
-        r.feed(":srv CAP * LS :draft/relaymsg=/ echo-message").await;
-        assert_eq!(r.sink.take(), ["CAP REQ :echo-message draft/relaymsg"]);
-        r.feed(":srv CAP * ACK :echo-message draft/relaymsg").await;
-        r.session.registered = true;
-        r.driver.cfg.relaymsg_channels = vec!["#sig".into()];
-        r.relay("#sig", "<a\u{200B}lice> hello there", SendKind::Relay);
-        r.relay("#sig", "<Z\u{200B}oë K> hi", SendKind::Relay);
-        // The bot's own words, emotes, and channels without relaymsg stay PRIVMSG.
-        r.relay("#sig", "pong", SendKind::Reply);
-        r.relay("#sig", "* a\u{200B}lice waves", SendKind::Relay);
-        r.relay("#other", "<a\u{200B}lice> hello", SendKind::Relay);
-        assert_eq!(
-            r.queued(),
-            [
-                "RELAYMSG #sig alice/b :hello there",
-                "RELAYMSG #sig Zo__K/b :hi",
-                "PRIVMSG #sig :pong",
-                "PRIVMSG #sig :* a\u{200B}lice waves",
-                "PRIVMSG #other :<a\u{200B}lice> hello",
-            ]
-        );
-        // The server's echo of our RELAYMSG is ours: never relayed back.
-        r.feed("@draft/relaymsg=sigbot :alice/b!x@h PRIVMSG #sig :hello there")
-            .await;
-        assert!(r.events.try_recv().is_err());
-        // Without the capability, the plain form.
-        r.session.caps.remove("draft/relaymsg");
-        r.relay("#sig", "<a\u{200B}lice> hello", SendKind::Relay);
-        assert_eq!(r.queued(), ["PRIVMSG #sig :<a\u{200B}lice> hello"]);
-    }
-
-    #[test]
-    fn rfc1459_casemapping() {
-        assert_eq!(lower("Nick[Away]"), "nick{away}");
-        assert_eq!(lower("A\\B~"), "a|b^");
     }
 }

@@ -166,68 +166,96 @@ pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str, encrypted: bool) ->
     };
     match env.event_type {
         "m.room.message" => {}
-        "m.reaction" => {
-            let rel = &content["m.relates_to"];
-            if rel["rel_type"] != "m.annotation" {
-                return None;
-            }
-            return activity(Activity::Reaction {
-                to: rel["event_id"].as_str()?.to_owned(),
-                key: rel["key"].as_str()?.to_owned(),
-            });
-        }
-        "m.room.redaction" => {
-            // Room versions up to 10 put `redacts` at the top, 11 in the content.
-            let of = content["redacts"].as_str().or(ev["redacts"].as_str())?;
-            return activity(Activity::Redaction {
-                of: of.to_owned(),
-                reason: content["reason"].as_str().map(str::to_owned),
-            });
-        }
+        "m.reaction" => return activity(reaction(content)?),
+        "m.room.redaction" => return activity(redaction(ev, content)?),
         _ => return None,
     }
-
-    let rel = &content["m.relates_to"];
-    if rel["rel_type"] == "m.replace" {
-        let new = &content["m.new_content"];
-        return activity(Activity::Edit {
-            of: rel["event_id"].as_str()?.to_owned(),
-            text: new["body"].as_str()?.to_owned(),
-            html: html_of(new),
-        });
+    if content["m.relates_to"]["rel_type"] == "m.replace" {
+        return activity(edit(content)?);
     }
-
-    let msgtype = content["msgtype"].as_str()?;
     let body = content["body"].as_str()?;
-    let media_kind = match msgtype {
+    if let Some(kind) = media_kind(content["msgtype"].as_str()?) {
+        return activity(media(kind, body, content)?);
+    }
+    Some(message_event(room, sender, &env, content, body, encrypted))
+}
+
+/// An annotation (`m.reaction`); `None` for other relations.
+fn reaction(content: &Value) -> Option<Activity> {
+    let rel = &content["m.relates_to"];
+    if rel["rel_type"] != "m.annotation" {
+        return None;
+    }
+    Some(Activity::Reaction {
+        to: rel["event_id"].as_str()?.to_owned(),
+        key: rel["key"].as_str()?.to_owned(),
+    })
+}
+
+fn redaction(ev: &Value, content: &Value) -> Option<Activity> {
+    // Room versions up to 10 put `redacts` at the top, 11 in the content.
+    let of = content["redacts"].as_str().or(ev["redacts"].as_str())?;
+    Some(Activity::Redaction {
+        of: of.to_owned(),
+        reason: content["reason"].as_str().map(str::to_owned),
+    })
+}
+
+/// An `m.replace` edit: its new content, not the `* `-prefixed fallback.
+fn edit(content: &Value) -> Option<Activity> {
+    let new = &content["m.new_content"];
+    Some(Activity::Edit {
+        of: content["m.relates_to"]["event_id"].as_str()?.to_owned(),
+        text: new["body"].as_str()?.to_owned(),
+        html: html_of(new),
+    })
+}
+
+fn media_kind(msgtype: &str) -> Option<MediaKind> {
+    match msgtype {
         "m.image" => Some(MediaKind::Image),
         "m.file" => Some(MediaKind::File),
         "m.video" => Some(MediaKind::Video),
         "m.audio" => Some(MediaKind::Audio),
         _ => None,
-    };
-    if let Some(kind) = media_kind {
-        let (url, encrypted) = match content["url"].as_str() {
-            Some(url) => (url, false),
-            None => (content["file"]["url"].as_str()?, true),
-        };
-        return activity(Activity::Media(Media {
-            kind,
-            body: body.to_owned(),
-            url: url.to_owned(),
-            mimetype: content["info"]["mimetype"].as_str().map(str::to_owned),
-            size: content["info"]["size"].as_u64(),
-            encrypted,
-        }));
     }
+}
 
-    let kind = match msgtype {
-        "m.notice" => MessageKind::Notice,
-        "m.emote" => MessageKind::Emote,
+/// A file message: a plain `url`, or the `file` of an encrypted attachment.
+fn media(kind: MediaKind, body: &str, content: &Value) -> Option<Activity> {
+    let (url, encrypted) = match content["url"].as_str() {
+        Some(url) => (url, false),
+        None => (content["file"]["url"].as_str()?, true),
+    };
+    Some(Activity::Media(Media {
+        kind,
+        body: body.to_owned(),
+        url: url.to_owned(),
+        mimetype: content["info"]["mimetype"].as_str().map(str::to_owned),
+        size: content["info"]["size"].as_u64(),
+        encrypted,
+    }))
+}
+
+/// A text, notice or emote; one with HTML, a reply or from an encrypted room becomes a
+/// [`RichMessage`].
+fn message_event(
+    room: &RoomRef,
+    sender: Sender,
+    env: &Envelope<'_>,
+    content: &Value,
+    body: &str,
+    encrypted: bool,
+) -> Event {
+    let kind = match content["msgtype"].as_str() {
+        Some("m.notice") => MessageKind::Notice,
+        Some("m.emote") => MessageKind::Emote,
         // m.text, and unknown types whose `body` is the readable fallback the spec requires.
         _ => MessageKind::Text,
     };
-    let reply_to = rel["m.in_reply_to"]["event_id"].as_str().map(str::to_owned);
+    let reply_to = content["m.relates_to"]["m.in_reply_to"]["event_id"]
+        .as_str()
+        .map(str::to_owned);
     let mut html = html_of(content);
     let text = if reply_to.is_some() {
         html = html.map(|h| strip_reply_html(&h));
@@ -244,14 +272,14 @@ pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str, encrypted: bool) ->
         sent_at: env.sent_at,
     };
     if html.is_none() && reply_to.is_none() && !encrypted {
-        Some(Event::Message(message))
+        Event::Message(message)
     } else {
-        Some(Event::RichMessage(RichMessage {
+        Event::RichMessage(RichMessage {
             message,
             html,
             reply_to,
             encrypted,
-        }))
+        })
     }
 }
 

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::irc::Backoff;
+use super::backoff::Backoff;
 use crate::config::MqttConfig;
 use crate::core::relay::{Delivery, MqttMessage, MqttPayload};
 use crate::core::{Event, LinkState};

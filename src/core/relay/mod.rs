@@ -413,7 +413,7 @@ impl Relay {
             ..RelayBatch::default()
         };
         // Digests of windows that closed since the last tick go out first.
-        self.flush_windows(now, &mut batch);
+        self.flush_windows(Some(now), &mut batch);
         let topic = msg.topic.as_str();
         let wanted: Vec<usize> = (0..self.routes.len())
             .filter(|&i| self.routes[i].from == msg.network && self.routes[i].filter.matches(topic))
@@ -510,6 +510,7 @@ impl Relay {
                 .entry(label)
                 .or_default() += 1;
             self.stats.folded += 1;
+            tracing::debug!(topic, route = %rname, "MQTT event folded into the digest");
         } else {
             let text = match self.render(&rname, "template", ctx) {
                 Ok(t) => t,
@@ -615,7 +616,7 @@ impl Relay {
     /// Time-based work: digests of closed windows, forgetting expired dedup keys.
     pub fn on_tick(&mut self, now: DateTime<Utc>) -> RelayBatch {
         let mut batch = RelayBatch::default();
-        self.flush_windows(now, &mut batch);
+        self.flush_windows(Some(now), &mut batch);
         if self.last_prune.is_none_or(|t| now - t >= WINDOW) {
             self.seen.retain(|_, until| *until > now);
             self.last_prune = Some(now);
@@ -623,10 +624,19 @@ impl Relay {
         batch
     }
 
-    fn flush_windows(&mut self, now: DateTime<Utc>, batch: &mut RelayBatch) {
+    /// At shutdown: the digests of every open window, so that the events folded into them
+    /// (acknowledged and remembered already) are stored with them and told after the restart.
+    pub fn on_shutdown(&mut self) -> RelayBatch {
+        let mut batch = RelayBatch::default();
+        self.flush_windows(None, &mut batch);
+        batch
+    }
+
+    /// The digests of the windows closed at `now`, or of all of them.
+    fn flush_windows(&mut self, now: Option<DateTime<Utc>>, batch: &mut RelayBatch) {
         for route in &mut self.routes {
             let Some(w) = &route.window else { continue };
-            if now - w.start < WINDOW {
+            if now.is_some_and(|now| now - w.start < WINDOW) {
                 continue;
             }
             let w = route.window.take().expect("checked above");

@@ -318,6 +318,26 @@ fn burst_past_max_per_minute_folds_into_one_digest() {
 }
 
 #[test]
+fn at_shutdown_an_open_window_gives_its_digest_at_once() {
+    let cfg = RelaySpec {
+        max_per_minute: Some(1),
+        ..route("r", "#", "{{ msg.n }}")
+    };
+    let mut relay = Relay::new(&[cfg]).unwrap();
+    assert!(
+        relay.on_shutdown().messages.is_empty(),
+        "nothing folded yet"
+    );
+    relay.on_message(msg("t/x", r#"{"n":1}"#, 1), t0());
+    // Folded, acknowledged and remembered: only the digest can tell it.
+    let b = relay.on_message(msg("t/x", r#"{"n":2}"#, 2), t0());
+    assert!(b.messages.is_empty() && b.ack.is_some());
+    let digest = relay.on_shutdown();
+    assert_eq!(texts(&digest), ["1 more t/x event"]);
+    assert!(relay.on_shutdown().messages.is_empty(), "told once");
+}
+
+#[test]
 fn digest_of_a_closed_window_leaves_with_the_next_event_too() {
     let cfg = RelaySpec {
         max_per_minute: Some(1),

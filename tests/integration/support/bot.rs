@@ -17,7 +17,7 @@ pub const CONSOLE_USER: &str = "tester";
 /// The binary under test: `$SIGBOT_BIN` when set (worktrees that share one `target/`
 /// overwrite each other's `target/debug/sigbot`; copy yours and point this at it), else the one
 /// cargo built for this test run. Cargo names the binary only to tests and benches, so the
-/// examples that include this harness (`bench/`) must set `$SIGBOT_BIN`.
+/// examples that include this harness (`benches/`) must set `$SIGBOT_BIN`.
 pub fn bot_binary() -> std::path::PathBuf {
     std::env::var_os("SIGBOT_BIN")
         .map(std::path::PathBuf::from)

@@ -3,9 +3,9 @@
 //!
 //! usage: `cargo bench --bench meetings [-- LOG.txt] [RUNS]`
 //!
-//! Without a log it generates the 10,000-line meeting with `../shared/bench/gen_meeting_log.py`
-//! (`$GEN_MEETING_LOG` names another copy of the script). `bench/meetings.sh N` does the same
-//! for a meeting of N lines.
+//! Without a log it generates the 10,000-line meeting with `benches/gen_meeting_log.py`
+//! (`$GEN_MEETING_LOG` names another generator). `benches/meetings.sh N` does the same for a
+//! meeting of N lines.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,7 +26,7 @@ const LINES: usize = 10_000;
 /// Writes the synthetic meeting of `LINES` lines into `dir` and returns its path.
 fn generate_log(dir: &std::path::Path) -> PathBuf {
     let script = std::env::var_os("GEN_MEETING_LOG").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_meeting_log.py"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/gen_meeting_log.py"),
         PathBuf::from,
     );
     let log = dir.join("bench.2020-06-10-12.00.log.txt");

@@ -16,7 +16,7 @@
 //! network (IRC -> Matrix against Matrix -> Matrix; Matrix -> IRC against IRC -> IRC).
 //!
 //! usage: `bridge_bench [--messages N] [--rates 5,20] [--bot-rate PER_SECOND]
-//! [--bot-burst N] [--bridges N]`; `bench/bridge.sh` builds the bot and runs it.
+//! [--bot-burst N] [--bridges N]`; `benches/bridge.sh` builds the bot and runs it.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;

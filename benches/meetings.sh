@@ -5,7 +5,7 @@
 set -eu
 n=${1:-10000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-gen=${GEN_MEETING_LOG:-$here/../shared/bench/gen_meeting_log.py}
+gen=${GEN_MEETING_LOG:-$here/benches/gen_meeting_log.py}
 log=$(mktemp --suffix=.log.txt)
 trap 'rm -f "$log"' EXIT
 python3 "$gen" "$n" "$log"

@@ -2,13 +2,13 @@
 # End-to-end MQTT relay throughput: N git.receive events published (QoS 1) to a local broker,
 # timed until the last one is written in the console room by the release binary.
 #
-#   bench/mqtt-e2e.sh [N]        (default 10000; needs mosquitto, mosquitto_pub, python3)
+#   benches/mqtt-e2e.sh [N]        (default 10000; needs mosquitto, mosquitto_pub, python3)
 #
 # The bot uses its embedded broker (rumqttd) unless BROKER=mosquitto.
 set -euo pipefail
 N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-FIXTURE=${SIGBOT_FIXTURES:-$ROOT/../shared/fixtures/pagure-mqtt}/01_git.centos.org__git.receive.json
+FIXTURE=${SIGBOT_FIXTURES:-$ROOT/tests/fixtures/pagure-mqtt}/01_git.centos.org__git.receive.json
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

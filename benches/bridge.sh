@@ -4,7 +4,7 @@
 # configured IRC rate, and resident memory with 1 and with 50 bridges. Starts InspIRCd + Anope
 # and Synapse on free loopback ports (as the integration tests do; scripts/test installs them).
 #
-#   bench/bridge.sh [--messages 1000] [--rates 5,20] [--bot-rate 10] [--bot-burst 20] [--bridges 50]
+#   benches/bridge.sh [--messages 1000] [--rates 5,20] [--bot-rate 10] [--bot-burst 20] [--bridges 50]
 #
 # The bot measured is the debug build unless PROFILE=release (a release build of matrix-sdk
 # takes about 20 minutes on the 2-core machines here); the benchmark driver is always debug.

@@ -1,0 +1,276 @@
+//! The sender task: the core's messages, one at a time so that each room keeps their order,
+//! with edits of tagged messages, reactions, receipts for the durable outbox, and retries of
+//! transient failures (the SDK itself waits out 429s for the `retry_after_ms` the server asks).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use matrix_sdk::ruma::api::error::ErrorKind;
+use matrix_sdk::ruma::events::Mentions;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::{OwnedEventId, TransactionId};
+use matrix_sdk::{Client, Room};
+use rand::Rng as _;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::Backoff;
+use super::rooms::{self, RoomNames};
+use crate::adapters::{Outgoing, OutgoingOp};
+use crate::config::MatrixConfig;
+use crate::core::{Event, RoomRef, SendKind};
+
+/// Attempts to send one message before it is dropped (429s are waited out by the SDK).
+const SEND_ATTEMPTS: u32 = 8;
+/// After shutdown, how long queued messages may still take to go out.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Sends the core's messages, in order.
+pub(super) struct Sender {
+    /// The event IDs of the bot's tagged messages, for later edits.
+    pub(super) tagged: Mutex<HashMap<String, OwnedEventId>>,
+    pub(super) client: watch::Receiver<Option<Client>>,
+    pub(super) cfg: MatrixConfig,
+    pub(super) names: Arc<Mutex<RoomNames>>,
+    pub(super) shutdown: CancellationToken,
+    /// Where the event IDs of relayed messages are reported (for replies to them).
+    pub(super) events: mpsc::Sender<Event>,
+}
+
+impl Sender {
+    #[tracing::instrument(skip_all, fields(network = %self.cfg.name))]
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<Outgoing>) {
+        // Runs until every handle is gone (after the core's last answer), so that nothing
+        // queued before shutdown is lost.
+        while let Some(out) = rx.recv().await {
+            self.send(out).await;
+        }
+    }
+
+    async fn send(&self, out: Outgoing) {
+        let Some(room) = self.target_room(&out).await else {
+            out.receipt.dropped();
+            return;
+        };
+        let Some((event_type, content)) = self.content(&out) else {
+            return;
+        };
+        self.deliver(&room, &out, event_type, content).await;
+    }
+
+    /// The joined room the message goes to, once logged in; `None` (logged) when it cannot
+    /// go anywhere.
+    async fn target_room(&self, out: &Outgoing) -> Option<Room> {
+        // Waits for the first login; fails once the driver has stopped.
+        let client = match self.client.clone().wait_for(Option::is_some).await {
+            Ok(c) => c.clone().expect("checked by wait_for"),
+            Err(_) => {
+                tracing::warn!(room = %out.room, "never logged in; message dropped");
+                return None;
+            }
+        };
+        let Some(room) = rooms::joined_room(&client, &self.names, &out.room).await else {
+            tracing::warn!(room = %out.room, "not in this room; message dropped");
+            return None;
+        };
+        if !self.cfg.encrypted_rooms && room.encryption_state().is_encrypted() {
+            tracing::warn!(room = %out.room, "encrypted room, but encrypted_rooms = false; message dropped");
+            return None;
+        }
+        Some(room)
+    }
+
+    /// The event type and content to send; `None` (without a verdict) for an edit of a
+    /// message never sent or a reaction to something that is not an event ID.
+    fn content(&self, out: &Outgoing) -> Option<(&'static str, Value)> {
+        match &out.op {
+            OutgoingOp::Message | OutgoingOp::Tagged(_) => Some((
+                "m.room.message",
+                serde_json::to_value(message_content(out)).expect("event content serializes"),
+            )),
+            OutgoingOp::Edit(tag) => {
+                let Some(of) = self.tagged.lock().unwrap().get(tag).cloned() else {
+                    tracing::debug!(room = %out.room, %tag, "nothing sent under this tag; edit dropped");
+                    return None;
+                };
+                Some(("m.room.message", edit_content(out, of)))
+            }
+            OutgoingOp::React { to, key } => {
+                let Ok(to) = OwnedEventId::try_from(to.as_str()) else {
+                    tracing::debug!(room = %out.room, %to, "not an event ID; reaction dropped");
+                    return None;
+                };
+                Some(("m.reaction", reaction_content(to, key)))
+            }
+        }
+    }
+
+    /// Sends until the homeserver takes the event, refuses it for good, or the attempts or
+    /// the shutdown grace run out.
+    async fn deliver(&self, room: &Room, out: &Outgoing, event_type: &str, content: Value) {
+        // One transaction ID for every attempt: the homeserver keeps a retried message once.
+        let txn = TransactionId::new();
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        // A message from the bridge's durable outbox waits out a homeserver restart: its
+        // outbox judges staleness. The bot's own replies give up after a few attempts.
+        let attempts = if out.receipt.is_wanted() {
+            u32::MAX
+        } else {
+            SEND_ATTEMPTS
+        };
+        for attempt in 1..=attempts {
+            let e = match room
+                .send_raw(event_type, content.clone())
+                .with_transaction_id(&txn)
+                .await
+            {
+                Ok(sent) => {
+                    self.on_sent(out, sent.response.event_id);
+                    return;
+                }
+                Err(e) => e,
+            };
+            let permanent = is_permanent(&e);
+            let stopping = self.shutdown.is_cancelled() && Instant::now() >= deadline;
+            if stopping && !permanent {
+                // No verdict: a bridged message stays in its outbox for the next start.
+                tracing::warn!(room = %out.room, error = %e, attempt, "shutting down; message not sent");
+                return;
+            }
+            if permanent || attempt == attempts {
+                tracing::warn!(room = %out.room, error = %e, attempt, "message dropped");
+                out.receipt.dropped();
+                return;
+            }
+            tracing::info!(room = %out.room, error = %e, attempt, "send failed; retrying");
+            let delay = backoff.next_delay(rand::rng().random());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Confirms the receipt, reports a relayed message's event ID, and remembers a tagged
+    /// message's for its edits.
+    fn on_sent(&self, out: &Outgoing, event_id: OwnedEventId) {
+        out.receipt.sent();
+        if out.receipt.is_wanted() && out.kind == SendKind::Relay {
+            // Never waits: the core may be waiting for room in this queue, and a lost report
+            // only costs a reply its `nick:`.
+            let _ = self.events.try_send(Event::Delivered {
+                room: RoomRef::new(&self.cfg.name, &out.room),
+                id: event_id.to_string(),
+                text: out.text.clone(),
+            });
+        }
+        if let OutgoingOp::Tagged(tag) = &out.op {
+            self.tagged.lock().unwrap().insert(tag.clone(), event_id);
+        }
+    }
+}
+
+/// Whether retrying cannot help: the homeserver refused the event for a reason other than
+/// its rate limit or an error it does not name.
+fn is_permanent(e: &matrix_sdk::Error) -> bool {
+    e.client_api_error_kind()
+        .is_some_and(|k| !matches!(k, ErrorKind::LimitExceeded(_) | ErrorKind::Unknown))
+}
+
+/// The event content for a message: the bot's own replies are `m.notice` so that other bots
+/// do not answer them, and mentions are always explicit (none: never `@room`).
+pub fn message_content(out: &Outgoing) -> RoomMessageEventContent {
+    let mut content = match (out.kind, &out.html) {
+        (SendKind::Reply, None) => RoomMessageEventContent::notice_plain(&out.text),
+        (SendKind::Reply, Some(html)) => RoomMessageEventContent::notice_html(&out.text, html),
+        (SendKind::Relay, None) => RoomMessageEventContent::text_plain(&out.text),
+        (SendKind::Relay, Some(html)) => RoomMessageEventContent::text_html(&out.text, html),
+    };
+    content.mentions = Some(if out.mentions.is_empty() {
+        Mentions::new()
+    } else {
+        Mentions::with_user_ids(
+            out.mentions
+                .iter()
+                .filter_map(|id| matrix_sdk::ruma::OwnedUserId::try_from(id.as_str()).ok()),
+        )
+    });
+    content
+}
+
+/// An `m.replace` edit of the bot's message `of`, with the new text.
+pub fn edit_content(out: &Outgoing, of: OwnedEventId) -> Value {
+    let content = message_content(out).make_replacement(
+        matrix_sdk::ruma::events::room::message::ReplacementMetadata::new(
+            of,
+            Some(Mentions::new()),
+        ),
+    );
+    serde_json::to_value(content).expect("event content serializes")
+}
+
+/// An `m.reaction` annotation of `to` with `key`.
+pub fn reaction_content(to: OwnedEventId, key: &str) -> Value {
+    use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+    use matrix_sdk::ruma::events::relation::Annotation;
+    serde_json::to_value(ReactionEventContent::new(Annotation::new(
+        to,
+        key.to_owned(),
+    )))
+    .expect("event content serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Priority;
+
+    #[test]
+    fn replies_are_notices_with_empty_mentions() {
+        let out = Outgoing {
+            room: "!r:e".into(),
+            text: "pong".into(),
+            html: None,
+            mentions: Vec::new(),
+            kind: SendKind::Reply,
+            priority: Priority::Command,
+            op: crate::adapters::OutgoingOp::Message,
+            receipt: crate::adapters::Receipt::default(),
+        };
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"msgtype": "m.notice", "body": "pong", "m.mentions": {}})
+        );
+        let out = Outgoing {
+            html: Some("<b>a</b>: b".into()),
+            kind: SendKind::Relay,
+            text: "a: b".into(),
+            ..out
+        };
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert_eq!(json["msgtype"], "m.text");
+        assert_eq!(json["format"], "org.matrix.custom.html");
+        assert_eq!(json["formatted_body"], "<b>a</b>: b");
+        assert_eq!(json["m.mentions"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn pills_mention_their_users_and_nobody_else() {
+        let out = Outgoing {
+            room: "!r:e".into(),
+            text: "bob: alice: hi".into(),
+            html: Some("<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into()),
+            mentions: vec!["@alice:e".into(), "not a user id".into()],
+            kind: SendKind::Relay,
+            priority: Priority::Relay,
+            op: crate::adapters::OutgoingOp::Message,
+            receipt: crate::adapters::Receipt::default(),
+        };
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert_eq!(
+            json["m.mentions"],
+            serde_json::json!({"user_ids": ["@alice:e"]})
+        );
+    }
+}
