@@ -21,6 +21,7 @@ mod meetings;
 mod mqtt;
 mod selftest;
 mod standalone;
+mod stopping;
 mod support;
 mod watch;
 mod web;
