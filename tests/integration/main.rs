@@ -26,3 +26,4 @@ mod stopping;
 mod support;
 mod watch;
 mod web;
+mod web_security;
