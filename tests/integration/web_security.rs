@@ -72,3 +72,66 @@ rooms = ["console/#local"]
     }
     assert_eq!(bot.terminate(T).await, Some(0));
 }
+
+/// An imported archive is someone else's tree: a link in it that leads out of its meeting's
+/// directory is never followed, whatever it points to.
+#[tokio::test]
+async fn an_imported_archive_never_serves_a_link_that_leaves_it() {
+    let dir = temp_dir("web-archive-links");
+    let day = dir.path().join("archive/fedora-meeting/2020-06-10");
+    std::fs::create_dir_all(&day).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/meetbot/fedora-meeting/2020-06-10");
+    let base = "magazine.2020-06-10-12.02";
+    for ext in ["log.txt", "log.html", "txt"] {
+        let name = format!("{base}.{ext}");
+        std::fs::copy(fixtures.join(&name), day.join(&name)).unwrap();
+    }
+    // The minutes page is a link to a secret outside the archive.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the bot's password").unwrap();
+    std::os::unix::fs::symlink(&secret, day.join(format!("{base}.html"))).unwrap();
+
+    let web = free_port();
+    let config = format!(
+        r##"
+[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[console]
+
+[web]
+listen = "127.0.0.1:{web}"
+
+[meetings]
+rooms = ["console/#local"]
+"##
+    );
+    let config_path = dir.path().join("import.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let import = std::process::Command::new(crate::support::bot::bot_binary())
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config_path)
+        .args(["meetings", "import"])
+        .arg(dir.path().join("archive"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let mut bot = Bot::start(dir.path(), &config);
+    bot.wait_log(T, "web site listening").await;
+    let page = |ext: &str| {
+        format!("http://127.0.0.1:{web}/meetings/fedora-meeting/2020-06-10/{base}.{ext}")
+    };
+    let log = reqwest::get(page("log.txt")).await.unwrap();
+    assert_eq!(log.status(), 200, "a real file of the archive is served");
+    let linked = reqwest::get(page("html")).await.unwrap();
+    assert_eq!(linked.status(), 404);
+    assert!(!linked.text().await.unwrap().contains("password"));
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
