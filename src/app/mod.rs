@@ -198,7 +198,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         let app = app
             .merge(web::paste::routes(store.clone()))
             .merge(web::media::routes(store.clone(), media_sources));
-        tracker.spawn(web::serve(listener, app, shutdown.clone()));
+        let limits = web::Limits::for_open_files(open_files_limit());
+        tracker.spawn(web::serve(listener, app, limits, shutdown.clone()));
     }
 
     // A periodic tick for time-based work, and to refresh queue lengths.
@@ -703,4 +704,16 @@ fn write_meeting_files(
     store
         .record_meeting_files(m, &files_dir, finished)
         .map_err(|e| e.to_string())
+}
+
+/// Raises the soft limit of open files to the hard one (the kernel's default soft limit,
+/// 1024, is soon used up by a busy web site); returns the limit in force.
+fn open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -146,15 +147,119 @@ async fn secure_headers(mut response: axum::response::Response) -> axum::respons
     response
 }
 
-/// Serves until `shutdown` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) {
+/// What one stranger's connections may cost the bot.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once; past that, new ones are closed at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle.
+    pub header_timeout: Duration,
+    /// How long one request may take to answer.
+    pub request_timeout: Duration,
+    /// How long a stop waits for requests being answered.
+    pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    /// The limits of a site with `open_files` descriptors to share with everything else.
+    pub fn for_open_files(open_files: u64) -> Self {
+        let max_connections = usize::try_from(open_files / 2).unwrap_or(usize::MAX);
+        Self {
+            max_connections: max_connections.clamp(64, 16_384),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Serves until `shutdown` is cancelled, within `limits`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, "web site listening");
-    let app = app.layer(axum::middleware::map_response(secure_headers));
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    tracing::info!(addr = %DisplayAddr(addr), max_connections = limits.max_connections, "web site listening");
+    let request_timeout = limits.request_timeout;
+    let app = app
+        .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            within(request_timeout, req, next)
+        }));
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut refused = 0u64;
+    loop {
+        let (stream, _) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, most likely: let connections end before the next try.
+                    tracing::warn!(error = %e, "web site cannot accept a connection");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    refused,
+                    max = limits.max_connections,
+                    "web site full; connection closed"
+                );
+            }
+            continue;
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is no news.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
         .await
+        .is_err()
     {
-        tracing::error!(error = %e, "web site stopped");
+        tracing::info!("web requests still open at shutdown were dropped");
+    }
+}
+
+/// Answers 503 to a request that takes longer than `limit`.
+async fn within(
+    limit: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "this took too long\n").into_response(),
+    }
+}
+
+/// An address as `127.0.0.1:8080`, or `unknown`.
+struct DisplayAddr(Option<SocketAddr>);
+
+impl std::fmt::Display for DisplayAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("unknown"),
+        }
     }
 }

@@ -135,3 +135,63 @@ rooms = ["console/#local"]
     assert!(!linked.text().await.unwrap().contains("password"));
     assert_eq!(bot.terminate(T).await, Some(0));
 }
+
+/// A thousand idle connections neither starve the site nor keep the bot from stopping.
+#[tokio::test]
+async fn idle_and_half_sent_connections_neither_block_the_site_nor_the_stop() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("web-idle");
+    let web = free_port();
+    let config = format!(
+        r##"
+[bot]
+nick = "sigbot"
+data_dir = "data"
+
+[console]
+
+[web]
+listen = "127.0.0.1:{web}"
+"##
+    );
+    let mut bot = Bot::start(dir.path(), &config);
+    bot.wait_log(T, "web site listening").await;
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", web))
+                .await
+                .expect("connect"),
+        );
+    }
+    // One that sent half a request.
+    let mut half = tokio::net::TcpStream::connect(("127.0.0.1", web))
+        .await
+        .unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+
+    let health = reqwest::get(format!("http://127.0.0.1:{web}/healthz"))
+        .await
+        .expect("the site answers with 1,100 idle connections open");
+    assert_eq!(health.status(), 200);
+    bot.say("!ping").await;
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> pong"
+    );
+
+    // The server ends a connection that sends nothing, without being asked to.
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(T, idle[0].read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle connection stays open: {closed:?}"
+    );
+
+    // SIGTERM with the half-sent request still open: the bot stops within its grace.
+    assert_eq!(bot.terminate(T).await, Some(0));
+    drop(half);
+    drop(idle);
+}
