@@ -1,5 +1,5 @@
 //! One network's deliverer: hands the oldest waiting message to the adapter, waits for the
-//! adapter's verdict, and only then removes the row and takes the next.
+//! adapter's verdict, and only then removes the row and moves on to the one after it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -126,7 +126,7 @@ impl Outbox {
     }
 
     /// Queues package-update alerts and records them as announced, in one transaction: an
-    /// alert is either queued and remembered, or neither (and the next check tries again).
+    /// alert is either queued and remembered, or neither (and the following check tries again).
     pub fn put_alerts(&self, alerts: &[Alert], now: DateTime<Utc>) -> Result<(), StoreError> {
         if alerts.is_empty() {
             return Ok(());

@@ -101,7 +101,7 @@ async fn with_the_irc_server_down_relayed_events_reach_the_console_at_once_and_i
             got.raw
         );
     }
-    // Exactly once: the next line on IRC is the next event.
+    // Exactly once: the first line on IRC after those three is the event published after them.
     publish(&mut publisher, "after").await;
     let got = watcher.wait_for(T, from_bot).await;
     assert!(got.is_privmsg("#sig", "event after"), "{}", got.raw);
