@@ -15,11 +15,12 @@
 //! - [`adapters`]: one driver task per connection (console, IRC, Matrix, MQTT with the
 //!   embedded broker) and the contracts others use (`NetworkHandle`, `Outgoing`, media).
 //!   Imports `core`, `config` (connection settings) and `store` (small per-connection facts).
-//! - [`outbox`]: what the bot must still say, kept in the store until a network reports it
-//!   delivered. Imports `core`, `store` and the adapters' contracts.
+//! - [`outbox`]: what the bot must still say (bridged messages, relayed events, alerts),
+//!   kept in the store until a network reports it delivered; one deliverer per network.
+//!   Imports `core`, `store` and the adapters' contracts.
 //! - [`web`]: the axum site (health, minutes, search, pastes, media). Imports `core`,
 //!   `store`, `minutes` and the adapters' contracts, never a driver.
-//! - [`app`]: wires config, store, adapters, the core task, outboxes, the package watcher and
+//! - [`app`]: wires config, store, adapters, the core task, the outbox, the package watcher and
 //!   the site together; CLI subcommands (archive import). The only layer that imports all.
 //! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
 

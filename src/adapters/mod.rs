@@ -41,7 +41,7 @@ pub struct Outgoing {
     pub kind: SendKind,
     pub priority: Priority,
     pub op: OutgoingOp,
-    /// Tells whoever queued the message (the bridge outbox) what became of it.
+    /// Tells whoever queued the message (the outbox) what became of it.
     pub receipt: Receipt,
 }
 
@@ -53,6 +53,11 @@ pub enum Delivery {
     /// Given up: it went stale in the adapter's queue, or the queue was full.
     Dropped,
 }
+
+/// After shutdown, how long an adapter may still write what it was given, and how long the
+/// outbox waits for the verdict on the message it handed over: one figure, so that a message
+/// the adapter writes in time is never left in the outbox to go out again.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A one-time report from the adapter on one message. The first verdict counts; clones
 /// share it. An adapter that lets every clone go without a verdict has taken the message

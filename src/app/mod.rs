@@ -25,8 +25,7 @@ use crate::core::{
     MatrixRelay, MeetingScope, MeetingSettings, Priority, Roles, SendKind, SideKind,
 };
 use crate::lookup::fetch::Fetcher;
-use crate::outbox::bridge::BridgeOutbox;
-use crate::outbox::relay::Outbox as RelayOutbox;
+use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
 use crate::web::{self, Health};
 use watch::Watcher;
@@ -143,7 +142,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     }
     // MQTT relay: the embedded broker first, so that the connections find it.
     let mut relay = Relay::new(&cfg.relays)?;
-    let relay_outbox = RelayOutbox::new(store.clone());
+    // Started before the core task: what a previous run left in the outbox goes first.
+    let outbox = Outbox::start(store.clone(), &handles, &tracker, &shutdown);
     if let Some(b) = &cfg.broker {
         crate::adapters::mqtt::broker::start(b.listen).await?;
     }
@@ -165,17 +165,12 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         );
         mqtt_handles.insert(m.name.clone(), h);
     }
-    tracker.spawn(
-        relay_outbox
-            .clone()
-            .deliver(handles.clone(), shutdown.clone()),
-    );
-    relay.remember(relay_outbox.seen_keys(started)?);
+    relay.remember(outbox.seen_keys(started)?);
     // Package-update alerts: polled by their own task, triggered by the core task.
     let watch_triggers = if cfg.watches.is_empty() {
         None
     } else {
-        let watcher = Watcher::new(cfg.watches.clone(), store.clone(), relay_outbox.clone())
+        let watcher = Watcher::new(cfg.watches.clone(), store.clone(), outbox.clone())
             .map_err(AppError::HttpClient)?;
         let (tx, rx) = mpsc::channel(64);
         tracker.spawn(watcher.run(rx, shutdown.clone()));
@@ -245,8 +240,6 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
         core.enable_bridges(bridge_settings(&cfg), rand::random());
         tracing::info!(bridges = cfg.bridges.len(), "bridges enabled");
     }
-    // Started before the core task: what a previous run left in the outbox goes first.
-    let outbox = BridgeOutbox::start(store.clone(), &handles, &tracker, &shutdown);
     let meetings = MeetingsIo {
         store: store.clone(),
         dir: cfg.bot.data_dir.join("meetings"),
@@ -272,9 +265,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
             fetcher,
             store: store.clone(),
             meetings,
-            outbox,
+            outbox: outbox.clone(),
             relay: RelaySinks {
-                outbox: relay_outbox,
+                outbox,
                 mqtt: mqtt_handles,
             },
             watch: watch_triggers,
@@ -371,7 +364,7 @@ struct Executors {
     fetcher: Fetcher,
     store: Store,
     meetings: MeetingsIo,
-    outbox: BridgeOutbox,
+    outbox: Outbox,
     relay: RelaySinks,
     watch: Option<WatchTriggers>,
 }
@@ -395,14 +388,14 @@ impl WatchTriggers {
 
 /// Where relayed MQTT events go: the durable outbox, then the MQTT ack.
 struct RelaySinks {
-    outbox: RelayOutbox,
+    outbox: Outbox,
     mqtt: BTreeMap<String, MqttHandle>,
 }
 
 /// Stores a relay batch, then acknowledges its MQTT message. If the store fails the message
 /// is not acknowledged: the broker sends it again after the next reconnect.
 fn store_relay_batch(batch: &crate::core::relay::RelayBatch, sinks: &RelaySinks) {
-    if let Err(e) = sinks.outbox.store_batch(batch, Utc::now()) {
+    if let Err(e) = sinks.outbox.put_relayed(batch, Utc::now()) {
         tracing::error!(error = %e, "cannot store relayed MQTT messages; not acknowledging them");
         return;
     }
@@ -636,7 +629,7 @@ async fn execute(actions: Vec<Action>, io: &Executors) {
             }
             Action::Bridged(m) => {
                 // Committed before the next event is handled: a crash loses no message.
-                if let Err(e) = io.outbox.put(&m) {
+                if let Err(e) = io.outbox.put_bridged(&m) {
                     tracing::error!(room = %m.room, error = %e, "bridged message not stored; dropped");
                 }
             }

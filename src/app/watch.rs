@@ -1,6 +1,6 @@
 //! The watch task: looks up both sides of every `[[watch]]` (repodata or Koji) when the
 //! [`Schedule`] says so or a matching MQTT event arrives, lets [`decide`] pick the alerts,
-//! and queues them through the relay outbox together with the record that they were sent.
+//! and queues them through the outbox together with the record that they were sent.
 //!
 //! One task checks the watches one after the other; a lookup that fails is logged and the
 //! package is tried again at the next check.
@@ -16,7 +16,7 @@ use crate::core::PackageVersion;
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::watch::{PackageSource, WatchSpec};
 use crate::lookup::{koji, repodata};
-use crate::outbox::relay::Outbox;
+use crate::outbox::Outbox;
 use crate::store::Store;
 
 /// How long one lookup may take.
@@ -115,7 +115,7 @@ impl Watcher {
             }
         }
         let sent = alerts.len();
-        if let Err(e) = self.outbox.store_alerts(&alerts, Utc::now()) {
+        if let Err(e) = self.outbox.put_alerts(&alerts, Utc::now()) {
             tracing::error!(watch = %w.name, error = %e, "alerts not stored; tried again at the next check");
             return;
         }

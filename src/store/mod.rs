@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use links::MediaLink;
 pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchHit};
-pub use outbox::{OutboxRow, QueuedMessage};
+pub use outbox::{OutboxRow, Queued};
 
 /// Audit times are stored as fixed-width RFC 3339 in UTC, so text order is time order.
 fn audit_time(t: DateTime<Utc>) -> String {
@@ -151,6 +151,48 @@ const MIGRATIONS: &[&str] = &[
         at TEXT NOT NULL,
         PRIMARY KEY (watch, package, upstream)
     );",
+    // 9: one outbox for everything the bot must still say (src/outbox/): bridged messages,
+    // relayed MQTT events and package-update alerts, delivered per network in id order. The
+    // rows of the two old outboxes move in interleaved by queued time; each table's rows keep
+    // their own order per network, because they are merged on the running maximum of their
+    // times in id order. `staleness_ms` is NULL where a message never goes stale.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        network TEXT NOT NULL,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        html TEXT,
+        mentions TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        queued_at_ms INTEGER NOT NULL,
+        staleness_ms INTEGER
+    );
+    CREATE INDEX outbox_by_network ON outbox (network, id);
+    INSERT INTO outbox
+        (network, room, text, html, mentions, kind, origin, queued_at_ms, staleness_ms)
+    SELECT network, room, text, html, mentions, kind, origin, queued_at_ms, staleness_ms
+    FROM (
+        SELECT network, room, text, html, mentions,
+            CASE WHEN reply THEN 'reply' ELSE 'relay' END AS kind,
+            'bridge:' || bridge AS origin,
+            at_ms AS queued_at_ms,
+            staleness_ms,
+            MAX(at_ms) OVER (PARTITION BY network ORDER BY id ROWS UNBOUNDED PRECEDING)
+                AS merge_at,
+            0 AS part,
+            id
+        FROM bridge_outbox
+        UNION ALL
+        SELECT network, room, text, html, '', 'relay', 'relay', queued_at * 1000, NULL,
+            MAX(queued_at * 1000) OVER (PARTITION BY network ORDER BY id ROWS UNBOUNDED PRECEDING),
+            1,
+            id
+        FROM relay_outbox
+    )
+    ORDER BY merge_at, part, id;
+    DROP TABLE bridge_outbox;
+    DROP TABLE relay_outbox;",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async
@@ -164,6 +206,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `data_dir/sigbot.db` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Self::open_at(data_dir, MIGRATIONS.len())
+    }
+
+    /// Opens the store migrated only up to schema `version`, as an older sigbot left it, so
+    /// that tests can write rows the way it did before opening it with [`Store::open`].
+    #[cfg(test)]
+    pub(crate) fn open_at_version(data_dir: &Path, version: usize) -> Result<Store, StoreError> {
+        Self::open_at(data_dir, version.min(MIGRATIONS.len()))
+    }
+
+    fn open_at(data_dir: &Path, version: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_owned(),
             source,
@@ -188,7 +241,7 @@ impl Store {
             .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql)?;
-        migrate(&mut conn, &path)?;
+        migrate(&mut conn, &path, version)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -239,7 +292,8 @@ impl Store {
     }
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+/// Applies the migrations after the database's version, up to `version`.
+fn migrate(conn: &mut Connection, path: &Path, version: usize) -> Result<(), StoreError> {
     let sql = |source| StoreError::Sqlite {
         path: path.to_owned(),
         source,
@@ -255,7 +309,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             known: MIGRATIONS.len(),
         });
     }
-    for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, step) in MIGRATIONS.iter().enumerate().take(version).skip(current) {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute_batch(step).map_err(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)

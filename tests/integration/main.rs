@@ -20,6 +20,7 @@ mod layers;
 mod matrix;
 mod meetings;
 mod mqtt;
+mod outbox;
 mod selftest;
 mod standalone;
 mod stopping;

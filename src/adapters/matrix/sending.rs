@@ -18,14 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Backoff;
 use super::rooms::{self, RoomNames};
-use crate::adapters::{Outgoing, OutgoingOp};
+use crate::adapters::{Outgoing, OutgoingOp, SHUTDOWN_GRACE};
 use crate::config::MatrixConfig;
 use crate::core::{Event, RoomRef, SendKind};
 
 /// Attempts to send one message before it is dropped (429s are waited out by the SDK).
 const SEND_ATTEMPTS: u32 = 8;
-/// After shutdown, how long queued messages may still take to go out.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends the core's messages, in order.
 pub(super) struct Sender {
@@ -114,8 +112,8 @@ impl Sender {
         let txn = TransactionId::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        // A message from the bridge's durable outbox waits out a homeserver restart: its
-        // outbox judges staleness. The bot's own replies give up after a few attempts.
+        // A message from the durable outbox waits out a homeserver restart: the outbox
+        // judges staleness. The bot's own replies give up after a few attempts.
         let attempts = if out.receipt.is_wanted() {
             u32::MAX
         } else {

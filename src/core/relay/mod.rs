@@ -75,6 +75,8 @@ pub struct MqttAck {
 /// One chat message the relay wants sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayMessage {
+    /// The `[[relay]]` route that made it, named in the outbox and its logs.
+    pub route: String,
     pub room: RoomRef,
     pub text: String,
     pub html: Option<String>,
@@ -545,6 +547,7 @@ impl Relay {
             }
             for room in &self.routes[i].to {
                 batch.messages.push(RelayMessage {
+                    route: rname.clone(),
                     room: room.clone(),
                     text: text.clone(),
                     html: html.clone(),
@@ -646,6 +649,7 @@ impl Relay {
             let text = digest_text(&w.folded);
             for room in &route.to {
                 batch.messages.push(RelayMessage {
+                    route: route.name.clone(),
                     room: room.clone(),
                     text: text.clone(),
                     html: None,

@@ -1,0 +1,173 @@
+//! One network's deliverer: hands the oldest waiting message to the adapter, waits for the
+//! adapter's verdict, and only then removes the row and moves on to the one after it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::{Delivery, NetworkHandle, Outgoing, OutgoingOp, Receipt, SHUTDOWN_GRACE};
+use crate::core::bridge::stale_notice;
+use crate::core::{Priority, RoomRef, SendKind};
+use crate::store::{OutboxRow, Store};
+
+/// Pause before trying again after the store failed.
+const RETRY: Duration = Duration::from_secs(5);
+
+pub(super) struct Deliverer {
+    store: Store,
+    network: String,
+    handle: NetworkHandle,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    /// Stale messages dropped since the last notice: count and staleness, by room.
+    dropped: BTreeMap<RoomRef, (usize, Duration)>,
+}
+
+impl Deliverer {
+    pub(super) fn new(
+        store: Store,
+        network: String,
+        handle: NetworkHandle,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            network,
+            handle,
+            wake,
+            shutdown,
+            dropped: BTreeMap::new(),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(network = %self.network))]
+    pub(super) async fn run(mut self) {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return;
+            }
+            let next = match self.store.outbox_next(&self.network) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox unreadable; retrying");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => continue,
+                    }
+                }
+            };
+            let Some(row) = next else {
+                if !self.notify_dropped().await {
+                    return;
+                }
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return,
+                    () = self.wake.notified() => continue,
+                }
+            };
+            if let Some(staleness) = row.message.staleness {
+                let age = (Utc::now() - row.message.queued_at)
+                    .to_std()
+                    .unwrap_or_default();
+                if age > staleness {
+                    tracing::debug!(room = %row.message.room, origin = %row.message.origin, age_s = age.as_secs(), "queued message stale; dropped");
+                    self.count_dropped(&row);
+                    self.remove(&row);
+                    continue;
+                }
+            }
+            if !self.notify_dropped().await {
+                return;
+            }
+            match self.deliver(&row).await {
+                Some(Delivery::Sent) => self.remove(&row),
+                Some(Delivery::Dropped) => {
+                    if row.message.staleness.is_some() {
+                        self.count_dropped(&row);
+                    } else {
+                        tracing::warn!(room = %row.message.room, origin = %row.message.origin, id = row.id, "the network gave up on a queued message; dropped");
+                    }
+                    self.remove(&row);
+                }
+                // Shutting down: the row stays for the next start.
+                None => return,
+            }
+        }
+    }
+
+    /// Hands one message to the adapter and waits for its verdict; `None` at shutdown when
+    /// the message was not written.
+    async fn deliver(&self, row: &OutboxRow) -> Option<Delivery> {
+        let m = &row.message;
+        let (receipt, mut verdict) = Receipt::new();
+        let out = Outgoing {
+            room: m.room.room.clone(),
+            text: m.text.clone(),
+            html: m.html.clone(),
+            mentions: m.mentions.clone(),
+            kind: m.kind,
+            priority: Priority::Relay,
+            op: OutgoingOp::Message,
+            receipt,
+        };
+        if self.handle.send(out).await.is_err() {
+            return None;
+        }
+        let got = tokio::select! {
+            v = &mut verdict => v,
+            () = self.shutdown.cancelled() => {
+                match tokio::time::timeout(SHUTDOWN_GRACE, &mut verdict).await {
+                    Ok(Ok(v)) => Ok(v),
+                    _ => return None,
+                }
+            }
+        };
+        match got {
+            Ok(v) => Some(v),
+            // The adapter took it without a verdict (or stopped): taken, unless stopping.
+            Err(_) if self.shutdown.is_cancelled() => None,
+            Err(_) => Some(Delivery::Sent),
+        }
+    }
+
+    fn count_dropped(&mut self, row: &OutboxRow) {
+        let staleness = row.message.staleness.unwrap_or_default();
+        let e = self
+            .dropped
+            .entry(row.message.room.clone())
+            .or_insert((0, staleness));
+        e.0 += 1;
+    }
+
+    fn remove(&self, row: &OutboxRow) {
+        if let Err(e) = self.store.outbox_remove(row.id) {
+            tracing::error!(error = %e, id = row.id, room = %row.message.room, "delivered message not removed from the outbox");
+        }
+    }
+
+    /// Says in each room how many messages it missed; false when the adapter is gone.
+    async fn notify_dropped(&mut self) -> bool {
+        for (room, (n, staleness)) in std::mem::take(&mut self.dropped) {
+            tracing::warn!(%room, dropped = n, "stale queued messages dropped");
+            let out = Outgoing {
+                room: room.room.clone(),
+                text: stale_notice(n, staleness),
+                html: None,
+                mentions: Vec::new(),
+                kind: SendKind::Reply,
+                priority: Priority::Command,
+                op: OutgoingOp::Message,
+                receipt: Receipt::default(),
+            };
+            if self.handle.send(out).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
