@@ -51,6 +51,18 @@ fn pagure_relay() -> Section {
     to_console("pagure", "git.centos.org/#", r#"{% include "pagure.j2" %}"#)
 }
 
+/// Publishes the git.receive fixture and waits for its line in the console room.
+async fn publish_git_receive_and_see_it_relayed(publisher: &mut MqttClient, bot: &mut Bot) {
+    publisher
+        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
+        .await;
+    let line = bot.wait_stdout(T, "pushed").await;
+    assert_eq!(
+        line,
+        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
+    );
+}
+
 #[tokio::test]
 async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused() {
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
@@ -71,14 +83,7 @@ async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused
     bot.wait_log(T, "MQTT connected").await;
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
-    publisher
-        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
-        .await;
-    let line = bot.wait_stdout(T, "pushed").await;
-    assert_eq!(
-        line,
-        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
-    );
+    publish_git_receive_and_see_it_relayed(&mut publisher, &mut bot).await;
     bot.terminate(T).await;
 
     // A client certificate from a CA the broker does not trust, as two files.
@@ -311,14 +316,7 @@ async fn the_embedded_default_relays_a_fixture_published_to_its_own_broker() {
     let mut options = rumqttc::MqttOptions::new("publisher", "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let mut publisher = MqttClient::try_connect(options).await.unwrap();
-    publisher
-        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
-        .await;
-    let line = bot.wait_stdout(T, "pushed").await;
-    assert_eq!(
-        line,
-        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
-    );
+    publish_git_receive_and_see_it_relayed(&mut publisher, &mut bot).await;
     // Stdin ending does not stop a bot that has more than its console.
     bot.close_stdin();
     bot.wait_log(T, "console input ended").await;
