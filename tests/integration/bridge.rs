@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crate::support::bot::{Bot, CONSOLE_USER};
-use crate::support::{IrcClass, IrcClient, IrcLine, IrcServer, free_port, temp_dir};
+use crate::support::{
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, Section, free_port, from_bot, temp_dir,
+};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -17,56 +19,31 @@ fn tester() -> String {
     format!("<{first}\u{200B}{}>", c.as_str())
 }
 
-fn bridge_config(server: &IrcServer, web: u16, bridge_extra: &str) -> String {
-    format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{port}"
-tls = false
-nick = "sigbot"
-
-[[bridge]]
-name = "sig"
-rooms = ["testnet/#a", "testnet/#b", "console/#local"]
-{bridge_extra}
-"##,
-        port = server.port(),
-    )
+/// The bridge `sig` between `#a`, `#b` and the console room.
+fn sig() -> Section {
+    Section::bridge("sig", &["testnet/#a", "testnet/#b", "console/#local"])
 }
 
-fn from_bot(l: &IrcLine) -> bool {
-    l.nick() == Some("sigbot") && l.command == "PRIVMSG"
+/// The bot with its console and web site on `web`, and `bridge`.
+fn bridge_config(server: &IrcServer, web: u16, bridge: Section) -> String {
+    BotConfig::new()
+        .console()
+        .web(web)
+        .irc(Section::irc("testnet", server))
+        .bridge(bridge)
+        .build()
 }
 
 /// Joins `chan` and waits until the bot is in it too.
 async fn join_with_bot(client: &mut IrcClient, chan: &str) {
-    client.send(&format!("JOIN {chan}")).await;
-    client
-        .wait_for(T * 2, |l| {
-            (l.command == "JOIN" && l.nick() == Some("sigbot"))
-                || (l.command == "353"
-                    && l.text()
-                        .split(' ')
-                        .any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
-        })
-        .await;
+    client.join_and_wait_for(chan, BOT_NICK, T * 2).await;
 }
 
 #[tokio::test]
 async fn messages_cross_both_ways_without_loops_and_answers_reach_every_room_once() {
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-relay");
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), sig()));
     let mut alice = IrcClient::connect(&server, "alice").await;
     join_with_bot(&mut alice, "#a").await;
     let mut bob = IrcClient::connect(&server, "bob").await;
@@ -126,7 +103,10 @@ async fn a_long_message_becomes_its_first_lines_and_a_paste_link_on_the_web_site
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-paste");
     let web = free_port();
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, web, "max_lines = 2"));
+    let mut bot = Bot::start(
+        dir.path(),
+        &bridge_config(&server, web, sig().set("max_lines", 2)),
+    );
     let mut alice = IrcClient::connect(&server, "alice").await;
     join_with_bot(&mut alice, "#a").await;
 
@@ -174,7 +154,7 @@ async fn a_long_message_becomes_its_first_lines_and_a_paste_link_on_the_web_site
 async fn an_irc_line_with_a_msgid_split_in_two_on_another_channel_arrives_whole() {
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-msgid-split");
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), sig()));
     let mut alice = IrcClient::connect(&server, "alice").await;
     join_with_bot(&mut alice, "#a").await;
     let mut bob = IrcClient::connect(&server, "bob").await;
@@ -222,7 +202,7 @@ async fn an_irc_line_with_a_msgid_split_in_two_on_another_channel_arrives_whole(
 async fn lines_said_while_the_irc_server_is_down_arrive_afterwards_in_order() {
     let mut server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-down");
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), sig()));
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     join_with_bot(&mut watcher, "#a").await;
 
@@ -251,7 +231,7 @@ async fn lines_said_while_the_irc_server_is_down_arrive_afterwards_in_order() {
 async fn a_bot_killed_while_irc_is_down_delivers_its_outbox_once_after_restart() {
     let mut server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-crash");
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), ""));
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), sig()));
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     join_with_bot(&mut watcher, "#a").await;
 
@@ -296,8 +276,11 @@ async fn next_from_bot(client: &mut IrcClient) -> String {
 async fn joins_parts_nick_changes_and_quits_are_relayed_when_the_bridge_asks_for_them() {
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("bridge-presence");
-    let extra = "join_part = true\nquits = true\nnick_changes = true";
-    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), extra));
+    let presence = sig()
+        .set("join_part", true)
+        .set("quits", true)
+        .set("nick_changes", true);
+    let mut bot = Bot::start(dir.path(), &bridge_config(&server, free_port(), presence));
     // Once these two see the bot in their channels, later joins are news to it.
     let mut alice = IrcClient::connect(&server, "alice").await;
     join_with_bot(&mut alice, "#a").await;
@@ -342,7 +325,7 @@ async fn joins_are_silent_by_default_and_member_lists_defuse_mass_mentions() {
     let dir = temp_dir("bridge-members");
     let mut bot = Bot::start(
         dir.path(),
-        &bridge_config(&server, free_port(), "max_mentions = 1"),
+        &bridge_config(&server, free_port(), sig().set("max_mentions", 1)),
     );
     let mut alice = IrcClient::connect(&server, "alice").await;
     join_with_bot(&mut alice, "#a").await;

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::support::bot::Bot;
 use crate::support::{
-    IrcClass, IrcClient, IrcLine, IrcServer, MatrixClient, MatrixUser, RoomSpec, SynapseServer,
-    free_port, temp_dir,
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, MatrixClient, MatrixUser, RoomSpec,
+    Section, SynapseServer, free_port, from_bot, temp_dir,
 };
 
 /// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
@@ -58,39 +58,18 @@ impl World {
     }
 
     fn config(&self) -> String {
-        format!(
-            r##"[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{irc_port}"
-tls = false
-nick = "sigbot"
-
-[[matrix]]
-name = "hs"
-homeserver = "{hs}"
-user = "{bot}"
-password = {password:?}
-rooms = ["{ALIAS}"]
-
-[[bridge]]
-name = "sig"
-rooms = ["testnet/{CHANNEL}", "hs/{ALIAS}"]
-edits = "diff"
-reactions = true
-"##,
-            web = self.web,
-            irc_port = self.irc.port(),
-            hs = self.synapse.url(),
-            bot = self.bot_user.user_id,
-            password = self.bot_user.password,
-        )
+        let irc_room = format!("testnet/{CHANNEL}");
+        let matrix_room = format!("hs/{ALIAS}");
+        BotConfig::new()
+            .web(self.web)
+            .irc(Section::irc("testnet", &self.irc))
+            .matrix(Section::matrix("hs", &self.synapse, &self.bot_user).set("rooms", vec![ALIAS]))
+            .bridge(
+                Section::bridge("sig", &[&irc_room, &matrix_room])
+                    .set("edits", "diff")
+                    .set("reactions", true),
+            )
+            .build()
     }
 
     /// Starts the bot, with dave on IRC in the channel, once the bot is in both rooms.
@@ -128,21 +107,8 @@ reactions = true
 /// Connects `nick` to the IRC server and joins the channel once the bot is in it.
 async fn irc_user_with_bot(server: &IrcServer, nick: &str) -> IrcClient {
     let mut client = IrcClient::connect(server, nick).await;
-    client.send(&format!("JOIN {CHANNEL}")).await;
+    client.join_and_wait_for(CHANNEL, BOT_NICK, WAIT * 2).await;
     client
-        .wait_for(WAIT * 2, |l| {
-            (l.command == "JOIN" && l.nick() == Some("sigbot"))
-                || (l.command == "353"
-                    && l.text()
-                        .split(' ')
-                        .any(|n| n.trim_start_matches(['@', '+']) == "sigbot"))
-        })
-        .await;
-    client
-}
-
-fn from_bot(l: &IrcLine) -> bool {
-    l.nick() == Some("sigbot") && l.command == "PRIVMSG"
 }
 
 /// The next line the bot says on IRC.

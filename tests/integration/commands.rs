@@ -16,6 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::support::BotConfig;
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lookups");
 const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/commands");
 /// How long the fake server stalls: longer than any command's (test) timeout of 2s.
@@ -276,15 +278,12 @@ impl Bot {
             std::fs::write(commands.join(name), text.replace("BASE", base)).unwrap();
         }
         let config = dir.path().join("sigbot.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[bot]\ndata_dir = {:?}\ncommands_dir = {:?}\n\n[console]\n\n[roles]\nreleng = [\"console:releaser\"]\n",
-                dir.path().join("data"),
-                commands
-            ),
-        )
-        .unwrap();
+        let text = BotConfig::empty()
+            .data_dir(&dir.path().join("data"))
+            .commands_dir(&commands)
+            .console()
+            .role("releng", &["console:releaser"]);
+        std::fs::write(&config, text.build()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sigbot"))
             .arg("--config")
             .arg(&config)

@@ -4,24 +4,13 @@
 use std::time::Duration;
 
 use crate::support::bot::{Bot, CONSOLE_USER};
-use crate::support::{free_port, repo_root, temp_dir};
+use crate::support::{BotConfig, free_port, repo_root, temp_dir};
 
 const T: Duration = Duration::from_secs(30);
 
-fn console_config(web_port: u16, extra: &str) -> String {
-    format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web_port}"
-{extra}
-"##
-    )
+/// The bot on its console, with its web site on `web_port`.
+fn console_config(web_port: u16) -> BotConfig {
+    BotConfig::new().console().web(web_port)
 }
 
 #[tokio::test]
@@ -30,10 +19,9 @@ async fn console_answers_builtins_and_ignores_unknown_commands() {
     let port = free_port();
     let mut bot = Bot::start(
         dir.path(),
-        &console_config(
-            port,
-            &format!("[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n"),
-        ),
+        &console_config(port)
+            .role("admin", &[&format!("console:{CONSOLE_USER}")])
+            .build(),
     );
     bot.say("!ping").await;
     assert_eq!(
@@ -90,7 +78,7 @@ async fn console_answers_builtins_and_ignores_unknown_commands() {
 #[tokio::test]
 async fn guarded_builtin_is_refused_without_the_role() {
     let dir = temp_dir("console-norole");
-    let mut bot = Bot::start(dir.path(), &console_config(free_port(), ""));
+    let mut bot = Bot::start(dir.path(), &console_config(free_port()).build());
     bot.say("!say console/#local hi").await;
     assert_eq!(
         bot.wait_stdout(T, "").await,
@@ -108,7 +96,7 @@ async fn guarded_builtin_is_refused_without_the_role() {
 async fn healthz_reports_each_network_and_the_index_page_answers() {
     let dir = temp_dir("console-web");
     let port = free_port();
-    let mut bot = Bot::start(dir.path(), &console_config(port, ""));
+    let mut bot = Bot::start(dir.path(), &console_config(port).build());
     // The console reports itself connected as soon as it reads; a ping proves it is up.
     bot.say("!ping").await;
     bot.wait_stdout(T, "pong").await;
@@ -250,14 +238,8 @@ fn bot_refuses_to_start_on_a_bad_config_or_unusable_data_dir() {
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, "x").unwrap();
     let cfg = dir.path().join("bot.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[bot]\ndata_dir = \"{}/data\"\n\n[console]\n",
-            blocker.display()
-        ),
-    )
-    .unwrap();
+    let config = BotConfig::empty().data_dir(&blocker.join("data")).console();
+    std::fs::write(&cfg, config.build()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigbot"))
         .args(["run", "--config"])
         .arg(&cfg)

@@ -5,54 +5,31 @@
 use std::time::Duration;
 
 use crate::support::bot::{Bot, CONSOLE_USER};
-use crate::support::{IrcClass, IrcClient, IrcConnectOptions, IrcServer, free_port, temp_dir};
+use crate::support::{
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcConnectOptions, IrcServer, Section, free_port,
+    from_bot, temp_dir,
+};
 
 const T: Duration = Duration::from_secs(30);
 
-fn bot_config(server: &IrcServer, extra_irc: &str, extra: &str) -> String {
-    format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{port}"
-tls = false
-nick = "sigbot"
-channels = ["#sig"]
-{extra_irc}
-
-{extra}
-"##,
-        web = free_port(),
-        port = server.port(),
-    )
+/// Network `testnet` on `server`, with the bot in `#sig`.
+fn testnet(server: &IrcServer) -> Section {
+    Section::irc("testnet", server).set("channels", vec!["#sig"])
 }
 
-/// Whether a NAMES reply lists `nick` (with or without prefixes and `!user@host`).
-fn names_has(l: &crate::support::IrcLine, nick: &str) -> bool {
-    l.command == "353"
-        && l.text().split(' ').any(|n| {
-            let n = n.trim_start_matches(['@', '+']);
-            n.split('!').next() == Some(nick)
-        })
+/// The bot on `network`, with its console and web site.
+fn bot_config(network: Section) -> BotConfig {
+    BotConfig::new().console().web(free_port()).irc(network)
 }
 
-/// Joins `#sig` and waits until the bot is there too (its JOIN, or its name in NAMES).
+/// The console user, as a member of a role: an admin may `!say`.
+fn console_admin() -> String {
+    format!("console:{CONSOLE_USER}")
+}
+
+/// Joins `#sig` and waits until the bot is there too.
 async fn join_and_wait_for_bot(client: &mut IrcClient) {
-    client.send("JOIN #sig").await;
-    client
-        .wait_for(T * 2, |l| {
-            (l.command == "JOIN" && l.nick() == Some("sigbot")) || names_has(l, "sigbot")
-        })
-        .await;
+    client.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
 }
 
 #[tokio::test]
@@ -62,11 +39,8 @@ async fn bot_logs_in_with_sasl_and_answers_in_channel_and_in_private() {
     let dir = temp_dir("irc-basic");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(
-            &server,
-            r#"sasl = { user = "sigbot", password = "botpass123" }"#,
-            "",
-        ),
+        &bot_config(testnet(&server).raw(r#"sasl = { user = "sigbot", password = "botpass123" }"#))
+            .build(),
     );
     bot.wait_log(T, "logged in").await;
 
@@ -76,17 +50,13 @@ async fn bot_logs_in_with_sasl_and_answers_in_channel_and_in_private() {
 
     alice.privmsg("#sig", "!ping").await;
     alice
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
 
     // Addressed by nick, in private.
     alice.privmsg("sigbot", "sigbot: ping").await;
     alice
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("alice", "pong")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("alice", "pong"))
         .await;
 
     // The bot set its bot mode where the server has one (ISUPPORT BOT=).
@@ -98,9 +68,7 @@ async fn bot_logs_in_with_sasl_and_answers_in_channel_and_in_private() {
 
     // whoami over IRC shows the account the bot sees.
     alice.privmsg("#sig", "!whoami").await;
-    let line = alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
-        .await;
+    let line = alice.wait_for(T, from_bot).await;
     assert!(line.text().contains("not identified"), "{}", line.raw);
 }
 
@@ -111,7 +79,9 @@ async fn roles_follow_accounts_not_nicks() {
     let dir = temp_dir("irc-identity");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(&server, "", "[roles]\nadmin = [\"testnet:alice\"]\n"),
+        &bot_config(testnet(&server))
+            .role("admin", &["testnet:alice"])
+            .build(),
     );
     bot.wait_log(T, "registered").await;
 
@@ -122,9 +92,7 @@ async fn roles_follow_accounts_not_nicks() {
     impostor
         .privmsg("#sig", "!say testnet/#sig I am alice")
         .await;
-    let refusal = impostor
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
-        .await;
+    let refusal = impostor.wait_for(T, from_bot).await;
     assert_eq!(refusal.text(), "alice: say needs the admin role");
     impostor.quit().await;
 
@@ -142,14 +110,10 @@ async fn roles_follow_accounts_not_nicks() {
         .privmsg("#sig", "!say testnet/#sig the real alice")
         .await;
     alice
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "the real alice")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "the real alice"))
         .await;
     alice.privmsg("#sig", "!whoami").await;
-    let line = alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
-        .await;
+    let line = alice.wait_for(T, from_bot).await;
     assert_eq!(
         line.text(),
         "alice: you are testnet:alice, with roles: admin"
@@ -162,11 +126,9 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     let dir = temp_dir("irc-reconnect");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(
-            &server,
-            "",
-            &format!("[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n"),
-        ),
+        &bot_config(testnet(&server))
+            .role("admin", &[&console_admin()])
+            .build(),
     );
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     join_and_wait_for_bot(&mut watcher).await;
@@ -182,11 +144,7 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     watcher.send("JOIN #sig").await;
     for i in 1..=5 {
-        let line = watcher
-            .wait_for(T * 4, |l| {
-                l.nick() == Some("sigbot") && l.command == "PRIVMSG"
-            })
-            .await;
+        let line = watcher.wait_for(T * 4, from_bot).await;
         assert_eq!(
             line.text(),
             format!("queued {i}"),
@@ -196,9 +154,7 @@ async fn bot_comes_back_after_the_server_is_killed_and_sends_queued_lines_in_ord
     // And it answers commands again.
     watcher.privmsg("#sig", "!ping").await;
     watcher
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
 }
 
@@ -209,14 +165,14 @@ async fn bot_takes_an_alternative_nick_and_regains_its_own() {
     let dir = temp_dir("irc-nick");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(&server, "alt_nicks = [\"sigbot_alt\"]", ""),
+        &bot_config(testnet(&server).set("alt_nicks", vec!["sigbot_alt"])).build(),
     );
     bot.wait_log(T, "nick unavailable").await;
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     watcher.send("JOIN #sig").await;
     watcher
         .wait_for(T * 2, |l| {
-            names_has(l, "sigbot_alt") || (l.command == "JOIN" && l.nick() == Some("sigbot_alt"))
+            l.names_include("sigbot_alt") || (l.command == "JOIN" && l.nick() == Some("sigbot_alt"))
         })
         .await;
     squatter.quit().await;
@@ -255,14 +211,15 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
     let mut bot = Bot::start(
         dir.path(),
         &bot_config(
-            &server,
-            &format!(
-                "rate = {{ burst = {}, per_second = {} }}",
-                IrcClass::PUBLIC_BURST / 4,
-                IrcClass::PUBLIC_RATE * 0.8
+            testnet(&server).set(
+                "rate",
+                Section::new()
+                    .set("burst", IrcClass::PUBLIC_BURST / 4)
+                    .set("per_second", IrcClass::PUBLIC_RATE * 0.8),
             ),
-            &format!("[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n"),
-        ),
+        )
+        .role("admin", &[&console_admin()])
+        .build(),
     );
     let mut watcher = IrcClient::connect(&server, "watcher").await;
     join_and_wait_for_bot(&mut watcher).await;
@@ -274,11 +231,7 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
         if i == 1 {
             first_at = Some(std::time::Instant::now());
         }
-        let line = watcher
-            .wait_for(T * 2, |l| {
-                l.nick() == Some("sigbot") && l.command == "PRIVMSG"
-            })
-            .await;
+        let line = watcher.wait_for(T * 2, from_bot).await;
         assert_eq!(line.text(), format!("line {i}"));
     }
     if let Some(t) = first_at {
@@ -292,9 +245,7 @@ async fn flood_control_delivers_300_lines_in_order_without_being_disconnected() 
     // Still connected: it answers.
     watcher.privmsg("#sig", "!ping").await;
     watcher
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
     let log = bot.log().join("\n");
     assert!(
@@ -308,33 +259,27 @@ async fn bot_connects_over_tls_and_logs_in_with_its_client_certificate() {
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let tls = server.tls_files().clone();
     let dir = temp_dir("irc-tls");
-    let config = format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{tls_port}"
-tls = true
-ca_file = "{ca}"
-client_cert = "{cert}"
-client_key = "{key}"
-sasl = {{ mechanism = "EXTERNAL" }}
-nick = "sigbot"
-channels = ["#sig"]
-"##,
-        tls_port = server.tls_port(),
-        ca = tls.ca_cert.display(),
-        cert = tls.client_cert.display(),
-        key = tls.client_key.display(),
-    );
+    let network = Section::irc_tls("testnet", &server)
+        .set("ca_file", tls.ca_cert.display().to_string())
+        .set("client_cert", tls.client_cert.display().to_string())
+        .set("client_key", tls.client_key.display().to_string())
+        .set("nick", BOT_NICK)
+        .set("channels", vec!["#sig"]);
+    let config = BotConfig::new()
+        .irc(
+            network
+                .clone()
+                .set("sasl", Section::new().set("mechanism", "EXTERNAL")),
+        )
+        .build();
     // First start: no account yet. The bot's operator registers it with NickServ from the
     // console, then adds the client certificate the bot is connected with to the account's
     // certificate list (CertFP).
-    let first = config.replace("sasl = { mechanism = \"EXTERNAL\" }\n", "");
-    let first = format!("{first}\n[console]\n\n[roles]\nadmin = [\"console:{CONSOLE_USER}\"]\n");
+    let first = BotConfig::new()
+        .irc(network)
+        .console()
+        .role("admin", &[&console_admin()])
+        .build();
     let mut bot = Bot::start(dir.path(), &first);
     bot.wait_log(T, "registered").await;
     bot.say("!say testnet/NickServ REGISTER botpass123 sigbot@example.org")
@@ -357,9 +302,7 @@ channels = ["#sig"]
     join_and_wait_for_bot(&mut alice).await;
     alice.privmsg("#sig", "!ping").await;
     alice
-        .wait_for(T, |l| {
-            l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
-        })
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
 }
 
@@ -368,10 +311,9 @@ async fn tls_with_an_unknown_certificate_authority_is_refused_with_a_clear_log_l
     let server = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("irc-tls-bad");
     // No ca_file: the harness's CA is not among the system's roots.
-    let config = format!(
-        "[bot]\nnick = \"sigbot\"\ndata_dir = \"data\"\n\n[[irc]]\nname = \"testnet\"\nserver = \"127.0.0.1:{}\"\ntls = true\n",
-        server.tls_port()
-    );
+    let config = BotConfig::new()
+        .irc(Section::irc_tls("testnet", &server))
+        .build();
     let mut bot = Bot::start(dir.path(), &config);
     let line = bot.wait_log(T, "cannot connect").await;
     assert!(line.contains("certificate"), "{line}");
@@ -386,7 +328,7 @@ async fn kicked_bot_rejoins_after_its_delay_and_stdin_eof_does_not_stop_it() {
     let dir = temp_dir("irc-kick");
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(&server, "rejoin_delay = \"1s\"", ""),
+        &bot_config(testnet(&server).set("rejoin_delay", "1s")).build(),
     );
     op.wait_for(T * 2, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
         .await;
@@ -398,10 +340,8 @@ async fn kicked_bot_rejoins_after_its_delay_and_stdin_eof_does_not_stop_it() {
     op.wait_for(T, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
         .await;
     op.privmsg("#sig", "!ping").await;
-    op.wait_for(T, |l| {
-        l.nick() == Some("sigbot") && l.is_privmsg("#sig", "pong")
-    })
-    .await;
+    op.wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
+        .await;
 }
 
 #[tokio::test]
@@ -412,10 +352,11 @@ async fn nickserv_identify_is_the_fallback_and_private_replies_can_be_notices() 
     let mut bot = Bot::start(
         dir.path(),
         &bot_config(
-            &server,
-            "nickserv_password = \"botpass123\"\nprivate_replies = \"notice\"",
-            "",
-        ),
+            testnet(&server)
+                .set("nickserv_password", "botpass123")
+                .set("private_replies", "notice"),
+        )
+        .build(),
     );
     bot.wait_log(T, "logged in").await;
     let mut alice = IrcClient::connect(&server, "alice").await;
@@ -437,7 +378,7 @@ async fn measure_time_back_in_channel_after_server_restarts() {
     for run in 0..5 {
         // A fresh bot each run, so every run starts from the first backoff step.
         let dir = temp_dir(&format!("irc-measure-{run}"));
-        let mut bot = Bot::start(dir.path(), &bot_config(&server, "", ""));
+        let mut bot = Bot::start(dir.path(), &bot_config(testnet(&server)).build());
         bot.wait_log(T, "joined").await;
         server.stop();
         bot.wait_log(T, "connection lost").await;
@@ -464,7 +405,9 @@ async fn declarative_commands_and_meetings_work_over_irc() {
     crate::commands::shipped_commands(&dir.path().join("commands"), &base);
     let mut bot = Bot::start(
         dir.path(),
-        &bot_config(&server, "", "[meetings]\nrooms = [\"testnet/#sig\"]\n"),
+        &bot_config(testnet(&server))
+            .meetings(&["testnet/#sig"])
+            .build(),
     );
     bot.wait_log(T, "joined").await;
     let mut alice = IrcClient::connect(&server, "alice").await;
@@ -473,9 +416,7 @@ async fn declarative_commands_and_meetings_work_over_irc() {
     bob.join("#sig").await;
 
     alice.privmsg("#sig", "!bug 1839234").await;
-    let reply = alice
-        .wait_for(T, |l| l.nick() == Some("sigbot") && l.command == "PRIVMSG")
-        .await;
+    let reply = alice.wait_for(T, from_bot).await;
     assert!(
         reply
             .text()
@@ -484,16 +425,15 @@ async fn declarative_commands_and_meetings_work_over_irc() {
         reply.raw
     );
 
-    let said = |l: &crate::support::IrcLine| l.nick() == Some("sigbot") && l.command == "PRIVMSG";
     alice.privmsg("#sig", "#startmeeting SIG weekly").await;
-    let started = alice.wait_for(T, said).await;
+    let started = alice.wait_for(T, from_bot).await;
     assert!(
         started.text().contains("Meeting started"),
         "{}",
         started.raw
     );
     alice
-        .wait_for(T, |l| said(l) && l.text().contains("#topic"))
+        .wait_for(T, |l| from_bot(l) && l.text().contains("#topic"))
         .await;
     // bob is not a chair: a chair-only command is refused, his #info is minuted.
     bob.privmsg("#sig", "#topic bob's topic").await;
@@ -502,7 +442,7 @@ async fn declarative_commands_and_meetings_work_over_irc() {
     alice.privmsg("#sig", "#action bob updates the docs").await;
     alice.privmsg("#sig", "#endmeeting").await;
     let ended = alice
-        .wait_for(T, |l| said(l) && l.text().contains("Minutes:"))
+        .wait_for(T, |l| from_bot(l) && l.text().contains("Minutes:"))
         .await;
     assert!(ended.text().contains("/meetings/sig/"), "{}", ended.raw);
     let minutes = walk(&dir.path().join("data/meetings"))
@@ -544,8 +484,7 @@ async fn bot_joins_a_keyed_channel_with_its_key() {
     op.wait_for(T, |l| l.command == "MODE" && l.text() == "sekrit")
         .await;
     let dir = temp_dir("irc-key");
-    let config = bot_config(&server, "", "")
-        .replace("channels = [\"#sig\"]", "channels = [\"#locked sekrit\"]");
+    let config = bot_config(testnet(&server).set("channels", vec!["#locked sekrit"])).build();
     let _bot = Bot::start(dir.path(), &config);
     op.wait_for(T * 2, |l| l.command == "JOIN" && l.nick() == Some("sigbot"))
         .await;

@@ -11,7 +11,9 @@ use matrix_sdk::ruma::{OwnedRoomId, RoomId};
 use serde_json::{Value, json};
 
 use crate::support::bot::Bot;
-use crate::support::{MatrixClient, MatrixUser, RoomSpec, SynapseServer, temp_dir};
+use crate::support::{
+    BotConfig, MatrixClient, MatrixUser, RoomSpec, Section, SynapseServer, temp_dir,
+};
 
 /// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
 const WAIT: Duration = Duration::from_secs(60);
@@ -40,35 +42,25 @@ impl World {
         }
     }
 
-    fn config(&self, rooms: &[&str]) -> String {
-        self.config_with_auth(rooms, &format!("password = {:?}", self.bot_user.password))
+    /// The bot's network, logged in with its password, in `rooms`, taking invitations from
+    /// alice.
+    fn network(&self, rooms: &[&str]) -> Section {
+        Section::matrix(NETWORK, &self.synapse, &self.bot_user)
+            .set("rooms", rooms.to_vec())
+            .set("encrypted_rooms", true)
+            .set("invites_from", vec![self.alice.user_id.as_str()])
     }
 
-    fn config_with_auth(&self, rooms: &[&str], auth: &str) -> String {
-        let rooms: Vec<String> = rooms.iter().map(|r| format!("{r:?}")).collect();
-        format!(
-            r#"[bot]
-nick = "sigbot"
-prefix = "!"
-data_dir = "data"
+    fn config(&self, rooms: &[&str]) -> BotConfig {
+        self.config_with(self.network(rooms))
+    }
 
-[[matrix]]
-name = "{NETWORK}"
-homeserver = "{url}"
-user = "{bot}"
-{auth}
-rooms = [{rooms}]
-encrypted_rooms = true
-invites_from = ["{alice}"]
-
-[roles]
-admin = ["{NETWORK}:{alice}"]
-"#,
-            url = self.synapse.url(),
-            bot = self.bot_user.user_id,
-            rooms = rooms.join(", "),
-            alice = self.alice.user_id,
-        )
+    /// The bot on `network`, with alice as admin.
+    fn config_with(&self, network: Section) -> BotConfig {
+        BotConfig::new()
+            .bot("prefix", "!")
+            .matrix(network)
+            .role("admin", &[&format!("{NETWORK}:{}", self.alice.user_id)])
     }
 
     fn client(&self, user: &MatrixUser) -> MatrixClient {
@@ -177,7 +169,7 @@ async fn ping_in_a_room_and_a_dm_roles_by_user_id_and_invites() {
 
     // The room is configured by alias; the bot joins it at start.
     let dir = temp_dir("bot");
-    let (mut bot, _) = start_bot(dir.path(), &w.config(&["#sig:sigbot.test"])).await;
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&["#sig:sigbot.test"]).build()).await;
     wait_membership(&mut alice, &room, &bot_id, "join").await;
 
     let ping = alice.send_text(&room, "!ping").await;
@@ -287,7 +279,7 @@ async fn restart_handles_what_was_sent_while_down_exactly_once_on_the_same_devic
     alice.send_text(&room, "!ping").await;
 
     let dir = temp_dir("bot");
-    let (mut bot, took) = start_bot(dir.path(), &w.config(&[&room])).await;
+    let (mut bot, took) = start_bot(dir.path(), &w.config(&[&room]).build()).await;
     eprintln!("MEASURE time from bot start to first completed sync (first start): {took}");
     wait_membership(&mut alice, &room, &bot_id, "join").await;
     alice.send_text(&room, "!version").await;
@@ -368,8 +360,11 @@ async fn access_token_login_uses_the_token_s_device() {
         })
         .await;
     let dir = temp_dir("bot");
-    let auth = format!("access_token = {:?}", w.bot_user.access_token);
-    let (mut bot, _) = start_bot(dir.path(), &w.config_with_auth(&[&room], &auth)).await;
+    let network = w
+        .network(&[&room])
+        .remove("password")
+        .set("access_token", w.bot_user.access_token.as_str());
+    let (mut bot, _) = start_bot(dir.path(), &w.config_with(network).build()).await;
     wait_membership(&mut alice, &room, &bot_id, "join").await;
     alice.send_text(&room, "!ping").await;
     assert_notice(&bot_says(&mut alice, &room, &bot_id).await, "pong");
@@ -437,7 +432,7 @@ async fn encrypted_room_is_read_and_answered_across_a_restart() {
     let w = World::new().await;
     let bot_id = w.bot_user.user_id.clone();
     let dir = temp_dir("bot");
-    let (mut bot, _) = start_bot(dir.path(), &w.config(&[])).await;
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&[]).build()).await;
 
     let store = temp_dir("sdk-client");
     let sdk = sdk_client(&w, &w.alice, store.path()).await;
@@ -503,7 +498,7 @@ async fn measure_memory_with_20_rooms() {
     let mut alice = w.client(&w.alice);
     let bot_id = w.bot_user.user_id.clone();
     let dir = temp_dir("bot");
-    let (mut bot, took) = start_bot(dir.path(), &w.config(&[])).await;
+    let (mut bot, took) = start_bot(dir.path(), &w.config(&[]).build()).await;
     let mut rooms = Vec::new();
     for i in 0..20 {
         rooms.push(
@@ -557,10 +552,10 @@ async fn confirmation_prompt_is_edited_and_the_confirm_gets_a_reaction() {
     let base = format!("http://{}", crate::commands::fake_services().await);
     let dir = temp_dir("matrix-confirm");
     crate::commands::shipped_commands(&dir.path().join("commands"), &base);
-    let config = w.config(&[&room]).replace(
-        "[roles]\n",
-        &format!("[roles]\nreleng = [\"{NETWORK}:{}\"]\n", w.alice.user_id),
-    );
+    let config = w
+        .config(&[&room])
+        .role("releng", &[&format!("{NETWORK}:{}", w.alice.user_id)])
+        .build();
     let (_bot, _) = {
         let env = [("SIGBOT_RELEASE_TOKEN", "tok-matrix-test")];
         let t0 = Instant::now();
@@ -641,7 +636,7 @@ async fn rate_limited_replies_are_retried_and_keep_their_order() {
         })
         .await;
     let dir = temp_dir("matrix-429");
-    let (mut bot, _) = start_bot(dir.path(), &w.config(&[&room])).await;
+    let (mut bot, _) = start_bot(dir.path(), &w.config(&[&room]).build()).await;
     wait_membership(&mut alice, &room, &bot_id, "join").await;
     for i in 0..8 {
         alice
@@ -722,10 +717,10 @@ async fn a_meeting_in_a_matrix_room_tells_namesakes_apart_by_user_id() {
 
     let bot_id = w.bot_user.user_id.clone();
     let dir = temp_dir("matrix-meeting");
-    let config = format!(
-        "{}\n[meetings]\nrooms = [\"{NETWORK}/#meet:sigbot.test\"]\n",
-        w.config(&["#meet:sigbot.test"])
-    );
+    let config = w
+        .config(&["#meet:sigbot.test"])
+        .meetings(&[&format!("{NETWORK}/#meet:sigbot.test")])
+        .build();
     let (_bot, _) = start_bot(dir.path(), &config).await;
     wait_membership(&mut alice, &room, &bot_id, "join").await;
 

@@ -7,6 +7,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support::{BotConfig, Section, free_port};
+
 /// How long one answer from the bot may take (a cold debug binary on a busy machine).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -36,42 +38,19 @@ fn sigbot_exe() -> &'static Path {
     .1
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn write_config(dir: &Path) -> PathBuf {
     let cfg = dir.join("sigbot.toml");
-    let data = dir.join("data");
-    std::fs::write(
-        &cfg,
-        format!(
-            r##"[bot]
-nick = "sigbot"
-prefix = "!"
-data_dir = "{}"
-commands_dir = "{}"
-
-[console]
-name = "console"
-room = "#local"
-
-[web]
-listen = "127.0.0.1:{}"
-
-[meetings]
-rooms = ["console/#local"]
-"##,
-            data.display(),
-            dir.join("commands").display(),
-            free_port()
-        ),
-    )
-    .unwrap();
+    let config = BotConfig::new()
+        .bot("prefix", "!")
+        .data_dir(&dir.join("data"))
+        .commands_dir(&dir.join("commands"))
+        .table(
+            "console",
+            Section::new().set("name", "console").set("room", "#local"),
+        )
+        .web(free_port())
+        .meetings(&["console/#local"]);
+    std::fs::write(&cfg, config.build()).unwrap();
     cfg
 }
 

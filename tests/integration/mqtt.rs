@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::support::bot::Bot;
 use crate::support::{
-    MosquittoOptions, MosquittoServer, MqttClient, TlsFiles, free_port, repo_root, temp_dir,
+    BOT_NICK, BotConfig, MosquittoOptions, MosquittoServer, MqttClient, Section, TlsFiles,
+    free_port, repo_root, temp_dir,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -25,35 +26,42 @@ const GIT_RECEIVE: &str = "01_git.centos.org__git.receive.json";
 const GIT_RECEIVE_LINE: &str =
     "nkoval pushed 2 commits to rpms/systemd (c9s-sig-hyperscale) e7d20b5c93 by Nadia Koval";
 
-/// A console bot with one `[[mqtt]]` connection named `forge` and the given relays.
-fn config(mqtt: &str, relays: &str) -> String {
-    format!(
-        r#"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[[mqtt]]
-name = "forge"
-client_id = "sigbot-test-{id}"
-{mqtt}
-
-{relays}
-"#,
-        id = free_port()
-    )
+/// The MQTT connection `forge` to `url`, with a client ID no other test uses.
+fn forge(url: String) -> Section {
+    Section::mqtt("forge", url).set("client_id", format!("sigbot-test-{}", free_port()))
 }
 
-const PAGURE_RELAY: &str = r#"
-[[relay]]
-name = "pagure"
-from = "forge"
-topic = "git.centos.org/#"
-template = '{% include "pagure.j2" %}'
-to = ["console/#local"]
-"#;
+/// `forge` on `mosquitto`'s plain-text port.
+fn forge_plain(mosquitto: &MosquittoServer) -> Section {
+    forge(format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+}
+
+/// A console bot with the MQTT connection `forge` and the relay route `relay` from it.
+fn config(forge: Section, relay: Section) -> String {
+    BotConfig::new().console().mqtt(forge).relay(relay).build()
+}
+
+/// A relay route from `forge` into the console room.
+fn to_console(name: &str, topic: &str, template: &str) -> Section {
+    Section::relay(name, "forge", topic, template, &["console/#local"])
+}
+
+/// The pagure template's route for everything from git.centos.org.
+fn pagure_relay() -> Section {
+    to_console("pagure", "git.centos.org/#", r#"{% include "pagure.j2" %}"#)
+}
+
+/// Publishes the git.receive fixture and waits for its line in the console room.
+async fn publish_git_receive_and_see_it_relayed(publisher: &mut MqttClient, bot: &mut Bot) {
+    publisher
+        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
+        .await;
+    let line = bot.wait_stdout(T, "pushed").await;
+    assert_eq!(
+        line,
+        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
+    );
+}
 
 #[tokio::test]
 async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused() {
@@ -66,42 +74,29 @@ async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused
     let pem = std::fs::read_to_string(&tls.client_cert).unwrap()
         + std::fs::read_to_string(&tls.client_key).unwrap().as_str();
     std::fs::write(&both, pem).unwrap();
-    let good = format!(
-        "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\n",
-        mosquitto.tls_port(),
-        tls.ca_cert.display(),
-        both.display()
-    );
+    let good = forge(format!("mqtts://127.0.0.1:{}", mosquitto.tls_port()))
+        .set("ca_file", tls.ca_cert.display().to_string())
+        .set("cert_file", both.display().to_string());
     let good_dir = dir.path().join("good");
     std::fs::create_dir_all(&good_dir).unwrap();
-    let mut bot = Bot::start(&good_dir, &config(&good, PAGURE_RELAY));
+    let mut bot = Bot::start(&good_dir, &config(good, pagure_relay()));
     bot.wait_log(T, "MQTT connected").await;
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
-    publisher
-        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
-        .await;
-    let line = bot.wait_stdout(T, "pushed").await;
-    assert_eq!(
-        line,
-        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
-    );
+    publish_git_receive_and_see_it_relayed(&mut publisher, &mut bot).await;
     bot.terminate(T).await;
 
     // A client certificate from a CA the broker does not trust, as two files.
     let other = dir.path().join("other-ca");
     std::fs::create_dir_all(&other).unwrap();
     let stranger = TlsFiles::generate(&other);
-    let bad = format!(
-        "url = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        mosquitto.tls_port(),
-        tls.ca_cert.display(),
-        stranger.client_cert.display(),
-        stranger.client_key.display()
-    );
+    let bad = forge(format!("mqtts://127.0.0.1:{}", mosquitto.tls_port()))
+        .set("ca_file", tls.ca_cert.display().to_string())
+        .set("cert_file", stranger.client_cert.display().to_string())
+        .set("key_file", stranger.client_key.display().to_string());
     let bad_dir = dir.path().join("bad");
     std::fs::create_dir_all(&bad_dir).unwrap();
-    let mut bot = Bot::start(&bad_dir, &config(&bad, PAGURE_RELAY));
+    let mut bot = Bot::start(&bad_dir, &config(bad, pagure_relay()));
     let line = bot
         .wait_log(T, "the broker refused our TLS client certificate")
         .await;
@@ -117,17 +112,12 @@ async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused
 async fn bad_payloads_are_logged_counted_and_skipped_and_template_errors_name_route_and_line() {
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
     let dir = temp_dir("mqtt-bad");
-    let relays = r#"
-[[relay]]
-name = "strict"
-from = "forge"
-topic = "bad/#"
-template = """{#- one line per event -#}
-{{ msg.agent }} did {{ msg.what }}"""
-to = ["console/#local"]
-"#;
-    let mqtt = format!("url = \"mqtt://127.0.0.1:{}\"\n", mosquitto.port());
-    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    let strict = to_console(
+        "strict",
+        "bad/#",
+        "{#- one line per event -#}\n{{ msg.agent }} did {{ msg.what }}",
+    );
+    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), strict));
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
 
@@ -186,17 +176,9 @@ to = ["console/#local"]
 async fn a_burst_past_max_per_minute_becomes_one_digest() {
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
     let dir = temp_dir("mqtt-digest");
-    let relays = r#"
-[[relay]]
-name = "pushes"
-from = "forge"
-topic = "git.centos.org/#"
-template = '{% include "pagure.j2" %}'
-to = ["console/#local"]
-max_per_minute = 3
-"#;
-    let mqtt = format!("url = \"mqtt://127.0.0.1:{}\"\n", mosquitto.port());
-    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    let pushes = to_console("pushes", "git.centos.org/#", r#"{% include "pagure.j2" %}"#)
+        .set("max_per_minute", 3);
+    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), pushes));
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
     let pushes = [
@@ -248,16 +230,8 @@ fn count_numbers(lines: &[String], counts: &mut BTreeMap<String, u32>) {
 async fn a_thousand_qos1_events_reach_the_room_once_across_a_bot_kill_and_a_broker_restart() {
     let mut mosquitto = MosquittoServer::start(MosquittoOptions { persistence: true }).await;
     let dir = temp_dir("mqtt-load");
-    let relays = r#"
-[[relay]]
-name = "numbers"
-from = "forge"
-topic = "load/#"
-template = "n={{ msg.n }}"
-to = ["console/#local"]
-"#;
-    let mqtt = format!("url = \"mqtt://127.0.0.1:{}\"\n", mosquitto.port());
-    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    let numbers = to_console("numbers", "load/#", "n={{ msg.n }}");
+    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), numbers));
     bot.wait_log(T, "subscribed").await;
     let mut counts: BTreeMap<String, u32> = BTreeMap::new();
 
@@ -342,14 +316,7 @@ async fn the_embedded_default_relays_a_fixture_published_to_its_own_broker() {
     let mut options = rumqttc::MqttOptions::new("publisher", "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let mut publisher = MqttClient::try_connect(options).await.unwrap();
-    publisher
-        .publish("git.centos.org/git.receive", fixture(GIT_RECEIVE))
-        .await;
-    let line = bot.wait_stdout(T, "pushed").await;
-    assert_eq!(
-        line,
-        format!("[console/#local] <sigbot> {GIT_RECEIVE_LINE}")
-    );
+    publish_git_receive_and_see_it_relayed(&mut publisher, &mut bot).await;
     // Stdin ending does not stop a bot that has more than its console.
     bot.close_stdin();
     bot.wait_log(T, "console input ended").await;
@@ -371,42 +338,32 @@ async fn the_embedded_default_relays_a_fixture_published_to_its_own_broker() {
 /// order, once, like every other relayed message.
 #[tokio::test]
 async fn a_multi_line_relay_reaches_irc_whole_and_once() {
-    use crate::support::{IrcClass, IrcClient, IrcServer};
+    use crate::support::{IrcClass, IrcClient, IrcServer, from_bot};
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
     let irc = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("mqtt-irc-lines");
-    let mqtt = format!(
-        "url = \"mqtt://127.0.0.1:{}\"\n\n[[irc]]\nname = \"testnet\"\nserver = \"127.0.0.1:{}\"\ntls = false\nnick = \"sigbot\"\nchannels = [\"#sig\"]\n",
-        mosquitto.port(),
-        irc.port()
+    let lines = Section::relay(
+        "lines",
+        "forge",
+        "load/numbers",
+        "first {{ msg.n }}\nsecond {{ msg.n }}\nthird {{ msg.n }}",
+        &["testnet/#sig", "console/#local"],
     );
-    let relays = r#"
-[[relay]]
-name = "lines"
-from = "forge"
-topic = "load/numbers"
-template = "first {{ msg.n }}\nsecond {{ msg.n }}\nthird {{ msg.n }}"
-to = ["testnet/#sig", "console/#local"]
-"#;
-    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    let config = BotConfig::new()
+        .console()
+        .mqtt(forge_plain(&mosquitto))
+        .irc(Section::irc("testnet", &irc).set("channels", vec!["#sig"]))
+        .relay(lines)
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "subscribed").await;
     let mut dave = IrcClient::connect(&irc, "dave").await;
-    dave.send("JOIN #sig").await;
-    dave.wait_for(T * 2, |l| {
-        (l.command == "JOIN" && l.nick() == Some("sigbot"))
-            || (l.command == "353"
-                && l.text()
-                    .split(' ')
-                    .any(|n| n.trim_start_matches('@') == "sigbot"))
-    })
-    .await;
+    dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
     publish_numbers(&mut publisher, 1..=1).await;
     // The same payload again: a duplicate, not relayed.
     publish_numbers(&mut publisher, 1..=1).await;
     publish_numbers(&mut publisher, 2..=2).await;
-    let from_bot =
-        |l: &crate::support::IrcLine| l.nick() == Some("sigbot") && l.command == "PRIVMSG";
     for want in [
         "first 1", "second 1", "third 1", "first 2", "second 2", "third 2",
     ] {
@@ -422,17 +379,8 @@ to = ["testnet/#sig", "console/#local"]
 async fn a_digest_still_open_at_shutdown_is_told_after_the_restart() {
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
     let dir = temp_dir("mqtt-digest-stop");
-    let relays = r#"
-[[relay]]
-name = "numbers"
-from = "forge"
-topic = "load/numbers"
-template = "n={{ msg.n }}"
-to = ["console/#local"]
-max_per_minute = 2
-"#;
-    let mqtt = format!("url = \"mqtt://127.0.0.1:{}\"\n", mosquitto.port());
-    let mut bot = Bot::start(dir.path(), &config(&mqtt, relays));
+    let numbers = to_console("numbers", "load/numbers", "n={{ msg.n }}").set("max_per_minute", 2);
+    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), numbers));
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
     publish_numbers(&mut publisher, 1..=5).await;

@@ -16,7 +16,9 @@ use axum::routing::get;
 use sha2::{Digest as _, Sha256};
 
 use crate::support::bot::Bot;
-use crate::support::{MosquittoOptions, MosquittoServer, MqttClient, free_port, temp_dir};
+use crate::support::{
+    BotConfig, MosquittoOptions, MosquittoServer, MqttClient, Section, free_port, temp_dir,
+};
 
 const T: Duration = Duration::from_secs(30);
 const FIXTURE_REPO: &str = concat!(
@@ -146,32 +148,18 @@ async fn a_newer_upstream_is_announced_once_across_a_restart_and_the_next_on_an_
     let addr = serve_repos(repos.clone()).await;
     let bot_dir = dir.path().join("bot");
     std::fs::create_dir_all(&bot_dir).unwrap();
-    let config = format!(
-        r#"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[[mqtt]]
-name = "cbs"
-url = "mqtt://127.0.0.1:{port}"
-client_id = "sigbot-watch-{id}"
-
-[[watch]]
-name = "hs"
-# httpd-doc is newer on neither side; not-here is in neither repository.
-packages = ["httpd", "httpd-doc", "not-here"]
-ours = {{ repodata = "http://{addr}/ours/" }}
-upstream = {{ repodata = "http://{addr}/upstream/" }}
-to = ["console/#local"]
-poll = "1h"
-on = "cbs-signing/#"
-"#,
-        port = mosquitto.port(),
-        id = free_port(),
-    );
+    let cbs = Section::mqtt("cbs", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+        .set("client_id", format!("sigbot-watch-{}", free_port()));
+    let repodata = |side: &str| Section::new().set("repodata", format!("http://{addr}/{side}/"));
+    let watch = Section::named("hs")
+        // httpd-doc is newer on neither side; not-here is in neither repository.
+        .set("packages", vec!["httpd", "httpd-doc", "not-here"])
+        .set("ours", repodata("ours"))
+        .set("upstream", repodata("upstream"))
+        .set("to", vec!["console/#local"])
+        .set("poll", "1h")
+        .set("on", "cbs-signing/#");
+    let config = BotConfig::new().console().mqtt(cbs).watch(watch).build();
 
     let mut bot = Bot::start(&bot_dir, &config);
     let alert = bot.wait_stdout(T, "is newer than ours").await;

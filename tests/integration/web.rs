@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::bot::{Bot, bot_binary};
 use crate::support::{
-    LOCALHOST, ProcessSpec, SERVER_START_TIMEOUT, ServerProcess, free_port, port_accepts,
-    require_program, temp_dir, wait_until,
+    BotConfig, LOCALHOST, ProcessSpec, SERVER_START_TIMEOUT, Section, ServerProcess, free_port,
+    port_accepts, require_program, temp_dir, wait_until,
 };
 
 /// How long one page may take to load and show what the test waits for.
@@ -217,24 +217,16 @@ async fn a_search_hit_takes_the_browser_to_the_log_line() {
     let dir = temp_dir("web-browser");
     let archive = copy_archive(dir.path());
     let port = free_port();
-    let config = format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "{}"
-
-[console]
-
-[web]
-listen = "{LOCALHOST}:{port}"
-public_url = "http://{LOCALHOST}:{port}"
-
-# The meetings site is on when meetings are.
-[meetings]
-rooms = ["console/#local"]
-"##,
-        dir.path().join("data").display()
-    );
+    let web = Section::new()
+        .set("listen", format!("{LOCALHOST}:{port}"))
+        .set("public_url", format!("http://{LOCALHOST}:{port}"));
+    let config = BotConfig::new()
+        .data_dir(&dir.path().join("data"))
+        .console()
+        .table("web", web)
+        // The meetings site is on when meetings are.
+        .meetings(&["console/#local"])
+        .build();
     let config_path = dir.path().join("sigbot.toml");
     std::fs::write(&config_path, &config).unwrap();
     let import = Command::new(bot_binary())

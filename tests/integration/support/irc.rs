@@ -18,6 +18,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinHandle;
 
+use super::config::BOT_NICK;
 use super::{
     EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
     free_port, port_accepts, random_token, require_program, running_as_root, temp_dir, wait_until,
@@ -614,6 +615,26 @@ impl IrcLine {
                 .is_some_and(|t| t.eq_ignore_ascii_case(target))
             && self.text() == text
     }
+
+    /// Whether this is a `PRIVMSG` from `nick`.
+    pub fn is_privmsg_from(&self, nick: &str) -> bool {
+        self.command == "PRIVMSG" && self.nick() == Some(nick)
+    }
+
+    /// Whether this is a NAMES reply (353) that lists `nick`, with or without its status
+    /// prefixes and `!user@host` (the `multi-prefix` and `userhost-in-names` forms).
+    pub fn names_include(&self, nick: &str) -> bool {
+        self.command == "353"
+            && self.text().split(' ').any(|n| {
+                let n = n.trim_start_matches(['@', '+']);
+                n.split('!').next() == Some(nick)
+            })
+    }
+}
+
+/// Whether `line` is something the bot said: a `PRIVMSG` from [`BOT_NICK`].
+pub fn from_bot(line: &IrcLine) -> bool {
+    line.is_privmsg_from(BOT_NICK)
 }
 
 /// `text` without mIRC formatting codes (bold, colours, italics, underline, reverse, reset...).
@@ -924,6 +945,17 @@ impl IrcClient {
             "could not join {channel}: {}",
             reply.raw
         );
+    }
+
+    /// Joins `channel` and waits until `nick` is in it too: its JOIN, or its name in the
+    /// NAMES reply when it was there first. The wait is long because a bot that has just
+    /// started may still be connecting.
+    pub async fn join_and_wait_for(&mut self, channel: &str, nick: &str, timeout: Duration) {
+        self.send(&format!("JOIN {channel}")).await;
+        self.wait_for(timeout, |l| {
+            (l.command == "JOIN" && l.nick() == Some(nick)) || l.names_include(nick)
+        })
+        .await;
     }
 
     /// Waits for the next line that `matches`, dropping the lines before it. Panics on timeout

@@ -9,6 +9,7 @@
 //! - [`irc`]: InspIRCd 3 linked to Anope 2 services ([`IrcServer`]), and a raw line-based client
 //!   ([`IrcClient`]).
 //! - [`matrix`]: Synapse ([`SynapseServer`]) and a client-server API client ([`MatrixClient`]).
+//! - [`config`]: the bot's config for a test, built from typed sections ([`BotConfig`]).
 //! - [`mqtt`]: mosquitto with a plain and a client-certificate TLS listener ([`MosquittoServer`]),
 //!   and a rumqttc-based client ([`MqttClient`]).
 //!
@@ -20,11 +21,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bot;
+pub mod config;
 pub mod irc;
 pub mod matrix;
 pub mod mqtt;
 
-pub use irc::{IrcClass, IrcClient, IrcConnectOptions, IrcLine, IrcServer};
+pub use config::{BOT_NICK, BotConfig, Section};
+pub use irc::{IrcClass, IrcClient, IrcConnectOptions, IrcLine, IrcServer, from_bot};
 pub use matrix::{MatrixClient, MatrixUser, RoomSpec, SynapseServer};
 pub use mqtt::{MosquittoOptions, MosquittoServer, MqttClient, MqttMessage, TlsFiles};
 
