@@ -7,51 +7,18 @@ use std::time::Duration;
 
 use crate::support::bot::Bot;
 use crate::support::{
-    IrcClass, IrcClient, IrcConnectOptions, IrcLine, IrcServer, free_port, temp_dir,
+    BotConfig, IrcClass, IrcClient, IrcConnectOptions, IrcServer, Section, free_port, from_bot,
+    temp_dir,
 };
 
 const T: Duration = Duration::from_secs(30);
 
 fn config(server: &IrcServer) -> String {
-    format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{port}"
-tls = false
-nick = "sigbot"
-channels = ["#sig"]
-
-[roles]
-admin = ["testnet:alice"]
-"##,
-        web = free_port(),
-        port = server.port(),
-    )
-}
-
-fn from_bot(l: &IrcLine) -> bool {
-    l.nick() == Some("sigbot") && (l.command == "PRIVMSG" || l.command == "NOTICE")
-}
-
-async fn join_with_bot(client: &mut IrcClient) {
-    client.send("JOIN #sig").await;
-    client
-        .wait_for(T * 2, |l| {
-            (l.command == "JOIN" && l.nick() == Some("sigbot"))
-                || (l.command == "353"
-                    && l.text().split(' ').any(|n| {
-                        n.trim_start_matches(['@', '+']).split('!').next() == Some("sigbot")
-                    }))
-        })
-        .await;
+    BotConfig::new()
+        .web(free_port())
+        .irc(Section::irc("testnet", server).set("channels", vec!["#sig"]))
+        .role("admin", &["testnet:alice"])
+        .build()
 }
 
 #[tokio::test]
@@ -72,7 +39,7 @@ async fn a_departed_admins_nick_gives_no_roles_without_account_tag() {
         IrcConnectOptions::new("alice").sasl("alice", "alicepass1"),
     )
     .await;
-    join_with_bot(&mut alice).await;
+    alice.join_and_wait_for("#sig", "sigbot", T * 2).await;
     alice.privmsg("#sig", "!whoami").await;
     assert_eq!(
         alice.wait_for(T, from_bot).await.text(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::support::bot::Bot;
 use crate::support::{
-    IrcClass, IrcClient, IrcLine, IrcServer, MosquittoOptions, MosquittoServer, MqttClient,
-    free_port, temp_dir,
+    BotConfig, IrcClass, IrcClient, IrcServer, MosquittoOptions, MosquittoServer, MqttClient,
+    Section, free_port, from_bot, temp_dir,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -15,42 +15,23 @@ const T: Duration = Duration::from_secs(30);
 /// A bot with its console, one IRC network `testnet` in `#sig`, and one relay from the MQTT
 /// connection `forge` to both.
 fn config(mosquitto: &MosquittoServer, irc: &IrcServer) -> String {
-    format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[[irc]]
-name = "testnet"
-server = "127.0.0.1:{irc}"
-tls = false
-nick = "sigbot"
-channels = ["#sig"]
-
-[[mqtt]]
-name = "forge"
-client_id = "sigbot-test-{id}"
-url = "mqtt://127.0.0.1:{mqtt}"
-
-[[relay]]
-name = "events"
-from = "forge"
-topic = "events/#"
-template = "event {{{{ msg.n }}}}"
-to = ["testnet/#sig", "console/#local"]
-"##,
-        irc = irc.port(),
-        mqtt = mosquitto.port(),
-        id = free_port()
-    )
+    BotConfig::new()
+        .console()
+        .irc(Section::irc("testnet", irc).set("channels", vec!["#sig"]))
+        .mqtt(
+            Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+                .set("client_id", format!("sigbot-test-{}", free_port())),
+        )
+        .relay(Section::relay(
+            "events",
+            "forge",
+            "events/#",
+            "event {{ msg.n }}",
+            &["testnet/#sig", "console/#local"],
+        ))
+        .build()
 }
 
-fn from_bot(l: &IrcLine) -> bool {
-    l.nick() == Some("sigbot") && l.command == "PRIVMSG"
-}
 
 async fn publish(publisher: &mut MqttClient, n: &str) {
     publisher

@@ -4,24 +4,12 @@
 use std::time::Duration;
 
 use crate::support::bot::Bot;
-use crate::support::{free_port, temp_dir};
+use crate::support::{BotConfig, free_port, temp_dir};
 
 const T: Duration = Duration::from_secs(30);
 
 fn console_config() -> String {
-    format!(
-        r#"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{}"
-"#,
-        free_port()
-    )
+    BotConfig::new().console().web(free_port()).build()
 }
 
 async fn stops_on(signal: &str) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::bot::Bot;
-use crate::support::{free_port, temp_dir};
+use crate::support::{BotConfig, free_port, temp_dir};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -12,21 +12,11 @@ const T: Duration = Duration::from_secs(30);
 async fn every_page_and_file_carries_the_security_headers() {
     let dir = temp_dir("web-headers");
     let web = free_port();
-    let config = format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[meetings]
-rooms = ["console/#local"]
-"##
-    );
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .meetings(&["console/#local"])
+        .build();
     let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "web site listening").await;
     // A meeting, so that minutes, logs and a room page exist.
@@ -93,21 +83,11 @@ async fn an_imported_archive_never_serves_a_link_that_leaves_it() {
     std::os::unix::fs::symlink(&secret, day.join(format!("{base}.html"))).unwrap();
 
     let web = free_port();
-    let config = format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web}"
-
-[meetings]
-rooms = ["console/#local"]
-"##
-    );
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .meetings(&["console/#local"])
+        .build();
     let config_path = dir.path().join("import.toml");
     std::fs::write(&config_path, &config).unwrap();
     let import = std::process::Command::new(crate::support::bot::bot_binary())
@@ -142,18 +122,7 @@ async fn idle_and_half_sent_connections_neither_block_the_site_nor_the_stop() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = temp_dir("web-idle");
     let web = free_port();
-    let config = format!(
-        r##"
-[bot]
-nick = "sigbot"
-data_dir = "data"
-
-[console]
-
-[web]
-listen = "127.0.0.1:{web}"
-"##
-    );
+    let config = BotConfig::new().console().web(web).build();
     let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "web site listening").await;
     let mut idle = Vec::new();
