@@ -10,10 +10,36 @@ pub mod media;
 pub mod mqtt;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Priority, SendKind};
+use crate::core::{Event, LinkState, Priority, SendKind};
+
+/// After shutdown, how long a connection may still spend sending what was queued, and so how
+/// long whoever queued a message waits for its verdict: one figure, so that neither side
+/// gives up while the other still works.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells the core (and through it the health page) how a connection is doing. A core that
+/// has stopped listening is shutting down, so a failed send is of no interest.
+pub async fn report_link(
+    events: &mpsc::Sender<Event>,
+    network: &str,
+    state: LinkState,
+    queue_len: usize,
+) {
+    let _ = events.send(link_event(network, state, queue_len)).await;
+}
+
+/// The event [`report_link`] sends, for a driver that buffers its events.
+pub fn link_event(network: &str, state: LinkState, queue_len: usize) -> Event {
+    Event::NetworkState {
+        network: network.to_owned(),
+        state,
+        queue_len,
+    }
+}
 
 /// What an [`Outgoing`] does: a new message (optionally named for later edits), an edit of
 /// the bot's own earlier message, or a reaction.
@@ -43,6 +69,80 @@ pub struct Outgoing {
     pub op: OutgoingOp,
     /// Tells whoever queued the message (the bridge outbox) what became of it.
     pub receipt: Receipt,
+}
+
+impl Outgoing {
+    /// A new plain-text message: a reply at command priority, mentioning nobody.
+    pub fn message(room: impl Into<String>, text: impl Into<String>) -> Outgoing {
+        Outgoing {
+            room: room.into(),
+            text: text.into(),
+            html: None,
+            mentions: Vec::new(),
+            kind: SendKind::Reply,
+            priority: Priority::Command,
+            op: OutgoingOp::Message,
+            receipt: Receipt::default(),
+        }
+    }
+
+    /// Replaces the text of the bot's message sent as `Tagged(tag)`.
+    pub fn edit(
+        room: impl Into<String>,
+        tag: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Outgoing {
+        Outgoing {
+            op: OutgoingOp::Edit(tag.into()),
+            ..Outgoing::message(room, text)
+        }
+    }
+
+    /// Reacts with `key` to the message whose network ID is `to`.
+    pub fn react(
+        room: impl Into<String>,
+        to: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Outgoing {
+        Outgoing {
+            op: OutgoingOp::React {
+                to: to.into(),
+                key: key.into(),
+            },
+            ..Outgoing::message(room, String::new())
+        }
+    }
+
+    pub fn html(mut self, html: Option<String>) -> Outgoing {
+        self.html = html;
+        self
+    }
+
+    pub fn mentions(mut self, mentions: Vec<String>) -> Outgoing {
+        self.mentions = mentions;
+        self
+    }
+
+    pub fn kind(mut self, kind: SendKind) -> Outgoing {
+        self.kind = kind;
+        self
+    }
+
+    pub fn priority(mut self, priority: Priority) -> Outgoing {
+        self.priority = priority;
+        self
+    }
+
+    /// Names the message for later edits, when `tag` is set.
+    pub fn tagged(mut self, tag: Option<String>) -> Outgoing {
+        self.op = tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged);
+        self
+    }
+
+    pub fn receipt(mut self, receipt: Receipt) -> Outgoing {
+        self.receipt = receipt;
+        self
+    }
 }
 
 /// What became of an [`Outgoing`] message.

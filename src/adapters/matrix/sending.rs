@@ -18,14 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Backoff;
 use super::rooms::{self, RoomNames};
-use crate::adapters::{Outgoing, OutgoingOp};
+use crate::adapters::{Outgoing, OutgoingOp, SHUTDOWN_GRACE};
 use crate::config::MatrixConfig;
 use crate::core::{Event, RoomRef, SendKind};
 
 /// Attempts to send one message before it is dropped (429s are waited out by the SDK).
 const SEND_ATTEMPTS: u32 = 8;
-/// After shutdown, how long queued messages may still take to go out.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Sends the core's messages, in order.
 pub(super) struct Sender {
@@ -227,27 +225,15 @@ mod tests {
 
     #[test]
     fn replies_are_notices_with_empty_mentions() {
-        let out = Outgoing {
-            room: "!r:e".into(),
-            text: "pong".into(),
-            html: None,
-            mentions: Vec::new(),
-            kind: SendKind::Reply,
-            priority: Priority::Command,
-            op: crate::adapters::OutgoingOp::Message,
-            receipt: crate::adapters::Receipt::default(),
-        };
+        let out = Outgoing::message("!r:e", "pong");
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"msgtype": "m.notice", "body": "pong", "m.mentions": {}})
         );
-        let out = Outgoing {
-            html: Some("<b>a</b>: b".into()),
-            kind: SendKind::Relay,
-            text: "a: b".into(),
-            ..out
-        };
+        let out = Outgoing::message("!r:e", "a: b")
+            .html(Some("<b>a</b>: b".into()))
+            .kind(SendKind::Relay);
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(json["msgtype"], "m.text");
         assert_eq!(json["format"], "org.matrix.custom.html");
@@ -257,16 +243,13 @@ mod tests {
 
     #[test]
     fn pills_mention_their_users_and_nobody_else() {
-        let out = Outgoing {
-            room: "!r:e".into(),
-            text: "bob: alice: hi".into(),
-            html: Some("<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into()),
-            mentions: vec!["@alice:e".into(), "not a user id".into()],
-            kind: SendKind::Relay,
-            priority: Priority::Relay,
-            op: crate::adapters::OutgoingOp::Message,
-            receipt: crate::adapters::Receipt::default(),
-        };
+        let out = Outgoing::message("!r:e", "bob: alice: hi")
+            .html(Some(
+                "<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into(),
+            ))
+            .mentions(vec!["@alice:e".into(), "not a user id".into()])
+            .kind(SendKind::Relay)
+            .priority(Priority::Relay);
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(
             json["m.mentions"],
