@@ -13,14 +13,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::{NetworkHandle, Outgoing, Receipt};
+use crate::adapters::{NetworkHandle, Outgoing, Receipt, SHUTDOWN_GRACE};
 use crate::core::relay::{RelayBatch, SeenKey};
 use crate::core::watch::Alert;
 use crate::core::{Priority, SendKind};
 use crate::store::{QueuedMessage, Store, StoreError};
-
-/// How long a clean shutdown waits for the message being delivered.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct Outbox {
@@ -107,16 +104,11 @@ impl Outbox {
                     continue;
                 };
                 let (receipt, taken) = Receipt::new();
-                let out = Outgoing {
-                    room: m.room.room.clone(),
-                    text: m.text,
-                    html: m.html,
-                    kind: SendKind::Relay,
-                    priority: Priority::Relay,
-                    op: crate::adapters::OutgoingOp::Message,
-                    receipt,
-                    mentions: Vec::new(),
-                };
+                let out = Outgoing::message(m.room.room.clone(), m.text)
+                    .html(m.html)
+                    .kind(SendKind::Relay)
+                    .priority(Priority::Relay)
+                    .receipt(receipt);
                 if h.send(out).await.is_err() {
                     // The network stopped (shutdown): the row stays for the next start.
                     return;
