@@ -7,6 +7,7 @@
 //! - [`watch`]: the package watcher; [`archive`] and [`cli`]: the CLI subcommands.
 
 pub mod archive;
+pub mod cli;
 mod core_task;
 mod execute;
 mod settings;
