@@ -142,7 +142,11 @@ fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Resul
 
 fn run(cfg: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    rt.block_on(sigbot::app::run(cfg))?;
+    let stopped = rt.block_on(sigbot::app::run(cfg));
+    // Every task has finished. What may still run is the console's blocking read of stdin,
+    // which would otherwise keep the process alive until the next line is typed.
+    rt.shutdown_background();
+    stopped?;
     Ok(())
 }
 

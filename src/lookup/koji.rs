@@ -126,7 +126,12 @@ enum Tok {
 struct Parser<'a> {
     r: Reader<&'a [u8]>,
     peeked: Option<Tok>,
+    /// How many `<value>`s are open.
+    depth: usize,
 }
+
+/// How deep arrays and structs may nest in a response; Koji's answers use a handful.
+const MAX_DEPTH: usize = 64;
 
 /// `Ok(Ok(value))`, `Ok(Err((faultCode, faultString)))`, or `Err` for a document that is
 /// not an XML-RPC response.
@@ -134,6 +139,7 @@ pub fn parse_response(xml: &str) -> Result<Result<serde_json::Value, (i64, Strin
     let mut p = Parser {
         r: Reader::from_str(xml),
         peeked: None,
+        depth: 0,
     };
     p.expect_start("methodResponse")?;
     match p.next_struct()? {
@@ -219,6 +225,17 @@ impl Parser<'_> {
 
     /// A value whose `<value>` was just opened; consumes its `</value>`.
     fn value(&mut self) -> Result<serde_json::Value, String> {
+        // Arrays and structs nest values; a hostile hub could nest them until the stack ends.
+        if self.depth >= MAX_DEPTH {
+            return Err(format!("values nested deeper than {MAX_DEPTH}"));
+        }
+        self.depth += 1;
+        let v = self.value_inside();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inside(&mut self) -> Result<serde_json::Value, String> {
         let mut text = String::new();
         let v = loop {
             match self.raw()? {
@@ -382,6 +399,25 @@ mod tests {
         assert_eq!(v["big"], 4_294_967_296_i64);
         assert_eq!(v["s"], "a & b!");
         assert_eq!(v["e"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let xml = format!(
+            "<methodResponse><params><param><value>{}{}</value></param></params></methodResponse>",
+            "<array><data><value>".repeat(depth),
+            "</value></data></array>".repeat(depth)
+        );
+        let err = parse_response(&xml).unwrap_err();
+        assert!(err.contains("nested deeper than 64"), "{err}");
+        // Up to the limit is fine.
+        let ok = format!(
+            "<methodResponse><params><param><value>{}<int>1</int>{}</value></param></params></methodResponse>",
+            "<array><data><value>".repeat(60),
+            "</value></data></array>".repeat(60)
+        );
+        assert!(parse_response(&ok).unwrap().is_ok());
     }
 
     #[test]

@@ -178,7 +178,9 @@ fn decompressor<'a>(href: &str, body: &'a [u8]) -> Result<Box<dyn Read + 'a>, St
     Ok(if href.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(body))
     } else if href.ends_with(".xz") {
-        Box::new(liblzma::read::XzDecoder::new(body))
+        let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, 0)
+            .map_err(|e| e.to_string())?;
+        Box::new(liblzma::read::XzDecoder::new_stream(body, stream))
     } else if href.ends_with(".zst") {
         Box::new(zstd::stream::read::Decoder::new(body).map_err(|e| e.to_string())?)
     } else if href.ends_with(".xml") {
@@ -190,8 +192,45 @@ fn decompressor<'a>(href: &str, body: &'a [u8]) -> Result<Box<dyn Read + 'a>, St
 
 /// Reads primary metadata, keeping the newest version of every package name.
 pub fn parse_primary(href: &str, body: &[u8]) -> Result<HashMap<String, PackageVersion>, String> {
-    let input = BufReader::new(decompressor(href, body)?.take(MAX_PRIMARY_XML));
+    parse_primary_within(href, body, MAX_PRIMARY_XML)
+}
+
+fn parse_primary_within(
+    href: &str,
+    body: &[u8],
+    max_xml: u64,
+) -> Result<HashMap<String, PackageVersion>, String> {
+    let input = BufReader::new(Capped {
+        inner: decompressor(href, body)?,
+        left: max_xml,
+        max: max_xml,
+    });
     newest_by_name(input)
+}
+
+/// Memory the xz decoder may use: real metadata needs at most 65 MiB (preset 9); a crafted
+/// header may ask for 1.5 GiB.
+const XZ_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// A reader that fails once more than `left` bytes came out of it: a compression bomb is
+/// refused with a clear error instead of being parsed as a truncated file.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.left = self.left.checked_sub(n as u64).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "primary metadata larger than {} bytes uncompressed; refused",
+                self.max
+            ))
+        })?;
+        Ok(n)
+    }
 }
 
 fn newest_by_name(input: impl BufRead) -> Result<HashMap<String, PackageVersion>, String> {
@@ -344,6 +383,32 @@ mod tests {
             .read_to_end(&mut xz)
             .unwrap();
         assert_eq!(parse_primary("primary.xml.xz", &xz).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_compression_bomb_is_refused_with_a_clear_error() {
+        use std::io::Write as _;
+        // 50 MB of blanks inside <metadata> compress to about 50 kB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"<metadata>").unwrap();
+        let blanks = vec![b' '; 1024 * 1024];
+        for _ in 0..50 {
+            gz.write_all(&blanks).unwrap();
+        }
+        gz.write_all(b"</metadata>").unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 200_000, "{}", gz.len());
+        let err = parse_primary_within("p.xml.gz", &gz, 10 * 1024 * 1024).unwrap_err();
+        assert!(
+            err.contains("larger than 10485760 bytes uncompressed"),
+            "{err}"
+        );
+        // Within the cap, the same document is read (and has no packages).
+        assert!(
+            parse_primary_within("p.xml.gz", &gz, 60 * 1024 * 1024)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ async fn media<S: FileSource>(State(st): State<MediaState<S>>, Path(id): Path<St
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; sandbox".to_owned(),
+            format!("{}; sandbox", crate::web::NOTHING_ACTIVE),
         ),
     ] {
         if let Ok(v) = HeaderValue::from_str(&value) {

@@ -195,11 +195,28 @@ async fn file(
         return (StatusCode::NOT_FOUND, "no such meeting file").into_response();
     };
     let name = m.base.rsplit('/').next().unwrap_or(&m.base);
-    let path = std::path::Path::new(&m.files_dir).join(format!("{name}.{ext}"));
+    let dir = std::path::PathBuf::from(&m.files_dir);
+    let path = dir.join(format!("{name}.{ext}"));
+    if !stays_in(&dir, &path).await {
+        tracing::warn!(path = %path.display(), "meeting file leads out of its directory; not served");
+        return (StatusCode::NOT_FOUND, "file missing").into_response();
+    }
     match tokio::fs::read(&path).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, content_type(ext))], bytes).into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "file missing").into_response(),
     }
+}
+
+/// Whether `path`, once every link is followed, is a file directly inside `dir`: a link an
+/// imported archive holds (`minutes.html -> /etc/passwd`) never serves what it points to.
+async fn stays_in(dir: &std::path::Path, path: &std::path::Path) -> bool {
+    let (Ok(dir), Ok(file)) = (
+        tokio::fs::canonicalize(dir).await,
+        tokio::fs::canonicalize(path).await,
+    ) else {
+        return false;
+    };
+    file.parent() == Some(dir.as_path())
 }
 
 #[derive(serde::Deserialize)]

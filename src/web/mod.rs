@@ -1,4 +1,5 @@
-//! The bot's web site (axum): health now; minutes index, search, pastes and media later.
+//! The bot's web site (axum): health, the minutes index and search, pastes and media.
+//! Every answer carries the security headers of [`secure_headers`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -119,10 +120,37 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
+/// The policy of every page: the site's pages use inline styles and nothing else (no
+/// scripts, no frames, nothing from elsewhere). A route that sets its own (pastes: nothing
+/// at all) keeps it.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+    img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The policy of files that are never pages (pastes, media): nothing in them may run.
+pub(crate) const NOTHING_ACTIVE: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Adds the security headers every answer carries, unless the route chose its own.
+async fn secure_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert_with(|| HeaderValue::from_static(value));
+    }
+    response
+}
+
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "web site listening");
+    let app = app.layer(axum::middleware::map_response(secure_headers));
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

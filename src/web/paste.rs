@@ -26,7 +26,7 @@ async fn paste(State(store): State<Store>, Path(id): Path<String>) -> Response {
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
                 // Never let a browser read a paste as HTML.
                 (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
+                (header::CONTENT_SECURITY_POLICY, crate::web::NOTHING_ACTIVE),
             ],
             text,
         )

@@ -62,10 +62,14 @@ impl Session {
         let private = lower(target) == lower(&self.nick);
         let room = if private { nick } else { target };
         // The account comes only from the server; a nick alone never identifies anyone.
+        // Without account-tag, what the server told about a nick holds only while the bot
+        // shares a channel with it (and so sees it part, quit or change nick).
         let account = if self.caps.contains("account-tag") {
             tag_of(msg, "account").filter(|a| a != "*")
-        } else {
+        } else if self.shares_channel(nick) {
             self.accounts.get(&lower(nick)).cloned().flatten()
+        } else {
+            None
         };
         let sent_at = tag_of(msg, "time")
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())

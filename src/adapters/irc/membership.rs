@@ -134,6 +134,21 @@ impl Session {
             };
             self.presence(&room, nick, what);
         }
+        self.forget_strangers();
+    }
+
+    /// Whether `nick` is in one of the bot's channels.
+    pub(super) fn shares_channel(&self, nick: &str) -> bool {
+        let key = lower(nick);
+        self.channels.values().any(|c| c.nicks.contains_key(&key))
+    }
+
+    /// Forgets the accounts of nicks that share no channel with the bot any more: the bot
+    /// would not see them quit, and whoever takes the nick next must not inherit them.
+    fn forget_strangers(&mut self) {
+        let channels = &self.channels;
+        self.accounts
+            .retain(|nick, _| channels.values().any(|c| c.nicks.contains_key(nick)));
     }
 
     pub(super) fn on_topic(&mut self, msg: &Message, chan: &str, text: &str) {
@@ -226,6 +241,7 @@ impl Session {
             };
             self.presence(&room, who, what);
         }
+        self.forget_strangers();
     }
 
     pub(super) fn on_chghost(&mut self, msg: &Message, user: &str, host: &str) {
@@ -269,6 +285,10 @@ mod tests {
     fn without_account_tag_identity_comes_from_extended_join_account_notify_and_whox() {
         let mut r = rig("");
         r.registered(&["extended-join", "account-notify"]);
+        // The bot is in #sig with bob.
+        r.feed(":sigbot!s@h JOIN #sig");
+        r.feed(":irc.example.org 353 sigbot = #sig :sigbot bob");
+        r.feed(":irc.example.org 366 sigbot #sig :End of /NAMES list.");
         r.feed(":alice!a@h JOIN #sig alice :Alice");
         r.feed(":alice!a@h PRIVMSG #sig :!whoami");
         assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
@@ -283,6 +303,36 @@ mod tests {
         assert_eq!(r.next_principal().as_deref(), Some("net:bobacct"));
         // A stranger nobody told us about has no principal.
         r.feed(":carol!c@h PRIVMSG #sig :hi");
+        assert_eq!(r.next_principal(), None);
+    }
+
+    #[test]
+    fn an_account_is_forgotten_when_its_nick_leaves_the_last_shared_channel() {
+        let mut r = rig("");
+        r.registered(&["extended-join", "account-notify"]);
+        r.feed(":sigbot!s@h JOIN #sig");
+        r.feed(":sigbot!s@h JOIN #ops");
+        r.feed(":alice!a@h JOIN #sig alice :Alice");
+        r.feed(":alice!a@h JOIN #ops alice :Alice");
+        r.feed(":alice!a@h PRIVMSG sigbot :!whoami");
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+        // Still in #ops: still known.
+        r.feed(":alice!a@h PART #sig");
+        r.feed(":alice!a@h PRIVMSG sigbot :!whoami");
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+        // Out of the last shared channel: the bot would not see her quit, so it forgets her,
+        // and whoever holds the nick next is nobody.
+        r.feed(":op!o@h KICK #ops alice :bye");
+        r.feed(":alice!m@elsewhere PRIVMSG sigbot :!whoami");
+        assert_eq!(r.next_principal(), None);
+        // She comes back: known again from her JOIN on.
+        r.feed(":alice!a@h JOIN #sig alice :Alice");
+        r.feed(":alice!a@h PRIVMSG #sig :!whoami");
+        assert_eq!(r.next_principal().as_deref(), Some("net:alice"));
+        // The bot itself leaves: nobody shares a channel with it any more.
+        r.feed(":sigbot!s@h PART #sig");
+        r.feed(":sigbot!s@h PART #ops");
+        r.feed(":alice!a@h PRIVMSG sigbot :!whoami");
         assert_eq!(r.next_principal(), None);
     }
 

@@ -225,6 +225,27 @@ impl Bot {
         }
     }
 
+    /// Sends `signal` (`TERM`, `INT`, ...) with stdin still open, as a terminal keeps it, and
+    /// waits for the exit; returns the exit code, or `None` if the bot is still running after
+    /// `timeout` (it is killed then).
+    pub async fn signal_with_stdin_open(&mut self, signal: &str, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let pid = child.id()?;
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
+        let exited = tokio::time::timeout(timeout, child.wait()).await;
+        self.stdin = None;
+        match exited {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.kill().await;
+                None
+            }
+        }
+    }
+
     /// Starts the bot again with the same config and directory (after `kill`/`terminate`).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the bot before restarting it");

@@ -99,6 +99,16 @@ pub struct IrcServer {
 impl IrcServer {
     /// Starts InspIRCd and Anope and waits until clients can connect and log in with SASL.
     pub async fn start(class: IrcClass) -> Self {
+        Self::start_with(class, true).await
+    }
+
+    /// Like [`IrcServer::start`], on a server that does not offer the `account-tag`
+    /// capability: clients learn accounts only from extended-join, account-notify and WHOX.
+    pub async fn start_without_account_tag(class: IrcClass) -> Self {
+        Self::start_with(class, false).await
+    }
+
+    async fn start_with(class: IrcClass, account_tag: bool) -> Self {
         let inspircd_bin = require_program("inspircd", INSTALL_HINT);
         let anope_bin = require_program("anope", INSTALL_HINT);
         let dir = temp_dir("irc");
@@ -122,7 +132,14 @@ impl IrcServer {
         let tls = super::mqtt::TlsFiles::generate(&root.join("tls"));
         write_file(
             &root.join("inspircd/inspircd.conf"),
-            inspircd_config(root, class, port, tls_port, &tls, link_port, &link_password),
+            inspircd_config(root, class, port, tls_port, &tls, link_port, &link_password).replace(
+                "<module name=\"ircv3_accounttag\">\n",
+                if account_tag {
+                    "<module name=\"ircv3_accounttag\">\n"
+                } else {
+                    ""
+                },
+            ),
         );
         write_file(
             &root.join("anope/conf/services.conf"),
