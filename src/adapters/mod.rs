@@ -223,3 +223,79 @@ impl NetworkHandle {
         self.tx.max_capacity() - self.tx.capacity()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_a_plain_reply_until_told_otherwise() {
+        let out = Outgoing::message("#ops", "pong");
+        assert_eq!(
+            (
+                out.kind,
+                out.priority,
+                &out.op,
+                &out.html,
+                out.mentions.len()
+            ),
+            (
+                SendKind::Reply,
+                Priority::Command,
+                &OutgoingOp::Message,
+                &None,
+                0
+            )
+        );
+        assert!(!out.receipt.is_wanted());
+        let (receipt, _rx) = Receipt::new();
+        let out = out
+            .html(Some("<b>pong</b>".into()))
+            .kind(SendKind::Relay)
+            .priority(Priority::Relay)
+            .tagged(Some("t1".into()))
+            .receipt(receipt);
+        assert_eq!(out.op, OutgoingOp::Tagged("t1".into()));
+        assert_eq!(out.html.as_deref(), Some("<b>pong</b>"));
+        assert_eq!((out.kind, out.priority), (SendKind::Relay, Priority::Relay));
+        assert!(out.receipt.is_wanted());
+        assert_eq!(
+            Outgoing::message("#ops", "x").tagged(None).op,
+            OutgoingOp::Message
+        );
+    }
+
+    #[test]
+    fn edits_and_reactions_are_replies_at_command_priority() {
+        let edit = Outgoing::edit("#ops", "t1", "new text");
+        assert_eq!(edit.op, OutgoingOp::Edit("t1".into()));
+        assert_eq!(edit.text, "new text");
+        let react = Outgoing::react("!r:e", "$ev", "👍");
+        assert_eq!(
+            react.op,
+            OutgoingOp::React {
+                to: "$ev".into(),
+                key: "👍".into()
+            }
+        );
+        assert_eq!(react.text, "");
+        for out in [edit, react] {
+            assert_eq!(
+                (out.kind, out.priority),
+                (SendKind::Reply, Priority::Command)
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_report_names_its_network() {
+        assert_eq!(
+            link_event("libera", LinkState::Reconnecting, 3),
+            Event::NetworkState {
+                network: "libera".into(),
+                state: LinkState::Reconnecting,
+                queue_len: 3,
+            }
+        );
+    }
+}
