@@ -23,6 +23,9 @@
 //! - [`app`]: wires config, store, adapters, the core task, the outbox, the package watcher and
 //!   the site together; CLI subcommands (archive import). The only layer that imports all.
 //! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
+//!
+//! The items of this file ([`VERSION`], [`http_client`]) belong to no layer; every layer may
+//! use them.
 
 pub mod adapters;
 pub mod app;
@@ -38,3 +41,19 @@ pub mod web;
 
 /// The version reported by `!version` and `sigbot version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The one way to build an HTTP client (lookups, the package watcher, Matrix media and login
+/// checks), so that every request names sigbot and none waits forever for a connection.
+/// `timeout`, when set, bounds each whole request; callers without one bound their own.
+pub fn http_client(
+    timeout: Option<std::time::Duration>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10));
+    match timeout {
+        Some(t) => builder.timeout(t),
+        None => builder,
+    }
+    .build()
+}

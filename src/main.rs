@@ -69,25 +69,7 @@ fn main() -> ExitCode {
             println!("sigbot {}", sigbot::VERSION);
             ExitCode::SUCCESS
         }
-        Command::CheckConfig => match Config::load(&cli.config) {
-            Ok(cfg) => {
-                print!("{}", cfg.summary());
-                match sigbot::config::commands::load_dir(&cfg.bot.commands_dir) {
-                    Ok(set) => {
-                        print!("{}", sigbot::config::commands::summary(&set));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("{e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::CheckConfig => check_config(&cli.config),
         Command::Audit { since } => match audit(&cli.config, &since) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -122,8 +104,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sigbot check-config`: the config's summary, then the command files'; errors go to stderr
+/// as `file:line:col: message`, without the `sigbot:` prefix of the other subcommands.
+fn check_config(config: &std::path::Path) -> ExitCode {
+    let result = Config::load(config).and_then(|cfg| {
+        print!("{}", cfg.summary());
+        sigbot::config::commands::load_dir(&cfg.bot.commands_dir)
+    });
+    match result {
+        Ok(set) => {
+            print!("{}", sigbot::config::commands::summary(&set));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Result<()> {
-    use sigbot::app::archive;
+    use sigbot::app::{archive, cli};
     match command {
         MeetingsCommand::Render { log, out, room } => {
             let written = archive::render_log_file(&log, &out, room.as_deref())?;
@@ -132,9 +133,7 @@ fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Resul
             }
         }
         MeetingsCommand::Import { dir } => {
-            let cfg = Config::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let store = sigbot::store::Store::open(&cfg.bot.data_dir)?;
-            let n = archive::import_archive(&store, &dir)?;
+            let n = cli::import_meetings(config, &dir)?;
             println!("indexed {n} meeting(s) from {}", dir.display());
         }
     }
@@ -153,25 +152,8 @@ fn run(cfg: Config) -> anyhow::Result<()> {
 
 /// `sigbot audit --since 24h`: one line per entry, oldest first.
 fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
-    let cfg = Config::load(config)?;
-    let back = humantime::parse_duration(since)
-        .with_context(|| format!("--since {since:?}: write e.g. 24h, 7d, 30m"))?;
-    let from =
-        chrono::Utc::now() - chrono::TimeDelta::from_std(back).context("--since is too long")?;
-    let store = sigbot::store::Store::open(&cfg.bot.data_dir)?;
-    for e in store.audit_since(from)? {
-        println!(
-            "{} {} {} {} [{}] {}{}",
-            e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            e.principal,
-            e.room,
-            e.command,
-            e.args,
-            e.result,
-            e.http_status
-                .map(|s| format!(" (HTTP {s})"))
-                .unwrap_or_default()
-        );
+    for line in sigbot::app::cli::audit_lines(config, since)? {
+        println!("{line}");
     }
     Ok(())
 }

@@ -82,13 +82,7 @@ async fn read_stdin(
     shutdown: CancellationToken,
     stop_on_eof: bool,
 ) {
-    let _ = events
-        .send(Event::NetworkState {
-            network: room.network.clone(),
-            state: LinkState::Connected,
-            queue_len: 0,
-        })
-        .await;
+    super::report_link(&events, &room.network, LinkState::Connected, 0).await;
     let mut lines = BufReader::new(input).lines();
     loop {
         let line = tokio::select! {

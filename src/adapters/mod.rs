@@ -10,10 +10,36 @@ pub mod media;
 pub mod mqtt;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::core::{Priority, SendKind};
+use crate::core::{Event, LinkState, Priority, SendKind};
+
+/// After shutdown, how long a connection may still spend sending what was queued, and so how
+/// long whoever queued a message waits for its verdict: one figure, so that neither side
+/// gives up while the other still works.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells the core (and through it the health page) how a connection is doing. A core that
+/// has stopped listening is shutting down, so a failed send is of no interest.
+pub async fn report_link(
+    events: &mpsc::Sender<Event>,
+    network: &str,
+    state: LinkState,
+    queue_len: usize,
+) {
+    let _ = events.send(link_event(network, state, queue_len)).await;
+}
+
+/// The event [`report_link`] sends, for a driver that buffers its events.
+pub fn link_event(network: &str, state: LinkState, queue_len: usize) -> Event {
+    Event::NetworkState {
+        network: network.to_owned(),
+        state,
+        queue_len,
+    }
+}
 
 /// What an [`Outgoing`] does: a new message (optionally named for later edits), an edit of
 /// the bot's own earlier message, or a reaction.
@@ -45,6 +71,80 @@ pub struct Outgoing {
     pub receipt: Receipt,
 }
 
+impl Outgoing {
+    /// A new plain-text message: a reply at command priority, mentioning nobody.
+    pub fn message(room: impl Into<String>, text: impl Into<String>) -> Outgoing {
+        Outgoing {
+            room: room.into(),
+            text: text.into(),
+            html: None,
+            mentions: Vec::new(),
+            kind: SendKind::Reply,
+            priority: Priority::Command,
+            op: OutgoingOp::Message,
+            receipt: Receipt::default(),
+        }
+    }
+
+    /// Replaces the text of the bot's message sent as `Tagged(tag)`.
+    pub fn edit(
+        room: impl Into<String>,
+        tag: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Outgoing {
+        Outgoing {
+            op: OutgoingOp::Edit(tag.into()),
+            ..Outgoing::message(room, text)
+        }
+    }
+
+    /// Reacts with `key` to the message whose network ID is `to`.
+    pub fn react(
+        room: impl Into<String>,
+        to: impl Into<String>,
+        key: impl Into<String>,
+    ) -> Outgoing {
+        Outgoing {
+            op: OutgoingOp::React {
+                to: to.into(),
+                key: key.into(),
+            },
+            ..Outgoing::message(room, String::new())
+        }
+    }
+
+    pub fn html(mut self, html: Option<String>) -> Outgoing {
+        self.html = html;
+        self
+    }
+
+    pub fn mentions(mut self, mentions: Vec<String>) -> Outgoing {
+        self.mentions = mentions;
+        self
+    }
+
+    pub fn kind(mut self, kind: SendKind) -> Outgoing {
+        self.kind = kind;
+        self
+    }
+
+    pub fn priority(mut self, priority: Priority) -> Outgoing {
+        self.priority = priority;
+        self
+    }
+
+    /// Names the message for later edits, when `tag` is set.
+    pub fn tagged(mut self, tag: Option<String>) -> Outgoing {
+        self.op = tag.map_or(OutgoingOp::Message, OutgoingOp::Tagged);
+        self
+    }
+
+    pub fn receipt(mut self, receipt: Receipt) -> Outgoing {
+        self.receipt = receipt;
+        self
+    }
+}
+
 /// What became of an [`Outgoing`] message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -53,11 +153,6 @@ pub enum Delivery {
     /// Given up: it went stale in the adapter's queue, or the queue was full.
     Dropped,
 }
-
-/// After shutdown, how long an adapter may still write what it was given, and how long the
-/// outbox waits for the verdict on the message it handed over: one figure, so that a message
-/// the adapter writes in time is never left in the outbox to go out again.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A one-time report from the adapter on one message. The first verdict counts; clones
 /// share it. An adapter that lets every clone go without a verdict has taken the message
@@ -126,5 +221,81 @@ impl NetworkHandle {
     /// Messages waiting for the adapter to pick them up.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_a_plain_reply_until_told_otherwise() {
+        let out = Outgoing::message("#ops", "pong");
+        assert_eq!(
+            (
+                out.kind,
+                out.priority,
+                &out.op,
+                &out.html,
+                out.mentions.len()
+            ),
+            (
+                SendKind::Reply,
+                Priority::Command,
+                &OutgoingOp::Message,
+                &None,
+                0
+            )
+        );
+        assert!(!out.receipt.is_wanted());
+        let (receipt, _rx) = Receipt::new();
+        let out = out
+            .html(Some("<b>pong</b>".into()))
+            .kind(SendKind::Relay)
+            .priority(Priority::Relay)
+            .tagged(Some("t1".into()))
+            .receipt(receipt);
+        assert_eq!(out.op, OutgoingOp::Tagged("t1".into()));
+        assert_eq!(out.html.as_deref(), Some("<b>pong</b>"));
+        assert_eq!((out.kind, out.priority), (SendKind::Relay, Priority::Relay));
+        assert!(out.receipt.is_wanted());
+        assert_eq!(
+            Outgoing::message("#ops", "x").tagged(None).op,
+            OutgoingOp::Message
+        );
+    }
+
+    #[test]
+    fn edits_and_reactions_are_replies_at_command_priority() {
+        let edit = Outgoing::edit("#ops", "t1", "new text");
+        assert_eq!(edit.op, OutgoingOp::Edit("t1".into()));
+        assert_eq!(edit.text, "new text");
+        let react = Outgoing::react("!r:e", "$ev", "👍");
+        assert_eq!(
+            react.op,
+            OutgoingOp::React {
+                to: "$ev".into(),
+                key: "👍".into()
+            }
+        );
+        assert_eq!(react.text, "");
+        for out in [edit, react] {
+            assert_eq!(
+                (out.kind, out.priority),
+                (SendKind::Reply, Priority::Command)
+            );
+        }
+    }
+
+    #[test]
+    fn a_link_report_names_its_network() {
+        assert_eq!(
+            link_event("libera", LinkState::Reconnecting, 3),
+            Event::NetworkState {
+                network: "libera".into(),
+                state: LinkState::Reconnecting,
+                queue_len: 3,
+            }
+        );
     }
 }

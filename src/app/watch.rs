@@ -36,11 +36,7 @@ impl Watcher {
         store: Store,
         outbox: Outbox,
     ) -> Result<Watcher, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(LOOKUP_TIMEOUT)
-            .build()?;
+        let client = crate::http_client(Some(LOOKUP_TIMEOUT))?;
         Ok(Watcher {
             watches,
             client,

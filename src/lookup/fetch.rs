@@ -3,7 +3,6 @@
 //! whatever comes back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,10 +31,8 @@ impl Fetcher {
         tracker: TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        // Each request is bounded by its own command's timeout.
+        let client = crate::http_client(None)?;
         Ok(Self {
             client,
             repos: Arc::default(),

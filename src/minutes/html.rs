@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use super::log::PAGE_HEAD;
-use super::{escape_html, split_urls};
+use super::split_urls;
+use crate::core::format::escape_html;
 use crate::core::meeting::{Item, ItemKind, Meeting, hms};
 
 const CSS: &str = "<style>\nbody{font-family:Helvetica,sans-serif;font-size:15px;max-width:60em;margin:0 auto;padding:0.5em;overflow-wrap:anywhere}\n\

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 
-use super::escape_html;
 use crate::core::RoomRef;
+use crate::core::format::escape_html;
 use crate::core::meeting::{LogLine, Meeting, hms};
 
 fn txt_line(out: &mut String, l: &LogLine) {

@@ -35,22 +35,6 @@ pub fn render_all(m: &Meeting) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Escapes text for HTML, in element content and in quoted attributes alike.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Splits text into plain runs and URLs (`(is_url, text)`), for making links.
 pub fn split_urls(text: &str) -> Vec<(bool, &str)> {
     let mut out = Vec::new();

@@ -9,9 +9,9 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::{Delivery, NetworkHandle, Outgoing, OutgoingOp, Receipt, SHUTDOWN_GRACE};
+use crate::adapters::{Delivery, NetworkHandle, Outgoing, Receipt, SHUTDOWN_GRACE};
 use crate::core::bridge::stale_notice;
-use crate::core::{Priority, RoomRef, SendKind};
+use crate::core::{Priority, RoomRef};
 use crate::store::{OutboxRow, Store};
 
 /// Pause before trying again after the store failed.
@@ -105,16 +105,12 @@ impl Deliverer {
     async fn deliver(&self, row: &OutboxRow) -> Option<Delivery> {
         let m = &row.message;
         let (receipt, mut verdict) = Receipt::new();
-        let out = Outgoing {
-            room: m.room.room.clone(),
-            text: m.text.clone(),
-            html: m.html.clone(),
-            mentions: m.mentions.clone(),
-            kind: m.kind,
-            priority: Priority::Relay,
-            op: OutgoingOp::Message,
-            receipt,
-        };
+        let out = Outgoing::message(m.room.room.clone(), m.text.clone())
+            .html(m.html.clone())
+            .mentions(m.mentions.clone())
+            .kind(m.kind)
+            .priority(Priority::Relay)
+            .receipt(receipt);
         if self.handle.send(out).await.is_err() {
             return None;
         }
@@ -154,16 +150,7 @@ impl Deliverer {
     async fn notify_dropped(&mut self) -> bool {
         for (room, (n, staleness)) in std::mem::take(&mut self.dropped) {
             tracing::warn!(%room, dropped = n, "stale queued messages dropped");
-            let out = Outgoing {
-                room: room.room.clone(),
-                text: stale_notice(n, staleness),
-                html: None,
-                mentions: Vec::new(),
-                kind: SendKind::Reply,
-                priority: Priority::Command,
-                op: OutgoingOp::Message,
-                receipt: Receipt::default(),
-            };
+            let out = Outgoing::message(room.room.clone(), stale_notice(n, staleness));
             if self.handle.send(out).await.is_err() {
                 return false;
             }

@@ -11,7 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use chrono::DateTime;
 
-use crate::minutes::{EXTENSIONS, escape_html};
+use crate::core::format::escape_html;
+use crate::minutes::EXTENSIONS;
 use crate::store::{HIT_END, HIT_START, MeetingSummary, Store};
 
 const HEAD: &str = concat!(

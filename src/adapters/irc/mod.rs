@@ -98,14 +98,7 @@ impl Driver {
     }
 
     async fn report(&self, state: LinkState) {
-        let _ = self
-            .events
-            .send(Event::NetworkState {
-                network: self.cfg.name.clone(),
-                state,
-                queue_len: self.queue.len(),
-            })
-            .await;
+        crate::adapters::report_link(&self.events, &self.cfg.name, state, self.queue.len()).await;
     }
 
     #[tracing::instrument(skip_all, fields(network = %self.cfg.name))]

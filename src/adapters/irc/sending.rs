@@ -126,9 +126,9 @@ impl Driver {
         Ok(())
     }
 
-    /// At shutdown: send what the bucket allows without waiting long, then QUIT.
+    /// At shutdown: send what the bucket allows within the shutdown grace, then QUIT.
     pub(super) async fn finish(&mut self, w: &mut Writer, s: &Session) {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + crate::adapters::SHUTDOWN_GRACE;
         while let Ok(out) = self.outgoing.try_recv() {
             self.enqueue(out, Some(s));
         }

@@ -262,11 +262,8 @@ impl Session {
 
     /// Tells the core how the link is.
     pub(super) fn report(&mut self, state: LinkState) {
-        self.events.push(Event::NetworkState {
-            network: self.cfg.name.clone(),
-            state,
-            queue_len: 0,
-        });
+        self.events
+            .push(crate::adapters::link_event(&self.cfg.name, state, 0));
     }
 
     pub(super) fn is_me(&self, nick: &str) -> bool {

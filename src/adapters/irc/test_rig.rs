@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::Driver;
 use super::history::{read_stored, write_stored};
 use super::session::{Session, SessionEnd, Wire};
-use crate::adapters::{Outgoing, OutgoingOp};
+use crate::adapters::Outgoing;
 use crate::core::{Event, Priority, SendKind};
 
 /// The lines the driver would have written at once.
@@ -137,16 +137,9 @@ impl Rig {
     }
 
     pub(super) fn relay(&mut self, room: &str, text: &str, kind: SendKind) {
-        let out = Outgoing {
-            room: room.into(),
-            text: text.into(),
-            html: None,
-            kind,
-            priority: Priority::Relay,
-            op: OutgoingOp::Message,
-            receipt: Default::default(),
-            mentions: Vec::new(),
-        };
+        let out = Outgoing::message(room, text)
+            .kind(kind)
+            .priority(Priority::Relay);
         self.driver.enqueue(out, Some(&self.session));
     }
 

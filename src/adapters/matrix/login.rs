@@ -118,7 +118,8 @@ impl Driver {
 
 /// Asks the homeserver whose access token this is: (user ID, device ID).
 async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), MatrixError> {
-    let reply = reqwest::Client::new()
+    let reply = crate::http_client(None)
+        .map_err(|e| MatrixError::Auth(e.to_string()))?
         .get(format!("{homeserver}/_matrix/client/v3/account/whoami"))
         .bearer_auth(token)
         .timeout(Duration::from_secs(30))

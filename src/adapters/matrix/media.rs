@@ -21,7 +21,8 @@ impl MediaSource {
     pub(super) fn new(client: watch::Receiver<Option<Client>>) -> Self {
         Self {
             client,
-            http: reqwest::Client::new(),
+            // As `reqwest::Client::new` does: without a TLS backend nothing works anyway.
+            http: crate::http_client(None).expect("the HTTP client's TLS backend starts"),
         }
     }
 }

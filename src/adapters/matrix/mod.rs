@@ -108,14 +108,7 @@ struct Driver {
 
 impl Driver {
     async fn report(&self, state: LinkState) {
-        let _ = self
-            .events
-            .send(Event::NetworkState {
-                network: self.cfg.name.clone(),
-                state,
-                queue_len: 0,
-            })
-            .await;
+        crate::adapters::report_link(&self.events, &self.cfg.name, state, 0).await;
     }
 
     /// Sleeps for the next backoff delay; false when shutdown came first.

@@ -225,27 +225,15 @@ mod tests {
 
     #[test]
     fn replies_are_notices_with_empty_mentions() {
-        let out = Outgoing {
-            room: "!r:e".into(),
-            text: "pong".into(),
-            html: None,
-            mentions: Vec::new(),
-            kind: SendKind::Reply,
-            priority: Priority::Command,
-            op: crate::adapters::OutgoingOp::Message,
-            receipt: crate::adapters::Receipt::default(),
-        };
+        let out = Outgoing::message("!r:e", "pong");
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"msgtype": "m.notice", "body": "pong", "m.mentions": {}})
         );
-        let out = Outgoing {
-            html: Some("<b>a</b>: b".into()),
-            kind: SendKind::Relay,
-            text: "a: b".into(),
-            ..out
-        };
+        let out = Outgoing::message("!r:e", "a: b")
+            .html(Some("<b>a</b>: b".into()))
+            .kind(SendKind::Relay);
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(json["msgtype"], "m.text");
         assert_eq!(json["format"], "org.matrix.custom.html");
@@ -255,16 +243,13 @@ mod tests {
 
     #[test]
     fn pills_mention_their_users_and_nobody_else() {
-        let out = Outgoing {
-            room: "!r:e".into(),
-            text: "bob: alice: hi".into(),
-            html: Some("<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into()),
-            mentions: vec!["@alice:e".into(), "not a user id".into()],
-            kind: SendKind::Relay,
-            priority: Priority::Relay,
-            op: crate::adapters::OutgoingOp::Message,
-            receipt: crate::adapters::Receipt::default(),
-        };
+        let out = Outgoing::message("!r:e", "bob: alice: hi")
+            .html(Some(
+                "<b>bob</b>: <a href=\"https://matrix.to/#/@alice:e\">alice</a>: hi".into(),
+            ))
+            .mentions(vec!["@alice:e".into(), "not a user id".into()])
+            .kind(SendKind::Relay)
+            .priority(Priority::Relay);
         let json = serde_json::to_value(message_content(&out)).unwrap();
         assert_eq!(
             json["m.mentions"],

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::backoff::Backoff;
+use super::report_link;
 use crate::config::MqttConfig;
 use crate::core::relay::{Delivery, MqttMessage, MqttPayload};
 use crate::core::{Event, LinkState};
@@ -221,16 +222,11 @@ async fn run(
     mut acks: mpsc::UnboundedReceiver<Delivery>,
     shutdown: CancellationToken,
 ) {
-    let state = |s: LinkState| Event::NetworkState {
-        network: cfg.name.clone(),
-        state: s,
-        queue_len: 0,
-    };
     let opts = match options(&cfg) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "cannot set up the MQTT connection; it stays stopped");
-            let _ = events.send(state(LinkState::Stopped)).await;
+            report_link(&events, &cfg.name, LinkState::Stopped, 0).await;
             return;
         }
     };
@@ -297,7 +293,7 @@ async fn run(
                         tracing::warn!(error = %e, "cannot queue SUBSCRIBE");
                     }
                 }
-                let _ = events.send(state(LinkState::Connected)).await;
+                report_link(&events, &cfg.name, LinkState::Connected, 0).await;
             }
             Ok(MqttEvent::Incoming(Packet::SubAck(s))) => {
                 for (f, code) in filters.iter().zip(&s.return_codes) {
@@ -336,7 +332,7 @@ async fn run(
             Err(e) => {
                 let delay = backoff.next_delay(rand::rng().random());
                 tracing::warn!(error = %explain(&e), retry_in = ?delay, "MQTT connection failed");
-                let _ = events.send(state(LinkState::Reconnecting)).await;
+                report_link(&events, &cfg.name, LinkState::Reconnecting, 0).await;
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(delay) => {}
@@ -347,7 +343,7 @@ async fn run(
     // Let the acker send what the core acknowledged, then say goodbye politely.
     let _ = acker.await;
     if client.try_disconnect().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, async {
             while let Ok(ev) = event_loop.poll().await {
                 if matches!(ev, MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) {
                     break;
@@ -356,6 +352,6 @@ async fn run(
         })
         .await;
     }
-    let _ = events.send(state(LinkState::Stopped)).await;
+    report_link(&events, &cfg.name, LinkState::Stopped, 0).await;
     tracing::info!("MQTT connection stopped");
 }

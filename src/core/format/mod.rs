@@ -32,9 +32,10 @@ const PALETTE: [&str; 16] = [
     "#ffff00", "#00fc00", "#009393", "#00ffff", "#0000fc", "#ff00ff", "#7f7f7f", "#d2d2d2",
 ];
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML, in element content and in quoted attributes alike: the one
+/// escaper for chat messages, minutes and the web site.
 pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

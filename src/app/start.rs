@@ -1,0 +1,396 @@
+//! The start steps, in the order `run_until` takes them, sharing one [`Runtime`]: the store,
+//! the networks, the MQTT relay, the package watches, the web site, the clock, the HTTP
+//! fetcher, SIGHUP, and last the core task.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::AppError;
+use super::core_task::core_task;
+use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
+use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
+use super::watch::Watcher;
+use crate::adapters::matrix::MediaSource;
+use crate::adapters::mqtt::MqttHandle;
+use crate::adapters::{NetworkHandle, console};
+use crate::config::commands as command_files;
+use crate::config::{Config, MeetingRooms, NetworkKind};
+use crate::core::relay::Relay;
+use crate::core::watch::Triggers;
+use crate::core::{Action, CommandSet, CommandSetHandle, Core, Event, LinkState};
+use crate::lookup::fetch::Fetcher;
+use crate::outbox::Outbox;
+use crate::store::Store;
+use crate::web::{self, Health};
+
+/// What the start steps share, and what they have started so far.
+pub(super) struct Runtime {
+    cfg: Config,
+    started: DateTime<Utc>,
+    store: Store,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    /// Every task that reports to the core holds a clone; the core task ends once all of
+    /// them are gone.
+    events: mpsc::Sender<Event>,
+    health: Health,
+    handles: BTreeMap<String, NetworkHandle>,
+    media: BTreeMap<String, MediaSource>,
+}
+
+/// The MQTT side: what to relay, where relayed events wait, and the connections to ack on.
+pub(super) struct Relaying {
+    relay: Relay,
+    outbox: Outbox,
+    mqtt: BTreeMap<String, MqttHandle>,
+    triggers: Triggers,
+}
+
+/// Everything is started; what is left is to wait for the end.
+pub(super) struct Running {
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Runtime {
+    /// Opens the store in `data_dir` and notes this start in it.
+    pub(super) fn open_store(
+        cfg: Config,
+        shutdown: CancellationToken,
+    ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
+        let started = Utc::now();
+        let store = Store::open(&cfg.bot.data_dir)?;
+        if store.meta("first_start")?.is_none() {
+            store.set_meta("first_start", &started.to_rfc3339())?;
+        }
+        store.set_meta("last_version", crate::VERSION)?;
+        let (events, events_rx) = mpsc::channel::<Event>(1024);
+        let rt = Runtime {
+            cfg,
+            started,
+            store,
+            tracker: TaskTracker::new(),
+            shutdown,
+            events,
+            health: Health::default(),
+            handles: BTreeMap::new(),
+            media: BTreeMap::new(),
+        };
+        Ok((rt, events_rx))
+    }
+
+    pub(super) fn load_commands(&self) -> Result<CommandSet, AppError> {
+        let dir = &self.cfg.bot.commands_dir;
+        let commands = command_files::load_dir(dir).map_err(AppError::Commands)?;
+        tracing::info!(commands = commands.len(), dir = %dir.display(), "declarative commands loaded");
+        Ok(commands)
+    }
+
+    /// The chat networks: console, IRC and Matrix, each its own driver task. All of them,
+    /// MQTT too, show as starting on the health page until they report.
+    pub(super) fn start_networks(&mut self) {
+        let networks = self.cfg.networks();
+        for (name, kind) in &networks {
+            self.health
+                .set(name, kind_name(*kind), LinkState::Starting, 0);
+        }
+        let others = networks
+            .iter()
+            .filter(|(_, k)| *k != NetworkKind::Console)
+            .count();
+        if let Some(c) = &self.cfg.console {
+            let h = console::spawn(
+                c,
+                &self.cfg.bot.nick,
+                self.events.clone(),
+                &self.tracker,
+                self.shutdown.clone(),
+                others == 0,
+            );
+            self.handles.insert(c.name.clone(), h);
+        }
+        for irc_cfg in &self.cfg.irc {
+            let h = crate::adapters::irc::spawn(
+                irc_cfg.clone(),
+                Some(self.store.clone()),
+                self.events.clone(),
+                &self.tracker,
+                self.shutdown.clone(),
+            );
+            self.handles.insert(irc_cfg.name.clone(), h);
+        }
+        for matrix_cfg in &self.cfg.matrix {
+            let (h, media) = crate::adapters::matrix::spawn(
+                matrix_cfg.clone(),
+                &self.cfg.bot.data_dir,
+                self.events.clone(),
+                &self.tracker,
+                self.shutdown.clone(),
+            );
+            self.handles.insert(matrix_cfg.name.clone(), h);
+            self.media.insert(matrix_cfg.name.clone(), media);
+        }
+    }
+
+    /// The outbox's deliverers, then the MQTT relay: the embedded broker and the connections;
+    /// the relay remembers what it already relayed.
+    pub(super) async fn start_relay(&self) -> Result<Relaying, AppError> {
+        let mut relay = Relay::new(&self.cfg.relays)?;
+        // Started before the core task: what a previous run left in the outbox goes first.
+        let outbox = Outbox::start(
+            self.store.clone(),
+            &self.handles,
+            &self.tracker,
+            &self.shutdown,
+        );
+        let triggers = Triggers::new(&self.cfg.watches);
+        let mqtt = self.start_mqtt(&relay, &triggers).await?;
+        relay.remember(outbox.seen_keys(self.started)?);
+        Ok(Relaying {
+            relay,
+            outbox,
+            mqtt,
+            triggers,
+        })
+    }
+
+    /// The embedded broker first, so that the connections find it; each connection
+    /// subscribes to what the relay and the watch triggers want of it.
+    async fn start_mqtt(
+        &self,
+        relay: &Relay,
+        triggers: &Triggers,
+    ) -> Result<BTreeMap<String, MqttHandle>, AppError> {
+        if let Some(b) = &self.cfg.broker {
+            crate::adapters::mqtt::broker::start(b.listen).await?;
+        }
+        let mut handles = BTreeMap::new();
+        for m in &self.cfg.mqtt {
+            let mut filters = relay.filters_for(&m.name);
+            for f in triggers.filters_for(&m.name) {
+                if !filters.contains(&f) {
+                    filters.push(f);
+                }
+            }
+            let h = crate::adapters::mqtt::spawn(
+                m.clone(),
+                filters,
+                self.events.clone(),
+                &self.tracker,
+                self.shutdown.clone(),
+            );
+            handles.insert(m.name.clone(), h);
+        }
+        Ok(handles)
+    }
+
+    /// Package-update alerts: polled by their own task, triggered by the core task.
+    pub(super) fn start_watch(
+        &self,
+        relaying: &mut Relaying,
+    ) -> Result<Option<WatchTriggers>, AppError> {
+        if self.cfg.watches.is_empty() {
+            return Ok(None);
+        }
+        let watcher = Watcher::new(
+            self.cfg.watches.clone(),
+            self.store.clone(),
+            relaying.outbox.clone(),
+        )
+        .map_err(AppError::HttpClient)?;
+        let (tx, rx) = mpsc::channel(64);
+        self.tracker.spawn(watcher.run(rx, self.shutdown.clone()));
+        tracing::info!(watches = self.cfg.watches.len(), "package watches started");
+        Ok(Some(WatchTriggers {
+            triggers: std::mem::take(&mut relaying.triggers),
+            tx,
+        }))
+    }
+
+    pub(super) async fn start_web(&mut self) -> Result<(), AppError> {
+        let Some(w) = &self.cfg.web else {
+            return Ok(());
+        };
+        let listener = web::bind(w.listen)
+            .await
+            .map_err(|source| AppError::WebBind {
+                addr: w.listen,
+                source,
+            })?;
+        let app = if self.cfg.meetings == MeetingRooms::None {
+            web::router(self.health.clone(), self.started)
+        } else {
+            web::router_with_meetings(self.health.clone(), self.started, self.store.clone())
+        };
+        let app = app
+            .merge(web::paste::routes(self.store.clone()))
+            .merge(web::media::routes(
+                self.store.clone(),
+                std::mem::take(&mut self.media),
+            ));
+        let limits = web::Limits::for_open_files(open_files_limit());
+        self.tracker
+            .spawn(web::serve(listener, app, limits, self.shutdown.clone()));
+        Ok(())
+    }
+
+    /// A periodic tick for time-based work, and to refresh queue lengths.
+    pub(super) fn start_ticker(&self) {
+        let tx = self.events.clone();
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = every.tick() => {
+                        if tx.send(Event::Tick).await.is_err() { return; }
+                    }
+                }
+            }
+        });
+    }
+
+    /// The requests of declarative commands, each its own task.
+    pub(super) fn start_fetcher(&self) -> Result<Fetcher, AppError> {
+        Fetcher::new(
+            self.events.clone(),
+            self.tracker.clone(),
+            self.shutdown.clone(),
+        )
+        .map_err(AppError::HttpClient)
+    }
+
+    /// SIGHUP reads `commands/` again. A bad file is logged (file:line:col: key: message) and
+    /// the set in force stays.
+    pub(super) fn start_reload_on_hangup(&self) -> Result<(), AppError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
+        let dir = self.cfg.bot.commands_dir.clone();
+        let events = self.events.clone();
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    got = hup.recv() => if got.is_none() { return },
+                }
+                let d = dir.clone();
+                match tokio::task::spawn_blocking(move || command_files::load_dir(&d)).await {
+                    Ok(Ok(set)) => {
+                        // "commands reloaded" is logged by the core task once the set is in force.
+                        let set = CommandSetHandle(Arc::new(set));
+                        if events.send(Event::CommandsReloaded(set)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "SIGHUP: commands not reloaded; the previous set stays");
+                    }
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: commands reload failed"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The core with its commands, relay and bridges, and the meetings a previous run left
+    /// open, and last the core task. The runtime's own event sender
+    /// goes here, so that the core task ends once every task that reports to it has.
+    pub(super) fn start_core(
+        self,
+        events: mpsc::Receiver<Event>,
+        commands: CommandSet,
+        relaying: Relaying,
+        watch: Option<WatchTriggers>,
+        fetcher: Fetcher,
+    ) -> Result<Running, AppError> {
+        let mut core = Core::new(core_settings(&self.cfg), self.started).with_relay(relaying.relay);
+        core.set_commands(Arc::new(commands));
+        if !self.cfg.bridges.is_empty() {
+            core.enable_bridges(bridge_settings(&self.cfg), rand::random());
+            tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
+        }
+        let first_actions = self.resume_meetings(&mut core)?;
+        let Runtime {
+            cfg,
+            store,
+            tracker,
+            shutdown,
+            events: own_sender,
+            health,
+            handles,
+            ..
+        } = self;
+        drop(own_sender);
+        let exec = Executors {
+            handles,
+            fetcher,
+            store: store.clone(),
+            meetings: MeetingsIo {
+                store,
+                dir: cfg.bot.data_dir.join("meetings"),
+            },
+            outbox: relaying.outbox.clone(),
+            relay: RelaySinks {
+                outbox: relaying.outbox,
+                mqtt: relaying.mqtt,
+            },
+            watch,
+        };
+        tracker.spawn(core_task(
+            core,
+            events,
+            exec,
+            health,
+            first_actions,
+            shutdown.clone(),
+        ));
+        tracing::info!(networks = cfg.networks().len(), "sigbot started");
+        Ok(Running { tracker, shutdown })
+    }
+
+    /// Turns meetings on, resuming those a previous run left in the journal.
+    fn resume_meetings(&self, core: &mut Core) -> Result<Vec<Action>, AppError> {
+        let Some(settings) = meeting_settings(&self.cfg) else {
+            return Ok(Vec::new());
+        };
+        let journals = self.store.unfinished_meetings()?;
+        if !journals.is_empty() {
+            tracing::info!(
+                meetings = journals.len(),
+                "resuming meetings from the journal"
+            );
+        }
+        Ok(core.enable_meetings(settings, journals, Utc::now()))
+    }
+}
+
+impl Running {
+    /// Waits for shutdown, then for every task to finish.
+    pub(super) async fn wait_for_shutdown(self) {
+        self.tracker.close();
+        self.shutdown.cancelled().await;
+        self.tracker.wait().await;
+        tracing::info!("sigbot stopped");
+    }
+}
+
+/// Raises the soft limit of open files to the hard one (the kernel's default soft limit,
+/// 1024, is soon used up by a busy web site); returns the limit in force.
+fn open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
