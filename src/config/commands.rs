@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
-use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Locator};
+use super::raw::RawCommand;
+use super::{ConfigError, Locator};
 use crate::core::Builtin;
 use crate::core::Secret;
 use crate::core::commands::declarative::{
@@ -26,80 +26,6 @@ use crate::core::commands::declarative::{
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const KOJI_METHODS: [&str; 3] = ["getLatestBuilds", "listTagged", "getBuild"];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommand {
-    name: Spanned<String>,
-    #[serde(default)]
-    aliases: Vec<Spanned<String>>,
-    summary: Spanned<String>,
-    usage: Option<Spanned<String>>,
-    role: Option<Spanned<String>>,
-    #[serde(default)]
-    confirm: bool,
-    cooldown: Option<Spanned<String>>,
-    #[serde(default)]
-    args: Vec<RawArg>,
-    http: Option<Spanned<RawHttp>>,
-    koji: Option<Spanned<RawKoji>>,
-    repodata: Option<Spanned<RawRepodata>>,
-    reply: Spanned<RawReply>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArg {
-    name: Spanned<String>,
-    pattern: Spanned<String>,
-    #[serde(default)]
-    rest: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    method: Option<Spanned<String>>,
-    url: Spanned<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    query: BTreeMap<String, Spanned<String>>,
-    json: Option<Spanned<toml::Value>>,
-    form: Option<BTreeMap<String, Spanned<String>>>,
-    body: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    expect: Vec<Spanned<u16>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKoji {
-    hub: Spanned<String>,
-    method: Spanned<String>,
-    #[serde(default)]
-    params: Vec<Spanned<toml::Value>>,
-    #[serde(default)]
-    kwargs: BTreeMap<String, Spanned<toml::Value>>,
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepodata {
-    url: Spanned<String>,
-    package: Spanned<String>,
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReply {
-    success: Spanned<String>,
-    not_found: Option<Spanned<String>>,
-    error: Option<Spanned<String>>,
-}
 
 /// Reads every `*.toml` in `dir`, in name order. A missing directory is an empty set.
 pub fn load_dir(dir: &Path) -> Result<CommandSet, ConfigError> {
