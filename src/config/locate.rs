@@ -9,13 +9,43 @@ use toml::Spanned;
 use super::ConfigError;
 
 /// Turns byte offsets into `file:line:col` errors (for the config and the command files).
-pub(crate) struct Locator<'a> {
-    pub(crate) text: &'a str,
-    pub(crate) path: &'a Path,
+#[derive(Clone, Copy)]
+pub(super) struct Locator<'a> {
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
 }
 
+/// The characters a kind of name may use, and how an error message says so.
+pub(super) struct NameRule {
+    allowed: fn(char) -> bool,
+    described: &'static str,
+}
+
+/// Networks, bridges and watches.
+pub(super) const SECTION_NAME: NameRule = NameRule {
+    allowed: |c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.',
+    described: "letters, digits, '-', '_' or '.'",
+};
+
+/// Declarative commands and their aliases: what people type after the prefix.
+pub(super) const COMMAND_NAME: NameRule = NameRule {
+    allowed: |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_',
+    described: "lower-case letters, digits, '-' or '_'",
+};
+
+/// Arguments of declarative commands, which templates name as `args.<name>`.
+pub(super) const ARG_NAME: NameRule = NameRule {
+    allowed: word_char,
+    described: "letters, digits or '_'",
+};
+
+/// How the config's duration errors show the expected form.
+pub(super) const CONFIG_DURATIONS: &str = "\"10s\", \"5m\"";
+/// How the command files' duration errors show the expected form.
+pub(super) const COMMAND_DURATIONS: &str = "\"10s\"";
+
 impl Locator<'_> {
-    pub(crate) fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -29,12 +59,12 @@ impl Locator<'_> {
         }
     }
 
-    pub(crate) fn span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
         self.at(s.span().start, message)
     }
 
     /// An error at `s` that names the key it is about: `key: message`.
-    pub(crate) fn span_key<T>(
+    pub(super) fn span_key<T>(
         &self,
         s: &Spanned<T>,
         key: &str,
@@ -43,55 +73,49 @@ impl Locator<'_> {
         self.at(s.span().start, format!("{key}: {message}"))
     }
 
-    pub(crate) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
+    pub(super) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let offset = e.span().map_or(0, |s| s.start);
         self.at(offset, e.message().trim().replace('\n', " "))
     }
-}
 
-pub(super) fn parse_duration(
-    loc: &Locator<'_>,
-    s: &Spanned<String>,
-    key: &str,
-) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
-        loc.span(
-            s,
-            format!(
-                "{key}: bad duration {:?} ({e}); write e.g. \"10s\", \"5m\"",
-                s.get_ref()
-            ),
-        )
-    })
-}
+    /// A name that follows `rule`; the error reads `{what}"the name": use ...`.
+    pub(super) fn name(
+        &self,
+        s: &Spanned<String>,
+        rule: &NameRule,
+        what: &str,
+    ) -> Result<String, ConfigError> {
+        let n = s.get_ref();
+        if n.is_empty() || !n.chars().all(rule.allowed) {
+            return Err(self.span(s, format!("{what}{n:?}: use {}", rule.described)));
+        }
+        Ok(n.clone())
+    }
 
-pub(super) fn opt_duration(
-    loc: &Locator<'_>,
-    s: &Option<Spanned<String>>,
-    key: &str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match s {
-        Some(s) => parse_duration(loc, s, key),
-        None => Ok(default),
+    /// A duration such as `"90s"` or `"5m"`, or `default` when the key is absent; `examples`
+    /// is how the error shows the expected form.
+    pub(super) fn duration(
+        &self,
+        s: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+        examples: &str,
+    ) -> Result<Duration, ConfigError> {
+        let Some(s) = s else { return Ok(default) };
+        humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
+            self.span_key(
+                s,
+                key,
+                format!(
+                    "bad duration {:?} ({e}); write e.g. {examples}",
+                    s.get_ref()
+                ),
+            )
+        })
     }
 }
 
-pub(super) fn check_name(
-    loc: &Locator<'_>,
-    name: &Spanned<String>,
-    what: &str,
-) -> Result<String, ConfigError> {
-    let n = name.get_ref();
-    if n.is_empty()
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-    {
-        return Err(loc.span(
-            name,
-            format!("{what} name {n:?}: use letters, digits, '-', '_' or '.'"),
-        ));
-    }
-    Ok(n.clone())
+/// ASCII letters, digits and `_`: what argument and environment variable names are made of.
+pub(super) fn word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }

@@ -25,7 +25,7 @@ use crate::core::watch::WatchSpec;
 use crate::core::{Principal, RoomRef, Secret};
 
 pub use env::expand_env;
-pub(crate) use locate::Locator;
+use locate::Locator;
 
 /// A config error with its location in the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::locate::{Locator, check_name, opt_duration};
+use super::locate::{CONFIG_DURATIONS, Locator, SECTION_NAME};
 use super::raw::*;
 use super::*;
 use crate::core::relay::RelaySpec;
@@ -71,7 +71,7 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
     let mut networks: BTreeMap<String, NetworkKind> = BTreeMap::new();
     let mut add_network =
         |name: &Spanned<String>, kind: NetworkKind, what: &str| -> Result<String, ConfigError> {
-            let n = check_name(loc, name, what)?;
+            let n = loc.name(name, &SECTION_NAME, &format!("{} name ", what))?;
             if networks.insert(n.clone(), kind).is_some() {
                 return Err(loc.span(
                     name,
@@ -235,18 +235,23 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
             channels,
             rate,
             queue_limit: n.queue_limit.unwrap_or(1000),
-            staleness: opt_duration(loc, &n.staleness, "staleness", Duration::from_secs(600))?,
-            rejoin_delay: opt_duration(
-                loc,
+            staleness: loc.duration(
+                &n.staleness,
+                "staleness",
+                Duration::from_secs(600),
+                CONFIG_DURATIONS,
+            )?,
+            rejoin_delay: loc.duration(
                 &n.rejoin_delay,
                 "rejoin_delay",
                 Duration::from_secs(10),
+                CONFIG_DURATIONS,
             )?,
-            ping_timeout: opt_duration(
-                loc,
+            ping_timeout: loc.duration(
                 &n.ping_timeout,
                 "ping_timeout",
                 Duration::from_secs(240),
+                CONFIG_DURATIONS,
             )?,
             relaymsg: n.relaymsg,
             relaymsg_channels: Vec::new(),
@@ -307,7 +312,12 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
             rooms,
             encrypted_rooms: m.encrypted_rooms,
             invites_from: m.invites_from.clone(),
-            catch_up: opt_duration(loc, &m.catch_up, "catch_up", Duration::from_secs(600))?,
+            catch_up: loc.duration(
+                &m.catch_up,
+                "catch_up",
+                Duration::from_secs(600),
+                CONFIG_DURATIONS,
+            )?,
             name,
         });
     }
@@ -346,7 +356,12 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
                 .as_ref()
                 .map(|p| read_secret(loc, p, "password"))
                 .transpose()?,
-            keep_alive: opt_duration(loc, &m.keep_alive, "keep_alive", Duration::from_secs(30))?,
+            keep_alive: loc.duration(
+                &m.keep_alive,
+                "keep_alive",
+                Duration::from_secs(30),
+                CONFIG_DURATIONS,
+            )?,
             clean_session: m.clean_session,
             max_payload: m.max_payload.unwrap_or(1024 * 1024),
             name,
@@ -420,7 +435,7 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
     let mut bridge_names = BTreeSet::new();
     let mut bridged_rooms: BTreeMap<RoomRef, String> = BTreeMap::new();
     for b in &raw.bridge {
-        let name = check_name(loc, &b.name, "bridge")?;
+        let name = loc.name(&b.name, &SECTION_NAME, &format!("{} name ", "bridge"))?;
         if !bridge_names.insert(name.clone()) {
             return Err(loc.span(&b.name, format!("two bridges are named {name:?}")));
         }
@@ -481,7 +496,12 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
             reactions: b.reactions,
             redactions: b.redactions,
             relaymsg: b.relaymsg,
-            staleness: opt_duration(loc, &b.staleness, "staleness", Duration::from_secs(600))?,
+            staleness: loc.duration(
+                &b.staleness,
+                "staleness",
+                Duration::from_secs(600),
+                CONFIG_DURATIONS,
+            )?,
             max_mentions: b.max_mentions.unwrap_or(5),
             encrypted: b.encrypted,
         });
@@ -555,11 +575,11 @@ pub(super) fn check(raw: RawConfig, loc: &Locator<'_>) -> Result<Config, ConfigE
             to: r.to.iter().map(&chat_room).collect::<Result<_, _>>()?,
             max_per_minute: r.max_per_minute.as_ref().map(|m| *m.get_ref()),
             dedup_key: text(&r.dedup_key),
-            dedup_window: opt_duration(
-                loc,
+            dedup_window: loc.duration(
                 &r.dedup_window,
                 "dedup_window",
                 Duration::from_secs(3600),
+                CONFIG_DURATIONS,
             )?,
             digest_label: text(&r.digest_label),
         };
@@ -722,7 +742,7 @@ fn check_watches(
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
     for w in raw {
-        let name = check_name(loc, &w.name, "watch")?;
+        let name = loc.name(&w.name, &SECTION_NAME, &format!("{} name ", "watch"))?;
         if !names.insert(name.clone()) {
             return Err(loc.span(&w.name, format!("watch {name:?} is defined twice")));
         }
@@ -747,7 +767,7 @@ fn check_watches(
         if w.to.is_empty() {
             return Err(loc.span_key(&w.name, "to", "name at least one room to alert"));
         }
-        let poll = opt_duration(loc, &w.poll, "poll", Duration::from_secs(3600))?;
+        let poll = loc.duration(&w.poll, "poll", Duration::from_secs(3600), CONFIG_DURATIONS)?;
         if let Some(p) = &w.poll
             && poll < Duration::from_secs(1)
         {
