@@ -1,10 +1,10 @@
 //! Configuration (DESIGN §5), read in two stages.
 //!
-//! Stage one ([`raw`]): `${ENV}` references are expanded over the parsed TOML tree ([`env`];
-//! an unset variable is an error at its location), then serde reads the `Raw*` structs with
-//! `deny_unknown_fields`. Stage two ([`check`]) turns the raw structs into the validated
-//! [`Config`], reporting problems as `file:line:col: message` ([`locate`]). Command files
-//! ([`commands`]) go through the same two stages.
+//! Stage one (`raw.rs`): `${ENV}` references are expanded over the parsed TOML tree
+//! (`env.rs`; an unset variable is an error at its location), then serde reads the `Raw*`
+//! structs with `deny_unknown_fields`. Stage two (`check/`, one file per section) turns the
+//! raw structs into the validated [`Config`], reporting problems as `file:line:col: message`
+//! (`locate.rs`). Command files ([`commands`]) go through the same two stages.
 
 mod check;
 pub mod commands;
@@ -301,6 +301,44 @@ impl Config {
         if let Some(c) = &self.console {
             let _ = writeln!(s, "console: {}", c.room_ref());
         }
+        self.summarize_networks(&mut s);
+        for b in &self.bridges {
+            let rooms: Vec<String> = b.rooms.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "bridge {}: {}", b.name, rooms.join(" <-> "));
+        }
+        if !self.relays.is_empty() {
+            let _ = writeln!(s, "relays: {}", self.relays.len());
+        }
+        for w in &self.watches {
+            let _ = writeln!(
+                s,
+                "watch {}: {} package(s), every {}",
+                w.name,
+                w.packages.len(),
+                humantime::format_duration(w.poll)
+            );
+        }
+        match &self.meetings {
+            MeetingRooms::None => {}
+            MeetingRooms::All => {
+                let _ = writeln!(s, "meetings: all rooms");
+            }
+            MeetingRooms::Some(r) => {
+                let _ = writeln!(s, "meetings: {} room(s)", r.len());
+            }
+        }
+        if let Some(w) = &self.web {
+            let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);
+        }
+        for (role, who) in &self.roles {
+            let _ = writeln!(s, "role {role}: {} principal(s)", who.len());
+        }
+        s
+    }
+
+    /// The summary's lines for the chat networks, MQTT connections and the broker.
+    fn summarize_networks(&self, s: &mut String) {
+        use std::fmt::Write as _;
         for n in &self.irc {
             let _ = writeln!(
                 s,
@@ -335,38 +373,6 @@ impl Config {
         if let Some(b) = &self.broker {
             let _ = writeln!(s, "embedded broker: {}", b.listen);
         }
-        for b in &self.bridges {
-            let rooms: Vec<String> = b.rooms.iter().map(ToString::to_string).collect();
-            let _ = writeln!(s, "bridge {}: {}", b.name, rooms.join(" <-> "));
-        }
-        if !self.relays.is_empty() {
-            let _ = writeln!(s, "relays: {}", self.relays.len());
-        }
-        for w in &self.watches {
-            let _ = writeln!(
-                s,
-                "watch {}: {} package(s), every {}",
-                w.name,
-                w.packages.len(),
-                humantime::format_duration(w.poll)
-            );
-        }
-        match &self.meetings {
-            MeetingRooms::None => {}
-            MeetingRooms::All => {
-                let _ = writeln!(s, "meetings: all rooms");
-            }
-            MeetingRooms::Some(r) => {
-                let _ = writeln!(s, "meetings: {} room(s)", r.len());
-            }
-        }
-        if let Some(w) = &self.web {
-            let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);
-        }
-        for (role, who) in &self.roles {
-            let _ = writeln!(s, "role {role}: {} principal(s)", who.len());
-        }
-        s
     }
 }
 
