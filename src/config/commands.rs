@@ -1,8 +1,9 @@
 //! Reading `commands/*.toml` (DESIGN §6) into a validated [`CommandSet`].
 //!
-//! Two stages, like the config: serde reads the `Raw*` structs (`deny_unknown_fields`, with
-//! spans), then `CommandCheck` builds the [`CommandSpec`], compiling patterns and templates so that
-//! a bad file is refused at load with `file:line:col: key: message`, never at run time.
+//! Two stages, like the config: serde reads the `Raw*` structs of `raw.rs`
+//! (`deny_unknown_fields`, with spans), then `CommandCheck` builds the [`CommandSpec`],
+//! compiling patterns and templates so that a bad file is refused at load with
+//! `file:line:col: key: message`, never at run time.
 //!
 //! `${ENV}` is allowed only in request fields (URL, headers, query, body, Koji hub and
 //! parameters, repodata URL). It becomes a placeholder that only the executor fills in, so a
