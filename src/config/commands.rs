@@ -1,8 +1,9 @@
 //! Reading `commands/*.toml` (DESIGN §6) into a validated [`CommandSet`].
 //!
-//! Two stages, like the config: serde reads the `Raw*` structs (`deny_unknown_fields`, with
-//! spans), then [`check`] builds the [`CommandSpec`], compiling patterns and templates so that
-//! a bad file is refused at load with `file:line:col: key: message`, never at run time.
+//! Two stages, like the config: serde reads the `Raw*` structs of `raw.rs`
+//! (`deny_unknown_fields`, with spans), then `CommandCheck` builds the [`CommandSpec`],
+//! compiling patterns and templates so that a bad file is refused at load with
+//! `file:line:col: key: message`, never at run time.
 //!
 //! `${ENV}` is allowed only in request fields (URL, headers, query, body, Koji hub and
 //! parameters, repodata URL). It becomes a placeholder that only the executor fills in, so a
@@ -13,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
-use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, Locator};
+use super::locate::{ARG_NAME, COMMAND_DURATIONS, COMMAND_NAME, Locator};
+use super::raw::{RawArg, RawCommand, RawHttp, RawKoji, RawReply, RawRepodata};
+use super::{ConfigError, env};
 use crate::core::Builtin;
 use crate::core::Secret;
 use crate::core::commands::declarative::{
@@ -26,80 +28,6 @@ use crate::core::commands::declarative::{
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const KOJI_METHODS: [&str; 3] = ["getLatestBuilds", "listTagged", "getBuild"];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCommand {
-    name: Spanned<String>,
-    #[serde(default)]
-    aliases: Vec<Spanned<String>>,
-    summary: Spanned<String>,
-    usage: Option<Spanned<String>>,
-    role: Option<Spanned<String>>,
-    #[serde(default)]
-    confirm: bool,
-    cooldown: Option<Spanned<String>>,
-    #[serde(default)]
-    args: Vec<RawArg>,
-    http: Option<Spanned<RawHttp>>,
-    koji: Option<Spanned<RawKoji>>,
-    repodata: Option<Spanned<RawRepodata>>,
-    reply: Spanned<RawReply>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArg {
-    name: Spanned<String>,
-    pattern: Spanned<String>,
-    #[serde(default)]
-    rest: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    method: Option<Spanned<String>>,
-    url: Spanned<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, Spanned<String>>,
-    #[serde(default)]
-    query: BTreeMap<String, Spanned<String>>,
-    json: Option<Spanned<toml::Value>>,
-    form: Option<BTreeMap<String, Spanned<String>>>,
-    body: Option<Spanned<String>>,
-    timeout: Option<Spanned<String>>,
-    #[serde(default)]
-    expect: Vec<Spanned<u16>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawKoji {
-    hub: Spanned<String>,
-    method: Spanned<String>,
-    #[serde(default)]
-    params: Vec<Spanned<toml::Value>>,
-    #[serde(default)]
-    kwargs: BTreeMap<String, Spanned<toml::Value>>,
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepodata {
-    url: Spanned<String>,
-    package: Spanned<String>,
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReply {
-    success: Spanned<String>,
-    not_found: Option<Spanned<String>>,
-    error: Option<Spanned<String>>,
-}
 
 /// Reads every `*.toml` in `dir`, in name order. A missing directory is an empty set.
 pub fn load_dir(dir: &Path) -> Result<CommandSet, ConfigError> {
@@ -191,116 +119,363 @@ fn parse_command(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Parsed, ConfigError> {
     let loc = Locator { text, path };
-    let raw: RawCommand = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        loc.at(offset, e.message().trim().replace('\n', " "))
-    })?;
-    check(raw, &loc, env)
+    let raw: RawCommand = toml::from_str(text).map_err(|e| loc.toml_error(&e))?;
+    CommandCheck::new(loc, env).check(raw)
 }
 
-fn check_name(loc: &Locator<'_>, n: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
-    let v = n.get_ref();
-    let ok = !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !ok {
-        return Err(loc.span_key(
-            n,
-            key,
-            format!("{v:?}: use lower-case letters, digits, '-' or '_'"),
-        ));
-    }
-    if Builtin::lookup(v).is_some() {
-        return Err(loc.span_key(n, key, format!("{v:?} is a built-in command")));
-    }
-    Ok(v.clone())
-}
-
-fn duration(
-    loc: &Locator<'_>,
-    s: &Option<Spanned<String>>,
-    key: &str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match s {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(s.get_ref().trim()).map_err(|e| {
-            loc.span_key(
-                s,
-                key,
-                format!("bad duration {:?} ({e}); write e.g. \"10s\"", s.get_ref()),
-            )
-        }),
-    }
-}
-
-/// Collects `${NAME}` references as secrets, turning them into placeholders.
-struct Secrets<'e> {
-    env: &'e dyn Fn(&str) -> Option<String>,
+/// Checks one command file, one method per part of the definition, collecting the
+/// `${NAME}` references of its request fields on the way.
+struct CommandCheck<'a> {
+    loc: Locator<'a>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    /// Referenced and set: handed to the executor with the spec.
     found: BTreeMap<String, Secret>,
     /// Referenced but unset: the command is disabled, not the whole set.
     missing: BTreeSet<String>,
 }
 
-impl Secrets<'_> {
-    fn take(&mut self, s: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i..];
-            if let Some(tail) = after.strip_prefix("$${") {
-                out.push_str("${");
-                rest = tail;
-            } else if let Some(tail) = after.strip_prefix("${") {
-                let end = tail.find('}').ok_or("unclosed ${")?;
-                let name = &tail[..end];
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("bad environment variable name {name:?}"));
-                }
-                match (self.env)(name) {
-                    Some(value) => {
-                        self.found.insert(name.to_owned(), Secret::new(value));
-                    }
-                    None => {
-                        self.missing.insert(name.to_owned());
-                    }
-                }
-                out.push(SECRET_OPEN);
-                out.push_str(name);
-                out.push(SECRET_CLOSE);
-                rest = &tail[end + 1..];
-            } else {
-                out.push('$');
-                rest = &after[1..];
-            }
+impl<'a> CommandCheck<'a> {
+    fn new(loc: Locator<'a>, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        CommandCheck {
+            loc,
+            env,
+            found: BTreeMap::new(),
+            missing: BTreeSet::new(),
         }
-        out.push_str(rest);
-        Ok(out)
+    }
+
+    /// The parts in the order a command file is usually written.
+    fn check(mut self, raw: RawCommand) -> Result<Parsed, ConfigError> {
+        let (name, aliases, names) = self.names(&raw.name, &raw.aliases)?;
+        let args = self.args(&raw.args)?;
+        let usage = self.usage(raw.usage.as_ref(), &name, &args)?;
+        let role = self.role(raw.role.as_ref())?;
+        let action = self.action(&raw)?;
+        let reply = self.reply(raw.reply.get_ref(), &name)?;
+        let summary = raw.summary.get_ref().trim().to_owned();
+        if summary.is_empty() {
+            return Err(self.loc.span_key(&raw.summary, "summary", "is empty"));
+        }
+        if !self.missing.is_empty() {
+            let vars: Vec<String> = self.missing.into_iter().collect();
+            return Ok(Parsed::Disabled {
+                name,
+                why: format!("environment variable {} is not set", vars.join(", ")),
+            });
+        }
+        let spec = CommandSpec {
+            name,
+            aliases,
+            summary,
+            usage,
+            args,
+            role,
+            confirm: raw.confirm,
+            cooldown: self.duration(&raw.cooldown, "cooldown", Duration::ZERO)?,
+            action,
+            reply,
+            secrets: self.found.into_iter().collect(),
+        };
+        Ok(Parsed::Ready(Box::new(spec), names))
+    }
+
+    /// The name and aliases, checked, and each with its offset for clashes between files.
+    fn names(
+        &self,
+        name: &Spanned<String>,
+        aliases: &[Spanned<String>],
+    ) -> Result<(String, Vec<String>, NameOffsets), ConfigError> {
+        let first = self.command_name(name, "name")?;
+        let mut names = vec![(first.clone(), name.span().start)];
+        let mut seen = BTreeSet::from([first.clone()]);
+        let mut checked = Vec::new();
+        for a in aliases {
+            let n = self.command_name(a, "aliases")?;
+            if !seen.insert(n.clone()) {
+                return Err(self
+                    .loc
+                    .span_key(a, "aliases", format!("{n:?} is listed twice")));
+            }
+            names.push((n.clone(), a.span().start));
+            checked.push(n);
+        }
+        Ok((first, checked, names))
+    }
+
+    fn command_name(&self, n: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let v = self.loc.name(n, &COMMAND_NAME, &format!("{key}: "))?;
+        if Builtin::lookup(&v).is_some() {
+            return Err(self
+                .loc
+                .span_key(n, key, format!("{v:?} is a built-in command")));
+        }
+        Ok(v)
+    }
+
+    fn args(&self, raw: &[RawArg]) -> Result<Vec<ArgSpec>, ConfigError> {
+        let loc = &self.loc;
+        let mut args = Vec::new();
+        let mut arg_names = BTreeSet::new();
+        for (i, a) in raw.iter().enumerate() {
+            let key = format!("args[{i}]");
+            let n = loc.name(&a.name, &ARG_NAME, &format!("{key}.name: "))?;
+            if !arg_names.insert(n.clone()) {
+                return Err(loc.span_key(
+                    &a.name,
+                    &format!("{key}.name"),
+                    format!("{n:?} is declared twice"),
+                ));
+            }
+            if a.rest && i + 1 != raw.len() {
+                return Err(loc.span_key(
+                    &a.name,
+                    &format!("{key}.rest"),
+                    "only the last argument may take the rest of the line",
+                ));
+            }
+            let pattern = Regex::new(&format!("^(?:{})$", a.pattern.get_ref())).map_err(|e| {
+                loc.span_key(
+                    &a.pattern,
+                    &format!("{key}.pattern"),
+                    format!(
+                        "bad regular expression: {}",
+                        e.to_string().replace('\n', " ")
+                    ),
+                )
+            })?;
+            args.push(ArgSpec {
+                name: n,
+                pattern,
+                rest: a.rest,
+            });
+        }
+        Ok(args)
+    }
+
+    /// The usage line as written, or one made of the name and the arguments.
+    fn usage(
+        &self,
+        raw: Option<&Spanned<String>>,
+        name: &str,
+        args: &[ArgSpec],
+    ) -> Result<String, ConfigError> {
+        match raw {
+            Some(u) => {
+                if !u.get_ref().starts_with(name) {
+                    return Err(self.loc.span_key(
+                        u,
+                        "usage",
+                        format!("should start with the command name {name:?}"),
+                    ));
+                }
+                Ok(u.get_ref().clone())
+            }
+            None => Ok(std::iter::once(name.to_owned())
+                .chain(args.iter().map(|a| format!("<{}>", a.name)))
+                .collect::<Vec<_>>()
+                .join(" ")),
+        }
+    }
+
+    fn role(&self, raw: Option<&Spanned<String>>) -> Result<Option<String>, ConfigError> {
+        match raw {
+            Some(r) if r.get_ref().trim().is_empty() => {
+                Err(self.loc.span_key(r, "role", "is empty"))
+            }
+            r => Ok(r.map(|r| r.get_ref().clone())),
+        }
+    }
+
+    /// Exactly one of the action tables.
+    fn action(&mut self, raw: &RawCommand) -> Result<ActionSpec, ConfigError> {
+        let given: Vec<usize> = [
+            raw.http.as_ref().map(|s| s.span().start),
+            raw.koji.as_ref().map(|s| s.span().start),
+            raw.repodata.as_ref().map(|s| s.span().start),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() != 1 {
+            let at = given.get(1).copied().unwrap_or(raw.name.span().start);
+            return Err(self.loc.at(
+                at,
+                "action: a command has exactly one action table: [http], [koji] or [repodata]",
+            ));
+        }
+        match (&raw.http, &raw.koji, &raw.repodata) {
+            (Some(h), _, _) => self.http(h.get_ref()).map(ActionSpec::Http),
+            (_, Some(k), _) => self.koji(k.get_ref()).map(ActionSpec::Koji),
+            (_, _, Some(r)) => self.repodata(r.get_ref()).map(ActionSpec::Repodata),
+            (None, None, None) => unreachable!("exactly one action was checked above"),
+        }
+    }
+
+    fn http(&mut self, h: &RawHttp) -> Result<HttpSpec, ConfigError> {
+        let loc = self.loc;
+        check_url(&loc, &h.url, "http.url")?;
+        let method = match &h.method {
+            None => "GET".to_owned(),
+            Some(m) => {
+                let v = m.get_ref().to_ascii_uppercase();
+                if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&v.as_str()) {
+                    return Err(loc.span_key(
+                        m,
+                        "http.method",
+                        format!("{:?} is not an HTTP method sigbot sends", m.get_ref()),
+                    ));
+                }
+                v
+            }
+        };
+        let headers = self.pairs(&h.headers, "http.headers")?;
+        let query = self.pairs(&h.query, "http.query")?;
+        let body = self.body(h)?;
+        let mut expect = Vec::new();
+        for e in &h.expect {
+            if !(100..600).contains(e.get_ref()) {
+                return Err(loc.span_key(e, "http.expect", "is not an HTTP status"));
+            }
+            expect.push(*e.get_ref());
+        }
+        Ok(HttpSpec {
+            method,
+            url: self.template(&h.url, "http.url")?,
+            headers,
+            query,
+            body,
+            timeout: self.duration(&h.timeout, "http.timeout", DEFAULT_TIMEOUT)?,
+            expect,
+        })
+    }
+
+    /// At most one of `json`, `form` and `body`.
+    fn body(&mut self, h: &RawHttp) -> Result<BodySpec, ConfigError> {
+        let bodies = [h.json.is_some(), h.form.is_some(), h.body.is_some()];
+        if bodies.iter().filter(|b| **b).count() > 1 {
+            return Err(self
+                .loc
+                .span_key(&h.url, "http", "give one of json, form or body"));
+        }
+        Ok(if let Some(j) = &h.json {
+            BodySpec::Json(self.value(j, "http.json")?)
+        } else if let Some(f) = &h.form {
+            BodySpec::Form(self.pairs(f, "http.form")?)
+        } else if let Some(b) = &h.body {
+            BodySpec::Text(self.template(b, "http.body")?)
+        } else {
+            BodySpec::None
+        })
+    }
+
+    fn koji(&mut self, k: &RawKoji) -> Result<KojiSpec, ConfigError> {
+        check_url(&self.loc, &k.hub, "koji.hub")?;
+        if !KOJI_METHODS.contains(&k.method.get_ref().as_str()) {
+            return Err(self.loc.span_key(
+                &k.method,
+                "koji.method",
+                format!(
+                    "{:?}: use one of {}",
+                    k.method.get_ref(),
+                    KOJI_METHODS.join(", ")
+                ),
+            ));
+        }
+        let params = k
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.value(p, &format!("koji.params[{i}]")))
+            .collect::<Result<_, _>>()?;
+        let kwargs = k
+            .kwargs
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), self.value(v, &format!("koji.kwargs.{n}"))?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(KojiSpec {
+            hub: self.template(&k.hub, "koji.hub")?,
+            method: k.method.get_ref().clone(),
+            params,
+            kwargs,
+            timeout: self.duration(&k.timeout, "koji.timeout", DEFAULT_TIMEOUT)?,
+        })
+    }
+
+    fn repodata(&mut self, r: &RawRepodata) -> Result<RepodataSpec, ConfigError> {
+        check_url(&self.loc, &r.url, "repodata.url")?;
+        Ok(RepodataSpec {
+            url: self.template(&r.url, "repodata.url")?,
+            package: self.template(&r.package, "repodata.package")?,
+            timeout: self.duration(&r.timeout, "repodata.timeout", Duration::from_secs(60))?,
+        })
+    }
+
+    /// The replies, which may not hold secrets; the missing ones take their defaults.
+    fn reply(&self, raw: &RawReply, name: &str) -> Result<ReplySpec, ConfigError> {
+        let loc = &self.loc;
+        Ok(ReplySpec {
+            success: plain_template(loc, &raw.success, "reply.success")?,
+            not_found: match &raw.not_found {
+                Some(t) => plain_template(loc, t, "reply.not_found")?,
+                None => format!("{name}: nothing found"),
+            },
+            error: match &raw.error {
+                Some(t) => plain_template(loc, t, "reply.error")?,
+                None => format!("{name} failed: {{{{ error }}}}"),
+            },
+        })
+    }
+
+    fn duration(
+        &self,
+        s: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.loc.duration(s, key, default, COMMAND_DURATIONS)
+    }
+
+    /// Rewrites `${NAME}` references as placeholders, noting each as found or missing.
+    fn take(&mut self, s: &str) -> Result<String, String> {
+        let (env, found, missing) = (self.env, &mut self.found, &mut self.missing);
+        env::placeholders(s, SECRET_OPEN, SECRET_CLOSE, |name| match env(name) {
+            Some(value) => {
+                found.insert(name.to_owned(), Secret::new(value));
+            }
+            None => {
+                missing.insert(name.to_owned());
+            }
+        })
     }
 
     /// A request template: secrets taken, syntax checked.
-    fn template(
-        &mut self,
-        loc: &Locator<'_>,
-        s: &Spanned<String>,
-        key: &str,
-    ) -> Result<String, ConfigError> {
+    fn template(&mut self, s: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
         let t = self
             .take(s.get_ref())
-            .map_err(|m| loc.span_key(s, key, m))?;
-        check_template(loc, s, key, &t)?;
+            .map_err(|m| self.loc.span_key(s, key, m))?;
+        check_template(&self.loc, s, key, &t)?;
         Ok(t)
     }
 
+    /// Request templates by name (headers, query, form), in name order.
+    fn pairs(
+        &mut self,
+        map: &BTreeMap<String, Spanned<String>>,
+        key: &str,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        map.iter()
+            .map(|(k, v)| Ok((k.clone(), self.template(v, &format!("{key}.{k}"))?)))
+            .collect()
+    }
+
+    /// A JSON or XML-RPC value whose strings are request templates.
     fn value(
         &mut self,
-        loc: &Locator<'_>,
         v: &Spanned<toml::Value>,
         key: &str,
     ) -> Result<serde_json::Value, ConfigError> {
         self.value_inner(v.get_ref())
-            .map_err(|m| loc.span_key(v, key, m))
+            .map_err(|m| self.loc.span_key(v, key, m))
     }
 
     fn value_inner(&mut self, v: &toml::Value) -> Result<serde_json::Value, String> {
@@ -370,256 +545,14 @@ fn check_url(loc: &Locator<'_>, s: &Spanned<String>, key: &str) -> Result<(), Co
     }
 }
 
-fn check(
-    raw: RawCommand,
-    loc: &Locator<'_>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Parsed, ConfigError> {
-    let name = check_name(loc, &raw.name, "name")?;
-    let mut names = vec![(name.clone(), raw.name.span().start)];
-    let mut seen = BTreeSet::from([name.clone()]);
-    let mut aliases = Vec::new();
-    for a in &raw.aliases {
-        let n = check_name(loc, a, "aliases")?;
-        if !seen.insert(n.clone()) {
-            return Err(loc.span_key(a, "aliases", format!("{n:?} is listed twice")));
-        }
-        names.push((n.clone(), a.span().start));
-        aliases.push(n);
-    }
-
-    let mut args = Vec::new();
-    let mut arg_names = BTreeSet::new();
-    for (i, a) in raw.args.iter().enumerate() {
-        let key = format!("args[{i}]");
-        let n = a.name.get_ref();
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(loc.span_key(
-                &a.name,
-                &format!("{key}.name"),
-                format!("{n:?}: use letters, digits or '_'"),
-            ));
-        }
-        if !arg_names.insert(n.clone()) {
-            return Err(loc.span_key(
-                &a.name,
-                &format!("{key}.name"),
-                format!("{n:?} is declared twice"),
-            ));
-        }
-        if a.rest && i + 1 != raw.args.len() {
-            return Err(loc.span_key(
-                &a.name,
-                &format!("{key}.rest"),
-                "only the last argument may take the rest of the line",
-            ));
-        }
-        let pattern = Regex::new(&format!("^(?:{})$", a.pattern.get_ref())).map_err(|e| {
-            loc.span_key(
-                &a.pattern,
-                &format!("{key}.pattern"),
-                format!(
-                    "bad regular expression: {}",
-                    e.to_string().replace('\n', " ")
-                ),
-            )
-        })?;
-        args.push(ArgSpec {
-            name: n.clone(),
-            pattern,
-            rest: a.rest,
-        });
-    }
-
-    let usage = match &raw.usage {
-        Some(u) => {
-            if !u.get_ref().starts_with(&name) {
-                return Err(loc.span_key(
-                    u,
-                    "usage",
-                    format!("should start with the command name {name:?}"),
-                ));
-            }
-            u.get_ref().clone()
-        }
-        None => std::iter::once(name.clone())
-            .chain(args.iter().map(|a| format!("<{}>", a.name)))
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-
-    let role = raw.role.as_ref().map(|r| r.get_ref().clone());
-    if let Some(r) = &raw.role
-        && r.get_ref().trim().is_empty()
-    {
-        return Err(loc.span_key(r, "role", "is empty"));
-    }
-
-    let mut secrets = Secrets {
-        env,
-        found: BTreeMap::new(),
-        missing: BTreeSet::new(),
-    };
-    let actions = [
-        raw.http.as_ref().map(|s| s.span().start),
-        raw.koji.as_ref().map(|s| s.span().start),
-        raw.repodata.as_ref().map(|s| s.span().start),
-    ];
-    let given: Vec<usize> = actions.iter().flatten().copied().collect();
-    if given.len() != 1 {
-        let at = given.get(1).copied().unwrap_or(raw.name.span().start);
-        return Err(loc.at(
-            at,
-            "action: a command has exactly one action table: [http], [koji] or [repodata]",
-        ));
-    }
-    let action = if let Some(h) = &raw.http {
-        let h = h.get_ref();
-        check_url(loc, &h.url, "http.url")?;
-        let method = match &h.method {
-            None => "GET".to_owned(),
-            Some(m) => {
-                let v = m.get_ref().to_ascii_uppercase();
-                if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&v.as_str()) {
-                    return Err(loc.span_key(
-                        m,
-                        "http.method",
-                        format!("{:?} is not an HTTP method sigbot sends", m.get_ref()),
-                    ));
-                }
-                v
-            }
-        };
-        let mut pairs = |map: &BTreeMap<String, Spanned<String>>, key: &str| {
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), secrets.template(loc, v, &format!("{key}.{k}"))?)))
-                .collect::<Result<Vec<_>, ConfigError>>()
-        };
-        let headers = pairs(&h.headers, "http.headers")?;
-        let query = pairs(&h.query, "http.query")?;
-        let bodies = [h.json.is_some(), h.form.is_some(), h.body.is_some()];
-        if bodies.iter().filter(|b| **b).count() > 1 {
-            return Err(loc.span_key(&h.url, "http", "give one of json, form or body"));
-        }
-        let body = if let Some(j) = &h.json {
-            BodySpec::Json(secrets.value(loc, j, "http.json")?)
-        } else if let Some(f) = &h.form {
-            BodySpec::Form(pairs(f, "http.form")?)
-        } else if let Some(b) = &h.body {
-            BodySpec::Text(secrets.template(loc, b, "http.body")?)
-        } else {
-            BodySpec::None
-        };
-        let mut expect = Vec::new();
-        for e in &h.expect {
-            if !(100..600).contains(e.get_ref()) {
-                return Err(loc.span_key(e, "http.expect", "is not an HTTP status"));
-            }
-            expect.push(*e.get_ref());
-        }
-        ActionSpec::Http(HttpSpec {
-            method,
-            url: secrets.template(loc, &h.url, "http.url")?,
-            headers,
-            query,
-            body,
-            timeout: duration(loc, &h.timeout, "http.timeout", DEFAULT_TIMEOUT)?,
-            expect,
-        })
-    } else if let Some(k) = &raw.koji {
-        let k = k.get_ref();
-        check_url(loc, &k.hub, "koji.hub")?;
-        if !KOJI_METHODS.contains(&k.method.get_ref().as_str()) {
-            return Err(loc.span_key(
-                &k.method,
-                "koji.method",
-                format!(
-                    "{:?}: use one of {}",
-                    k.method.get_ref(),
-                    KOJI_METHODS.join(", ")
-                ),
-            ));
-        }
-        let params = k
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| secrets.value(loc, p, &format!("koji.params[{i}]")))
-            .collect::<Result<_, _>>()?;
-        let kwargs = k
-            .kwargs
-            .iter()
-            .map(|(n, v)| {
-                Ok((
-                    n.clone(),
-                    secrets.value(loc, v, &format!("koji.kwargs.{n}"))?,
-                ))
-            })
-            .collect::<Result<_, ConfigError>>()?;
-        ActionSpec::Koji(KojiSpec {
-            hub: secrets.template(loc, &k.hub, "koji.hub")?,
-            method: k.method.get_ref().clone(),
-            params,
-            kwargs,
-            timeout: duration(loc, &k.timeout, "koji.timeout", DEFAULT_TIMEOUT)?,
-        })
-    } else if let Some(r) = &raw.repodata {
-        let r = r.get_ref();
-        check_url(loc, &r.url, "repodata.url")?;
-        ActionSpec::Repodata(RepodataSpec {
-            url: secrets.template(loc, &r.url, "repodata.url")?,
-            package: secrets.template(loc, &r.package, "repodata.package")?,
-            timeout: duration(loc, &r.timeout, "repodata.timeout", Duration::from_secs(60))?,
-        })
-    } else {
-        unreachable!("exactly one action was checked above")
-    };
-
-    let reply = raw.reply.get_ref();
-    let reply = ReplySpec {
-        success: plain_template(loc, &reply.success, "reply.success")?,
-        not_found: match &reply.not_found {
-            Some(t) => plain_template(loc, t, "reply.not_found")?,
-            None => format!("{name}: nothing found"),
-        },
-        error: match &reply.error {
-            Some(t) => plain_template(loc, t, "reply.error")?,
-            None => format!("{name} failed: {{{{ error }}}}"),
-        },
-    };
-    let summary = raw.summary.get_ref().trim().to_owned();
-    if summary.is_empty() {
-        return Err(loc.span_key(&raw.summary, "summary", "is empty"));
-    }
-
-    if !secrets.missing.is_empty() {
-        let vars: Vec<String> = secrets.missing.into_iter().collect();
-        return Ok(Parsed::Disabled {
-            name,
-            why: format!("environment variable {} is not set", vars.join(", ")),
-        });
-    }
-    let spec = CommandSpec {
-        name,
-        aliases,
-        summary,
-        usage,
-        args,
-        role,
-        confirm: raw.confirm,
-        cooldown: duration(loc, &raw.cooldown, "cooldown", Duration::ZERO)?,
-        action,
-        reply,
-        secrets: secrets.found.into_iter().collect(),
-    };
-    Ok(Parsed::Ready(Box::new(spec), names))
-}
+/// A command's name and aliases, each with its offset in the file.
+type NameOffsets = Vec<(String, usize)>;
 
 /// A file that checked out, or one whose secrets are not in the environment.
 enum Parsed {
     /// The command, and its names and aliases with their offsets, so that the caller can
     /// report clashes between files.
-    Ready(Box<CommandSpec>, Vec<(String, usize)>),
+    Ready(Box<CommandSpec>, NameOffsets),
     Disabled {
         name: String,
         why: String,

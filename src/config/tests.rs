@@ -1,4 +1,5 @@
 use super::*;
+use crate::core::watch::PackageSource;
 
 fn env(name: &str) -> Option<String> {
     match name {

@@ -1,0 +1,37 @@
+//! `[web]`: the site's listening address and public URL.
+
+use std::net::SocketAddr;
+
+use super::Checker;
+use crate::config::raw::RawWeb;
+use crate::config::{ConfigError, WebConfig};
+
+impl Checker<'_> {
+    pub(super) fn web(&self, raw: Option<&RawWeb>) -> Result<Option<WebConfig>, ConfigError> {
+        let Some(w) = raw.filter(|w| w.enabled) else {
+            return Ok(None);
+        };
+        let loc = &self.loc;
+        let listen_s = w
+            .listen
+            .as_ref()
+            .map_or("127.0.0.1:8080", |l| l.get_ref().as_str());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| match &w.listen {
+            Some(l) => loc.span(
+                l,
+                format!("web.listen {listen_s:?} is not an address like 127.0.0.1:8080"),
+            ),
+            None => loc.at(0, "web.listen default is invalid"),
+        })?;
+        let public_url = match &w.public_url {
+            Some(u) => {
+                if !(u.get_ref().starts_with("http://") || u.get_ref().starts_with("https://")) {
+                    return Err(loc.span(u, "web.public_url must be an http:// or https:// URL"));
+                }
+                u.get_ref().trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{listen}"),
+        };
+        Ok(Some(WebConfig { listen, public_url }))
+    }
+}
