@@ -52,10 +52,10 @@ impl Bridges {
                 .unwrap_or(SideKind::Console);
             match side {
                 SideKind::Matrix => {
-                    actions.push(self.to_matrix(&spec, dest, &said, from_matrix));
+                    actions.push(self.matrix_copy(&spec, dest, &said, from_matrix));
                 }
                 SideKind::Irc { .. } | SideKind::Console => {
-                    self.to_lines(&spec, dest, &side, &said, &mut paste, actions);
+                    self.line_copies(&spec, dest, &side, &said, &mut paste, actions);
                 }
             }
         }
@@ -63,7 +63,7 @@ impl Bridges {
 
     /// The message for a Matrix room: bold name, HTML, and pills for the members it names
     /// (unless it comes from Matrix, where people mention each other with pills already).
-    fn to_matrix(
+    fn matrix_copy(
         &self,
         spec: &BridgeSpec,
         dest: &RoomRef,
@@ -94,7 +94,7 @@ impl Bridges {
 
     /// The message as IRC (or console) lines: defused, split to the line budget, and past
     /// `max_lines` cut with a link to a paste of all of it.
-    fn to_lines(
+    fn line_copies(
         &mut self,
         spec: &BridgeSpec,
         dest: &RoomRef,
