@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::{Bridges, MAX_NAME_CHARS, SideKind, ZWSP};
-use crate::core::event::{IncomingMessage, RoomRef};
+use crate::core::event::{IncomingMessage, Member, RoomRef};
 use crate::core::format;
 
 /// Cleans a display name for showing on another network: no control or formatting
@@ -111,26 +111,7 @@ impl Bridges {
         let Some(members) = self.matrix_members.get(room) else {
             return (html.to_owned(), Vec::new());
         };
-        // (what IRC users type, lower-cased and escaped as in the HTML; user ID; pill text)
-        let mut names: Vec<(String, &str, String)> = Vec::new();
-        for m in members {
-            let Some(id) = m.id.as_deref() else {
-                continue;
-            };
-            let shown = clean_display_name(&m.name);
-            let local = id.trim_start_matches('@').split(':').next().unwrap_or("");
-            for typed in [shown.as_str(), local] {
-                if typed.chars().count() >= 2 {
-                    names.push((
-                        format::escape_html(&typed.to_lowercase()),
-                        id,
-                        format::escape_html(&shown),
-                    ));
-                }
-            }
-        }
-        // The longest name wins where one contains another.
-        names.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+        let names = pill_names(members);
         let mut out = String::with_capacity(html.len());
         let mut mentioned: Vec<String> = Vec::new();
         let mut rest = html;
@@ -143,40 +124,8 @@ impl Bridges {
                 continue;
             }
             let end = rest.find('<').unwrap_or(rest.len());
-            let text = &rest[..end];
+            pill_text(&rest[..end], &names, &mut out, &mut mentioned);
             rest = &rest[end..];
-            let mut i = 0;
-            let mut prev_word = false;
-            while i < text.len() {
-                let found = (!prev_word)
-                    .then(|| {
-                        names.iter().find(|(typed, _, _)| {
-                            text.get(i..i + typed.len())
-                                .is_some_and(|t| t.to_lowercase() == *typed)
-                                && !text[i + typed.len()..]
-                                    .chars()
-                                    .next()
-                                    .is_some_and(is_name_char)
-                        })
-                    })
-                    .flatten();
-                if let Some((typed, id, shown)) = found {
-                    out.push_str(&format!(
-                        "<a href=\"https://matrix.to/#/{}\">{shown}</a>",
-                        format::escape_html(id)
-                    ));
-                    if !mentioned.iter().any(|m| m == id) {
-                        mentioned.push((*id).to_owned());
-                    }
-                    i += typed.len();
-                    prev_word = true;
-                    continue;
-                }
-                let c = text[i..].chars().next().expect("in bounds");
-                out.push(c);
-                prev_word = is_name_char(c);
-                i += c.len_utf8();
-            }
         }
         if mentioned.len() > max {
             return (html.to_owned(), Vec::new());
@@ -220,6 +169,73 @@ impl Bridges {
             out.push_str(&line[last..]);
         }
         out
+    }
+}
+
+/// What IRC users type to name each member with a user ID (display name and user ID's
+/// local part, lower-cased and escaped as in the HTML), with the ID and the pill's text;
+/// longest first, so that the longest name wins where one contains another.
+fn pill_names(members: &[Member]) -> Vec<(String, &str, String)> {
+    let mut names: Vec<(String, &str, String)> = Vec::new();
+    for m in members {
+        let Some(id) = m.id.as_deref() else {
+            continue;
+        };
+        let shown = clean_display_name(&m.name);
+        let local = id.trim_start_matches('@').split(':').next().unwrap_or("");
+        for typed in [shown.as_str(), local] {
+            if typed.chars().count() >= 2 {
+                names.push((
+                    format::escape_html(&typed.to_lowercase()),
+                    id,
+                    format::escape_html(&shown),
+                ));
+            }
+        }
+    }
+    names.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+    names
+}
+
+/// Copies HTML text (between tags) to `out`, each whole-word name in it as a pill, and
+/// adds the user IDs it names to `mentioned`.
+fn pill_text(
+    text: &str,
+    names: &[(String, &str, String)],
+    out: &mut String,
+    mentioned: &mut Vec<String>,
+) {
+    let mut i = 0;
+    let mut prev_word = false;
+    while i < text.len() {
+        let found = (!prev_word)
+            .then(|| {
+                names.iter().find(|(typed, _, _)| {
+                    text.get(i..i + typed.len())
+                        .is_some_and(|t| t.to_lowercase() == *typed)
+                        && !text[i + typed.len()..]
+                            .chars()
+                            .next()
+                            .is_some_and(is_name_char)
+                })
+            })
+            .flatten();
+        if let Some((typed, id, shown)) = found {
+            out.push_str(&format!(
+                "<a href=\"https://matrix.to/#/{}\">{shown}</a>",
+                format::escape_html(id)
+            ));
+            if !mentioned.iter().any(|m| m == id) {
+                mentioned.push((*id).to_owned());
+            }
+            i += typed.len();
+            prev_word = true;
+            continue;
+        }
+        let c = text[i..].chars().next().expect("in bounds");
+        out.push(c);
+        prev_word = is_name_char(c);
+        i += c.len_utf8();
     }
 }
 

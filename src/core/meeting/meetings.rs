@@ -89,7 +89,6 @@ impl Meetings {
         if !self.in_scope(settings, &msg.room) {
             return (Vec::new(), false);
         }
-        let time = now;
         let emote = msg.kind == MessageKind::Emote;
         let mut actions = Vec::new();
         let mut was_command = false;
@@ -108,7 +107,7 @@ impl Meetings {
                 let m = Meeting::new(
                     home.clone(),
                     &clean_nick(&msg.sender.nick),
-                    time,
+                    now,
                     &settings.prefix,
                 );
                 self.running.insert(home.clone(), m);
@@ -119,37 +118,28 @@ impl Meetings {
             actions.push(Action::MeetingJournal {
                 key: Meetings::key(m),
                 line: JournalLine {
-                    time,
+                    time: now,
                     nick: msg.sender.nick.clone(),
                     text: text.to_owned(),
                     emote,
                     bot: false,
                 },
             });
-            let out = m.add_line(&msg.sender.nick, text, time, emote);
+            let out = m.add_line(&msg.sender.nick, text, now, emote);
             if !m.lurk {
                 actions.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
             }
-            match out.effect {
-                Some(Effect::Save) => {
-                    actions.push(files_action(m, false, out.stale_base));
-                    if !m.lurk {
-                        actions.push(Action::reply(
-                            &msg.room,
-                            format!("Minutes saved: {}", links(settings, m).join(" ")),
-                        ));
-                    }
-                }
-                Some(Effect::End) => {
-                    let m = self.running.remove(&home).expect("present");
-                    actions.push(files_action(&m, true, out.stale_base));
-                    actions.extend(
-                        end_replies(settings, &m)
-                            .into_iter()
-                            .map(|r| Action::reply(&msg.room, r)),
-                    );
-                }
-                None => {}
+            if let Some(effect) = out.effect {
+                let running = &mut self.running;
+                take_effect(
+                    running,
+                    settings,
+                    &home,
+                    &msg.room,
+                    effect,
+                    out.stale_base,
+                    &mut actions,
+                );
             }
         }
         (actions, was_command)
@@ -225,6 +215,40 @@ impl Meetings {
             actions.push(Action::reply(&key.room, notice));
         }
         self.log_outgoing(actions, now)
+    }
+}
+
+/// Writes the files on `#save` (saying where, unless lurking) and on `#endmeeting`, which
+/// also ends the meeting of `home` and says so in `room`.
+fn take_effect(
+    running: &mut BTreeMap<RoomRef, Meeting>,
+    settings: &MeetingSettings,
+    home: &RoomRef,
+    room: &RoomRef,
+    effect: Effect,
+    stale_base: Option<String>,
+    actions: &mut Vec<Action>,
+) {
+    match effect {
+        Effect::Save => {
+            let m = &running[home];
+            actions.push(files_action(m, false, stale_base));
+            if !m.lurk {
+                actions.push(Action::reply(
+                    room,
+                    format!("Minutes saved: {}", links(settings, m).join(" ")),
+                ));
+            }
+        }
+        Effect::End => {
+            let m = running.remove(home).expect("present");
+            actions.push(files_action(&m, true, stale_base));
+            actions.extend(
+                end_replies(settings, &m)
+                    .into_iter()
+                    .map(|r| Action::reply(room, r)),
+            );
+        }
     }
 }
 
