@@ -57,7 +57,6 @@ impl Fetcher {
 
     /// Runs one request within its timeout.
     pub async fn run(&self, req: &FetchRequest) -> FetchOutcome {
-        let fill = |s: &str| reveal(s, &req.secrets);
         let work = async {
             match &req.request {
                 Request::Http {
@@ -66,59 +65,13 @@ impl Fetcher {
                     headers,
                     query,
                     body,
-                } => {
-                    tracing::info!(command = %req.command, id = req.id, %method, url = %show_placeholders(url), "http request");
-                    let headers: Vec<(String, String)> =
-                        headers.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
-                    let query: Vec<(String, String)> =
-                        query.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
-                    let body = match body {
-                        RequestBody::None => RequestBody::None,
-                        RequestBody::Json(v) => RequestBody::Json(reveal_json(v, &req.secrets)),
-                        RequestBody::Form(f) => {
-                            RequestBody::Form(f.iter().map(|(k, v)| (k.clone(), fill(v))).collect())
-                        }
-                        RequestBody::Text(t) => RequestBody::Text(fill(t)),
-                    };
-                    let url = fill(url);
-                    http::call(
-                        &self.client,
-                        HttpCall {
-                            method,
-                            url: &url,
-                            headers: &headers,
-                            query: &query,
-                            body: &body,
-                        },
-                    )
-                    .await
-                    .map(|r| FetchOutcome::Http {
-                        status: r.status,
-                        reason: r.reason,
-                        headers: r.headers,
-                        text: r.text,
-                    })
-                }
+                } => self.http(req, method, url, headers, query, body).await,
                 Request::Koji {
                     hub,
                     method,
                     params,
-                } => {
-                    tracing::info!(command = %req.command, id = req.id, %method, hub = %show_placeholders(hub), "koji call");
-                    let params: Vec<serde_json::Value> = params
-                        .iter()
-                        .map(|p| reveal_json(p, &req.secrets))
-                        .collect();
-                    koji::call(&self.client, &fill(hub), method, &params)
-                        .await
-                        .map(FetchOutcome::Koji)
-                }
-                Request::Repodata { url, package } => {
-                    tracing::info!(command = %req.command, id = req.id, url = %show_placeholders(url), %package, "repodata lookup");
-                    repodata::newest(&self.client, &self.repos, &fill(url), package)
-                        .await
-                        .map(FetchOutcome::Package)
-                }
+                } => self.koji(req, hub, method, params).await,
+                Request::Repodata { url, package } => self.repodata(req, url, package).await,
             }
         };
         let answer = tokio::time::timeout(req.timeout, work)
@@ -126,16 +79,97 @@ impl Fetcher {
             .unwrap_or(Err(LookupError::Timeout { after: req.timeout }));
         let outcome = answer.unwrap_or_else(outcome_of_error);
         let outcome = scrub(outcome, &req.secrets);
-        match &outcome {
-            FetchOutcome::Http { status, .. } => {
-                tracing::info!(command = %req.command, id = req.id, status, "request done");
-            }
-            FetchOutcome::Failed(why) => {
-                tracing::warn!(command = %req.command, id = req.id, reason = %why, "request failed");
-            }
-            _ => tracing::info!(command = %req.command, id = req.id, "request done"),
-        }
+        log_outcome(req, &outcome);
         outcome
+    }
+
+    /// An HTTP request, its secrets filled in.
+    async fn http(
+        &self,
+        req: &FetchRequest,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        query: &[(String, String)],
+        body: &RequestBody,
+    ) -> Result<FetchOutcome, LookupError> {
+        tracing::info!(command = %req.command, id = req.id, %method, url = %show_placeholders(url), "http request");
+        let fill = |s: &str| reveal(s, &req.secrets);
+        let fill_pairs = |pairs: &[(String, String)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.clone(), fill(v))).collect()
+        };
+        let headers = fill_pairs(headers);
+        let query = fill_pairs(query);
+        let body = match body {
+            RequestBody::None => RequestBody::None,
+            RequestBody::Json(v) => RequestBody::Json(reveal_json(v, &req.secrets)),
+            RequestBody::Form(f) => RequestBody::Form(fill_pairs(f)),
+            RequestBody::Text(t) => RequestBody::Text(fill(t)),
+        };
+        let url = fill(url);
+        let call = HttpCall {
+            method,
+            url: &url,
+            headers: &headers,
+            query: &query,
+            body: &body,
+        };
+        http::call(&self.client, call)
+            .await
+            .map(|r| FetchOutcome::Http {
+                status: r.status,
+                reason: r.reason,
+                headers: r.headers,
+                text: r.text,
+            })
+    }
+
+    /// A Koji XML-RPC call, its secrets filled in.
+    async fn koji(
+        &self,
+        req: &FetchRequest,
+        hub: &str,
+        method: &str,
+        params: &[serde_json::Value],
+    ) -> Result<FetchOutcome, LookupError> {
+        tracing::info!(command = %req.command, id = req.id, %method, hub = %show_placeholders(hub), "koji call");
+        let params: Vec<serde_json::Value> = params
+            .iter()
+            .map(|p| reveal_json(p, &req.secrets))
+            .collect();
+        koji::call(&self.client, &reveal(hub, &req.secrets), method, &params)
+            .await
+            .map(FetchOutcome::Koji)
+    }
+
+    /// The newest version of a package in a repository's metadata.
+    async fn repodata(
+        &self,
+        req: &FetchRequest,
+        url: &str,
+        package: &str,
+    ) -> Result<FetchOutcome, LookupError> {
+        tracing::info!(command = %req.command, id = req.id, url = %show_placeholders(url), %package, "repodata lookup");
+        repodata::newest(
+            &self.client,
+            &self.repos,
+            &reveal(url, &req.secrets),
+            package,
+        )
+        .await
+        .map(FetchOutcome::Package)
+    }
+}
+
+fn log_outcome(req: &FetchRequest, outcome: &FetchOutcome) {
+    match outcome {
+        FetchOutcome::Http { status, .. } => {
+            tracing::info!(command = %req.command, id = req.id, status, "request done");
+        }
+        FetchOutcome::Failed(why) => {
+            tracing::warn!(command = %req.command, id = req.id, reason = %why, "request failed");
+        }
+        _ => tracing::info!(command = %req.command, id = req.id, "request done"),
     }
 }
 

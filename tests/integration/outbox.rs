@@ -32,7 +32,6 @@ fn config(mosquitto: &MosquittoServer, irc: &IrcServer) -> String {
         .build()
 }
 
-
 async fn publish(publisher: &mut MqttClient, n: &str) {
     publisher
         .publish("events/test", format!(r#"{{"n":"{n}"}}"#))

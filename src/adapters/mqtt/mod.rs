@@ -219,7 +219,7 @@ async fn run(
     cfg: MqttConfig,
     filters: Vec<String>,
     events: mpsc::Sender<Event>,
-    mut acks: mpsc::UnboundedReceiver<Delivery>,
+    acks: mpsc::UnboundedReceiver<Delivery>,
     shutdown: CancellationToken,
 ) {
     let opts = match options(&cfg) {
@@ -234,38 +234,19 @@ async fn run(
         tracing::warn!("no [[relay]] reads from this connection; it subscribes to nothing");
     }
     let (client, mut event_loop) = AsyncClient::new(opts, 1024);
-    // Which connection is current: acks for messages of an earlier one are dropped.
-    let connection = Arc::new(AtomicU64::new(0));
-
-    let acker = {
-        let client = client.clone();
-        let connection = connection.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let d = tokio::select! {
-                    d = acks.recv() => match d { Some(d) => d, None => return },
-                    () = shutdown.cancelled() => {
-                        // Acks the core sent before shutting down still go out.
-                        match acks.try_recv() { Ok(d) => d, Err(_) => return }
-                    }
-                };
-                if d.connection != connection.load(Ordering::Acquire) {
-                    tracing::debug!(
-                        pkid = d.pkid,
-                        "ack for an earlier connection dropped; the broker sends the message again"
-                    );
-                    continue;
-                }
-                let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
-                p.pkid = d.pkid;
-                if client.ack(&p).await.is_err() {
-                    return;
-                }
-            }
-        })
+    let link = Link {
+        cfg,
+        filters,
+        events,
+        client,
+        connection: Arc::new(AtomicU64::new(0)),
     };
-
+    let acker = tokio::spawn(send_acks(
+        link.client.clone(),
+        link.connection.clone(),
+        acks,
+        shutdown.clone(),
+    ));
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     loop {
         let ev = tokio::select! {
@@ -273,76 +254,29 @@ async fn run(
             () = shutdown.cancelled() => break,
             ev = event_loop.poll() => ev,
         };
-        match ev {
+        let go_on = match ev {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
-                let n = connection.fetch_add(1, Ordering::AcqRel) + 1;
                 backoff.reset();
-                tracing::info!(
-                    host = %cfg.host,
-                    port = cfg.port,
-                    tls = cfg.tls,
-                    session_present = ack.session_present,
-                    connection = n,
-                    "MQTT connected"
-                );
-                if !filters.is_empty() {
-                    let subs = filters
-                        .iter()
-                        .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                    if let Err(e) = client.try_subscribe_many(subs) {
-                        tracing::warn!(error = %e, "cannot queue SUBSCRIBE");
-                    }
-                }
-                report_link(&events, &cfg.name, LinkState::Connected, 0).await;
+                link.connected(ack.session_present).await;
+                true
             }
             Ok(MqttEvent::Incoming(Packet::SubAck(s))) => {
-                for (f, code) in filters.iter().zip(&s.return_codes) {
-                    if matches!(code, SubscribeReasonCode::Failure) {
-                        tracing::warn!(filter = %f, "the broker refused the subscription");
-                    } else {
-                        tracing::debug!(filter = %f, ?code, "subscribed");
-                    }
-                }
+                link.subscribed(&s.return_codes);
+                true
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                let delivery = (p.qos != QoS::AtMostOnce).then(|| Delivery {
-                    connection: connection.load(Ordering::Acquire),
-                    pkid: p.pkid,
-                });
-                let payload = if p.payload.len() > cfg.max_payload {
-                    MqttPayload::TooLarge {
-                        len: p.payload.len(),
-                        max: cfg.max_payload,
-                    }
-                } else {
-                    MqttPayload::Bytes(p.payload.to_vec())
-                };
-                tracing::trace!(topic = %p.topic, pkid = p.pkid, dup = p.dup, "MQTT message");
-                let m = MqttMessage {
-                    network: cfg.name.clone(),
-                    topic: p.topic,
-                    payload,
-                    delivery,
-                };
-                if events.send(Event::Mqtt(m)).await.is_err() {
-                    break;
-                }
+                link.events.send(Event::Mqtt(link.message(p))).await.is_ok()
             }
-            Ok(_) => {}
-            Err(e) => {
-                let delay = backoff.next_delay(rand::rng().random());
-                tracing::warn!(error = %explain(&e), retry_in = ?delay, "MQTT connection failed");
-                report_link(&events, &cfg.name, LinkState::Reconnecting, 0).await;
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
+            Ok(_) => true,
+            Err(e) => link.wait_to_retry(&e, &mut backoff, &shutdown).await,
+        };
+        if !go_on {
+            break;
         }
     }
     // Let the acker send what the core acknowledged, then say goodbye politely.
     let _ = acker.await;
-    if client.try_disconnect().is_ok() {
+    if link.client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, async {
             while let Ok(ev) = event_loop.poll().await {
                 if matches!(ev, MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) {
@@ -352,6 +286,128 @@ async fn run(
         })
         .await;
     }
-    report_link(&events, &cfg.name, LinkState::Stopped, 0).await;
+    link.report(LinkState::Stopped).await;
     tracing::info!("MQTT connection stopped");
+}
+
+/// What the driver loop works with: the connection's settings, the core's event channel,
+/// and which connection is current (acks for messages of an earlier one are dropped).
+struct Link {
+    cfg: MqttConfig,
+    filters: Vec<String>,
+    events: mpsc::Sender<Event>,
+    client: AsyncClient,
+    connection: Arc<AtomicU64>,
+}
+
+impl Link {
+    async fn report(&self, state: LinkState) {
+        report_link(&self.events, &self.cfg.name, state, 0).await;
+    }
+
+    /// A new connection: it becomes the current one, and subscribes again (the broker may
+    /// have forgotten the session).
+    async fn connected(&self, session_present: bool) {
+        let n = self.connection.fetch_add(1, Ordering::AcqRel) + 1;
+        tracing::info!(
+            host = %self.cfg.host,
+            port = self.cfg.port,
+            tls = self.cfg.tls,
+            session_present,
+            connection = n,
+            "MQTT connected"
+        );
+        if !self.filters.is_empty() {
+            let subs = self
+                .filters
+                .iter()
+                .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+            if let Err(e) = self.client.try_subscribe_many(subs) {
+                tracing::warn!(error = %e, "cannot queue SUBSCRIBE");
+            }
+        }
+        self.report(LinkState::Connected).await;
+    }
+
+    /// Logs the broker's answer to each subscription.
+    fn subscribed(&self, codes: &[SubscribeReasonCode]) {
+        for (f, code) in self.filters.iter().zip(codes) {
+            if matches!(code, SubscribeReasonCode::Failure) {
+                tracing::warn!(filter = %f, "the broker refused the subscription");
+            } else {
+                tracing::debug!(filter = %f, ?code, "subscribed");
+            }
+        }
+    }
+
+    /// A PUBLISH as the core's event: payloads over `max_payload` are not passed on, only
+    /// their size, and QoS 1 messages carry what their ack needs.
+    fn message(&self, p: Publish) -> MqttMessage {
+        let delivery = (p.qos != QoS::AtMostOnce).then(|| Delivery {
+            connection: self.connection.load(Ordering::Acquire),
+            pkid: p.pkid,
+        });
+        let payload = if p.payload.len() > self.cfg.max_payload {
+            MqttPayload::TooLarge {
+                len: p.payload.len(),
+                max: self.cfg.max_payload,
+            }
+        } else {
+            MqttPayload::Bytes(p.payload.to_vec())
+        };
+        tracing::trace!(topic = %p.topic, pkid = p.pkid, dup = p.dup, "MQTT message");
+        MqttMessage {
+            network: self.cfg.name.clone(),
+            topic: p.topic,
+            payload,
+            delivery,
+        }
+    }
+
+    /// After a failed connection: says so, then waits out the backoff; `false` when the
+    /// bot shuts down meanwhile.
+    async fn wait_to_retry(
+        &self,
+        e: &ConnectionError,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let delay = backoff.next_delay(rand::rng().random());
+        tracing::warn!(error = %explain(e), retry_in = ?delay, "MQTT connection failed");
+        self.report(LinkState::Reconnecting).await;
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+/// Sends the acks the core gives back, on the connection that received their messages.
+async fn send_acks(
+    client: AsyncClient,
+    connection: Arc<AtomicU64>,
+    mut acks: mpsc::UnboundedReceiver<Delivery>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let d = tokio::select! {
+            d = acks.recv() => match d { Some(d) => d, None => return },
+            () = shutdown.cancelled() => {
+                // Acks the core sent before shutting down still go out.
+                match acks.try_recv() { Ok(d) => d, Err(_) => return }
+            }
+        };
+        if d.connection != connection.load(Ordering::Acquire) {
+            tracing::debug!(
+                pkid = d.pkid,
+                "ack for an earlier connection dropped; the broker sends the message again"
+            );
+            continue;
+        }
+        let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
+        p.pkid = d.pkid;
+        if client.ack(&p).await.is_err() {
+            return;
+        }
+    }
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::core::event::{Activity, Media, Member, RichMessage, RoomActivity};
 use crate::core::event::{Principal, Sender};
+use crate::core::format::irc_text;
 use chrono::TimeZone as _;
 use proptest::prelude::*;
 

@@ -396,180 +396,241 @@ pub fn html_to_irc(html: &str, long_code: &mut dyn FnMut(&str) -> String) -> Opt
 
 fn html_tree_to_irc(html: &str, long_code: &mut dyn FnMut(&str) -> String) -> String {
     let doc = ruma_html::Html::parse(html);
-    let mut w = IrcWriter::new();
+    let mut walk = HtmlToIrc {
+        w: IrcWriter::new(),
+        counters: Vec::new(),
+        long_code,
+    };
     let top: Vec<_> = doc.children().collect();
     let mut stack: Vec<Step> = top.into_iter().rev().map(Step::Enter).collect();
-    // Ordered-list counters, innermost last.
-    let mut counters: Vec<Option<u32>> = Vec::new();
     while let Some(step) = stack.pop() {
-        let (node, undo) = match step {
+        let node = match step {
             Step::Exit(undo) => {
-                for u in undo.into_iter().rev() {
-                    match u {
-                        Undo::Style(i) => w.style(i, false),
-                        Undo::Color => w.pop_color(),
-                        Undo::Prefix => {
-                            w.line_prefix.pop();
-                        }
-                        Undo::Block => w.block_break(),
-                        Undo::List => {
-                            counters.pop();
-                        }
-                        Undo::Text(t) => w.text(&t),
-                    }
-                }
+                walk.close(undo);
                 continue;
             }
-            Step::Enter(node) => (node, Vec::new()),
+            Step::Enter(node) => node,
         };
         if let Some(t) = node.as_text() {
             let t = t.borrow().to_string();
-            w.text(&t);
+            walk.w.text(&t);
             continue;
         }
         let Some(el) = node.as_element() else {
             continue;
         };
-        let mut undo = undo;
-        let name = el.name.local.to_string();
-        let mut descend = true;
-        match name.as_str() {
-            "mx-reply" | "script" | "style" | "head" | "title" => descend = false,
-            "b" | "strong" => {
-                w.style(0, true);
-                undo.push(Undo::Style(0));
-            }
-            "i" | "em" | "cite" => {
-                w.style(1, true);
-                undo.push(Undo::Style(1));
-            }
-            "u" | "ins" => {
-                w.style(2, true);
-                undo.push(Undo::Style(2));
-            }
-            "del" | "s" | "strike" => {
-                w.style(3, true);
-                undo.push(Undo::Style(3));
-            }
-            "code" => {
-                w.style(4, true);
-                undo.push(Undo::Style(4));
-            }
-            "font" | "span" => {
-                let c = attr(el, "data-mx-color")
-                    .or_else(|| attr(el, "color"))
-                    .and_then(|c| nearest_color(&c));
-                if let Some(c) = c {
-                    w.push_color(c);
-                    undo.push(Undo::Color);
-                }
-                if attr(el, "data-mx-spoiler").is_some() {
-                    w.text("[spoiler]");
-                    descend = false;
-                }
-            }
-            "br" => {
-                w.newline();
-                descend = false;
-            }
-            "hr" => {
-                w.block_break();
-                w.text("----");
-                w.newline();
-                descend = false;
-            }
-            "pre" => {
-                let code = text_content(&node);
-                let code = code.trim_end_matches('\n');
-                w.block_break();
-                if code.contains('\n') {
-                    let reference = long_code(code);
-                    w.text(&reference);
-                } else {
-                    w.style(4, true);
-                    w.pre += 1;
-                    w.text(code);
-                    w.pre -= 1;
-                    w.style(4, false);
-                }
-                w.newline();
-                descend = false;
-            }
-            "p" | "div" | "section" | "article" | "table" | "details" | "summary" | "dl" | "dt"
-            | "dd" | "tr" => {
-                w.block_break();
-                undo.push(Undo::Block);
-            }
-            "td" | "th" => {
-                if node.prev_sibling().is_some() {
-                    w.text(" | ");
-                }
-            }
-            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
-                w.block_break();
-                w.style(0, true);
-                undo.push(Undo::Block);
-                undo.push(Undo::Style(0));
-            }
-            "blockquote" => {
-                w.block_break();
-                w.line_prefix.push("> ".to_owned());
-                undo.push(Undo::Block);
-                undo.push(Undo::Prefix);
-            }
-            "ul" | "ol" => {
-                w.block_break();
-                let start = attr(el, "start").and_then(|s| s.parse().ok()).unwrap_or(1);
-                counters.push((name == "ol").then_some(start));
-                undo.push(Undo::Block);
-                undo.push(Undo::List);
-            }
-            "li" => {
-                w.block_break();
-                let bullet = match counters.last_mut() {
-                    Some(Some(n)) => {
-                        let b = format!("{n}. ");
-                        *n += 1;
-                        b
-                    }
-                    _ => "• ".to_owned(),
-                };
-                let indent = "  ".repeat(counters.len().saturating_sub(1));
-                w.start_line();
-                w.out.push_str(&indent);
-                w.out.push_str(&bullet);
-                w.pending_space = false;
-                undo.push(Undo::Block);
-            }
-            "a" => {
-                let href = attr(el, "href").unwrap_or_default();
-                let shown = text_content(&node);
-                let shown = shown.trim();
-                // Pills (matrix.to links to users and rooms) show their text: a display name.
-                let is_pill = href.starts_with("https://matrix.to/#/");
-                if !href.is_empty() && !is_pill && shown != href && !shown.is_empty() {
-                    undo.push(Undo::Text(format!(" ({href})")));
-                } else if shown.is_empty() && !href.is_empty() {
-                    w.text(&href);
-                }
-            }
-            "img" => {
-                let alt = attr(el, "alt").or_else(|| attr(el, "title"));
-                match alt {
-                    Some(a) if !a.trim().is_empty() => w.text(&format!("[image: {}]", a.trim())),
-                    _ => w.text("[image]"),
-                }
-                descend = false;
-            }
-            _ => {}
-        }
+        let mut undo = Vec::new();
+        let descend = walk.open(&node, el, &mut undo);
         stack.push(Step::Exit(undo));
         if descend {
             let kids: Vec<_> = node.children().collect();
             stack.extend(kids.into_iter().rev().map(Step::Enter));
         }
     }
-    finish_irc(&w.out)
+    finish_irc(&walk.w.out)
+}
+
+/// The walk over a Matrix HTML tree: the IRC text so far, and what open elements need.
+struct HtmlToIrc<'a> {
+    w: IrcWriter,
+    /// Ordered-list counters, innermost last.
+    counters: Vec<Option<u32>>,
+    long_code: &'a mut dyn FnMut(&str) -> String,
+}
+
+impl HtmlToIrc<'_> {
+    /// Writes what an element starts with, and pushes onto `undo` what its end must undo;
+    /// returns whether its children are to be written.
+    fn open(
+        &mut self,
+        node: &ruma_html::NodeRef,
+        el: &ruma_html::ElementData,
+        undo: &mut Vec<Undo>,
+    ) -> bool {
+        match &*el.name.local {
+            "mx-reply" | "script" | "style" | "head" | "title" => false,
+            "b" | "strong" => self.styled(0, undo),
+            "i" | "em" | "cite" => self.styled(1, undo),
+            "u" | "ins" => self.styled(2, undo),
+            "del" | "s" | "strike" => self.styled(3, undo),
+            "code" => self.styled(4, undo),
+            "font" | "span" => self.font(el, undo),
+            "br" => self.line_break(),
+            "hr" => self.rule(),
+            "pre" => self.code_block(node),
+            "p" | "div" | "section" | "article" | "table" | "details" | "summary" | "dl" | "dt"
+            | "dd" | "tr" => self.block(undo),
+            "td" | "th" => self.cell(node),
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => self.heading(undo),
+            "blockquote" => self.quote(undo),
+            "ul" => self.list(el, false, undo),
+            "ol" => self.list(el, true, undo),
+            "li" => self.list_item(undo),
+            "a" => self.link(node, el, undo),
+            "img" => self.image(el),
+            _ => true,
+        }
+    }
+
+    /// Undoes, innermost first, what an element's start did.
+    fn close(&mut self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            match u {
+                Undo::Style(i) => self.w.style(i, false),
+                Undo::Color => self.w.pop_color(),
+                Undo::Prefix => {
+                    self.w.line_prefix.pop();
+                }
+                Undo::Block => self.w.block_break(),
+                Undo::List => {
+                    self.counters.pop();
+                }
+                Undo::Text(t) => self.w.text(&t),
+            }
+        }
+    }
+
+    fn styled(&mut self, style: usize, undo: &mut Vec<Undo>) -> bool {
+        self.w.style(style, true);
+        undo.push(Undo::Style(style));
+        true
+    }
+
+    /// A colour (the nearest mIRC one), or a spoiler, which is not shown.
+    fn font(&mut self, el: &ruma_html::ElementData, undo: &mut Vec<Undo>) -> bool {
+        let c = attr(el, "data-mx-color")
+            .or_else(|| attr(el, "color"))
+            .and_then(|c| nearest_color(&c));
+        if let Some(c) = c {
+            self.w.push_color(c);
+            undo.push(Undo::Color);
+        }
+        if attr(el, "data-mx-spoiler").is_some() {
+            self.w.text("[spoiler]");
+            return false;
+        }
+        true
+    }
+
+    fn line_break(&mut self) -> bool {
+        self.w.newline();
+        false
+    }
+
+    fn rule(&mut self) -> bool {
+        self.w.block_break();
+        self.w.text("----");
+        self.w.newline();
+        false
+    }
+
+    /// One line of code in monospace; longer code goes to `long_code`, and its answer
+    /// stands in its place.
+    fn code_block(&mut self, node: &ruma_html::NodeRef) -> bool {
+        let code = text_content(node);
+        let code = code.trim_end_matches('\n');
+        self.w.block_break();
+        if code.contains('\n') {
+            let reference = (self.long_code)(code);
+            self.w.text(&reference);
+        } else {
+            self.w.style(4, true);
+            self.w.pre += 1;
+            self.w.text(code);
+            self.w.pre -= 1;
+            self.w.style(4, false);
+        }
+        self.w.newline();
+        false
+    }
+
+    fn block(&mut self, undo: &mut Vec<Undo>) -> bool {
+        self.w.block_break();
+        undo.push(Undo::Block);
+        true
+    }
+
+    /// Table cells after the first of their row are set off by ` | `.
+    fn cell(&mut self, node: &ruma_html::NodeRef) -> bool {
+        if node.prev_sibling().is_some() {
+            self.w.text(" | ");
+        }
+        true
+    }
+
+    fn heading(&mut self, undo: &mut Vec<Undo>) -> bool {
+        self.w.block_break();
+        self.w.style(0, true);
+        undo.push(Undo::Block);
+        undo.push(Undo::Style(0));
+        true
+    }
+
+    fn quote(&mut self, undo: &mut Vec<Undo>) -> bool {
+        self.w.block_break();
+        self.w.line_prefix.push("> ".to_owned());
+        undo.push(Undo::Block);
+        undo.push(Undo::Prefix);
+        true
+    }
+
+    fn list(&mut self, el: &ruma_html::ElementData, ordered: bool, undo: &mut Vec<Undo>) -> bool {
+        self.w.block_break();
+        let start = attr(el, "start").and_then(|s| s.parse().ok()).unwrap_or(1);
+        self.counters.push(ordered.then_some(start));
+        undo.push(Undo::Block);
+        undo.push(Undo::List);
+        true
+    }
+
+    /// A list item on its own line: indented by the list's depth, numbered or bulleted.
+    fn list_item(&mut self, undo: &mut Vec<Undo>) -> bool {
+        self.w.block_break();
+        let bullet = match self.counters.last_mut() {
+            Some(Some(n)) => {
+                let b = format!("{n}. ");
+                *n += 1;
+                b
+            }
+            _ => "• ".to_owned(),
+        };
+        let indent = "  ".repeat(self.counters.len().saturating_sub(1));
+        self.w.start_line();
+        self.w.out.push_str(&indent);
+        self.w.out.push_str(&bullet);
+        self.w.pending_space = false;
+        undo.push(Undo::Block);
+        true
+    }
+
+    /// A link's text, then its address in parentheses when the text does not show it.
+    fn link(
+        &mut self,
+        node: &ruma_html::NodeRef,
+        el: &ruma_html::ElementData,
+        undo: &mut Vec<Undo>,
+    ) -> bool {
+        let href = attr(el, "href").unwrap_or_default();
+        let shown = text_content(node);
+        let shown = shown.trim();
+        // Pills (matrix.to links to users and rooms) show their text: a display name.
+        let is_pill = href.starts_with("https://matrix.to/#/");
+        if !href.is_empty() && !is_pill && shown != href && !shown.is_empty() {
+            undo.push(Undo::Text(format!(" ({href})")));
+        } else if shown.is_empty() && !href.is_empty() {
+            self.w.text(&href);
+        }
+        true
+    }
+
+    fn image(&mut self, el: &ruma_html::ElementData) -> bool {
+        let alt = attr(el, "alt").or_else(|| attr(el, "title"));
+        match alt {
+            Some(a) if !a.trim().is_empty() => self.w.text(&format!("[image: {}]", a.trim())),
+            _ => self.w.text("[image]"),
+        }
+        false
+    }
 }
 
 /// Trims every line's end and drops blank lines at the start and end, and runs of them.

@@ -1,4 +1,6 @@
 use super::*;
+use crate::core::action::Action;
+use crate::core::event::{IncomingMessage, MessageKind};
 use crate::core::{Core, CoreSettings, Event, Principal, Roles, Sender};
 use chrono::{TimeDelta, TimeZone};
 

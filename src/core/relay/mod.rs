@@ -452,6 +452,8 @@ impl Relay {
         batch
     }
 
+    /// One route's part in one message: its `when`, the duplicate check, then a line for
+    /// its rooms, or a count in the digest while the route is over its rate.
     #[allow(clippy::too_many_arguments)]
     fn route_one(
         &mut self,
@@ -464,98 +466,126 @@ impl Relay {
         batch: &mut RelayBatch,
     ) {
         let topic = msg.topic.as_str();
-        let route = &self.routes[i];
-        let rname = route.name.clone();
-        if route.has_when {
-            match self.render(&rname, "when", ctx) {
-                Ok(s) if s == "1" => {}
-                Ok(_) => return,
-                Err(e) => {
-                    self.skip(SkipReason::When);
-                    tracing::warn!(network = %msg.network, topic, route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::When), "MQTT message skipped");
-                    return;
-                }
-            }
+        let rname = self.routes[i].name.clone();
+        if !self.wanted_when(i, msg, ctx) {
+            return;
         }
-
         let key = self.dedup_key(i, &msg.network, topic, bytes, ctx, payload_hash);
         if self.seen.get(&key).is_some_and(|until| *until > now) {
             self.stats.duplicates += 1;
             tracing::debug!(network = %msg.network, topic, route = %rname, "duplicate MQTT message ignored");
             return;
         }
-
-        let route = &self.routes[i];
-        let over = match route.max_per_minute {
-            Some(max) => {
-                let w = self.routes[i].window.get_or_insert_with(|| BurstWindow {
-                    start: now,
-                    sent: 0,
-                    folded: BTreeMap::new(),
-                });
-                w.sent >= max
-            }
-            None => false,
-        };
-        if over {
-            let label = self
-                .render(&rname, "digest_label", ctx)
-                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-                .unwrap_or_default();
-            let w = self.routes[i]
-                .window
-                .as_mut()
-                .expect("window exists when over the limit");
-            *w.folded
-                .entry(topic.to_owned())
-                .or_default()
-                .entry(label)
-                .or_default() += 1;
-            self.stats.folded += 1;
-            tracing::debug!(topic, route = %rname, "MQTT event folded into the digest");
-        } else {
-            let text = match self.render(&rname, "template", ctx) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.skip(SkipReason::Template);
-                    tracing::warn!(network = %msg.network, topic, route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::Template), "MQTT message skipped");
-                    return;
-                }
-            };
-            let text = text.trim().to_owned();
-            if text.is_empty() {
-                // A template may decide, by saying nothing, that an event is not worth a line.
-                tracing::debug!(topic, route = %rname, "template rendered nothing");
-                self.remember_key(key, i, now, batch);
-                return;
-            }
-            let html = if self.routes[i].has_html {
-                match self.render(&rname, "html_template", ctx) {
-                    Ok(h) if !h.trim().is_empty() => Some(h.trim().to_owned()),
-                    Ok(_) => None,
-                    Err(e) => {
-                        // The plain text is still good: send it without HTML.
-                        tracing::warn!(topic, route = %rname, reason = %e, "HTML template failed; sending plain text");
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(w) = self.routes[i].window.as_mut() {
-                w.sent += 1;
-            }
-            for room in &self.routes[i].to {
-                batch.messages.push(RelayMessage {
-                    route: rname.clone(),
-                    room: room.clone(),
-                    text: text.clone(),
-                    html: html.clone(),
-                });
-            }
-            self.stats.relayed += 1;
+        if self.over_rate(i, now) {
+            self.fold(i, topic, ctx);
+        } else if !self.send(i, msg, ctx, batch) {
+            return;
         }
         self.remember_key(key, i, now, batch);
+    }
+
+    /// Whether route `i`'s `when` (if it has one) renders `1` for this message; a `when`
+    /// that fails counts as a skip.
+    fn wanted_when(&mut self, i: usize, msg: &MqttMessage, ctx: &Value) -> bool {
+        if !self.routes[i].has_when {
+            return true;
+        }
+        let rname = self.routes[i].name.clone();
+        match self.render(&rname, "when", ctx) {
+            Ok(s) => s == "1",
+            Err(e) => {
+                self.skip(SkipReason::When);
+                tracing::warn!(network = %msg.network, topic = msg.topic.as_str(), route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::When), "MQTT message skipped");
+                false
+            }
+        }
+    }
+
+    /// Whether route `i` already sent its `max_per_minute` lines in the current window
+    /// (which this opens when the route has a limit and no window yet).
+    fn over_rate(&mut self, i: usize, now: DateTime<Utc>) -> bool {
+        let route = &mut self.routes[i];
+        let Some(max) = route.max_per_minute else {
+            return false;
+        };
+        let w = route.window.get_or_insert_with(|| BurstWindow {
+            start: now,
+            sent: 0,
+            folded: BTreeMap::new(),
+        });
+        w.sent >= max
+    }
+
+    /// Counts the event in the window's digest, under its topic and digest label.
+    fn fold(&mut self, i: usize, topic: &str, ctx: &Value) {
+        let rname = self.routes[i].name.clone();
+        let label = self
+            .render(&rname, "digest_label", ctx)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        let w = self.routes[i]
+            .window
+            .as_mut()
+            .expect("window exists when over the limit");
+        *w.folded
+            .entry(topic.to_owned())
+            .or_default()
+            .entry(label)
+            .or_default() += 1;
+        self.stats.folded += 1;
+        tracing::debug!(topic, route = %rname, "MQTT event folded into the digest");
+    }
+
+    /// Renders the route's line and puts it in the batch for each of its rooms. `false`
+    /// when the template fails: the event is skipped and not remembered as seen.
+    fn send(&mut self, i: usize, msg: &MqttMessage, ctx: &Value, batch: &mut RelayBatch) -> bool {
+        let topic = msg.topic.as_str();
+        let rname = self.routes[i].name.clone();
+        let text = match self.render(&rname, "template", ctx) {
+            Ok(t) => t,
+            Err(e) => {
+                self.skip(SkipReason::Template);
+                tracing::warn!(network = %msg.network, topic, route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::Template), "MQTT message skipped");
+                return false;
+            }
+        };
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            // A template may decide, by saying nothing, that an event is not worth a line.
+            tracing::debug!(topic, route = %rname, "template rendered nothing");
+            return true;
+        }
+        let html = self.html(i, topic, ctx);
+        if let Some(w) = self.routes[i].window.as_mut() {
+            w.sent += 1;
+        }
+        for room in &self.routes[i].to {
+            batch.messages.push(RelayMessage {
+                route: rname.clone(),
+                room: room.clone(),
+                text: text.clone(),
+                html: html.clone(),
+            });
+        }
+        self.stats.relayed += 1;
+        true
+    }
+
+    /// The route's HTML line, if it has an `html_template` that renders something.
+    fn html(&mut self, i: usize, topic: &str, ctx: &Value) -> Option<String> {
+        if !self.routes[i].has_html {
+            return None;
+        }
+        let rname = self.routes[i].name.clone();
+        match self.render(&rname, "html_template", ctx) {
+            Ok(h) if !h.trim().is_empty() => Some(h.trim().to_owned()),
+            Ok(_) => None,
+            Err(e) => {
+                // The plain text is still good: send it without HTML.
+                tracing::warn!(topic, route = %rname, reason = %e, "HTML template failed; sending plain text");
+                None
+            }
+        }
     }
 
     fn remember_key(&mut self, key: String, i: usize, now: DateTime<Utc>, batch: &mut RelayBatch) {
