@@ -1,4 +1,4 @@
-//! Bridge benchmark (issue 8, DESIGN §9): the latency the bot adds between an IRC client and a
+//! Bridge benchmark (DESIGN §9): the latency the bot adds between an IRC client and a
 //! Matrix client, the Matrix -> IRC throughput against the configured IRC rate, and the bot's
 //! resident memory with 1 and with 50 bridges. Everything runs against the real InspIRCd and
 //! Synapse of the integration-test harness, started on free loopback ports, with the sigbot

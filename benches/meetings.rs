@@ -1,4 +1,4 @@
-//! Meetings benchmark (issue 5): (a) the whole render, all six files, from a raw log;
+//! Meetings benchmark: (a) the whole render, all six files, from a raw log;
 //! (b) the cost per line of a live meeting, journal write included, fed one by one.
 //!
 //! usage: `cargo bench --bench meetings [-- LOG.txt] [RUNS]`

@@ -57,11 +57,11 @@ pub struct Core {
     started: DateTime<Utc>,
     networks: BTreeMap<String, NetworkStatus>,
     meetings: Meetings,
-    /// Declarative commands from `commands/*.toml` (issue 7).
+    /// Declarative commands from `commands/*.toml`.
     commands: commands::declarative::Declarative,
-    /// Bridges between rooms (issue 8).
+    /// Bridges between rooms.
     bridges: Bridges,
-    /// The MQTT relay's routes (issue 6).
+    /// The MQTT relay's routes.
     relay: Option<relay::Relay>,
 }
 

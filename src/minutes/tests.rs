@@ -1,4 +1,4 @@
-//! Writers: compatibility with real zodbot output (issue 5, point 3), MeetBot's upstream
+//! Writers: compatibility with real zodbot output, MeetBot's upstream
 //! edge-case scripts, escaping and well-formedness.
 
 use std::path::PathBuf;

@@ -79,7 +79,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE VIRTUAL TABLE meeting_search USING fts5(
         meeting UNINDEXED, kind UNINDEXED, line UNINDEXED, nick, text
      );",
-    // 3: the audit log of guarded declarative commands (issue 7).
+    // 3: the audit log of guarded declarative commands.
     "CREATE TABLE audit (
         id INTEGER PRIMARY KEY,
         time TEXT NOT NULL,
@@ -91,7 +91,7 @@ const MIGRATIONS: &[&str] = &[
         http_status INTEGER
     );
     CREATE INDEX audit_time ON audit (time);",
-    // 4: the bridge (issue 8): one durable outbox for every destination network, delivered
+    // 4: the bridge: one durable outbox for every destination network, delivered
     // in id order, and the pastes that long relayed messages link to.
     "CREATE TABLE bridge_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

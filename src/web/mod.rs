@@ -111,7 +111,7 @@ async fn index() -> Html<&'static str> {
     Html(concat!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<title>sigbot</title></head><body>",
-        "<h1>sigbot</h1><p>Meeting minutes and logs will be listed here.</p>",
+        "<h1>sigbot</h1><p>Meetings are not kept by this bot (no <code>[meetings]</code> in its config).</p>",
         "<p><a href=\"/healthz\">health</a></p></body></html>\n"
     ))
 }

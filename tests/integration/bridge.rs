@@ -1,4 +1,4 @@
-//! The bridge (issue 8) against the real InspIRCd: two channels and the console room linked
+//! The bridge against the real InspIRCd: two channels and the console room linked
 //! by one `[[bridge]]`. Relay both ways with the zero-width space in nicks, no loops, a
 //! command answered in every room once, long messages as a paste link served by the bot's
 //! web site, and nothing lost while the IRC server is down or the bot is killed.
@@ -286,6 +286,14 @@ async fn joins_parts_nick_changes_and_quits_are_relayed_when_the_bridge_asks_for
     join_with_bot(&mut alice, "#a").await;
     let mut bob = IrcClient::connect(&server, "bob").await;
     join_with_bot(&mut bob, "#b").await;
+    // alice's and bob's own joins are news if the bot was there first; whatever it relayed of
+    // them arrives before this marker, which both wait for.
+    bot.say("ready").await;
+    for client in [&mut alice, &mut bob] {
+        client
+            .wait_for(T, |l| from_bot(l) && l.text().ends_with(" ready"))
+            .await;
+    }
 
     let mut carol = IrcClient::connect(&server, "carol").await;
     join_with_bot(&mut carol, "#a").await;

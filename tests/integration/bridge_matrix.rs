@@ -1,4 +1,4 @@
-//! The bridge between IRC and Matrix (issue 8) with the real servers: an IRC client on
+//! The bridge between IRC and Matrix with the real servers: an IRC client on
 //! InspIRCd and Matrix clients on Synapse, talking through the bot. Names with the
 //! zero-width space on IRC and `<b>nick</b>:` on Matrix, formatting both ways, pills both
 //! ways, an edit as `s/old/new/`, a reply, an image served by the bot's web site, and

@@ -1,5 +1,5 @@
 //! Meetings end to end through the real binary on the console network: a meeting survives
-//! SIGKILL (issue 5, point 4), and `sigbot meetings render` writes the six files.
+//! SIGKILL, and `sigbot meetings render` writes the six files.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The meetings web site in a real browser (issue 5, point 6): Debian's chromium, headless,
+//! The meetings web site in a real browser: Debian's chromium, headless,
 //! driven through chromedriver by WebDriver, against the real bot with MeetBot's magazine
 //! meeting imported from its archive.
 

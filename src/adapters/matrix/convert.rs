@@ -39,7 +39,7 @@ pub fn envelope(ev: &Value) -> Option<Envelope<'_>> {
 /// The name a Matrix user goes by in the bot's rooms (meeting logs and minutes, command
 /// replies): the display name, else the user ID's local part; followed by the user ID,
 /// `Alice (@alice:example.org)`, when another member of the room uses the same name, so that
-/// two people never count as one attendee (issue 5, point 7). `ambiguous` is the SDK's
+/// two people never count as one attendee. `ambiguous` is the SDK's
 /// verdict from the room's member list.
 pub fn sender_name(user_id: &str, display_name: Option<&str>, ambiguous: bool) -> String {
     let localpart = || {

@@ -1,4 +1,4 @@
-//! Joins, parts, quits, nick and topic changes across a bridge (issue 8, item 8), and the
+//! Joins, parts, quits, nick and topic changes across a bridge, and the
 //! member lists they keep up to date.
 //!
 //! Every change updates who the bridge thinks is in the room, whatever the settings, so

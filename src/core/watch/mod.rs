@@ -1,4 +1,4 @@
-//! Package-update alerts (`[[watch]]`, issue 6 point 7): when a package's version upstream is
+//! Package-update alerts (`[[watch]]`): when a package's version upstream is
 //! newer than ours by rpm's ordering, the watch's rooms hear about it, once per upstream
 //! version.
 //!
