@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::parse_str;
+use crate::core::commands::declarative::{SECRET_CLOSE, SECRET_OPEN};
 use crate::core::*;
 
 const RELEASE: &str = r#"
@@ -427,4 +428,58 @@ fn reload_replaces_the_set() {
         t0(),
     );
     assert!(c.handle(msg("a", None, "!bug 1"), t0()).is_empty());
+}
+
+#[test]
+fn a_name_holding_placeholder_characters_never_pulls_a_secret_into_a_request() {
+    const ECHO: &str = r#"
+name = "echo"
+summary = "Says hello to the echo service"
+[http]
+url = "https://echo.example.org/hello/{{ caller.nick }}"
+headers = { Authorization = "Bearer ${TOKEN}", X-Who = "{{ caller.nick }}" }
+query = { say = "{{ args.rest }}" }
+[[args]]
+name = "rest"
+pattern = ".+"
+rest = true
+[reply]
+success = "done"
+"#;
+    let env = |n: &str| (n == "TOKEN").then(|| "tok-SECRET-123".to_owned());
+    let spec = parse_str(ECHO, std::path::Path::new("echo.toml"), &env).unwrap();
+    let mut c = core();
+    c.set_commands(Arc::new(CommandSet::new(vec![spec]).unwrap()));
+    let nasty = format!("{SECRET_OPEN}TOKEN{SECRET_CLOSE}");
+    // Arguments with those characters are refused already; a display name is not an argument.
+    let out = c.handle(msg(&nasty, None, &format!("!echo {nasty}")), t0());
+    assert!(texts(&out)[0].contains("characters that are not allowed"));
+    let out = c.handle(msg(&nasty, None, "!echo hello"), t0());
+    let f = fetch(&out);
+    let Request::Http {
+        url,
+        headers,
+        query,
+        ..
+    } = &f.request
+    else {
+        panic!("{:?}", f.request)
+    };
+    assert_eq!(query[0].1, "hello");
+    let user_parts = [url.clone(), headers[1].1.clone()];
+    for part in &user_parts {
+        assert!(
+            !part.contains(SECRET_OPEN) && !part.contains(SECRET_CLOSE),
+            "a placeholder from user text: {part:?}"
+        );
+        assert!(
+            part.contains("TOKEN"),
+            "the rest of the text stays: {part:?}"
+        );
+    }
+    // The command's own secret is still a placeholder, filled in by the executor only.
+    assert_eq!(
+        headers[0].1,
+        format!("Bearer {SECRET_OPEN}TOKEN{SECRET_CLOSE}")
+    );
 }

@@ -147,19 +147,22 @@ impl Call {
             .join(" ")
     }
 
+    /// What templates see of the call. Every value comes from a user, so none may hold the
+    /// placeholder characters: a display name `\u{E000}TOKEN\u{E001}` would otherwise have
+    /// the command's secret filled into the request.
     fn context(&self) -> serde_json::Value {
         let args: serde_json::Map<String, serde_json::Value> = self
             .args
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(inert(v))))
             .collect();
         json!({
             "args": args,
             "caller": {
-                "principal": self.principal.as_ref().map(ToString::to_string),
-                "nick": self.nick,
+                "principal": self.principal.as_ref().map(|p| inert(&p.to_string())),
+                "nick": inert(&self.nick),
             },
-            "room": self.room.to_string(),
+            "room": inert(&self.room.to_string()),
         })
     }
 }
@@ -321,6 +324,13 @@ pub fn redact(text: &str, secrets: &[(String, Secret)]) -> String {
         }
     }
     s
+}
+
+/// `text` without the characters that open and close a secret placeholder.
+fn inert(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != SECRET_OPEN && *c != SECRET_CLOSE)
+        .collect()
 }
 
 /// Writes a placeholder back as `${NAME}`, for logs.
