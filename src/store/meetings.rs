@@ -197,36 +197,43 @@ impl Store {
         })
     }
 
-    /// Full-text search over finished meetings' logs and minutes.
-    pub fn search_meetings(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        // Every word is quoted, so that what people type is never FTS5 syntax.
-        let q = query
-            .split_whitespace()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
+    /// Full-text search over finished meetings' logs and minutes, on a read-only connection
+    /// of its own: a search never waits for the bot's writes nor makes them wait, at most
+    /// [`SEARCHES_AT_ONCE`] run at once, and each stops after [`SEARCH_TIME`].
+    pub fn search_meetings(
+        &self,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, SearchError> {
+        self.search_within(query, limit, SEARCH_TIME)
+    }
+
+    fn search_within(
+        &self,
+        query: &str,
+        limit: usize,
+        time: std::time::Duration,
+    ) -> Result<Vec<SearchHit>, SearchError> {
+        let q = search_terms(query)?;
         if q.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT m.id, m.room, m.room_slug, m.started, m.ended, m.base, m.files_dir, m.title,
-                        m.attendees, m.restricted,
-                        s.kind, s.line, s.nick, snippet(meeting_search, 4, char(2), char(3), '…', 16)
-                 FROM meeting_search s JOIN meetings m ON m.id = s.meeting
-                 WHERE meeting_search MATCH ?1 AND m.restricted = 0
-                 ORDER BY rank LIMIT ?2",
-            )?;
-            st.query_map(params![q, limit as i64], |r| {
-                Ok(SearchHit {
-                    meeting: summary_row(r)?,
-                    kind: r.get(10)?,
-                    line: r.get(11)?,
-                    nick: r.get(12)?,
-                    snippet: r.get(13)?,
-                })
-            })?
-            .collect()
+        let conn = self.searchers.take(&self.path)?;
+        let deadline = std::time::Instant::now() + time;
+        conn.progress_handler(100, Some(move || std::time::Instant::now() > deadline));
+        let hits = run_search(&conn, &q, limit);
+        conn.progress_handler(100, None::<fn() -> bool>);
+        self.searchers.give_back(conn);
+        hits.map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                SearchError::TooSlow
+            }
+            source => SearchError::Store(StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            }),
         })
     }
 }
@@ -270,6 +277,108 @@ fn index_meeting(tx: &rusqlite::Transaction<'_>, id: i64, m: &Meeting) -> rusqli
         ins.execute(params![id, i.kind.label(), i.line as i64, i.nick, i.text])?;
     }
     Ok(())
+}
+
+/// How many searches may run at once (each on its own connection).
+pub const SEARCHES_AT_ONCE: usize = 2;
+/// How long one search may take.
+pub const SEARCH_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// How many different words a search may have: FTS5's work grows fast with each.
+pub const SEARCH_MAX_WORDS: usize = 10;
+/// How long a search may be, in bytes.
+pub const SEARCH_MAX_BYTES: usize = 200;
+
+/// Why a search gave no hits.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search for at most {SEARCH_MAX_WORDS} different words")]
+    TooManyWords,
+    #[error("search for at most {SEARCH_MAX_BYTES} characters")]
+    TooLong,
+    #[error("too many searches at once; try again in a moment")]
+    Busy,
+    #[error("this search took too long; try fewer or rarer words")]
+    TooSlow,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The query as FTS5 reads it: every distinct word quoted, so that what people type is never
+/// FTS5 syntax; refused past the caps.
+fn search_terms(query: &str) -> Result<String, SearchError> {
+    if query.len() > SEARCH_MAX_BYTES {
+        return Err(SearchError::TooLong);
+    }
+    let mut words: Vec<&str> = Vec::new();
+    for w in query.split_whitespace() {
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    if words.len() > SEARCH_MAX_WORDS {
+        return Err(SearchError::TooManyWords);
+    }
+    Ok(words
+        .iter()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+fn run_search(c: &rusqlite::Connection, q: &str, limit: usize) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut st = c.prepare_cached(
+        "SELECT m.id, m.room, m.room_slug, m.started, m.ended, m.base, m.files_dir, m.title,
+                m.attendees, m.restricted,
+                s.kind, s.line, s.nick, snippet(meeting_search, 4, char(2), char(3), '…', 16)
+         FROM meeting_search s JOIN meetings m ON m.id = s.meeting
+         WHERE meeting_search MATCH ?1 AND m.restricted = 0
+         ORDER BY rank LIMIT ?2",
+    )?;
+    st.query_map(params![q, limit as i64], |r| {
+        Ok(SearchHit {
+            meeting: summary_row(r)?,
+            kind: r.get(10)?,
+            line: r.get(11)?,
+            nick: r.get(12)?,
+            snippet: r.get(13)?,
+        })
+    })?
+    .collect()
+}
+
+/// The read-only connections searches run on, opened when first needed.
+#[derive(Default)]
+pub(super) struct Searchers {
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    open: std::sync::atomic::AtomicUsize,
+}
+
+impl Searchers {
+    fn take(&self, path: &std::path::Path) -> Result<rusqlite::Connection, SearchError> {
+        use std::sync::atomic::Ordering;
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        if self.open.fetch_add(1, Ordering::AcqRel) >= SEARCHES_AT_ONCE {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(SearchError::Busy);
+        }
+        rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            SearchError::Store(StoreError::Sqlite {
+                path: path.to_owned(),
+                source,
+            })
+        })
+    }
+
+    fn give_back(&self, c: rusqlite::Connection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+    }
 }
 
 #[cfg(test)]
@@ -324,5 +433,72 @@ mod tests {
         assert!(hits[0].snippet.contains("\u{2}zebras\u{3}"));
         // FTS5 syntax in a query is only text.
         assert!(store.search_meetings("\"AND OR (", 10).unwrap().is_empty());
+    }
+
+    /// A store with one finished meeting of `lines` log lines.
+    fn store_with_meeting(dir: &std::path::Path, lines: usize) -> Store {
+        use chrono::TimeZone;
+        let store = Store::open(dir).unwrap();
+        let room = RoomRef::new("libera", "#sig");
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 0).unwrap();
+        let mut m = crate::core::Meeting::new(room, "alice", t, "!");
+        m.add_line("alice", "#startmeeting search", t, false);
+        for i in 0..lines {
+            m.add_line(
+                "alice",
+                &format!("line {i} about zebras and the mirror"),
+                t,
+                false,
+            );
+        }
+        m.add_line("alice", "#endmeeting", t, false);
+        store
+            .record_meeting_files(&m, &dir.join("files"), true)
+            .unwrap();
+        store
+    }
+
+    #[test]
+    fn searches_past_the_caps_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_meeting(dir.path(), 10);
+        let words: Vec<String> = (0..800).map(|i| format!("w{i}")).collect();
+        let many = words[..11].join(" ");
+        assert!(matches!(
+            store.search_meetings(&many, 10),
+            Err(SearchError::TooManyWords)
+        ));
+        assert!(matches!(
+            store.search_meetings(&words.join(" "), 10),
+            Err(SearchError::TooLong)
+        ));
+        // The same word again and again is one word.
+        let same = vec!["zebras"; 20].join(" ");
+        assert!(store.search_meetings(&same, 100).unwrap().len() >= 10);
+        assert_eq!(
+            SearchError::TooManyWords.to_string(),
+            "search for at most 10 different words"
+        );
+    }
+
+    #[test]
+    fn a_third_search_at_once_is_told_to_wait_and_a_slow_one_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_meeting(dir.path(), 2_000);
+        let a = store.searchers.take(&store.path).unwrap();
+        let b = store.searchers.take(&store.path).unwrap();
+        assert!(matches!(
+            store.search_meetings("zebras", 10),
+            Err(SearchError::Busy)
+        ));
+        store.searchers.give_back(a);
+        store.searchers.give_back(b);
+        assert!(!store.search_meetings("zebras", 10).unwrap().is_empty());
+        assert!(matches!(
+            store.search_within("zebras mirror", 10_000, std::time::Duration::ZERO),
+            Err(SearchError::TooSlow)
+        ));
+        // The connection is usable again afterwards.
+        assert!(!store.search_meetings("mirror", 10).unwrap().is_empty());
     }
 }

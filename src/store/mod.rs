@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use links::MediaLink;
-pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchHit};
+pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchError, SearchHit};
 pub use outbox::{OutboxRow, Queued};
 
 /// Audit times are stored as fixed-width RFC 3339 in UTC, so text order is time order.
@@ -201,6 +201,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// Connections of their own for web searches, which must never hold `conn`.
+    searchers: Arc<meetings::Searchers>,
 }
 
 impl Store {
@@ -245,6 +247,7 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            searchers: Arc::default(),
         })
     }
 

@@ -13,7 +13,7 @@ use chrono::DateTime;
 
 use crate::core::format::escape_html;
 use crate::minutes::EXTENSIONS;
-use crate::store::{HIT_END, HIT_START, MeetingSummary, Store};
+use crate::store::{HIT_END, HIT_START, MeetingSummary, SearchError, Store};
 
 const HEAD: &str = concat!(
     "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
@@ -233,9 +233,22 @@ fn snippet_html(s: &str) -> String {
 
 async fn search(State(store): State<Store>, Query(q): Query<SearchQuery>) -> Response {
     let query = q.q.clone();
-    let hits = match blocking(move || store.search_meetings(&query, 100)).await {
-        Ok(v) => v,
-        Err(r) => return r,
+    let found = tokio::task::spawn_blocking(move || store.search_meetings(&query, 100)).await;
+    let hits = match found {
+        Ok(Ok(v)) => v,
+        Ok(Err(SearchError::Store(e))) => {
+            tracing::error!(error = %e, "search failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "search failed\n").into_response();
+        }
+        Ok(Err(refused)) => {
+            let status = match refused {
+                SearchError::Busy | SearchError::TooSlow => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let body = format!("<p>{}.</p>\n", escape_html(&refused.to_string()));
+            return (status, page("Search", &body)).into_response();
+        }
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "search failed\n").into_response(),
     };
     let mut body = String::new();
     if !q.q.trim().is_empty() {

@@ -164,3 +164,92 @@ async fn idle_and_half_sent_connections_neither_block_the_site_nor_the_stop() {
     drop(half);
     drop(idle);
 }
+
+/// Searches whose cost grows with every word are bounded: on a 20,000-line archive, one of
+/// 800 words and one of 15,000 get a clear refusal, and the bot answers meanwhile.
+#[tokio::test]
+async fn huge_searches_are_refused_and_never_stall_the_bot() {
+    let dir = temp_dir("web-search-bounds");
+    let day = dir.path().join("archive/sig-meeting/2026-12-01");
+    std::fs::create_dir_all(&day).unwrap();
+    let mut log = String::from("10:00:00 <nick0> #startmeeting sig\n");
+    for i in 1..20_000u32 {
+        let (h, m, s) = (10 + i / 3600, (i / 60) % 60, i % 60);
+        log.push_str(&format!(
+            "{h:02}:{m:02}:{s:02} <nick{}> line {i} about the mirror and the build\n",
+            i % 7
+        ));
+    }
+    log.push_str("15:33:20 <nick0> #endmeeting\n");
+    std::fs::write(day.join("sig.2026-12-01-10.00.log.txt"), log).unwrap();
+    let web = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .meetings(&["console/#local"])
+        .build();
+    let config_path = dir.path().join("import.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let import = std::process::Command::new(crate::support::bot::bot_binary())
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&config_path)
+        .args(["meetings", "import"])
+        .arg(dir.path().join("archive"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let mut bot = Bot::start(dir.path(), &config);
+    bot.wait_log(T, "web site listening").await;
+    // Raw HTTP: a 15,000-word query is longer than any URI an HTTP library will build.
+    let search = |words: usize| {
+        let q: Vec<String> = (0..words).map(|i| format!("the{i}")).collect();
+        let request = format!(
+            "GET /search?q={} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            q.join("+")
+        );
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", web))
+                .await
+                .unwrap();
+            // The server may answer and close before it has read everything.
+            let _ = conn.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = conn.read_to_end(&mut answer).await;
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            let status: u16 = answer
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("no status line: {:.200}", answer));
+            (status, answer)
+        })
+    };
+    let (eight_hundred, fifteen_thousand) = (search(800), search(15_000));
+    bot.say("!ping").await;
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> pong"
+    );
+    let (status, body) = eight_hundred.await.unwrap();
+    assert_eq!(status, 400, "{body:.300}");
+    assert!(body.contains("at most 200 characters"), "{body:.300}");
+    let (status, _) = fifteen_thousand.await.unwrap();
+    assert!(
+        [400, 414, 431].contains(&status),
+        "a 15,000-word search is refused, not run: {status}"
+    );
+    // A reasonable search still finds things.
+    let resp = reqwest::get(format!("http://127.0.0.1:{web}/search?q=mirror+build"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("100 result(s)"), "{page:.400}");
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
