@@ -527,11 +527,20 @@ impl Relay {
             .window
             .as_mut()
             .expect("window exists when over the limit");
-        *w.folded
-            .entry(topic.to_owned())
-            .or_default()
-            .entry(label)
-            .or_default() += 1;
+        // A flood of new topics or labels must not grow the window without bound: past the
+        // caps, events are counted without their topic or label.
+        let topic = if w.folded.len() >= MAX_FOLDED && !w.folded.contains_key(topic) {
+            OTHER_TOPICS
+        } else {
+            topic
+        };
+        let labels = w.folded.entry(topic.to_owned()).or_default();
+        let label = if labels.len() >= MAX_FOLDED && !labels.contains_key(&label) {
+            String::new()
+        } else {
+            label
+        };
+        *labels.entry(label).or_default() += 1;
         self.stats.folded += 1;
         tracing::debug!(topic, route = %rname, "MQTT event folded into the digest");
     }
@@ -701,15 +710,29 @@ fn digest_text(folded: &BTreeMap<String, BTreeMap<String, u64>>) -> String {
             items.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let what = if n == 1 { "event" } else { "events" };
             if items.is_empty() {
-                format!("{n} more {topic} {what}")
-            } else {
-                let list: Vec<String> = items.iter().map(|(l, c)| format!("{l} ×{c}")).collect();
-                format!("{n} more {topic} {what}: {}", list.join(", "))
+                return format!("{n} more {topic} {what}");
             }
+            let mut list: Vec<String> = items
+                .iter()
+                .take(DIGEST_LABELS)
+                .map(|(l, c)| format!("{l} ×{c}"))
+                .collect();
+            let named: u64 = items.iter().take(DIGEST_LABELS).map(|(_, c)| **c).sum();
+            if n > named {
+                list.push(format!("and {} more", n - named));
+            }
+            format!("{n} more {topic} {what}: {}", list.join(", "))
         })
         .collect();
     parts.join("; ")
 }
+
+/// How many labels a digest names per topic; the rest are counted.
+const DIGEST_LABELS: usize = 10;
+/// How many topics, and labels per topic, one burst window keeps apart.
+const MAX_FOLDED: usize = 100;
+/// Where the events of topics past [`MAX_FOLDED`] are counted.
+const OTHER_TOPICS: &str = "other";
 
 /// Reads a payload as JSON, or says why not.
 /// Straight into minijinja's `Value`: no intermediate `serde_json::Value` tree.

@@ -318,6 +318,31 @@ fn burst_past_max_per_minute_folds_into_one_digest() {
 }
 
 #[test]
+fn a_digest_names_ten_labels_and_counts_the_rest() {
+    let cfg = RelaySpec {
+        max_per_minute: Some(1),
+        digest_label: Some("{{ msg.n }}".into()),
+        ..route("r", "#", "{{ msg.n }}")
+    };
+    let mut relay = Relay::new(&[cfg]).unwrap();
+    relay.on_message(msg("t/x", r#"{"n":"first"}"#, 1), t0());
+    // 150 different labels, then one of them again: the window keeps 100 apart.
+    for i in 0..150u16 {
+        let payload = format!(r#"{{"n":"p{i:03}"}}"#);
+        relay.on_message(msg("t/x", payload, i + 2), t0());
+    }
+    relay.on_message(msg("t/x", r#"{"n":"p000","again":true}"#, 200), t0());
+    let digest = relay.on_shutdown();
+    let text = &texts(&digest)[0];
+    assert!(
+        text.starts_with("151 more t/x events: p000 ×2, p001 ×1, p002 ×1"),
+        "{text}"
+    );
+    assert_eq!(text.matches('×').count(), 10, "{text}");
+    assert!(text.ends_with(", and 140 more"), "{text}");
+}
+
+#[test]
 fn at_shutdown_an_open_window_gives_its_digest_at_once() {
     let cfg = RelaySpec {
         max_per_minute: Some(1),
