@@ -101,7 +101,7 @@ pub struct Bridged {
     pub at: chrono::DateTime<chrono::Utc>,
     /// Past `at + staleness`, the message is dropped instead of delivered (and counted).
     pub staleness: std::time::Duration,
-    /// The message it relays, as `<network>/<room>/<network's message ID>`, when the network
+    /// The line it relays, as `<network>/<network's message ID>#<line>`, when the network
     /// gives IDs: a message handled again after a crash (a Matrix event whose sync position
     /// was not saved yet, a CHATHISTORY replay) is stored once.
     pub source: Option<String>,

@@ -281,7 +281,10 @@ impl Core {
     }
 }
 
-/// The ID that names a network's message across a replay: `<room>/<network's ID>`.
+/// The ID that names a network's message across a replay: `<network>/<network's ID>`.
+/// Only the network and the ID: a network's message IDs are unique across its rooms, while a
+/// room's name may change between runs (a Matrix room known by its ID until its alias is
+/// learnt), and a replay must give the same key.
 fn source_id(event: &Event) -> Option<String> {
     let (room, id) = match event {
         Event::Message(m) => (&m.room, m.id.as_ref()?),
@@ -289,7 +292,7 @@ fn source_id(event: &Event) -> Option<String> {
         Event::Activity(a) => (&a.room, a.id.as_ref()?),
         _ => return None,
     };
-    Some(format!("{room}/{id}"))
+    Some(format!("{}/{id}", room.network))
 }
 
 /// Gives each bridged line of one source message its own key: the source and the line's

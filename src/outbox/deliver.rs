@@ -141,8 +141,11 @@ impl Deliverer {
     }
 
     fn remove(&self, row: &OutboxRow) {
-        if let Err(e) = self.store.outbox_remove(row.id) {
-            tracing::error!(error = %e, id = row.id, room = %row.message.room, "delivered message not removed from the outbox");
+        match self.store.outbox_remove(row.id) {
+            Ok(()) => tracing::debug!(id = row.id, room = %row.message.room, "queued message done"),
+            Err(e) => {
+                tracing::error!(error = %e, id = row.id, room = %row.message.room, "delivered message not removed from the outbox");
+            }
         }
     }
 
