@@ -24,8 +24,8 @@
 //!   the site together; CLI subcommands (archive import). The only layer that imports all.
 //! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
 //!
-//! The items of this file ([`VERSION`], [`http_client`]) belong to no layer; every layer may
-//! use them.
+//! The items of this file ([`VERSION`], [`http_client`], [`command_http_client`]) belong to no
+//! layer; every layer may use them.
 
 pub mod adapters;
 pub mod app;
@@ -48,7 +48,39 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn http_client(
     timeout: Option<std::time::Duration>,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    http_client_with(timeout, reqwest::redirect::Policy::default())
+}
+
+/// The client of commands' requests, which carry the command's own headers (tokens): it
+/// follows at most 5 redirects, only on the same host and port, and never from https to
+/// http, so that no header reaches a host the command did not name.
+pub fn command_http_client() -> Result<reqwest::Client, reqwest::Error> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let next = attempt.url();
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if first.scheme() == "https" && next.scheme() != "https" {
+            attempt.error("a redirect from https to http")
+        } else if first.host_str() != next.host_str()
+            || first.port_or_known_default() != next.port_or_known_default()
+        {
+            attempt.error("a redirect to another host")
+        } else {
+            attempt.follow()
+        }
+    });
+    http_client_with(None, policy)
+}
+
+fn http_client_with(
+    timeout: Option<std::time::Duration>,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder()
+        .redirect(redirects)
         .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(10));
     match timeout {

@@ -32,7 +32,7 @@ impl Fetcher {
         shutdown: CancellationToken,
     ) -> Result<Self, reqwest::Error> {
         // Each request is bounded by its own command's timeout.
-        let client = crate::http_client(None)?;
+        let client = crate::command_http_client()?;
         Ok(Self {
             client,
             repos: Arc::default(),

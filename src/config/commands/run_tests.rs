@@ -483,3 +483,37 @@ success = "done"
         format!("Bearer {SECRET_OPEN}TOKEN{SECRET_CLOSE}")
     );
 }
+
+#[test]
+fn an_argument_never_leaves_its_place_in_the_url() {
+    const GET: &str = r#"
+name = "get"
+summary = "Fetches a path"
+[http]
+url = "https://api.example.org/v1/{{ args.path }}/info"
+[[args]]
+name = "path"
+pattern = ".+"
+[reply]
+success = "done"
+"#;
+    let env = |_: &str| None;
+    let spec = parse_str(GET, std::path::Path::new("get.toml"), &env).unwrap();
+    let mut c = core();
+    c.set_commands(Arc::new(CommandSet::new(vec![spec]).unwrap()));
+    let url_of = |c: &mut Core, arg: &str| {
+        let out = c.handle(msg("alice", None, &format!("!get {arg}")), t0());
+        match fetch(&out).request {
+            Request::Http { url, .. } => url,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        url_of(&mut c, "rpms/kernel"),
+        "https://api.example.org/v1/rpms/kernel/info"
+    );
+    assert_eq!(
+        url_of(&mut c, "../../admin?x=1"),
+        "https://api.example.org/v1/%2E%2E/%2E%2E/admin%3Fx%3D1/info"
+    );
+}

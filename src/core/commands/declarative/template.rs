@@ -54,7 +54,7 @@ impl Declarative {
         Ok(match action {
             ActionSpec::Http(h) => Request::Http {
                 method: h.method.clone(),
-                url: self.render(&h.url, ctx)?.trim().to_owned(),
+                url: self.render(&h.url, &in_url(ctx))?.trim().to_owned(),
                 headers: self.render_pairs(&h.headers, ctx)?,
                 query: self.render_pairs(&h.query, ctx)?,
                 body: match &h.body {
@@ -86,9 +86,63 @@ impl Declarative {
                 }
             }
             ActionSpec::Repodata(r) => Request::Repodata {
-                url: self.render(&r.url, ctx)?.trim().to_owned(),
+                url: self.render(&r.url, &in_url(ctx))?.trim().to_owned(),
                 package: self.render(&r.package, ctx)?.trim().to_owned(),
             },
         })
+    }
+}
+
+/// The context a URL is rendered with: every value that comes from the caller (`args`,
+/// `caller`) is percent-encoded segment by segment, so that an argument keeps its `/` but can
+/// never add a `?`, a `#`, a `%` escape of its own or a `.`/`..` segment.
+fn in_url(ctx: &serde_json::Value) -> serde_json::Value {
+    let mut ctx = ctx.clone();
+    for part in ["args", "caller"] {
+        if let Some(serde_json::Value::Object(m)) = ctx.get_mut(part) {
+            for v in m.values_mut() {
+                if let serde_json::Value::String(s) = v {
+                    *s = path_segments(s);
+                }
+            }
+        }
+    }
+    ctx
+}
+
+/// Characters left as they are in a path segment: RFC 3986's unreserved ones.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn path_segments(value: &str) -> String {
+    value
+        .split('/')
+        .map(|segment| match segment {
+            "." => "%2E".to_owned(),
+            ".." => "%2E%2E".to_owned(),
+            s => percent_encoding::utf8_percent_encode(s, SEGMENT).to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segments;
+
+    #[test]
+    fn arguments_stay_inside_their_path_segments() {
+        assert_eq!(
+            path_segments("fedora-infra/ansible"),
+            "fedora-infra/ansible"
+        );
+        assert_eq!(path_segments("1839234"), "1839234");
+        assert_eq!(path_segments("../../admin"), "%2E%2E/%2E%2E/admin");
+        assert_eq!(path_segments("x?token=1#f"), "x%3Ftoken%3D1%23f");
+        assert_eq!(path_segments("a%2Fb c"), "a%252Fb%20c");
+        assert_eq!(path_segments("kůň"), "k%C5%AF%C5%88");
     }
 }
