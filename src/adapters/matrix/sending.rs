@@ -178,11 +178,47 @@ fn is_permanent(e: &matrix_sdk::Error) -> bool {
 /// The event content for a message: the bot's own replies are `m.notice` so that other bots
 /// do not answer them, and mentions are always explicit (none: never `@room`).
 pub fn message_content(out: &Outgoing) -> RoomMessageEventContent {
-    let mut content = match (out.kind, &out.html) {
-        (SendKind::Reply, None) => RoomMessageEventContent::notice_plain(&out.text),
-        (SendKind::Reply, Some(html)) => RoomMessageEventContent::notice_html(&out.text, html),
-        (SendKind::Relay, None) => RoomMessageEventContent::text_plain(&out.text),
-        (SendKind::Relay, Some(html)) => RoomMessageEventContent::text_html(&out.text, html),
+    content_within(out, MAX_CONTENT_JSON)
+}
+
+/// The message's content in at most `max` bytes of JSON.
+fn content_within(out: &Outgoing, max: usize) -> RoomMessageEventContent {
+    let mut cap = out.text.len() + out.html.as_ref().map_or(0, String::len);
+    loop {
+        let content = sized_content(out, cap);
+        let size = serde_json::to_vec(&content).map_or(usize::MAX, |j| j.len());
+        if size <= max || cap == 0 {
+            return content;
+        }
+        cap = cap.min(size) / 2;
+    }
+}
+
+/// The most a message's content may take as JSON: Matrix refuses events over 65,536 bytes,
+/// and the envelope (IDs, signatures, `m.mentions`) needs the rest.
+const MAX_CONTENT_JSON: usize = 48 * 1024;
+
+/// The message with at most `cap` bytes of text: without its HTML when both do not fit, cut
+/// at a character boundary with a note when the text alone does not.
+fn sized_content(out: &Outgoing, cap: usize) -> RoomMessageEventContent {
+    let html = out
+        .html
+        .as_ref()
+        .filter(|h| out.text.len() + h.len() <= cap);
+    let text = if out.text.len() <= cap {
+        std::borrow::Cow::Borrowed(out.text.as_str())
+    } else {
+        let mut end = cap.min(out.text.len());
+        while !out.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        std::borrow::Cow::Owned(format!("{}… (cut: too long for Matrix)", &out.text[..end]))
+    };
+    let mut content = match (out.kind, html) {
+        (SendKind::Reply, None) => RoomMessageEventContent::notice_plain(text),
+        (SendKind::Reply, Some(html)) => RoomMessageEventContent::notice_html(text, html),
+        (SendKind::Relay, None) => RoomMessageEventContent::text_plain(text),
+        (SendKind::Relay, Some(html)) => RoomMessageEventContent::text_html(text, html),
     };
     content.mentions = Some(if out.mentions.is_empty() {
         Mentions::new()
@@ -198,7 +234,8 @@ pub fn message_content(out: &Outgoing) -> RoomMessageEventContent {
 
 /// An `m.replace` edit of the bot's message `of`, with the new text.
 pub fn edit_content(out: &Outgoing, of: OwnedEventId) -> Value {
-    let content = message_content(out).make_replacement(
+    // An edit carries the text twice (the fallback and `m.new_content`).
+    let content = content_within(out, MAX_CONTENT_JSON / 2).make_replacement(
         matrix_sdk::ruma::events::room::message::ReplacementMetadata::new(
             of,
             Some(Mentions::new()),
@@ -222,6 +259,37 @@ pub fn reaction_content(to: OwnedEventId, key: &str) -> Value {
 mod tests {
     use super::*;
     use crate::core::Priority;
+
+    fn out_long() -> Outgoing {
+        Outgoing::message("!r:e", "edit ".repeat(20_000))
+    }
+
+    #[test]
+    fn nothing_over_the_event_size_is_attempted() {
+        let size = |out: &Outgoing| serde_json::to_vec(&message_content(out)).unwrap().len();
+        // 100 kB of text with its HTML: the HTML goes, the text is cut with a note.
+        let long = "word ".repeat(20_000);
+        let out = Outgoing::message("!r:e", long.clone()).html(Some(format!("<p>{long}</p>")));
+        assert!(size(&out) <= MAX_CONTENT_JSON, "{}", size(&out));
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert!(json.get("formatted_body").is_none());
+        let body = json["body"].as_str().unwrap();
+        assert!(body.starts_with("word word") && body.ends_with("(cut: too long for Matrix)"));
+        // Characters that JSON escapes six times over, and multi-byte ones.
+        for nasty in ["\u{1}".repeat(60_000), "ž".repeat(60_000)] {
+            let out = Outgoing::message("!r:e", nasty);
+            assert!(size(&out) <= MAX_CONTENT_JSON, "{}", size(&out));
+        }
+        // An edit carries its text twice and still fits.
+        let edit = edit_content(&out_long(), "$e:x".try_into().unwrap());
+        let edit_size = serde_json::to_vec(&edit).unwrap().len();
+        assert!(edit_size <= MAX_CONTENT_JSON + 1024, "{edit_size}");
+        // A message that fits is untouched, HTML included.
+        let out = Outgoing::message("!r:e", "short").html(Some("<b>short</b>".into()));
+        let json = serde_json::to_value(message_content(&out)).unwrap();
+        assert_eq!(json["body"], "short");
+        assert_eq!(json["formatted_body"], "<b>short</b>");
+    }
 
     #[test]
     fn replies_are_notices_with_empty_mentions() {
