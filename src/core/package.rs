@@ -34,20 +34,22 @@ pub fn display_evr(p: &PackageVersion) -> String {
     }
 }
 
+/// A version of `systemd` on x86_64, for tests.
+#[cfg(test)]
+pub(crate) fn pv(epoch: &str, version: &str, release: &str) -> PackageVersion {
+    PackageVersion {
+        name: "systemd".into(),
+        epoch: epoch.into(),
+        version: version.into(),
+        release: release.into(),
+        arch: "x86_64".into(),
+        evr: format!("{epoch}:{version}-{release}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pv(epoch: &str, version: &str, release: &str) -> PackageVersion {
-        PackageVersion {
-            name: "systemd".into(),
-            epoch: epoch.into(),
-            version: version.into(),
-            release: release.into(),
-            arch: "x86_64".into(),
-            evr: format!("{epoch}:{version}-{release}"),
-        }
-    }
 
     #[test]
     fn rpm_ordering_decides_what_is_newer() {

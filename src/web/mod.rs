@@ -169,7 +169,7 @@ impl Limits {
             max_connections: max_connections.clamp(64, 16_384),
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(3),
+            shutdown_grace: crate::adapters::SHUTDOWN_GRACE,
         }
     }
 }

@@ -88,21 +88,7 @@ async fn an_imported_archive_never_serves_a_link_that_leaves_it() {
         .web(web)
         .meetings(&["console/#local"])
         .build();
-    let config_path = dir.path().join("import.toml");
-    std::fs::write(&config_path, &config).unwrap();
-    let import = std::process::Command::new(crate::support::bot::bot_binary())
-        .current_dir(dir.path())
-        .arg("--config")
-        .arg(&config_path)
-        .args(["meetings", "import"])
-        .arg(dir.path().join("archive"))
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    import_archive(dir.path(), &config);
     let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "web site listening").await;
     let page = |ext: &str| {
@@ -188,21 +174,7 @@ async fn huge_searches_are_refused_and_never_stall_the_bot() {
         .web(web)
         .meetings(&["console/#local"])
         .build();
-    let config_path = dir.path().join("import.toml");
-    std::fs::write(&config_path, &config).unwrap();
-    let import = std::process::Command::new(crate::support::bot::bot_binary())
-        .current_dir(dir.path())
-        .arg("--config")
-        .arg(&config_path)
-        .args(["meetings", "import"])
-        .arg(dir.path().join("archive"))
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    import_archive(dir.path(), &config);
     let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "web site listening").await;
     // Raw HTTP: a 15,000-word query is longer than any URI an HTTP library will build.
@@ -252,4 +224,23 @@ async fn huge_searches_are_refused_and_never_stall_the_bot() {
     let page = resp.text().await.unwrap();
     assert!(page.contains("100 result(s)"), "{page:.400}");
     assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+/// Runs `sigbot meetings import <dir>/archive` with `config`, as an operator would.
+fn import_archive(dir: &std::path::Path, config: &str) {
+    let config_path = dir.join("import.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let import = std::process::Command::new(crate::support::bot::bot_binary())
+        .current_dir(dir)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["meetings", "import"])
+        .arg(dir.join("archive"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
 }

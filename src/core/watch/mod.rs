@@ -193,16 +193,7 @@ mod tests {
 
     use super::*;
 
-    fn pv(epoch: &str, version: &str, release: &str) -> PackageVersion {
-        PackageVersion {
-            name: "systemd".into(),
-            epoch: epoch.into(),
-            version: version.into(),
-            release: release.into(),
-            arch: "x86_64".into(),
-            evr: format!("{epoch}:{version}-{release}"),
-        }
-    }
+    use crate::core::package::pv;
 
     fn watch(on: &[&str], from: Option<&str>) -> WatchSpec {
         WatchSpec {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// The console user the bot sees (`console:<USER>`), set in the child's environment.
 pub const CONSOLE_USER: &str = "tester";
@@ -34,6 +34,8 @@ pub struct Bot {
     stdout: mpsc::UnboundedReceiver<String>,
     stderr: Arc<Mutex<Vec<String>>>,
     stderr_seen: usize,
+    /// Counts the log lines read, so that waiting for one is woken by each new line.
+    stderr_lines: Arc<watch::Sender<u64>>,
     env: Vec<(String, String)>,
 }
 
@@ -55,6 +57,7 @@ impl Bot {
             stdout: rx,
             stderr: Arc::new(Mutex::new(Vec::new())),
             stderr_seen: 0,
+            stderr_lines: Arc::new(watch::Sender::new(0)),
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -92,10 +95,12 @@ impl Bot {
             }
         });
         let log = self.stderr.clone();
+        let lines_read = Arc::clone(&self.stderr_lines);
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 log.lock().unwrap().push(line);
+                lines_read.send_modify(|n| *n += 1);
             }
         });
         self.child = Some(child);
@@ -156,7 +161,10 @@ impl Bot {
     /// this method returned.
     pub async fn wait_log(&mut self, timeout: Duration, needle: &str) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut new_lines = self.stderr_lines.subscribe();
         loop {
+            // Marked seen before the look, so that a line read after it wakes the wait below.
+            new_lines.borrow_and_update();
             {
                 let log = self.stderr.lock().unwrap();
                 if let Some((i, line)) = log
@@ -169,13 +177,16 @@ impl Bot {
                     return line.clone();
                 }
             }
-            if tokio::time::Instant::now() >= deadline {
+            // The sender lives as long as `self`, so `changed` only ends with a new line.
+            if tokio::time::timeout_at(deadline, new_lines.changed())
+                .await
+                .is_err()
+            {
                 panic!(
                     "timed out after {timeout:?} waiting for bot log {needle:?}\n--- bot log ---\n{}",
                     self.log_tail(60)
                 );
             }
-            tokio::time::sleep(super::POLL_INTERVAL).await;
         }
     }
 

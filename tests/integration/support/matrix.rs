@@ -13,8 +13,9 @@ use hmac::Mac as _;
 use serde_json::{Value, json};
 
 use super::{
-    EXCHANGE_TIMEOUT, LOCALHOST, POLL_INTERVAL, ProcessSpec, Recent, SERVER_START_TIMEOUT,
-    ServerProcess, free_port, random_token, repo_root, temp_dir, wait_until, write_file,
+    EXCHANGE_TIMEOUT, LOCALHOST, ProcessSpec, Recent, SERVER_START_TIMEOUT, ServerProcess,
+    free_port, port_accepts, random_token, repo_root, temp_dir, wait_until, wait_until_within,
+    write_file,
 };
 
 /// The version `scripts/test` installs into `.cache/synapse-venv`.
@@ -350,6 +351,14 @@ pub struct MatrixClient {
 
 impl MatrixClient {
     /// Uses an existing access token.
+    /// The homeserver's address, from its base URL (`http://127.0.0.1:PORT`).
+    fn homeserver_addr(&self) -> std::net::SocketAddr {
+        let hostport = self.base.trim_start_matches("http://");
+        hostport
+            .parse()
+            .unwrap_or_else(|e| panic!("homeserver address {hostport:?}: {e}"))
+    }
+
     pub fn with_token(base_url: &str, user_id: &str, access_token: &str) -> Self {
         Self {
             http: reqwest::Client::new(),
@@ -596,7 +605,14 @@ impl MatrixClient {
             // The homeserver may be restarting (a fault test): the caller's deadline decides.
             Err(e) => {
                 self.recent.push(&format!("(sync failed: {e})"));
-                tokio::time::sleep(POLL_INTERVAL).await;
+                // Syncing again makes sense once the homeserver takes connections again.
+                let addr = self.homeserver_addr();
+                let back = wait_until_within(EXCHANGE_TIMEOUT, || async move {
+                    port_accepts(addr).await.then_some(())
+                });
+                if back.await.is_none() {
+                    self.recent.push("(homeserver still down)");
+                }
                 return;
             }
         };

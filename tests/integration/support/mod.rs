@@ -107,7 +107,18 @@ pub fn running_as_root() -> bool {
 /// This is the only place the harness pauses: it waits for an event that has no notification of
 /// its own (a port starting to accept, a health check turning 200). Panics after `timeout` with
 /// `what` in the message.
-pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until_within(timeout, probe)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Like [`wait_until`], but `None` after `timeout` instead of a panic.
+pub async fn wait_until_within<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -115,11 +126,13 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = probe().await {
-            return value;
+            return Some(value);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
+        // A probe of another process's state, not a guess at readiness: a port that starts to
+        // accept sends no notification.
         tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
