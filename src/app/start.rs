@@ -168,7 +168,7 @@ impl Runtime {
         triggers: &Triggers,
     ) -> Result<BTreeMap<String, MqttHandle>, AppError> {
         if let Some(b) = &self.cfg.broker {
-            crate::adapters::mqtt::broker::start(b.listen).await?;
+            crate::adapters::mqtt::broker::start(b).await?;
         }
         let mut handles = BTreeMap::new();
         for m in &self.cfg.mqtt {

@@ -170,6 +170,8 @@ pub struct MqttConfig {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    /// Clients must log in with these when given.
+    pub login: Option<(String, Secret)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -167,7 +167,9 @@ pub(super) struct RawMqtt {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBroker {
-    pub(super) listen: Spanned<String>,
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) username: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<RawSecret>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }

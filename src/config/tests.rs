@@ -398,3 +398,31 @@ fn bad_watches_are_refused_at_their_location() {
     let e = watch(&format!("packages = [\"x\"]\n{good_sources}wat = 1\n"));
     assert!(e.contains("unknown field `wat`"), "{e}");
 }
+
+#[test]
+fn the_embedded_broker_listens_on_loopback_unless_told_and_wants_a_whole_login() {
+    let c = parse(&format!("{BASE}\n[broker]\n")).unwrap();
+    let b = c.broker.unwrap();
+    assert_eq!(b.listen.to_string(), "127.0.0.1:1883");
+    assert!(b.login.is_none());
+
+    let c = parse(&format!(
+        "{BASE}\n[broker]\nlisten = \"0.0.0.0:1884\"\nusername = \"u\"\npassword = \"p\"\n"
+    ))
+    .unwrap();
+    let (user, password) = c.broker.unwrap().login.unwrap();
+    assert_eq!((user.as_str(), password.expose()), ("u", "p"));
+
+    let e = parse(&format!("{BASE}\n[broker]\nusername = \"u\"\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("broker.username needs broker.password"),
+        "{e}"
+    );
+    let e = parse(&format!("{BASE}\n[broker]\npassword = \"p\"\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("broker.password needs broker.username"),
+        "{e}"
+    );
+}
