@@ -87,6 +87,21 @@ fn command_redirect_refusal(
     }
 }
 
+fn http_client_with(
+    timeout: Option<std::time::Duration>,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .redirect(redirects)
+        .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10));
+    match timeout {
+        Some(t) => builder.timeout(t),
+        None => builder,
+    }
+    .build()
+}
+
 #[cfg(test)]
 mod redirect_tests {
     use super::command_redirect_refusal as refusal;
@@ -125,19 +140,4 @@ mod redirect_tests {
             Some("too many redirects")
         );
     }
-}
-
-fn http_client_with(
-    timeout: Option<std::time::Duration>,
-    redirects: reqwest::redirect::Policy,
-) -> Result<reqwest::Client, reqwest::Error> {
-    let builder = reqwest::Client::builder()
-        .redirect(redirects)
-        .user_agent(concat!("sigbot/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10));
-    match timeout {
-        Some(t) => builder.timeout(t),
-        None => builder,
-    }
-    .build()
 }
