@@ -233,6 +233,10 @@ impl Runtime {
             .merge(web::media::routes(
                 self.store.clone(),
                 std::mem::take(&mut self.media),
+                web::media_cache::MediaCache::new(
+                    self.cfg.bot.data_dir.join("media-cache"),
+                    web::media_cache::CacheLimits::with_capacity(w.media_cache_bytes),
+                ),
             ));
         let limits = web::Limits::for_open_files(open_files_limit());
         self.tracker

@@ -67,6 +67,8 @@ pub struct BotConfig {
 pub struct WebConfig {
     pub listen: SocketAddr,
     pub public_url: String,
+    /// Bytes of Matrix files kept in `data_dir/media-cache/`.
+    pub media_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -52,6 +52,7 @@ pub(super) struct RawBot {
 pub(super) struct RawWeb {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
+    pub(super) media_cache_mib: Option<Spanned<u64>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }

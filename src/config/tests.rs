@@ -426,3 +426,17 @@ fn the_embedded_broker_listens_on_loopback_unless_told_and_wants_a_whole_login()
         "{e}"
     );
 }
+
+#[test]
+fn the_media_cache_is_sized_in_mib_with_room_for_one_file() {
+    let web = |extra: &str| format!("{BASE}\n[web]\nlisten = \"127.0.0.1:8080\"\n{extra}");
+    let c = parse(&web("")).unwrap();
+    assert_eq!(c.web.unwrap().media_cache_bytes, 512 * 1024 * 1024);
+    let c = parse(&web("media_cache_mib = 64\n")).unwrap();
+    assert_eq!(c.web.unwrap().media_cache_bytes, 64 * 1024 * 1024);
+    let e = err(&web("media_cache_mib = 24\n"));
+    assert!(
+        e.starts_with("bot.toml:15:19: web.media_cache_mib must be at least 25"),
+        "{e}"
+    );
+}

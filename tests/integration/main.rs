@@ -18,6 +18,7 @@ mod identity;
 mod irc;
 mod layers;
 mod matrix;
+mod media;
 mod meetings;
 mod mqtt;
 mod outbox;

@@ -1,10 +1,13 @@
-//! `[web]`: the site's listening address and public URL.
+//! `[web]`: the site's listening address, public URL and media cache.
 
 use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::raw::RawWeb;
 use crate::config::{ConfigError, WebConfig};
+
+const DEFAULT_MEDIA_CACHE_MIB: u64 = 512;
+const MIN_MEDIA_CACHE_MIB: u64 = 25;
 
 impl Checker<'_> {
     pub(super) fn web(&self, raw: Option<&RawWeb>) -> Result<Option<WebConfig>, ConfigError> {
@@ -32,6 +35,21 @@ impl Checker<'_> {
             }
             None => format!("http://{listen}"),
         };
-        Ok(Some(WebConfig { listen, public_url }))
+        let media_cache_bytes = match &w.media_cache_mib {
+            // Room for at least one file at the media cap (25 MiB).
+            Some(m) if *m.get_ref() < MIN_MEDIA_CACHE_MIB => {
+                return Err(loc.span(
+                    m,
+                    format!("web.media_cache_mib must be at least {MIN_MEDIA_CACHE_MIB}"),
+                ));
+            }
+            Some(m) => m.get_ref().saturating_mul(1024 * 1024),
+            None => DEFAULT_MEDIA_CACHE_MIB * 1024 * 1024,
+        };
+        Ok(Some(WebConfig {
+            listen,
+            public_url,
+            media_cache_bytes,
+        }))
     }
 }

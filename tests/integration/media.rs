@@ -1,0 +1,207 @@
+//! `/media/<id>` against a real Synapse: a file shared in a Matrix room bridged to the console
+//! is fetched from the homeserver once, however many read it at the same time, and every
+//! reader gets all of it. Synapse's own access log counts the downloads.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::bot::Bot;
+use crate::support::{
+    BotConfig, RoomSpec, Section, SynapseServer, free_port, temp_dir, wait_until,
+};
+
+/// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+const ALIAS: &str = "#media:sigbot.test";
+const READERS: usize = 20;
+const FILE_LEN: usize = 10_000_000;
+const DOWNLOAD_PATH: &str = "/_matrix/client/v1/media/download/";
+
+/// Bytes no compression shrinks, so that the file really is 10 MB on every hop.
+fn file_bytes() -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..FILE_LEN)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// The downloads Synapse has answered so far, from its access log.
+fn downloads_logged(synapse: &SynapseServer) -> usize {
+    std::fs::read_to_string(synapse.dir().join("synapse.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("Processed request") && l.contains(DOWNLOAD_PATH))
+        .count()
+}
+
+/// The process's resident memory in KiB (`VmRSS`).
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .expect("read /proc/<pid>/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+/// Reads `url` to the end, comparing it with `want` as it arrives; gives the headers.
+async fn read_all(
+    http: reqwest::Client,
+    url: String,
+    want: Arc<Vec<u8>>,
+) -> reqwest::header::HeaderMap {
+    let response = http.get(&url).send().await.expect("GET /media");
+    assert_eq!(response.status(), 200, "{url}");
+    let headers = response.headers().clone();
+    let mut body = response.bytes_stream();
+    let mut at = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.expect("body chunk");
+        assert!(
+            at + chunk.len() <= want.len(),
+            "more bytes than the file has"
+        );
+        assert!(
+            chunk[..] == want[at..at + chunk.len()],
+            "bytes differ at {at}"
+        );
+        at += chunk.len();
+    }
+    assert_eq!(at, want.len(), "the whole file");
+    headers
+}
+
+#[tokio::test]
+async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
+    let synapse = SynapseServer::start().await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let mut alice = synapse.client(&alice_user);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("media".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let web = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .matrix(Section::matrix("hs", &synapse, &bot_user))
+        .bridge(Section::bridge(
+            "m",
+            &[&format!("hs/{ALIAS}"), "console/#local"],
+        ))
+        .build();
+    let dir = temp_dir("media-single-download");
+    let mut bot = Bot::start(dir.path(), &config);
+    let bot_id = bot_user.user_id.clone();
+    alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["type"] == "m.room.member"
+                && ev["state_key"] == bot_id
+                && ev["content"]["membership"] == "join"
+        })
+        .await;
+
+    let file = Arc::new(file_bytes());
+    let upload: Value = alice
+        .request(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload?filename=big.bin",
+        )
+        .header("content-type", "application/octet-stream")
+        .body(file.as_ref().clone())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload reply");
+    let mxc = upload["content_uri"].as_str().expect("content_uri");
+    alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.file",
+                "body": "big.bin",
+                "url": mxc,
+                "info": {"mimetype": "application/octet-stream", "size": FILE_LEN},
+            }),
+        )
+        .await;
+    let line = bot.wait_stdout(WAIT, "sent big.bin").await;
+    let (_, id) = line
+        .split_once("/media/")
+        .unwrap_or_else(|| panic!("no link in {line:?}"));
+    let url = format!("http://127.0.0.1:{web}/media/{}", id.trim());
+    assert_eq!(downloads_logged(&synapse), 0);
+
+    let pid = bot.pid().expect("bot pid");
+    let idle = resident_kib(pid);
+    let http = reqwest::Client::new();
+    let readers: Vec<_> = (0..READERS)
+        .map(|_| tokio::spawn(read_all(http.clone(), url.clone(), file.clone())))
+        .collect();
+    // Sampled while the readers run: a measurement, not a wait for anything.
+    let mut peak = idle;
+    while !readers.iter().all(|r| r.is_finished()) {
+        peak = peak.max(resident_kib(pid));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for r in readers {
+        let headers = r.await.expect("reader");
+        assert_eq!(headers["content-type"], "application/octet-stream");
+        assert_eq!(headers["content-length"], FILE_LEN.to_string().as_str());
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment"),
+            "{:?}",
+            headers["content-disposition"]
+        );
+    }
+    let after = resident_kib(pid);
+    println!(
+        "MEASURE media: {READERS} readers of one {FILE_LEN}-byte file: bot VmRSS idle {idle} KiB, \
+         peak {peak} KiB (+{} KiB), after {after} KiB",
+        peak - idle
+    );
+
+    // One more reader, later: still from the cache.
+    read_all(http.clone(), url.clone(), file.clone()).await;
+    // Synapse writes its access line once the answer is sent; the readers were served from
+    // the cached file only after that answer was complete.
+    let logged = wait_until("Synapse to log the download", WAIT, || {
+        let n = downloads_logged(&synapse);
+        async move { (n > 0).then_some(n) }
+    })
+    .await;
+    assert_eq!(logged, 1, "downloads from Synapse");
+    // Without the cache every reader held the whole file: 20 × 10 MB. Generous on purpose.
+    assert!(
+        peak - idle < 100 * 1024,
+        "resident memory grew by {} KiB",
+        peak - idle
+    );
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("data/media-cache"))
+        .expect("the cache directory")
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(cached, vec![FILE_LEN as u64]);
+
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
