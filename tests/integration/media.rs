@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::bot::Bot;
 use crate::support::{
-    BotConfig, RoomSpec, Section, SynapseServer, free_port, temp_dir, wait_until,
+    BotConfig, MatrixClient, RoomSpec, Section, SynapseServer, free_port, temp_dir, wait_until,
 };
 
 /// Long enough for a debug-build bot to log in and sync on a busy 2-core machine.
@@ -116,36 +116,14 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
         .await;
 
     let file = Arc::new(file_bytes());
-    let upload: Value = alice
-        .request(
-            reqwest::Method::POST,
-            "/_matrix/media/v3/upload?filename=big.bin",
-        )
-        .header("content-type", "application/octet-stream")
-        .body(file.as_ref().clone())
-        .send()
-        .await
-        .expect("upload")
-        .json()
-        .await
-        .expect("upload reply");
-    let mxc = upload["content_uri"].as_str().expect("content_uri");
-    alice
-        .send_message(
-            &room,
-            json!({
-                "msgtype": "m.file",
-                "body": "big.bin",
-                "url": mxc,
-                "info": {"mimetype": "application/octet-stream", "size": FILE_LEN},
-            }),
-        )
-        .await;
-    let line = bot.wait_stdout(WAIT, "sent big.bin").await;
-    let (_, id) = line
-        .split_once("/media/")
-        .unwrap_or_else(|| panic!("no link in {line:?}"));
-    let url = format!("http://127.0.0.1:{web}/media/{}", id.trim());
+    let url = share(
+        &mut bot,
+        &mut alice,
+        &room,
+        "big.bin",
+        file.as_ref().clone(),
+    )
+    .await;
     assert_eq!(downloads_logged(&synapse), 0);
 
     let pid = bot.pid().expect("bot pid");
@@ -203,5 +181,58 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
         .collect();
     assert_eq!(cached, vec![FILE_LEN as u64]);
 
+    // A file over the 25 MiB cap is refused and leaves nothing in the cache.
+    let big = vec![7u8; 25 * 1024 * 1024 + 1];
+    let url = share(&mut bot, &mut alice, &room, "huge.bin", big).await;
+    let response = http.get(&url).send().await.expect("GET /media");
+    assert_eq!(response.status(), 413);
+    let cached = std::fs::read_dir(dir.path().join("data/media-cache"))
+        .expect("the cache directory")
+        .count();
+    assert_eq!(cached, 1);
+
     assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+/// Uploads `bytes` as alice and shares them in `room` as the file `name`; gives the link the
+/// bot announces on the console.
+async fn share(
+    bot: &mut Bot,
+    alice: &mut MatrixClient,
+    room: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> String {
+    let len = bytes.len();
+    let upload: Value = alice
+        .request(
+            reqwest::Method::POST,
+            &format!("/_matrix/media/v3/upload?filename={name}"),
+        )
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload reply");
+    let mxc = upload["content_uri"].as_str().expect("content_uri");
+    alice
+        .send_message(
+            room,
+            json!({
+                "msgtype": "m.file",
+                "body": name,
+                "url": mxc,
+                "info": {"mimetype": "application/octet-stream", "size": len},
+            }),
+        )
+        .await;
+    let line = bot.wait_stdout(WAIT, &format!("sent {name}")).await;
+    let (base, id) = line
+        .split_once("/media/")
+        .unwrap_or_else(|| panic!("no link in {line:?}"));
+    let port = base.rsplit(':').next().expect("the web port");
+    format!("http://127.0.0.1:{port}/media/{}", id.trim())
 }
