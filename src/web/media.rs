@@ -24,8 +24,10 @@ use crate::store::Store;
 /// The largest file relayed, in bytes.
 pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;
 
-/// The size of the chunks a cached file is read and sent in.
-const READ_CHUNK: usize = 64 * 1024;
+/// The size of the chunks a cached file is read and sent in. Small on purpose: the server
+/// queues up to 16 chunks for a client that does not read, so this bounds what each stalled
+/// reader holds (about 130 KiB, where 64 KiB chunks cost about 400 KiB).
+const READ_CHUNK: usize = 8 * 1024;
 
 struct MediaState<S> {
     store: Store,

@@ -1,6 +1,7 @@
 //! `/media/<id>` against a real Synapse: a file shared in a Matrix room bridged to the console
 //! is fetched from the homeserver once, however many read it at the same time, and every
-//! reader gets all of it. Synapse's own access log counts the downloads.
+//! reader gets all of it. Synapse's own access log counts the downloads. The bot's resident
+//! memory is reported (`MEASURE` lines) for 20 readers and for 200 readers that stop reading.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(60);
 const ALIAS: &str = "#media:sigbot.test";
 const READERS: usize = 20;
 const FILE_LEN: usize = 10_000_000;
+const STALLED: usize = 200;
 const DOWNLOAD_PATH: &str = "/_matrix/client/v1/media/download/";
 
 /// Bytes no compression shrinks, so that the file really is 10 MB on every hop.
@@ -159,6 +161,23 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
         peak - idle
     );
 
+    // Readers that take the headers and then stop reading: what each one costs the bot is
+    // what the server queues for it, not the file.
+    let before = resident_kib(pid);
+    let stalled = stalled_readers(web, &url, STALLED).await;
+    let mut stalled_peak = before;
+    // A measurement window, not a wait for anything.
+    for _ in 0..200 {
+        stalled_peak = stalled_peak.max(resident_kib(pid));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(stalled);
+    println!(
+        "MEASURE media: {STALLED} stalled readers: bot VmRSS before {before} KiB, peak \
+         {stalled_peak} KiB (+{} KiB)",
+        stalled_peak - before
+    );
+
     // One more reader, later: still from the cache.
     read_all(http.clone(), url.clone(), file.clone()).await;
     // Synapse writes its access line once the answer is sent; the readers were served from
@@ -169,11 +188,17 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
     })
     .await;
     assert_eq!(logged, 1, "downloads from Synapse");
-    // Without the cache every reader held the whole file: 20 × 10 MB. Generous on purpose.
+    // Without the cache every reader held the whole file: 20 × 10 MB, and 200 × 10 MB for
+    // the stalled ones. Generous on purpose.
     assert!(
         peak - idle < 100 * 1024,
         "resident memory grew by {} KiB",
         peak - idle
+    );
+    assert!(
+        stalled_peak - before < 200 * 1024,
+        "resident memory grew by {} KiB with stalled readers",
+        stalled_peak - before
     );
     let cached: Vec<_> = std::fs::read_dir(dir.path().join("data/media-cache"))
         .expect("the cache directory")
@@ -192,6 +217,32 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
     assert_eq!(cached, 1);
 
     assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+/// `n` connections that ask for `url`, read the first bytes of the answer and then nothing.
+async fn stalled_readers(web: u16, url: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_, path) = url
+        .split_once(&format!("127.0.0.1:{web}"))
+        .expect("a URL of the bot's site");
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", web))
+            .await
+            .expect("connect to the web site");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await
+            .expect("send the request");
+        let mut first = [0u8; 1024];
+        let got = s.read(&mut first).await.expect("the answer's start");
+        assert!(
+            first[..got].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&first[..got])
+        );
+        held.push(s);
+    }
+    held
 }
 
 /// Uploads `bytes` as alice and shares them in `room` as the file `name`; gives the link the
