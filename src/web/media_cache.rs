@@ -270,8 +270,14 @@ impl MediaCache {
                 .await;
             if let Err(e) = &fetched {
                 let _ = tokio::fs::remove_file(&temp).await;
-                if matches!(e, FetchError::Failed(_)) {
-                    tracing::warn!(network = %network, error = %e, "media not fetched");
+                match e {
+                    FetchError::Failed(_) => {
+                        tracing::warn!(network = %network, error = %e, "media not fetched");
+                    }
+                    FetchError::Busy => {
+                        tracing::info!(network = %network, "media download found no free slot in time");
+                    }
+                    FetchError::TooLarge { .. } | FetchError::NotFound => {}
                 }
             }
             let evicted = inner.commit(&guard.key, serial, name, fetched)?;
