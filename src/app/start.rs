@@ -373,7 +373,10 @@ impl Runtime {
                 "resuming meetings from the journal"
             );
         }
-        Ok(core.enable_meetings(settings, journals, Utc::now()))
+        let now = Utc::now();
+        let actions = core.enable_meetings(settings, journals, now);
+        core.claim_meeting_files(self.store.meeting_claims(now - chrono::TimeDelta::hours(1))?);
+        Ok(actions)
     }
 }
 

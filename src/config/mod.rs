@@ -52,6 +52,8 @@ pub struct Config {
     pub relays: Vec<RelaySpec>,
     pub watches: Vec<WatchSpec>,
     pub meetings: MeetingRooms,
+    /// `[meetings] idle_timeout`: a meeting without a line for this long is ended.
+    pub meeting_idle_timeout: std::time::Duration,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
 

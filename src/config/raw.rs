@@ -322,6 +322,8 @@ impl<'de> Deserialize<'de> for RawMeetingRooms {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMeetings {
     pub(super) rooms: Spanned<RawMeetingRooms>,
+    #[serde(default)]
+    pub(super) idle_timeout: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {

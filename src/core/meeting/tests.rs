@@ -24,6 +24,9 @@ fn settings() -> MeetingSettings {
         public_url: "https://meetbot.example.org".into(),
         bot_nick: "sigbot".into(),
         prefix: "!".into(),
+        display_name_networks: vec![],
+        enders: vec![],
+        idle_timeout: None,
     }
 }
 
@@ -405,6 +408,8 @@ fn a_journal_replays_into_the_same_meeting_and_resumes_it() {
     let key = MeetingKey {
         room: room(),
         started: t0(),
+        slug: "centos-meeting".into(),
+        seq: 1,
     };
 
     let mut c2 = Core::new(
@@ -441,6 +446,8 @@ fn a_journal_that_ended_is_written_out_on_resume() {
     let key = MeetingKey {
         room: room(),
         started: t0(),
+        slug: "centos-meeting".into(),
+        seq: 1,
     };
     let out = c2.enable_meetings(settings(), vec![(key, journal)], t0());
     assert!(matches!(
