@@ -375,7 +375,10 @@ impl Runtime {
         }
         let now = Utc::now();
         let actions = core.enable_meetings(settings, journals, now);
-        core.claim_meeting_files(self.store.meeting_claims(now - chrono::TimeDelta::hours(1))?);
+        core.claim_meeting_files(
+            self.store
+                .meeting_claims(now - chrono::TimeDelta::hours(1))?,
+        );
         Ok(actions)
     }
 }

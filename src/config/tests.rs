@@ -440,3 +440,25 @@ fn the_media_cache_is_sized_in_mib_with_room_for_one_file() {
         "{e}"
     );
 }
+
+#[test]
+fn meetings_idle_timeout_defaults_to_three_hours_and_is_a_positive_duration() {
+    let rooms = "[meetings]\nrooms = [\"libera/#sig\"]\n";
+    let c = parse(&format!("{BASE}\n{rooms}")).unwrap();
+    assert_eq!(
+        c.meeting_idle_timeout,
+        std::time::Duration::from_secs(3 * 3600)
+    );
+    let c = parse(&format!("{BASE}\n{rooms}idle_timeout = \"90m\"\n")).unwrap();
+    assert_eq!(
+        c.meeting_idle_timeout,
+        std::time::Duration::from_secs(90 * 60)
+    );
+    let e = err(&format!("{BASE}\n{rooms}idle_timeout = \"soon\"\n"));
+    assert!(
+        e.contains("idle_timeout") && e.contains("bad duration"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}\n{rooms}idle_timeout = \"0s\"\n"));
+    assert!(e.contains("longer than 0s"), "{e}");
+}

@@ -527,6 +527,86 @@ mod tests {
         assert!(store.search_meetings("\"AND OR (", 10).unwrap().is_empty());
     }
 
+    #[test]
+    fn claims_name_rooms_recent_meetings_and_journaled_messages_and_a_source_is_stored_once() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        let key = |room: &str, slug: &str, seq| MeetingKey {
+            room: RoomRef::new("libera", room),
+            started: t,
+            slug: slug.into(),
+            seq,
+        };
+        let line = |source: Option<&str>| JournalLine {
+            time: t,
+            nick: "alice".into(),
+            text: "#startmeeting".into(),
+            network: Some("libera".into()),
+            principal: Some(Principal::new("libera", "alice")),
+            source: source.map(str::to_owned),
+            ..JournalLine::default()
+        };
+        store
+            .journal_meeting_line(&key("#x", "x", 1), &line(Some("libera/m1#1")))
+            .unwrap();
+        store
+            .journal_meeting_line(&key("#x", "x", 1), &line(Some("libera/m1#1")))
+            .unwrap();
+        store
+            .journal_meeting_line(&key("##x", "x-2", 1), &line(None))
+            .unwrap();
+        let journals = store.unfinished_meetings().unwrap();
+        assert_eq!(journals.len(), 2);
+        assert_eq!(journals[0].1.len(), 1, "the same message is journaled once");
+        assert_eq!(journals[0].1[0], line(Some("libera/m1#1")));
+        assert_eq!(journals[1].0, key("##x", "x-2", 1));
+        let claims = store
+            .meeting_claims(t - chrono::TimeDelta::hours(1))
+            .unwrap();
+        assert_eq!(
+            claims.rooms,
+            [
+                (RoomRef::new("libera", "#x"), "x".to_owned()),
+                (RoomRef::new("libera", "##x"), "x-2".to_owned())
+            ]
+        );
+        assert_eq!(claims.recent.len(), 2);
+        assert_eq!(claims.sources, [("libera/m1#1".to_owned(), t)]);
+        assert!(
+            store
+                .meeting_claims(t + chrono::TimeDelta::hours(1))
+                .unwrap()
+                .recent
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_public_meeting_whose_files_a_restricted_one_wrote_over_is_not_served() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 0).unwrap();
+        // Two rooms with one slug, as stores from before meetings were kept apart hold them.
+        for (room, restrict) in [("#x", false), ("##x", true)] {
+            let mut m = crate::core::Meeting::new(RoomRef::new("libera", room), "a", t, "!");
+            m.add_line("a", "#startmeeting same", t, false);
+            m.add_line("a", "secret words", t, false);
+            if restrict {
+                m.add_line("a", "#restrictlogs", t, false);
+            }
+            m.add_line("a", "#endmeeting", t, false);
+            m.slug = "x".into();
+            store
+                .record_meeting_files(&m, &dir.path().join("x/2026-03-04"), true)
+                .unwrap();
+        }
+        assert!(store.finished_meetings(None).unwrap().is_empty());
+        assert!(store.search_meetings("secret", 10).unwrap().is_empty());
+    }
+
     /// A store with one finished meeting of `lines` log lines.
     fn store_with_meeting(dir: &std::path::Path, lines: usize) -> Store {
         use chrono::TimeZone;

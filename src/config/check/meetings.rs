@@ -31,10 +31,9 @@ impl Checker<'_> {
         };
         let d = self.duration(&Some(s.clone()), "idle_timeout", MEETING_IDLE_TIMEOUT)?;
         if d.is_zero() {
-            return Err(self.loc.span(
-                s,
-                "meetings.idle_timeout must be longer than 0s".to_owned(),
-            ));
+            return Err(self
+                .loc
+                .span(s, "meetings.idle_timeout must be longer than 0s".to_owned()));
         }
         Ok(d)
     }

@@ -188,7 +188,10 @@ impl Meetings {
                 .id
                 .as_ref()
                 .map(|id| format!("{}/{id}#{}", msg.room.network, n + 1));
-            if source.as_ref().is_some_and(|s| self.sources.contains_key(s)) {
+            if source
+                .as_ref()
+                .is_some_and(|s| self.sources.contains_key(s))
+            {
                 continue;
             }
             if !self.running.contains_key(&home) {
@@ -361,7 +364,12 @@ impl Meetings {
 
     /// Ends the meeting of `home` for being idle: the reason is the last line of its log
     /// (journaled first), then its files are written and the room is told.
-    fn end_idle(&mut self, settings: &MeetingSettings, home: &RoomRef, now: DateTime<Utc>) -> Vec<Action> {
+    fn end_idle(
+        &mut self,
+        settings: &MeetingSettings,
+        home: &RoomRef,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
         let Some(m) = self.running.get_mut(home) else {
             return Vec::new();
         };
@@ -400,17 +408,17 @@ impl Meetings {
 
 /// Whether nobody but the bot said anything in `m` for the idle timeout.
 fn is_idle(settings: &MeetingSettings, m: &Meeting, now: DateTime<Utc>) -> bool {
-    settings.idle_timeout.is_some_and(|t| {
-        chrono::TimeDelta::from_std(t).is_ok_and(|t| now - m.last_spoken >= t)
-    })
+    settings
+        .idle_timeout
+        .is_some_and(|t| chrono::TimeDelta::from_std(t).is_ok_and(|t| now - m.last_spoken >= t))
 }
 
 /// `3h`, `90m`, `45s`: a timeout as the config writes it.
 fn humanize(d: std::time::Duration) -> String {
     let s = d.as_secs();
-    if s % 3600 == 0 && s > 0 {
+    if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 && s > 0 {
+    } else if s > 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
