@@ -20,6 +20,7 @@ mod layers;
 mod matrix;
 mod media;
 mod meetings;
+mod meetings_security;
 mod mqtt;
 mod outbox;
 mod selftest;
