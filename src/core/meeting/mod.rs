@@ -432,7 +432,9 @@ impl Meeting {
         let nick = clean_nick(nick);
         self.last_spoken = self.last_spoken.max(time);
         self.bind_chairs(&nick, speaker);
-        self.speakers.insert(nick.clone(), speaker.clone());
+        if self.speakers.get(&nick) != Some(speaker) {
+            self.speakers.insert(nick.clone(), speaker.clone());
+        }
         let text = clean_text(text);
         let act = !emote && self.ended.is_none();
         let cmd = act
