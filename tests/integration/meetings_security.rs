@@ -1,8 +1,8 @@
-//! Meetings against someone who wants to take them over or read what they should not
-//! (issue 13, points 6 to 8), with the real servers: files of meetings in rooms with one slug
-//! (`#x`, `##x`, `#x` on a second network) stay apart and a restricted log is served by no
-//! route; a Matrix display name never makes a chair; holders of the `admin` or `chair` role
-//! end anyone's meeting from IRC and from Matrix; an idle meeting is ended, after a restart too.
+//! Meetings against someone who wants to take them over or read what they should not, with
+//! the real servers: files of meetings in rooms with one slug (`#x`, `##x`, `#x` on a second
+//! network) stay apart and a restricted log is served by no route; a Matrix display name never
+//! makes a chair; holders of the `admin` or `chair` role end anyone's meeting from IRC and from
+//! Matrix; an idle meeting is ended, after a restart too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -104,7 +104,7 @@ impl Meetings {
         slug
     }
 
-    /// The next free number for a meeting started at `now` in `slug`.
+    /// The first free number for a meeting started at `now` in `slug`.
     fn next_seq(&mut self, slug: &str, now: DateTime<Utc>) -> u32 {
         // Only this minute matters: a meeting started now cannot share a file with any other.
         let this = minute(now);

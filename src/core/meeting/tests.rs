@@ -699,7 +699,7 @@ fn a_chair_named_by_nick_is_bound_to_the_first_account_that_answers_to_it() {
     c.handle(message(&irc, "alice", alice, "#chair bob"), t0());
     let bob = Some(Principal::new("libera", "bob"));
     c.handle(message(&irc, "bob", bob, "#topic bob's"), t0());
-    // Someone else with that nick later (bob left; another account took the nick).
+    // Someone else with that nick afterwards (bob left; another account took the nick).
     let other = Some(Principal::new("libera", "notbob"));
     let out = c.handle(message(&irc, "bob", other, "#topic other"), t0());
     assert!(sent(&out)[0].contains("only the chairs"), "{out:?}");
