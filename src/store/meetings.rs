@@ -267,10 +267,10 @@ impl Store {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, room, room_slug, started, ended, base, files_dir, title, attendees, restricted
-                 FROM meetings m WHERE ended IS NOT NULL AND base IS NOT NULL AND restricted = 0
+                 FROM meetings WHERE ended IS NOT NULL AND base IS NOT NULL AND restricted = 0
                    AND (?1 IS NULL OR room_slug = ?1)
-                   AND NOT EXISTS (SELECT 1 FROM meetings r WHERE r.restricted = 1
-                       AND r.files_dir = m.files_dir AND r.base = m.base)
+                   AND (files_dir, base) NOT IN (SELECT files_dir, base FROM meetings
+                       WHERE restricted = 1 AND files_dir IS NOT NULL AND base IS NOT NULL)
                  ORDER BY started DESC",
             )?;
             st.query_map([room_slug], summary_row)?.collect()
@@ -420,8 +420,8 @@ fn run_search(c: &rusqlite::Connection, q: &str, limit: usize) -> rusqlite::Resu
                 s.kind, s.line, s.nick, snippet(meeting_search, 4, char(2), char(3), '…', 16)
          FROM meeting_search s JOIN meetings m ON m.id = s.meeting
          WHERE meeting_search MATCH ?1 AND m.restricted = 0
-           AND NOT EXISTS (SELECT 1 FROM meetings r WHERE r.restricted = 1
-               AND r.files_dir = m.files_dir AND r.base = m.base)
+           AND (m.files_dir, m.base) NOT IN (SELECT files_dir, base FROM meetings
+               WHERE restricted = 1 AND files_dir IS NOT NULL AND base IS NOT NULL)
          ORDER BY rank LIMIT ?2",
     )?;
     st.query_map(params![q, limit as i64], |r| {
