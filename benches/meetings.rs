@@ -155,6 +155,7 @@ fn main() {
                 sender: Sender {
                     nick: l.nick.clone(),
                     principal: None,
+                    mask: None,
                 },
                 kind: if l.emote {
                     MessageKind::Emote

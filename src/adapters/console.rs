@@ -100,6 +100,7 @@ async fn read_stdin(
                     sender: Sender {
                         nick: user.clone(),
                         principal: Some(Principal::new(&room.network, &user)),
+                        mask: None,
                     },
                     kind: MessageKind::Text,
                     text: text.to_owned(),

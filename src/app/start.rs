@@ -318,8 +318,8 @@ impl Runtime {
     ) -> Result<Running, AppError> {
         let mut core = Core::new(core_settings(&self.cfg), self.started).with_relay(relaying.relay);
         core.set_commands(Arc::new(commands));
+        core.enable_bridges(bridge_settings(&self.cfg), rand::random());
         if !self.cfg.bridges.is_empty() {
-            core.enable_bridges(bridge_settings(&self.cfg), rand::random());
             tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
         }
         let first_actions = self.resume_meetings(&mut core)?;

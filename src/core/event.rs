@@ -96,6 +96,9 @@ impl fmt::Display for Principal {
 pub struct Sender {
     pub nick: String,
     pub principal: Option<Principal>,
+    /// On IRC, the `user@host` the message came from: what keeps a caller's cooldown
+    /// across nick changes when there is no principal.
+    pub mask: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -94,7 +94,9 @@ impl Core {
     }
 
     /// Turns the bridges on (DESIGN §8). Call before [`Core::enable_meetings`]: a bridge
-    /// holds one meeting for all its rooms. `seed` drives the paste IDs.
+    /// holds one meeting for all its rooms. `seed` drives the paste IDs. Without any
+    /// bridge, call it all the same: the networks' kinds and the paste site in `settings`
+    /// are what shapes the bot's own lines on IRC.
     pub fn enable_bridges(&mut self, settings: BridgeSettings, seed: u64) {
         self.bridges = Bridges::new(settings, seed);
         self.meetings.link_rooms(&self.bridges.groups());
@@ -115,7 +117,8 @@ impl Core {
         self.meetings = Meetings::new(Some(settings));
         self.meetings.link_rooms(&self.bridges.groups());
         let actions = self.meetings.resume(journals, now);
-        self.with_bridge_copies(actions, now)
+        let actions = self.with_bridge_copies(actions, now);
+        self.bridges.shape_for_irc(actions)
     }
 
     pub fn meetings(&self) -> &Meetings {
@@ -177,7 +180,8 @@ impl Core {
         // Whatever the bot says in a room that holds a meeting belongs to its log.
         let actions = self.meetings.log_outgoing(actions, now);
         out.extend(self.with_bridge_copies(actions, now));
-        out
+        // Whatever made the bot speak, IRC gets it defused and within its line cap.
+        self.bridges.shape_for_irc(out)
     }
 
     /// The actions, followed by copies of the bot's words for the other rooms of bridges.
@@ -229,7 +233,7 @@ impl Core {
 
     /// What must be stored before the process stops: digests of relay bursts still open.
     pub fn on_shutdown(&mut self) -> Vec<Action> {
-        match &mut self.relay {
+        let actions = match &mut self.relay {
             Some(r) => {
                 let batch = r.on_shutdown();
                 if batch.is_empty() {
@@ -239,7 +243,8 @@ impl Core {
                 }
             }
             None => Vec::new(),
-        }
+        };
+        self.bridges.shape_for_irc(actions)
     }
 
     fn on_tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {

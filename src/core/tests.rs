@@ -33,6 +33,7 @@ fn msg(nick: &str, account: Option<&str>, text: &str) -> Event {
         sender: Sender {
             nick: nick.into(),
             principal: account.map(|a| Principal::new("libera", a)),
+            mask: None,
         },
         kind: MessageKind::Text,
         text: text.into(),
@@ -261,6 +262,7 @@ fn a_meeting_in_a_bridge_is_one_meeting_with_lines_and_chairs_from_every_side() 
             sender: Sender {
                 nick: nick.into(),
                 principal: None,
+                mask: None,
             },
             kind: MessageKind::Text,
             text: text.into(),
@@ -341,6 +343,7 @@ fn matrix_message(id: &str, text: &str) -> Event {
         sender: Sender {
             nick: "alice".into(),
             principal: Some(Principal::new("hs", "@alice:example.org")),
+            mask: None,
         },
         kind: MessageKind::Text,
         text: text.into(),
@@ -393,6 +396,7 @@ fn an_edit_with_an_id_names_its_lines_too() {
         sender: Sender {
             nick: "alice".into(),
             principal: Some(Principal::new("hs", "@alice:example.org")),
+            mask: None,
         },
         id: Some("$edit".into()),
         sent_at: None,

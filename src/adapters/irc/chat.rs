@@ -6,7 +6,7 @@ use irc::proto::Message;
 
 use super::history::LastSeen;
 use super::sending::is_own_relay;
-use super::session::{Session, lower, nick_of, tag_of};
+use super::session::{Session, lower, mask_of, nick_of, tag_of};
 use super::text;
 use crate::core::{Event, IncomingMessage, MessageKind, Principal, RoomRef, Sender};
 
@@ -79,6 +79,7 @@ impl Session {
             sender: Sender {
                 nick: nick.to_owned(),
                 principal: account.map(|a| Principal::new(&self.cfg.name, a)),
+                mask: mask_of(msg),
             },
             kind,
             text,

@@ -279,6 +279,16 @@ pub(super) fn nick_of(msg: &Message) -> Option<&str> {
     }
 }
 
+/// `user@host` from a message's prefix, when the server gave both.
+pub(super) fn mask_of(msg: &Message) -> Option<String> {
+    match &msg.prefix {
+        Some(Prefix::Nickname(_, user, host)) if !user.is_empty() && !host.is_empty() => {
+            Some(format!("{user}@{host}"))
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn tag_of(msg: &Message, name: &str) -> Option<String> {
     msg.tags
         .as_ref()?

@@ -152,6 +152,7 @@ pub fn to_core_event(ev: &Value, room: &RoomRef, nick: &str, encrypted: bool) ->
     let sender = Sender {
         nick: nick.to_owned(),
         principal: Some(Principal::new(&room.network, env.sender)),
+        mask: None,
     };
     let content = ev.get("content")?;
     let activity = |what| {
@@ -355,6 +356,7 @@ mod tests {
         Sender {
             nick: "Alice".into(),
             principal: Some(Principal::new("fedora", "@alice:example.org")),
+            mask: None,
         }
     }
 

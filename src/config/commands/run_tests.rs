@@ -83,6 +83,7 @@ fn msg_in(room: RoomRef, nick: &str, account: Option<&str>, text: &str) -> Event
         sender: Sender {
             nick: nick.into(),
             principal: account.map(|a| Principal::new("libera", a)),
+            mask: None,
         },
         kind: MessageKind::Text,
         text: text.into(),
@@ -231,6 +232,40 @@ fn cooldown_answers_a_flood_once() {
         c.handle(msg("a", Some("alice"), "!bug 1"), later)[0],
         Action::Fetch(_)
     ));
+}
+
+#[test]
+fn usage_errors_and_refusals_share_the_callers_allowance_across_nick_changes() {
+    use crate::core::commands::allowance::BURST;
+    let mut c = core();
+    let from = |nick: &str, text: &str| {
+        let Event::Message(mut m) = msg(nick, None, text) else {
+            unreachable!()
+        };
+        m.sender.mask = Some("u@evil.example".into());
+        Event::Message(m)
+    };
+    // Bad arguments and a missing role, alternately, under ever new nicks.
+    let mut answered = 0;
+    for i in 0..BURST {
+        let text = if i % 2 == 0 { "!bug x" } else { "!release 1" };
+        answered += texts(&c.handle(from(&format!("n{i}"), text), t0())).len();
+    }
+    assert_eq!(answered, BURST as usize);
+    let out = c.handle(from("n9", "!bug x"), t0());
+    assert_eq!(texts(&out), ["n9: slow down; try again in 4s"]);
+    let out = c.handle(from("n10", "!release 1"), t0());
+    assert!(texts(&out).is_empty());
+    // The refusal is still audited.
+    assert_eq!(audits(&out).len(), 1);
+    // A command's own cooldown holds across a nick change too.
+    let t1 = t0() + TimeDelta::seconds(60);
+    assert!(matches!(
+        c.handle(from("a", "!bug 1"), t1)[0],
+        Action::Fetch(_)
+    ));
+    let out = c.handle(from("a_", "!bug 1"), t1);
+    assert_eq!(texts(&out), ["a_: slow down; bug again in 5s"]);
 }
 
 #[test]

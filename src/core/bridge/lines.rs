@@ -40,9 +40,15 @@ pub(super) fn matrix_message(
 
 /// The start of a message's first line, for quoting it in one line.
 pub(super) fn snippet(text: &str) -> String {
+    quote(text, SNIPPET_CHARS)
+}
+
+/// The start of `text`'s first line in one line of at most `max` characters, cut on a
+/// character with an ellipsis (also when more lines follow).
+pub fn quote(text: &str, max: usize) -> String {
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let one_line = first.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut s = shorten(&one_line, SNIPPET_CHARS);
+    let mut s = shorten(&one_line, max);
     if text.trim().lines().count() > 1 && !s.ends_with('…') {
         s.push('…');
     }
@@ -143,9 +149,19 @@ pub(super) fn cut_with_link(
     url: Option<&str>,
     emote: bool,
 ) -> Vec<String> {
+    cut_lines(lines, max_lines, url, &irc_prefix(name, emote))
+}
+
+/// The first `max_lines - 1` lines and a last one, starting with `prefix`, that links to
+/// the whole text (or says it was cut, without a web site).
+pub(super) fn cut_lines(
+    lines: Vec<String>,
+    max_lines: usize,
+    url: Option<&str>,
+    prefix: &str,
+) -> Vec<String> {
     let keep = max_lines.saturating_sub(1);
     let mut out: Vec<String> = lines.into_iter().take(keep).collect();
-    let prefix = irc_prefix(name, emote);
     out.push(match url {
         Some(u) => format!("{prefix}(full message: {u})"),
         None => format!("{prefix}(message cut: too long for IRC)"),

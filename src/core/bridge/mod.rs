@@ -29,11 +29,13 @@ mod content;
 mod delivery;
 mod lines;
 mod names;
+mod outgoing;
 mod presence;
 pub use content::Content;
 use lines::snippet;
-pub use lines::{human_size, irc_lines, stale_notice, substitution};
+pub use lines::{human_size, irc_lines, quote, stale_notice, substitution};
 pub use names::{clean_display_name, unhighlight};
+pub use outgoing::{DEFAULT_MAX_LINES, DEFAULT_MAX_MENTIONS};
 pub use presence::{PresenceRelay, is_netsplit_reason};
 
 /// Zero-width space: put inside a nick so that the same nick on IRC is not highlighted.

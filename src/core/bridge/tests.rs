@@ -80,6 +80,7 @@ fn msg(room: RoomRef, nick: &str, text: &str) -> IncomingMessage {
         sender: Sender {
             nick: nick.into(),
             principal,
+            mask: None,
         },
         kind: MessageKind::Text,
         text: text.into(),
@@ -376,6 +377,7 @@ fn bob_did(what: Activity) -> RoomActivity {
         sender: Sender {
             nick: "Bob".into(),
             principal: Some(Principal::new("fedora", "@bob:example.org")),
+            mask: None,
         },
         id: Some("$act".into()),
         sent_at: None,

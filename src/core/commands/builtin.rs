@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Builtin, Invocation, parse_invocation};
+use super::{Builtin, Invocation, excerpt, parse_invocation, shown_name};
 use crate::core::Core;
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, Principal, RoomRef};
@@ -32,6 +32,10 @@ impl Core {
             // Unknown commands get no reply: no noise in busy channels.
             return Vec::new();
         };
+        // Built-ins are answered out of the caller's allowance, refusals included.
+        if let Err(held) = self.commands.allow(&msg, now) {
+            return held;
+        }
         let who = msg.sender.principal.as_ref();
         if let Some(role) = builtin.role()
             && !self.settings.roles.has(who, role)
@@ -40,7 +44,7 @@ impl Core {
                 &msg.room,
                 format!(
                     "{}: {} needs the {role} role",
-                    msg.sender.nick,
+                    shown_name(&msg.sender.nick),
                     builtin.name()
                 ),
             )];
@@ -57,6 +61,7 @@ impl Core {
     ) -> Vec<Action> {
         let room = &msg.room;
         let who = msg.sender.principal.as_ref();
+        let name = shown_name(&msg.sender.nick);
         match builtin {
             Builtin::Ping => vec![Action::reply(room, "pong")],
             Builtin::Version => vec![Action::reply(
@@ -68,18 +73,14 @@ impl Core {
                     Some(p) => {
                         let roles = self.settings.roles.of(Some(p));
                         if roles.is_empty() {
-                            format!("{}: you are {p}, with no roles", msg.sender.nick)
+                            format!("{name}: you are {p}, with no roles")
                         } else {
-                            format!(
-                                "{}: you are {p}, with roles: {}",
-                                msg.sender.nick,
-                                roles.join(", ")
-                            )
+                            format!("{name}: you are {p}, with roles: {}", roles.join(", "))
                         }
                     }
                     None => format!(
-                        "{}: you are not identified on {} (no account), so you hold no roles",
-                        msg.sender.nick, room.network
+                        "{name}: you are not identified on {} (no account), so you hold no roles",
+                        room.network
                     ),
                 };
                 vec![Action::reply(room, text)]
@@ -95,10 +96,19 @@ impl Core {
                     Ok(t) => {
                         return vec![Action::reply(
                             room,
-                            format!("no network named {:?}", t.network),
+                            format!("no network named \"{}\"", excerpt(&t.network)),
                         )];
                     }
-                    Err(e) => return vec![Action::reply(room, e.to_string())],
+                    Err(_) => {
+                        return vec![Action::reply(
+                            room,
+                            format!(
+                                "not a room: \"{}\"; usage: {}",
+                                excerpt(target),
+                                builtin.usage()
+                            ),
+                        )];
+                    }
                 };
                 vec![Action::reply(&target, text.trim())]
             }
@@ -125,7 +135,7 @@ impl Core {
                 None => self
                     .commands
                     .help_for(&topic.to_lowercase(), &self.settings.prefix)
-                    .unwrap_or_else(|| format!("no command named {topic:?}")),
+                    .unwrap_or_else(|| format!("no command named \"{}\"", excerpt(topic))),
             };
         }
         let mut names: Vec<String> = Builtin::ALL

@@ -1,8 +1,35 @@
 //! Command addressing and the built-in commands (DESIGN §6).
 
 pub mod acl;
+pub mod allowance;
 mod builtin;
 pub mod declarative;
+
+use crate::core::bridge::{clean_display_name, quote};
+
+/// Longest quote of a caller's own text in a reply, in characters (an ellipsis marks a cut).
+pub const QUOTE_CHARS: usize = 40;
+
+/// A caller's name as replies show it: without control or formatting characters, cut like
+/// bridged names (a display name may be 256 characters of other people's nicks).
+pub fn shown_name(nick: &str) -> String {
+    let name = clean_display_name(nick);
+    if name.is_empty() {
+        "someone".to_owned()
+    } else {
+        name
+    }
+}
+
+/// The start of a caller's text for quoting in a reply: its first line, without control
+/// characters, at most [`QUOTE_CHARS`] characters.
+pub fn excerpt(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect();
+    quote(&kept, QUOTE_CHARS)
+}
 
 /// A command invocation found in a chat line: the command word (lower-cased) and the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +159,9 @@ impl Builtin {
 }
 
 #[cfg(test)]
+mod abuse_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -182,6 +212,22 @@ mod tests {
     fn multibyte_text_near_the_nick_does_not_panic() {
         assert_eq!(parse_invocation("sigbö: ping", "!", "sigbot"), None);
         assert_eq!(parse_invocation("ß", "!", "sigbot"), None);
+    }
+
+    #[test]
+    fn quotes_and_names_are_short_and_cut_on_a_character() {
+        let long = "é".repeat(300);
+        let q = excerpt(&long);
+        assert_eq!(q.chars().count(), QUOTE_CHARS);
+        assert!(q.ends_with('…'));
+        assert_eq!(excerpt("short\x02 one\nsecond"), "short one…");
+        let name = shown_name(&format!("{}\u{202E}", "alice bob ".repeat(30)));
+        assert!(
+            name.chars().count() <= crate::core::bridge::MAX_NAME_CHARS,
+            "{name}"
+        );
+        assert!(!name.contains('\u{202E}'));
+        assert_eq!(shown_name("\u{200B}"), "someone");
     }
 
     #[test]

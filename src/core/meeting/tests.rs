@@ -52,6 +52,7 @@ fn say(c: &mut Core, nick: &str, text: &str, secs: i64) -> Vec<Action> {
             sender: Sender {
                 nick: nick.into(),
                 principal: Some(Principal::new("libera", nick)),
+                mask: None,
             },
             kind: MessageKind::Text,
             text: text.into(),
@@ -361,6 +362,7 @@ fn lines_outside_a_meeting_or_outside_meeting_rooms_are_not_journaled() {
             sender: Sender {
                 nick: "bob".into(),
                 principal: None,
+                mask: None,
             },
             kind: MessageKind::Text,
             text: "#startmeeting".into(),

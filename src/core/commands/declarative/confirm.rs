@@ -7,6 +7,7 @@ use rand::Rng as _;
 
 use super::{CONFIRM_WINDOW, Call, CommandSpec, Declarative, PendingConfirm};
 use crate::core::action::Action;
+use crate::core::commands::{excerpt, shown_name};
 use crate::core::event::IncomingMessage;
 
 /// The tag of a confirmation prompt, so that it can be edited once settled.
@@ -23,7 +24,7 @@ fn settle_prompt(p: &PendingConfirm, outcome: &str) -> Action {
         tag: prompt_tag(&p.code),
         text: format!(
             "{}: {}{}{args}: {outcome}",
-            p.call.nick,
+            p.call.name(),
             p.spec.name,
             if args.is_empty() { "" } else { " " }
         ),
@@ -46,7 +47,8 @@ impl Declarative {
                     &call.room,
                     format!(
                         "{}: {} needs confirmation, and only an identified account can confirm",
-                        call.nick, spec.name
+                        call.name(),
+                        spec.name
                     ),
                 ),
                 self.audit(&spec, &call, now, "refused: no account".into(), None),
@@ -59,7 +61,7 @@ impl Declarative {
                 &call.room,
                 format!(
                     "{}: about to run {}{}{args}; to go ahead say {prefix}confirm {code} within 2 minutes ({prefix}cancel drops it)",
-                    call.nick,
+                    call.name(),
                     spec.name,
                     if args.is_empty() { "" } else { " " },
                 ),
@@ -85,7 +87,7 @@ impl Declarative {
         now: DateTime<Utc>,
     ) -> Vec<Action> {
         let room = &msg.room;
-        let nick = &msg.sender.nick;
+        let nick = &shown_name(&msg.sender.nick);
         let code = code.trim().to_lowercase();
         if code.is_empty() {
             return vec![Action::reply(room, format!("usage: {prefix}confirm CODE"))];
@@ -94,14 +96,15 @@ impl Declarative {
             return vec![Action::reply(
                 room,
                 format!(
-                    "{nick}: no command is waiting for code {code} (used, cancelled or never given)"
+                    "{nick}: no command is waiting for code {} (used, cancelled or never given)",
+                    excerpt(&code)
                 ),
             )];
         };
         let p = &self.confirmations[i];
         let asker = Call {
             room: room.clone(),
-            nick: nick.clone(),
+            nick: msg.sender.nick.clone(),
             principal: msg.sender.principal.clone(),
             args: p.call.args.clone(),
         };
@@ -155,7 +158,7 @@ impl Declarative {
     /// `cancel`: drops the caller's pending confirmations in this room.
     pub fn cancel(&mut self, msg: &IncomingMessage, now: DateTime<Utc>) -> Vec<Action> {
         let room = &msg.room;
-        let nick = &msg.sender.nick;
+        let nick = &shown_name(&msg.sender.nick);
         let who = msg.sender.principal.as_ref();
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmations)
             .into_iter()
@@ -188,6 +191,7 @@ impl Declarative {
             .partition(|p| now > p.expires);
         self.confirmations = live;
         self.cooldowns.retain(|_, cd| now < cd.until);
+        self.allowances.prune(now);
         expired
             .iter()
             .flat_map(|p| {

@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::{ArgSpec, Call, CommandSpec, Cooldown, Declarative, SECRET_CLOSE, SECRET_OPEN};
 use crate::core::action::Action;
 use crate::core::commands::acl::Roles;
+use crate::core::commands::allowance::caller_key;
 use crate::core::event::IncomingMessage;
 
 impl Declarative {
@@ -31,25 +32,26 @@ impl Declarative {
             && !roles.has(call.principal.as_ref(), role)
         {
             call.args = vec![("line".into(), raw_args.to_owned())];
-            return vec![
-                Action::reply(
-                    &call.room,
-                    format!("{}: {} needs the {role} role", call.nick, spec.name),
-                ),
-                self.audit(&spec, &call, now, "refused: no role".into(), None),
-            ];
+            let mut out = self.answer_within_allowance(
+                msg,
+                now,
+                format!("{}: {} needs the {role} role", call.name(), spec.name),
+            );
+            out.push(self.audit(&spec, &call, now, "refused: no role".into(), None));
+            return out;
         }
-        let cooldown_key = (spec.name.clone(), call.who());
+        let cooldown_key = (spec.name.clone(), caller_key(msg));
         if let Some(refused) = self.cooling_down(&spec, &cooldown_key, &call, raw_args, now) {
             return refused;
         }
         call.args = match parse_args(&spec.args, raw_args) {
             Ok(a) => a,
             Err(why) => {
-                return vec![Action::reply(
-                    &call.room,
-                    format!("{}: {why}; usage: {prefix}{}", call.nick, spec.usage),
-                )];
+                return self.answer_within_allowance(
+                    msg,
+                    now,
+                    format!("{}: {why}; usage: {prefix}{}", call.name(), spec.usage),
+                );
             }
         };
         if !spec.cooldown.is_zero() {
@@ -85,7 +87,7 @@ impl Declarative {
             let left = (cd.until - now).num_seconds().max(1);
             out.push(Action::reply(
                 &call.room,
-                format!("{}: slow down; {} again in {left}s", call.nick, spec.name),
+                format!("{}: slow down; {} again in {left}s", call.name(), spec.name),
             ));
         }
         if spec.audited() {
@@ -96,6 +98,21 @@ impl Declarative {
             out.push(self.audit(spec, &call, now, "refused: cooldown".into(), None));
         }
         Some(out)
+    }
+}
+
+impl Declarative {
+    /// `text` as the reply to a refused call when the caller's allowance has room for it.
+    fn answer_within_allowance(
+        &mut self,
+        msg: &IncomingMessage,
+        now: DateTime<Utc>,
+        text: String,
+    ) -> Vec<Action> {
+        match self.allow(msg, now) {
+            Ok(()) => vec![Action::reply(&msg.room, text)],
+            Err(held) => held,
+        }
     }
 }
 

@@ -22,8 +22,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::acl::Roles;
+use super::allowance::{Allowances, Spend, caller_key};
+use super::shown_name;
 use crate::core::action::Action;
-use crate::core::event::{Principal, RoomRef};
+use crate::core::event::{IncomingMessage, Principal, RoomRef};
 use crate::core::package::PackageVersion;
 use crate::core::secret::Secret;
 
@@ -139,6 +141,11 @@ impl Call {
         }
     }
 
+    /// The caller's name as replies show it.
+    fn name(&self) -> String {
+        shown_name(&self.nick)
+    }
+
     fn args_text(&self) -> String {
         self.args
             .iter()
@@ -190,6 +197,8 @@ pub struct Declarative {
     in_flight: HashMap<u64, InFlight>,
     confirmations: Vec<PendingConfirm>,
     cooldowns: HashMap<(String, String), Cooldown>,
+    /// What each caller may still be answered (built-ins, refusals, usage errors).
+    allowances: Allowances,
 }
 
 /// The template environment every command template is rendered (and checked) with.
@@ -217,6 +226,23 @@ impl Declarative {
             in_flight: HashMap::new(),
             confirmations: Vec::new(),
             cooldowns: HashMap::new(),
+            allowances: Allowances::default(),
+        }
+    }
+
+    /// Takes one answer from the caller's allowance; past it, the caller gets one "slow
+    /// down" (the `Err` holds it) and then no answer until the allowance refills.
+    pub fn allow(&mut self, msg: &IncomingMessage, now: DateTime<Utc>) -> Result<(), Vec<Action>> {
+        match self.allowances.spend(&caller_key(msg), now) {
+            Spend::Granted => Ok(()),
+            Spend::Warn(secs) => Err(vec![Action::reply(
+                &msg.room,
+                format!(
+                    "{}: slow down; try again in {secs}s",
+                    shown_name(&msg.sender.nick)
+                ),
+            )]),
+            Spend::Silent => Err(Vec::new()),
         }
     }
 

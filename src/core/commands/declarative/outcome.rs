@@ -13,6 +13,8 @@ impl Declarative {
             return Vec::new();
         };
         let mut ctx = call.context();
+        // The request had the caller's nick as the network gave it; a reply shows the name.
+        ctx["caller"]["nick"] = serde_json::Value::String(super::inert(&call.name()));
         let (verdict, status) = classify(&spec, outcome, &mut ctx);
         let (template, result) = match &verdict {
             Verdict::Success => (&spec.reply.success, "success".to_owned()),
