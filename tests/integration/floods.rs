@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::support::bot::{Bot, CONSOLE_USER};
 use crate::support::{
-    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcConnectOptions, IrcServer, RoomSpec, Section,
-    SynapseServer, free_port, from_bot, temp_dir,
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcConnectOptions, IrcServer, MosquittoOptions,
+    MosquittoServer, MqttClient, RoomSpec, Section, SynapseServer, free_port, from_bot, temp_dir,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -63,17 +63,7 @@ async fn defused_capped_and_one_allowance_per_caller(server: IrcServer, alice_is
     alice.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
     let mut bob = IrcClient::connect(&server, "bob").await;
     bob.join("#sig").await;
-    let mut crowd = Vec::new();
-    for nick in CROWD {
-        let mut c = IrcClient::connect(&server, nick).await;
-        c.join("#sig").await;
-        crowd.push(c);
-    }
-    // The bot has seen every JOIN once it answers the last one to join.
-    let last = crowd.last_mut().unwrap();
-    last.privmsg("#sig", "!ping").await;
-    last.wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
-        .await;
+    let _crowd = join_crowd(&server).await;
     alice
         .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
@@ -161,6 +151,79 @@ async fn irc_lines_are_defused_and_capped_and_an_allowance_holds_per_account() {
 async fn without_ircv3_accounts_the_allowance_holds_per_user_and_host() {
     let server = IrcServer::start_without_account_tag(IrcClass::Unlimited).await;
     defused_capped_and_one_allowance_per_caller(server, Alice::Anonymous).await;
+}
+
+/// Joins the crowd to `#sig` on `server` and waits until the bot has seen every JOIN (it
+/// answers the last one to join).
+async fn join_crowd(server: &IrcServer) -> Vec<IrcClient> {
+    let mut crowd = Vec::new();
+    for nick in CROWD {
+        let mut c = IrcClient::connect(server, nick).await;
+        c.join("#sig").await;
+        crowd.push(c);
+    }
+    let last = crowd.last_mut().unwrap();
+    last.privmsg("#sig", "!ping").await;
+    last.wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
+        .await;
+    crowd
+}
+
+/// Point 13 and point 10 for relayed events: a long event naming the crowd reaches IRC
+/// defused, in 3 lines, the last linking to all of it.
+#[tokio::test]
+async fn a_long_relayed_event_reaches_irc_defused_and_cut_with_a_paste_link() {
+    let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let web_port = free_port();
+    let dir = temp_dir("floods-mqtt");
+    let forge = Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+        .set("client_id", format!("sigbot-test-{}", free_port()));
+    let relay = Section::relay(
+        "long",
+        "forge",
+        "ci/log",
+        "{{ msg.text }}",
+        &["testnet/#sig"],
+    );
+    let config = BotConfig::new()
+        .web(web_port)
+        .mqtt(forge)
+        .irc(Section::irc("testnet", &irc).set("channels", vec!["#sig"]))
+        .relay(relay)
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    bot.wait_log(T, "subscribed").await;
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+    let _crowd = join_crowd(&irc).await;
+    dave.wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
+        .await;
+
+    let text: Vec<String> = std::iter::once(format!("build failed, ping {}", CROWD.join(" ")))
+        .chain((2..=6).map(|i| format!("log line {i}")))
+        .collect();
+    let text = text.join("\n");
+    let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
+    publisher
+        .publish("ci/log", json!({ "text": text }).to_string())
+        .await;
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        lines.push(dave.wait_for(T, from_bot).await.text().to_owned());
+    }
+    assert!(lines[0].starts_with("build failed, ping "), "{lines:?}");
+    for nick in CROWD {
+        assert!(!lines[0].contains(nick), "{nick} highlighted: {lines:?}");
+    }
+    assert_eq!(lines[1], "log line 2");
+    let url = lines[2]
+        .strip_prefix("(full message: ")
+        .and_then(|l| l.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no paste link in {lines:?}"));
+    let paste = reqwest::get(url).await.unwrap().text().await.unwrap();
+    assert_eq!(paste, text);
+    assert_eq!(bot.terminate(T).await, Some(0));
 }
 
 #[tokio::test]

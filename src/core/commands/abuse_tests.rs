@@ -147,6 +147,19 @@ fn builtins_and_refusals_share_one_allowance_that_a_nick_change_keeps() {
         texts(&c.handle(from("mallory", None, Some("u@h"), "!ping"), t0() + REFILL)),
         ["pong"]
     );
+    // What an admin makes the bot say is the admin's own word, not an answer.
+    for i in 0..BURST * 2 {
+        let out = c.handle(
+            from(
+                "dc",
+                Some("dcavalca"),
+                None,
+                &format!("!say libera/#sig line {i}"),
+            ),
+            t0(),
+        );
+        assert_eq!(texts(&out), [format!("line {i}")]);
+    }
     // With an account, the account is the key, wherever the user connects from.
     for i in 0..BURST {
         let mask = format!("u{i}@elsewhere");

@@ -32,11 +32,15 @@ impl Core {
             // Unknown commands get no reply: no noise in busy channels.
             return Vec::new();
         };
-        // Built-ins are answered out of the caller's allowance, refusals included.
-        if let Err(held) = self.commands.allow(&msg, now) {
+        let who = msg.sender.principal.as_ref();
+        // Built-ins are answered out of the caller's allowance, refusals included; what a
+        // role holder makes the bot say with a guarded built-in is their own word.
+        let trusted = builtin
+            .role()
+            .is_some_and(|role| self.settings.roles.has(who, role));
+        if !trusted && let Err(held) = self.commands.allow(&msg, now) {
             return held;
         }
-        let who = msg.sender.principal.as_ref();
         if let Some(role) = builtin.role()
             && !self.settings.roles.has(who, role)
         {
