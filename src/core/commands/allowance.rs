@@ -40,10 +40,10 @@ pub enum Spend {
     Silent,
 }
 
-/// A leaky bucket per caller, kept as the time at which it is empty again.
+/// A caller's spent answers, kept as the time at which the last of them is back.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
-    empty_at: DateTime<Utc>,
+    whole_at: DateTime<Utc>,
     warned: bool,
 }
 
@@ -57,10 +57,10 @@ impl Allowances {
     pub fn spend(&mut self, key: &str, now: DateTime<Utc>) -> Spend {
         let limit = REFILL * (BURST as i32 - 1);
         let b = self.buckets.entry(key.to_owned()).or_insert(Bucket {
-            empty_at: now,
+            whole_at: now,
             warned: false,
         });
-        let start = b.empty_at.max(now);
+        let start = b.whole_at.max(now);
         let ahead = start - now;
         if ahead > limit {
             if b.warned {
@@ -71,14 +71,14 @@ impl Allowances {
             let secs = wait.num_seconds() + i64::from(wait.subsec_nanos() > 0);
             return Spend::Warn(secs.max(1));
         }
-        b.empty_at = start + REFILL;
+        b.whole_at = start + REFILL;
         b.warned = false;
         Spend::Granted
     }
 
     /// Forgets the callers whose allowance is whole again.
     pub fn prune(&mut self, now: DateTime<Utc>) {
-        self.buckets.retain(|_, b| b.empty_at > now);
+        self.buckets.retain(|_, b| b.whole_at > now);
     }
 }
 

@@ -99,9 +99,7 @@ impl Declarative {
         }
         Some(out)
     }
-}
 
-impl Declarative {
     /// `text` as the reply to a refused call when the caller's allowance has room for it.
     fn answer_within_allowance(
         &mut self,
