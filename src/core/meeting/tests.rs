@@ -553,6 +553,7 @@ fn message(room: &RoomRef, nick: &str, principal: Option<Principal>, text: &str)
         sender: Sender {
             nick: nick.into(),
             principal,
+            mask: None,
         },
         kind: MessageKind::Text,
         text: text.into(),
