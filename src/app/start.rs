@@ -15,18 +15,19 @@ use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
+use super::supervise::Supervisor;
 use super::watch::Watcher;
 use crate::adapters::matrix::MediaSource;
 use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, console};
 use crate::config::commands as command_files;
-use crate::config::{Config, MeetingRooms, NetworkKind};
+use crate::config::{Config, DEFAULT_PASTE_TTL, MeetingRooms, NetworkKind};
 use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
 use crate::core::{Action, CommandSet, CommandSetHandle, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
 use crate::outbox::Outbox;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 use crate::web::{self, Health};
 
 /// What the start steps share, and what they have started so far.
@@ -36,6 +37,7 @@ pub(super) struct Runtime {
     store: Store,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    supervisor: Supervisor,
     /// Every task that reports to the core holds a clone; the core task ends once all of
     /// them are gone.
     events: mpsc::Sender<Event>,
@@ -56,6 +58,7 @@ pub(super) struct Relaying {
 pub(super) struct Running {
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    supervisor: Supervisor,
 }
 
 impl Runtime {
@@ -65,20 +68,39 @@ impl Runtime {
         shutdown: CancellationToken,
     ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
         let started = Utc::now();
-        let store = Store::open(&cfg.bot.data_dir)?;
+        let mut store = Store::open(&cfg.bot.data_dir)?;
+        store.set_retention(Retention {
+            links: cfg.web.as_ref().map_or(DEFAULT_PASTE_TTL, |w| w.paste_ttl),
+            audit: cfg.store.audit_retention,
+            journals: cfg.store.journal_retention,
+        });
+        if let Some(cap) = cfg.store.max_db_size {
+            let set = store.set_max_size(cap)?;
+            if set > cap {
+                tracing::warn!(
+                    max_db_size = cap,
+                    db_size = set,
+                    "the database is already larger than [store] max_db_size: it may not grow further"
+                );
+            }
+        }
         if store.meta("first_start")?.is_none() {
             store.set_meta("first_start", &started.to_rfc3339())?;
         }
         store.set_meta("last_version", crate::VERSION)?;
         let (events, events_rx) = mpsc::channel::<Event>(1024);
+        let tracker = TaskTracker::new();
+        let health = Health::default();
+        let supervisor = Supervisor::new(tracker.clone(), shutdown.clone(), health.clone());
         let rt = Runtime {
             cfg,
             started,
             store,
-            tracker: TaskTracker::new(),
+            tracker,
             shutdown,
+            supervisor,
             events,
-            health: Health::default(),
+            health,
             handles: BTreeMap::new(),
             media: BTreeMap::new(),
         };
@@ -143,12 +165,14 @@ impl Runtime {
     pub(super) async fn start_relay(&self) -> Result<Relaying, AppError> {
         let mut relay = Relay::new(&self.cfg.relays)?;
         // Started before the core task: what a previous run left in the outbox goes first.
-        let outbox = Outbox::start(
-            self.store.clone(),
-            &self.handles,
-            &self.tracker,
-            &self.shutdown,
-        );
+        let outbox = Outbox::start(self.store.clone(), &self.handles, &self.shutdown, |n, d| {
+            self.supervisor.spawn(format!("outbox:{n}"), d);
+        });
+        for (name, h) in &self.handles {
+            let h = h.clone();
+            self.supervisor
+                .watch_adapter(name, async move { h.closed().await });
+        }
         let triggers = Triggers::new(&self.cfg.watches);
         let mqtt = self.start_mqtt(&relay, &triggers).await?;
         relay.remember(outbox.seen_keys(self.started)?);
@@ -185,6 +209,9 @@ impl Runtime {
                 &self.tracker,
                 self.shutdown.clone(),
             );
+            let acks = h.clone();
+            self.supervisor
+                .watch_adapter(&m.name, async move { acks.closed().await });
             handles.insert(m.name.clone(), h);
         }
         Ok(handles)
@@ -205,7 +232,8 @@ impl Runtime {
         )
         .map_err(AppError::HttpClient)?;
         let (tx, rx) = mpsc::channel(64);
-        self.tracker.spawn(watcher.run(rx, self.shutdown.clone()));
+        self.supervisor
+            .spawn("watch", watcher.run(rx, self.shutdown.clone()));
         tracing::info!(watches = self.cfg.watches.len(), "package watches started");
         Ok(Some(WatchTriggers {
             triggers: std::mem::take(&mut relaying.triggers),
@@ -235,16 +263,55 @@ impl Runtime {
                 std::mem::take(&mut self.media),
             ));
         let limits = web::Limits::for_open_files(open_files_limit());
-        self.tracker
-            .spawn(web::serve(listener, app, limits, self.shutdown.clone()));
+        self.supervisor.spawn(
+            "web",
+            web::serve(listener, app, limits, self.shutdown.clone()),
+        );
         Ok(())
+    }
+
+    /// Deletes what is past its retention (§12) at start and then periodically, on the
+    /// blocking pool.
+    pub(super) fn start_pruning(&self) {
+        let store = self.store.clone();
+        let every = prune_interval(store.retention());
+        let shutdown = self.shutdown.clone();
+        self.supervisor.spawn("prune", async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let s = store.clone();
+                let pruned = tokio::task::spawn_blocking(move || s.prune(Utc::now())).await;
+                match pruned {
+                    Ok(Ok(p)) if p.total() > 0 => tracing::info!(
+                        pastes = p.pastes,
+                        media = p.media,
+                        relay_keys = p.relay_keys,
+                        audit = p.audit,
+                        journal_lines = p.journal_lines,
+                        "expired rows pruned"
+                    ),
+                    Ok(Ok(_)) => {}
+                    // A full database is said once by the store; deleting frees room anyway.
+                    Ok(Err(e)) if e.is_full() => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "expired rows not pruned; tried again later")
+                    }
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+        });
     }
 
     /// A periodic tick for time-based work, and to refresh queue lengths.
     pub(super) fn start_ticker(&self) {
         let tx = self.events.clone();
         let shutdown = self.shutdown.clone();
-        self.tracker.spawn(async move {
+        self.supervisor.spawn("ticker", async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -276,7 +343,7 @@ impl Runtime {
         let dir = self.cfg.bot.commands_dir.clone();
         let events = self.events.clone();
         let shutdown = self.shutdown.clone();
-        self.tracker.spawn(async move {
+        self.supervisor.spawn("sighup", async move {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -313,7 +380,8 @@ impl Runtime {
         fetcher: Fetcher,
     ) -> Result<Running, AppError> {
         let mut core = Core::new(core_settings(&self.cfg), self.started).with_relay(relaying.relay);
-        core.set_commands(Arc::new(commands));
+        let commands = Arc::new(commands);
+        core.set_commands(commands.clone());
         if !self.cfg.bridges.is_empty() {
             core.enable_bridges(bridge_settings(&self.cfg), rand::random());
             tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
@@ -324,6 +392,7 @@ impl Runtime {
             store,
             tracker,
             shutdown,
+            supervisor,
             events: own_sender,
             health,
             handles,
@@ -344,8 +413,11 @@ impl Runtime {
                 mqtt: relaying.mqtt,
             },
             watch,
+            commands,
+            held: Default::default(),
+            overflow: 0,
         };
-        tracker.spawn(core_task(
+        supervisor.spawn_core(core_task(
             core,
             events,
             exec,
@@ -354,7 +426,11 @@ impl Runtime {
             shutdown.clone(),
         ));
         tracing::info!(networks = cfg.networks().len(), "sigbot started");
-        Ok(Running { tracker, shutdown })
+        Ok(Running {
+            tracker,
+            shutdown,
+            supervisor,
+        })
     }
 
     /// Turns meetings on, resuming those a previous run left in the journal.
@@ -374,13 +450,24 @@ impl Runtime {
 }
 
 impl Running {
-    /// Waits for shutdown, then for every task to finish.
-    pub(super) async fn wait_for_shutdown(self) {
+    /// Waits for shutdown, then for every task to finish; an error when the core task died.
+    pub(super) async fn wait_for_shutdown(self) -> Result<(), AppError> {
         self.tracker.close();
         self.shutdown.cancelled().await;
         self.tracker.wait().await;
         tracing::info!("sigbot stopped");
+        if self.supervisor.core_died() {
+            return Err(AppError::CoreDied);
+        }
+        Ok(())
     }
+}
+
+/// How often expired rows are pruned: every minute, or more often when something expires
+/// sooner (a relay dedup window is its own, and a minute of expired keys is nothing).
+fn prune_interval(r: &Retention) -> Duration {
+    let shortest = r.links.min(r.audit).min(r.journals);
+    (shortest / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Raises the soft limit of open files to the hard one (the kernel's default soft limit,

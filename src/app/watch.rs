@@ -84,7 +84,8 @@ impl Watcher {
     /// Looks up every package of watch `i` and queues the alerts it calls for.
     async fn check(&self, i: usize, reason: &'static str) {
         let Some(w) = self.watches.get(i) else { return };
-        let alerted = match self.store.watch_alerts(&w.name) {
+        let (store, name) = (self.store.clone(), w.name.clone());
+        let alerted = match off_worker(move || store.watch_alerts(&name)).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(watch = %w.name, error = %e, "cannot read the alerts already sent; check skipped");
@@ -111,7 +112,13 @@ impl Watcher {
             }
         }
         let sent = alerts.len();
-        if let Err(e) = self.outbox.put_alerts(&alerts, Utc::now()) {
+        let outbox = self.outbox.clone();
+        let (alerts, stored) = off_worker(move || {
+            let stored = outbox.put_alerts(&alerts, Utc::now());
+            (alerts, stored)
+        })
+        .await;
+        if let Err(e) = stored {
             tracing::error!(watch = %w.name, error = %e, "alerts not stored; tried again at the next check");
             return;
         }
@@ -141,6 +148,17 @@ impl Watcher {
                 latest_build(&builds)
             }
         }
+    }
+}
+
+/// Runs a store call on the blocking pool, off the async workers; a panic in it goes on here.
+async fn off_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("store call did not finish: {e}"),
+        },
     }
 }
 

@@ -1,10 +1,10 @@
-//! `[web]`: the site's listening address and public URL.
+//! `[web]`: the site's listening address, public URL, and how long pastes are served.
 
 use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::raw::RawWeb;
-use crate::config::{ConfigError, WebConfig};
+use crate::config::{ConfigError, DEFAULT_PASTE_TTL, WebConfig};
 
 impl Checker<'_> {
     pub(super) fn web(&self, raw: Option<&RawWeb>) -> Result<Option<WebConfig>, ConfigError> {
@@ -32,6 +32,15 @@ impl Checker<'_> {
             }
             None => format!("http://{listen}"),
         };
-        Ok(Some(WebConfig { listen, public_url }))
+        let paste_ttl = self.duration(&w.paste_ttl, "web.paste_ttl", DEFAULT_PASTE_TTL)?;
+        if paste_ttl.is_zero() {
+            let at = w.paste_ttl.as_ref().expect("a zero ttl was written");
+            return Err(loc.span(at, "web.paste_ttl must be longer than 0s"));
+        }
+        Ok(Some(WebConfig {
+            listen,
+            public_url,
+            paste_ttl,
+        }))
     }
 }

@@ -236,6 +236,21 @@ impl Bot {
         }
     }
 
+    /// Waits for the bot to exit by itself (stdin stays open); its exit code, or `None` when
+    /// it is still running after `timeout` (it is killed then) or died of a signal.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let exited = tokio::time::timeout(timeout, child.wait()).await;
+        self.stdin = None;
+        match exited {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.kill().await;
+                None
+            }
+        }
+    }
+
     /// Sends `signal` (`TERM`, `INT`, ...) with stdin still open, as a terminal keeps it, and
     /// waits for the exit; returns the exit code, or `None` if the bot is still running after
     /// `timeout` (it is killed then).
