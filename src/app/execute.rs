@@ -201,6 +201,10 @@ impl Executors {
     fn hold(&mut self, w: Held) {
         if self.held.len() < MAX_HELD {
             self.held.push_back(w);
+            tracing::debug!(
+                held = self.held.len(),
+                "write held until the database has room"
+            );
             return;
         }
         self.overflow += 1;
@@ -213,9 +217,13 @@ impl Executors {
         }
     }
 
-    /// On each tick while writes are held: once the database has room, commits them in order.
+    /// On each tick while the database is full or writes are held: once it has room again,
+    /// commits them in order.
     pub(super) fn retry_held(&mut self) {
-        if self.held.is_empty() || !self.store.probe_room() {
+        if self.held.is_empty() && !self.store.is_full() {
+            return;
+        }
+        if !self.store.probe_room() || self.held.is_empty() {
             return;
         }
         let mut stored = 0usize;

@@ -233,6 +233,48 @@ mod tests {
     }
 
     #[test]
+    fn journals_of_meetings_ended_before_the_retention_go_and_running_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.set_retention(Retention {
+            journals: Duration::from_secs(5 * 86_400),
+            ..Retention::default()
+        });
+        store
+            .with(|c| {
+                c.execute_batch(&format!(
+                    "INSERT INTO meetings (id, room, started, ended) VALUES
+                        (1, 'console/#a', '{s1}', '{e1}'),
+                        (2, 'console/#b', '{s2}', '{e2}'),
+                        (3, 'console/#c', '{s1}', NULL);
+                     INSERT INTO meeting_lines (meeting, time, nick, text, emote, bot) VALUES
+                        (1, 't', 'n', 'old', 0, 0), (1, 't', 'n', 'old', 0, 0),
+                        (2, 't', 'n', 'recent', 0, 0),
+                        (3, 't', 'n', 'running', 0, 0);",
+                    s1 = at(1).to_rfc3339(),
+                    e1 = at(2).to_rfc3339(),
+                    s2 = at(18).to_rfc3339(),
+                    e2 = (at(18) + TimeDelta::nanoseconds(123_456_789)).to_rfc3339(),
+                ))
+            })
+            .unwrap();
+        let pruned = store.prune(at(21)).unwrap();
+        assert_eq!(pruned.journal_lines, 2);
+        let left: Vec<String> = store
+            .with(|c| {
+                let mut q = c.prepare("SELECT text FROM meeting_lines ORDER BY id")?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .unwrap();
+        assert_eq!(left, ["recent", "running"]);
+        let meetings: i64 = store
+            .with(|c| c.query_row("SELECT COUNT(*) FROM meetings", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(meetings, 3, "only the journal lines go");
+    }
+
+    #[test]
     fn a_capped_store_says_it_is_full_and_has_room_again_once_space_is_freed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -18,7 +18,8 @@ use chrono::{TimeDelta, Utc};
 use crate::support::bot::{Bot, CONSOLE_USER};
 use crate::support::config::{BotConfig, Section};
 use crate::support::{
-    MosquittoOptions, MosquittoServer, MqttClient, free_port, temp_dir, wait_until,
+    BOT_NICK, IrcClass, IrcClient, IrcServer, MosquittoOptions, MosquittoServer, MqttClient,
+    free_port, from_bot, temp_dir, wait_until,
 };
 
 const T: Duration = Duration::from_secs(20);
@@ -311,6 +312,68 @@ async fn a_full_database_holds_relayed_messages_and_refuses_guarded_commands_unt
     let late: Vec<String> = bot.drain_stdout(Duration::from_secs(1)).await;
     assert!(
         !late.iter().any(|l| l.contains("n=")),
+        "a held message went out twice: {late:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_database_holds_bridged_messages_and_their_paste_until_there_is_room() {
+    let server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("disk-full-bridge");
+    let data = dir.path().join("data");
+    let web = free_port();
+    let config = BotConfig::new()
+        .data_dir(&data)
+        .console()
+        .web(web)
+        .irc(Section::irc("testnet", &server))
+        .bridge(Section::bridge("sig", &["testnet/#a", "console/#local"]).set("max_lines", 2))
+        .table("store", Section::new().set("max_db_size", "1MiB"))
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    alice.join_and_wait_for("#a", BOT_NICK, T * 2).await;
+    bot.say("first").await;
+    let got = alice.wait_for(T, from_bot).await;
+    assert!(got.text().ends_with(" first"), "{}", got.raw);
+    bot.wait_log(T, "queued message done").await;
+
+    let db = open_db(&data);
+    db.execute_batch(
+        "CREATE TABLE ballast (b BLOB); INSERT INTO ballast VALUES (zeroblob(2 * 1024 * 1024));",
+    )
+    .unwrap();
+    // Too long for IRC: its paste is larger than a page, so it cannot be stored now.
+    let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
+    let long = words.join(" ");
+    bot.say(&long).await;
+    bot.wait_log(T, "SQLITE_FULL").await;
+    // Held: the paste, then the message that links to it.
+    bot.wait_log(T, "held=2").await;
+    // Stored after the ones before it, so it waits too (whatever room there is).
+    alice.privmsg("#a", "from irc").await;
+    bot.wait_log(T, "held=3").await;
+
+    db.execute_batch("DROP TABLE ballast;").unwrap();
+    bot.wait_log(T, "database has room again").await;
+    let first = alice.wait_for(T, from_bot).await;
+    assert!(first.text().contains(" w0 w1 "), "{}", first.raw);
+    let last = alice.wait_for(T, from_bot).await;
+    let link = last
+        .text()
+        .split("(full message: ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a paste link line: {}", last.raw))
+        .to_owned();
+    let resp = reqwest::get(&link).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), long);
+    bot.wait_stdout(T, "from irc").await;
+    assert_eq!(bot.terminate(T).await, Some(0));
+    let late = bot.drain_stdout(Duration::from_secs(1)).await;
+    assert!(
+        !late.iter().any(|l| l.contains("from irc")),
         "a held message went out twice: {late:?}"
     );
 }
