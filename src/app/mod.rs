@@ -68,7 +68,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), AppError> {
 
 /// Runs the bot until `shutdown` is cancelled, then waits for every task to finish.
 pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), AppError> {
-    let (mut rt, events) = Runtime::open_store(cfg, shutdown)?;
+    let (mut rt, events) = Runtime::open_store(cfg, shutdown).await?;
     let commands = rt.load_commands()?;
     rt.start_networks();
     let mut relaying = rt.start_relay().await?;
@@ -78,6 +78,8 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     rt.start_pruning();
     let fetcher = rt.start_fetcher()?;
     rt.start_reload_on_hangup()?;
-    let running = rt.start_core(events, commands, relaying, watch, fetcher)?;
+    let running = rt
+        .start_core(events, commands, relaying, watch, fetcher)
+        .await?;
     running.wait_for_shutdown().await
 }

@@ -15,7 +15,7 @@ use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
-use super::supervise::Supervisor;
+use super::supervise::{Supervisor, blocking};
 use super::watch::Watcher;
 use crate::adapters::matrix::MediaSource;
 use crate::adapters::mqtt::MqttHandle;
@@ -62,32 +62,21 @@ pub(super) struct Running {
 }
 
 impl Runtime {
-    /// Opens the store in `data_dir` and notes this start in it.
-    pub(super) fn open_store(
+    /// Opens the store in `data_dir` (on the blocking pool, like every store call) and notes
+    /// this start in it.
+    pub(super) async fn open_store(
         cfg: Config,
         shutdown: CancellationToken,
     ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
         let started = Utc::now();
-        let mut store = Store::open(&cfg.bot.data_dir)?;
-        store.set_retention(Retention {
+        let data_dir = cfg.bot.data_dir.clone();
+        let retention = Retention {
             links: cfg.web.as_ref().map_or(DEFAULT_PASTE_TTL, |w| w.paste_ttl),
             audit: cfg.store.audit_retention,
             journals: cfg.store.journal_retention,
-        });
-        if let Some(cap) = cfg.store.max_db_size {
-            let set = store.set_max_size(cap)?;
-            if set > cap {
-                tracing::warn!(
-                    max_db_size = cap,
-                    db_size = set,
-                    "the database is already larger than [store] max_db_size: it may not grow further"
-                );
-            }
-        }
-        if store.meta("first_start")?.is_none() {
-            store.set_meta("first_start", &started.to_rfc3339())?;
-        }
-        store.set_meta("last_version", crate::VERSION)?;
+        };
+        let cap = cfg.store.max_db_size;
+        let store = blocking(move || open_and_note(&data_dir, retention, cap, started)).await?;
         let (events, events_rx) = mpsc::channel::<Event>(1024);
         let tracker = TaskTracker::new();
         let health = Health::default();
@@ -175,7 +164,8 @@ impl Runtime {
         }
         let triggers = Triggers::new(&self.cfg.watches);
         let mqtt = self.start_mqtt(&relay, &triggers).await?;
-        relay.remember(outbox.seen_keys(self.started)?);
+        let (o, started) = (outbox.clone(), self.started);
+        relay.remember(blocking(move || o.seen_keys(started)).await?);
         Ok(Relaying {
             relay,
             outbox,
@@ -285,9 +275,8 @@ impl Runtime {
                     _ = tick.tick() => {}
                 }
                 let s = store.clone();
-                let pruned = tokio::task::spawn_blocking(move || s.prune(Utc::now())).await;
-                match pruned {
-                    Ok(Ok(p)) if p.total() > 0 => tracing::info!(
+                match blocking(move || s.prune(Utc::now())).await {
+                    Ok(p) if p.total() > 0 => tracing::info!(
                         pastes = p.pastes,
                         media = p.media,
                         relay_keys = p.relay_keys,
@@ -295,13 +284,12 @@ impl Runtime {
                         journal_lines = p.journal_lines,
                         "expired rows pruned"
                     ),
-                    Ok(Ok(_)) => {}
+                    Ok(_) => {}
                     // A full database is said once by the store; deleting frees room anyway.
-                    Ok(Err(e)) if e.is_full() => {}
-                    Ok(Err(e)) => {
+                    Err(e) if e.is_full() => {}
+                    Err(e) => {
                         tracing::warn!(error = %e, "expired rows not pruned; tried again later")
                     }
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
                 }
             }
         });
@@ -371,7 +359,7 @@ impl Runtime {
     /// The core with its commands, relay and bridges, and the meetings a previous run left
     /// open, and last the core task. The runtime's own event sender
     /// goes here, so that the core task ends once every task that reports to it has.
-    pub(super) fn start_core(
+    pub(super) async fn start_core(
         self,
         events: mpsc::Receiver<Event>,
         commands: CommandSet,
@@ -386,7 +374,7 @@ impl Runtime {
             core.enable_bridges(bridge_settings(&self.cfg), rand::random());
             tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
         }
-        let first_actions = self.resume_meetings(&mut core)?;
+        let first_actions = self.resume_meetings(&mut core).await?;
         let Runtime {
             cfg,
             store,
@@ -434,11 +422,12 @@ impl Runtime {
     }
 
     /// Turns meetings on, resuming those a previous run left in the journal.
-    fn resume_meetings(&self, core: &mut Core) -> Result<Vec<Action>, AppError> {
+    async fn resume_meetings(&self, core: &mut Core) -> Result<Vec<Action>, AppError> {
         let Some(settings) = meeting_settings(&self.cfg) else {
             return Ok(Vec::new());
         };
-        let journals = self.store.unfinished_meetings()?;
+        let store = self.store.clone();
+        let journals = blocking(move || store.unfinished_meetings()).await?;
         if !journals.is_empty() {
             tracing::info!(
                 meetings = journals.len(),
@@ -461,6 +450,32 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// Opens the store with its retention and size cap, and notes this start in it.
+fn open_and_note(
+    data_dir: &std::path::Path,
+    retention: Retention,
+    cap: Option<u64>,
+    started: DateTime<Utc>,
+) -> Result<Store, AppError> {
+    let mut store = Store::open(data_dir)?;
+    store.set_retention(retention);
+    if let Some(cap) = cap {
+        let set = store.set_max_size(cap)?;
+        if set > cap {
+            tracing::warn!(
+                max_db_size = cap,
+                db_size = set,
+                "the database is already larger than [store] max_db_size: it may not grow further"
+            );
+        }
+    }
+    if store.meta("first_start")?.is_none() {
+        store.set_meta("first_start", &started.to_rfc3339())?;
+    }
+    store.set_meta("last_version", crate::VERSION)?;
+    Ok(store)
 }
 
 /// How often expired rows are pruned: every minute, or more often when something expires

@@ -12,6 +12,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::supervise::blocking;
 use crate::core::PackageVersion;
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::watch::{PackageSource, WatchSpec};
@@ -85,7 +86,7 @@ impl Watcher {
     async fn check(&self, i: usize, reason: &'static str) {
         let Some(w) = self.watches.get(i) else { return };
         let (store, name) = (self.store.clone(), w.name.clone());
-        let alerted = match off_worker(move || store.watch_alerts(&name)).await {
+        let alerted = match blocking(move || store.watch_alerts(&name)).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(watch = %w.name, error = %e, "cannot read the alerts already sent; check skipped");
@@ -113,7 +114,7 @@ impl Watcher {
         }
         let sent = alerts.len();
         let outbox = self.outbox.clone();
-        let (alerts, stored) = off_worker(move || {
+        let (alerts, stored) = blocking(move || {
             let stored = outbox.put_alerts(&alerts, Utc::now());
             (alerts, stored)
         })
@@ -148,17 +149,6 @@ impl Watcher {
                 latest_build(&builds)
             }
         }
-    }
-}
-
-/// Runs a store call on the blocking pool, off the async workers; a panic in it goes on here.
-async fn off_worker<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(v) => v,
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("store call did not finish: {e}"),
-        },
     }
 }
 

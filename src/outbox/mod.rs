@@ -63,7 +63,8 @@ impl Outbox {
             spawn(name, Box::pin(d.run()));
         }
         let outbox = Self { store, wake };
-        outbox.report_orphans();
+        let reporter = outbox.clone();
+        tokio::task::spawn_blocking(move || reporter.report_orphans());
         outbox
     }
 
