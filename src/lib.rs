@@ -59,20 +59,32 @@ pub fn command_http_client() -> Result<reqwest::Client, reqwest::Error> {
         let Some(first) = attempt.previous().first() else {
             return attempt.follow();
         };
-        let next = attempt.url();
-        if attempt.previous().len() > 5 {
-            attempt.error("too many redirects")
-        } else if first.scheme() == "https" && next.scheme() != "https" {
-            attempt.error("a redirect from https to http")
-        } else if first.host_str() != next.host_str()
-            || first.port_or_known_default() != next.port_or_known_default()
-        {
-            attempt.error("a redirect to another host")
-        } else {
-            attempt.follow()
+        match command_redirect_refusal(first, attempt.url(), attempt.previous().len()) {
+            Some(why) => attempt.error(why),
+            None => attempt.follow(),
         }
     });
     http_client_with(None, policy)
+}
+
+/// Why a command's request may not follow its `hops`-th redirect from `first` (the URL the
+/// command named) to `next`, if it may not.
+fn command_redirect_refusal(
+    first: &reqwest::Url,
+    next: &reqwest::Url,
+    hops: usize,
+) -> Option<&'static str> {
+    if hops > 5 {
+        Some("too many redirects")
+    } else if first.scheme() == "https" && next.scheme() != "https" {
+        Some("a redirect from https to http")
+    } else if first.host_str() != next.host_str()
+        || first.port_or_known_default() != next.port_or_known_default()
+    {
+        Some("a redirect to another host")
+    } else {
+        None
+    }
 }
 
 fn http_client_with(
@@ -88,4 +100,44 @@ fn http_client_with(
         None => builder,
     }
     .build()
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::command_redirect_refusal as refusal;
+
+    fn url(s: &str) -> reqwest::Url {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn command_redirects_stay_on_the_host_and_never_leave_https() {
+        let https = url("https://ci.example.org:8443/job/a");
+        assert_eq!(
+            refusal(&https, &url("https://ci.example.org:8443/job/b"), 1),
+            None
+        );
+        assert_eq!(
+            refusal(&https, &url("http://ci.example.org:8443/job/b"), 1),
+            Some("a redirect from https to http")
+        );
+        assert_eq!(
+            refusal(&https, &url("https://evil.example.net:8443/"), 1),
+            Some("a redirect to another host")
+        );
+        assert_eq!(
+            refusal(&https, &url("https://ci.example.org/job/b"), 1),
+            Some("a redirect to another host")
+        );
+        let http = url("http://ci.example.org/a");
+        assert_eq!(refusal(&http, &url("http://ci.example.org:80/b"), 5), None);
+        assert_eq!(
+            refusal(&http, &url("https://ci.example.org:443/b"), 1),
+            Some("a redirect to another host")
+        );
+        assert_eq!(
+            refusal(&http, &url("http://ci.example.org/b"), 6),
+            Some("too many redirects")
+        );
+    }
 }

@@ -2,6 +2,10 @@
 //! their networks share: the web site serves them without knowing which driver it asks.
 
 use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
 
 /// Why a file could not be fetched from its network.
 #[derive(Debug, thiserror::Error)]
@@ -18,17 +22,29 @@ pub enum MediaError {
     TooLarge { max: u64 },
 }
 
-/// A file fetched from its network.
-#[derive(Debug)]
+/// A file's bytes as the network sends them, chunk by chunk.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, MediaError>> + Send>>;
+
+/// A file being fetched from its network: nothing of the body is read yet.
 pub struct Download {
-    pub bytes: Vec<u8>,
+    /// The body. The source has refused a file whose announced length is over the cap, but
+    /// an announced length can be missing or wrong: whoever reads the body counts it.
+    pub body: ByteStream,
     /// The content type the network gave.
     pub content_type: Option<String>,
 }
 
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Fetches a network's files by URI with the bot's own login.
 pub trait FileSource: Clone + Send + Sync + 'static {
-    /// Downloads `uri`, at most `max` bytes.
+    /// Starts downloading `uri`; refuses at once a file announced as larger than `max` bytes.
     fn download(
         &self,
         uri: &str,

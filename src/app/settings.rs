@@ -118,5 +118,13 @@ pub(super) fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
             .unwrap_or_default(),
         bot_nick: cfg.bot.nick.clone(),
         prefix: cfg.bot.prefix.clone(),
+        display_name_networks: cfg.matrix.iter().map(|m| m.name.clone()).collect(),
+        enders: ["admin", "chair"]
+            .iter()
+            .filter_map(|role| cfg.roles.get(*role))
+            .flatten()
+            .cloned()
+            .collect(),
+        idle_timeout: Some(cfg.meeting_idle_timeout),
     })
 }

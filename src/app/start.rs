@@ -182,7 +182,7 @@ impl Runtime {
         triggers: &Triggers,
     ) -> Result<BTreeMap<String, MqttHandle>, AppError> {
         if let Some(b) = &self.cfg.broker {
-            crate::adapters::mqtt::broker::start(b.listen).await?;
+            crate::adapters::mqtt::broker::start(b).await?;
         }
         let mut handles = BTreeMap::new();
         for m in &self.cfg.mqtt {
@@ -251,6 +251,10 @@ impl Runtime {
             .merge(web::media::routes(
                 self.store.clone(),
                 std::mem::take(&mut self.media),
+                web::media_cache::MediaCache::new(
+                    self.cfg.bot.data_dir.join("media-cache"),
+                    web::media_cache::CacheLimits::with_capacity(w.media_cache_bytes),
+                ),
             ));
         let limits = web::Limits::for_open_files(open_files_limit());
         self.supervisor.spawn(
@@ -434,7 +438,13 @@ impl Runtime {
                 "resuming meetings from the journal"
             );
         }
-        Ok(core.enable_meetings(settings, journals, Utc::now()))
+        let now = Utc::now();
+        let actions = core.enable_meetings(settings, journals, now);
+        core.claim_meeting_files(
+            self.store
+                .meeting_claims(now - chrono::TimeDelta::hours(1))?,
+        );
+        Ok(actions)
     }
 }
 

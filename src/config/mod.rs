@@ -53,6 +53,8 @@ pub struct Config {
     pub relays: Vec<RelaySpec>,
     pub watches: Vec<WatchSpec>,
     pub meetings: MeetingRooms,
+    /// `[meetings] idle_timeout`: a meeting without a line for this long is ended.
+    pub meeting_idle_timeout: std::time::Duration,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
 
@@ -70,6 +72,8 @@ pub struct WebConfig {
     pub public_url: String,
     /// How long pastes and media links are served.
     pub paste_ttl: Duration,
+    /// Bytes of Matrix files kept in `data_dir/media-cache/`.
+    pub media_cache_bytes: u64,
 }
 
 /// `[store]`: how long the store keeps what it keeps, and how large it may grow.
@@ -198,6 +202,8 @@ pub struct MqttConfig {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    /// Clients must log in with these when given.
+    pub login: Option<(String, Secret)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -54,6 +54,7 @@ pub(super) struct RawWeb {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
     pub(super) paste_ttl: Option<Spanned<String>>,
+    pub(super) media_cache_mib: Option<Spanned<u64>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }
@@ -177,7 +178,9 @@ pub(super) struct RawMqtt {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBroker {
-    pub(super) listen: Spanned<String>,
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) username: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<RawSecret>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }
@@ -329,6 +332,8 @@ impl<'de> Deserialize<'de> for RawMeetingRooms {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMeetings {
     pub(super) rooms: Spanned<RawMeetingRooms>,
+    #[serde(default)]
+    pub(super) idle_timeout: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {

@@ -398,3 +398,67 @@ fn bad_watches_are_refused_at_their_location() {
     let e = watch(&format!("packages = [\"x\"]\n{good_sources}wat = 1\n"));
     assert!(e.contains("unknown field `wat`"), "{e}");
 }
+
+#[test]
+fn the_embedded_broker_listens_on_loopback_unless_told_and_wants_a_whole_login() {
+    let c = parse(&format!("{BASE}\n[broker]\n")).unwrap();
+    let b = c.broker.unwrap();
+    assert_eq!(b.listen.to_string(), "127.0.0.1:1883");
+    assert!(b.login.is_none());
+
+    let c = parse(&format!(
+        "{BASE}\n[broker]\nlisten = \"0.0.0.0:1884\"\nusername = \"u\"\npassword = \"p\"\n"
+    ))
+    .unwrap();
+    let (user, password) = c.broker.unwrap().login.unwrap();
+    assert_eq!((user.as_str(), password.expose()), ("u", "p"));
+
+    let e = parse(&format!("{BASE}\n[broker]\nusername = \"u\"\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("broker.username needs broker.password"),
+        "{e}"
+    );
+    let e = parse(&format!("{BASE}\n[broker]\npassword = \"p\"\n")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("broker.password needs broker.username"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_media_cache_is_sized_in_mib_with_room_for_one_file() {
+    let web = |extra: &str| format!("{BASE}\n[web]\nlisten = \"127.0.0.1:8080\"\n{extra}");
+    let c = parse(&web("")).unwrap();
+    assert_eq!(c.web.unwrap().media_cache_bytes, 512 * 1024 * 1024);
+    let c = parse(&web("media_cache_mib = 64\n")).unwrap();
+    assert_eq!(c.web.unwrap().media_cache_bytes, 64 * 1024 * 1024);
+    let e = err(&web("media_cache_mib = 24\n"));
+    assert!(
+        e.starts_with("bot.toml:15:19: web.media_cache_mib must be at least 25"),
+        "{e}"
+    );
+}
+
+#[test]
+fn meetings_idle_timeout_defaults_to_three_hours_and_is_a_positive_duration() {
+    let rooms = "[meetings]\nrooms = [\"libera/#sig\"]\n";
+    let c = parse(&format!("{BASE}\n{rooms}")).unwrap();
+    assert_eq!(
+        c.meeting_idle_timeout,
+        std::time::Duration::from_secs(3 * 3600)
+    );
+    let c = parse(&format!("{BASE}\n{rooms}idle_timeout = \"90m\"\n")).unwrap();
+    assert_eq!(
+        c.meeting_idle_timeout,
+        std::time::Duration::from_secs(90 * 60)
+    );
+    let e = err(&format!("{BASE}\n{rooms}idle_timeout = \"soon\"\n"));
+    assert!(
+        e.contains("idle_timeout") && e.contains("bad duration"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}\n{rooms}idle_timeout = \"0s\"\n"));
+    assert!(e.contains("longer than 0s"), "{e}");
+}

@@ -31,7 +31,9 @@ pub use event::{
     Activity, Event, IncomingMessage, LinkState, Media, MediaKind, Member, MessageKind, Presence,
     PresenceChange, Principal, RichMessage, RoomActivity, RoomRef, RoomRefError, Sender,
 };
-pub use meeting::{JournalLine, Meeting, MeetingKey, MeetingScope, MeetingSettings, Meetings};
+pub use meeting::{
+    JournalLine, Meeting, MeetingClaims, MeetingKey, MeetingScope, MeetingSettings, Meetings,
+};
 pub use package::PackageVersion;
 pub use secret::Secret;
 
@@ -118,6 +120,12 @@ impl Core {
 
     pub fn meetings(&self) -> &Meetings {
         &self.meetings
+    }
+
+    /// Tells the meetings what earlier runs left (rooms' directories, recent meetings and
+    /// messages), so that a new meeting never takes another's files.
+    pub fn claim_meeting_files(&mut self, claims: MeetingClaims) {
+        self.meetings.claim(claims);
     }
 
     /// Installs the declarative commands (at start; later reloads come as events).
@@ -207,6 +215,7 @@ impl Core {
             Event::Tick => {
                 let mut out = self.commands.tick(now);
                 out.extend(self.on_tick(now));
+                out.extend(self.meetings.tick(now));
                 out
             }
             Event::FetchDone { id, outcome } => self.commands.finished(id, outcome, now),

@@ -6,8 +6,8 @@ use std::path::Path;
 use rusqlite::params;
 
 use super::{Store, StoreError};
-use crate::core::RoomRef;
-use crate::core::meeting::{JournalLine, Meeting, MeetingKey, room_slug};
+use crate::core::meeting::{JournalLine, Meeting, MeetingClaims, MeetingKey};
+use crate::core::{Principal, RoomRef};
 
 /// A finished meeting, as the web site lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -42,7 +42,8 @@ pub const HIT_START: char = '\u{2}';
 pub const HIT_END: char = '\u{3}';
 
 impl Store {
-    /// Journals one line of a running meeting, committed before it returns.
+    /// Journals one line of a running meeting, committed before it returns. A line from a
+    /// message that is already journaled (same source) is not stored again.
     pub fn journal_meeting_line(
         &self,
         key: &MeetingKey,
@@ -50,20 +51,79 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let id = meeting_id(&tx, &key.room.to_string(), &key.started.to_rfc3339())?;
+            let id = meeting_id(
+                &tx,
+                &key.room.to_string(),
+                &key.started.to_rfc3339(),
+                &key.slug,
+                key.seq,
+            )?;
             tx.execute(
-                "INSERT INTO meeting_lines (meeting, time, nick, text, emote, bot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO meeting_lines
+                   (meeting, time, nick, text, emote, bot, network, principal, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     id,
                     line.time.to_rfc3339(),
                     line.nick,
                     line.text,
                     line.emote,
-                    line.bot
+                    line.bot,
+                    line.network,
+                    line.principal.as_ref().map(ToString::to_string),
+                    line.source,
                 ],
             )?;
             tx.commit()
+        })
+    }
+
+    /// What new meetings must keep clear of: every room's directory (imported archives
+    /// claim none), the meetings started since `since`, and the messages journaled since.
+    pub fn meeting_claims(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<MeetingClaims, StoreError> {
+        let since = since.to_rfc3339();
+        self.with(|c| {
+            let mut claims = MeetingClaims::default();
+            let mut st = c.prepare(
+                "SELECT room, room_slug FROM meetings
+                 WHERE room_slug IS NOT NULL AND seq > 0 ORDER BY id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            for row in rows {
+                let (room, slug) = row?;
+                if let Ok(room) = RoomRef::parse(&room) {
+                    claims.rooms.push((room, slug));
+                }
+            }
+            let mut st = c.prepare(
+                "SELECT room_slug, started, seq FROM meetings
+                 WHERE room_slug IS NOT NULL AND seq > 0 AND started >= ?1",
+            )?;
+            let rows = st.query_map([&since], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+            })?;
+            for row in rows {
+                let (slug, started, seq) = row?;
+                if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&started) {
+                    claims.recent.push((slug, t.to_utc(), seq));
+                }
+            }
+            let mut st = c.prepare(
+                "SELECT source, time FROM meeting_lines WHERE source IS NOT NULL AND time >= ?1",
+            )?;
+            let rows = st.query_map([&since], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (source, time) = row?;
+                if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&time) {
+                    claims.sources.push((source, t.to_utc()));
+                }
+            }
+            Ok(claims)
         })
     }
 
@@ -71,15 +131,21 @@ impl Store {
     pub fn unfinished_meetings(&self) -> Result<Vec<(MeetingKey, Vec<JournalLine>)>, StoreError> {
         self.with(|c| {
             let mut out = Vec::new();
-            let mut meetings =
-                c.prepare("SELECT id, room, started FROM meetings WHERE ended IS NULL ORDER BY id")?;
-            let rows: Vec<(i64, String, String)> = meetings
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            let mut meetings = c.prepare(
+                "SELECT id, room, started, room_slug, seq FROM meetings
+                 WHERE ended IS NULL ORDER BY id",
+            )?;
+            type Row = (i64, String, String, Option<String>, u32);
+            let rows: Vec<Row> = meetings
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
                 .collect::<Result<_, _>>()?;
             let mut lines = c.prepare(
-                "SELECT time, nick, text, emote, bot FROM meeting_lines WHERE meeting = ?1 ORDER BY id",
+                "SELECT time, nick, text, emote, bot, network, principal, source
+                 FROM meeting_lines WHERE meeting = ?1 ORDER BY id",
             )?;
-            for (id, room, started) in rows {
+            for (id, room, started, slug, seq) in rows {
                 let (Ok(room), Ok(started)) = (
                     RoomRef::parse(&room),
                     chrono::DateTime::parse_from_rfc3339(&started),
@@ -98,13 +164,22 @@ impl Store {
                             text: r.get(2)?,
                             emote: r.get(3)?,
                             bot: r.get(4)?,
+                            network: r.get(5)?,
+                            principal: r
+                                .get::<_, Option<String>>(6)?
+                                .and_then(|p| Principal::parse(&p)),
+                            source: r.get(7)?,
                         })
                     })?
                     .collect::<Result<_, _>>()?;
+                // Journals from before directories were fixed at the start used the room slug.
+                let slug = slug.unwrap_or_else(|| crate::core::meeting::room_slug(&room));
                 out.push((
                     MeetingKey {
                         room,
                         started: started.to_utc(),
+                        slug,
+                        seq: seq.max(1),
                     },
                     journal,
                 ));
@@ -124,7 +199,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let base = m.base_path();
         let base = base.split_once('/').map_or(base.as_str(), |(_, b)| b);
-        self.record(m, &room_slug(&m.room), base, files_dir, finished)
+        self.record(m, &m.slug, base, files_dir, finished, m.seq)
     }
 
     /// Records (and indexes) a finished meeting from an existing archive, whose files are
@@ -136,7 +211,7 @@ impl Store {
         base: &str,
         files_dir: &Path,
     ) -> Result<(), StoreError> {
-        self.record(m, room_slug, base, files_dir, true)
+        self.record(m, room_slug, base, files_dir, true, 0)
     }
 
     fn record(
@@ -146,6 +221,7 @@ impl Store {
         base: &str,
         files_dir: &Path,
         finished: bool,
+        seq: u32,
     ) -> Result<(), StoreError> {
         let attendees = m
             .attendees()
@@ -155,10 +231,10 @@ impl Store {
             .join(", ");
         self.with(|c| {
             let tx = c.transaction()?;
-            let id = meeting_id(&tx, &m.room.to_string(), &m.started.to_rfc3339())?;
+            let id = meeting_id(&tx, &m.room.to_string(), &m.started.to_rfc3339(), slug, seq)?;
             tx.execute(
                 "UPDATE meetings SET room_slug = ?2, base = ?3, files_dir = ?4, title = ?5,
-                   attendees = ?6, restricted = ?7, ended = ?8 WHERE id = ?1",
+                   attendees = ?6, restricted = ?7, ended = ?8, seq = ?9 WHERE id = ?1",
                 params![
                     id,
                     slug,
@@ -171,7 +247,8 @@ impl Store {
                         Some(m.ended.unwrap_or(m.started).to_rfc3339())
                     } else {
                         None
-                    }
+                    },
+                    seq
                 ],
             )?;
             if finished {
@@ -181,7 +258,8 @@ impl Store {
         })
     }
 
-    /// Rooms with their meetings, newest first (restricted meetings left out).
+    /// Rooms with their meetings, newest first (restricted meetings left out, and so is a
+    /// meeting whose files a restricted one wrote over, before meetings kept apart).
     pub fn finished_meetings(
         &self,
         room_slug: Option<&str>,
@@ -191,6 +269,8 @@ impl Store {
                 "SELECT id, room, room_slug, started, ended, base, files_dir, title, attendees, restricted
                  FROM meetings WHERE ended IS NOT NULL AND base IS NOT NULL AND restricted = 0
                    AND (?1 IS NULL OR room_slug = ?1)
+                   AND (files_dir, base) NOT IN (SELECT files_dir, base FROM meetings
+                       WHERE restricted = 1 AND files_dir IS NOT NULL AND base IS NOT NULL)
                  ORDER BY started DESC",
             )?;
             st.query_map([room_slug], summary_row)?.collect()
@@ -253,10 +333,18 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingSummary> {
     })
 }
 
-fn meeting_id(tx: &rusqlite::Transaction<'_>, room: &str, started: &str) -> rusqlite::Result<i64> {
+/// The row of the meeting of `room` started at `started`, made with its directory and
+/// number when it is new.
+fn meeting_id(
+    tx: &rusqlite::Transaction<'_>,
+    room: &str,
+    started: &str,
+    slug: &str,
+    seq: u32,
+) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT OR IGNORE INTO meetings (room, started) VALUES (?1, ?2)",
-        params![room, started],
+        "INSERT OR IGNORE INTO meetings (room, started, room_slug, seq) VALUES (?1, ?2, ?3, ?4)",
+        params![room, started, slug, seq],
     )?;
     tx.query_row(
         "SELECT id FROM meetings WHERE room = ?1 AND started = ?2",
@@ -332,6 +420,8 @@ fn run_search(c: &rusqlite::Connection, q: &str, limit: usize) -> rusqlite::Resu
                 s.kind, s.line, s.nick, snippet(meeting_search, 4, char(2), char(3), '…', 16)
          FROM meeting_search s JOIN meetings m ON m.id = s.meeting
          WHERE meeting_search MATCH ?1 AND m.restricted = 0
+           AND (m.files_dir, m.base) NOT IN (SELECT files_dir, base FROM meetings
+               WHERE restricted = 1 AND files_dir IS NOT NULL AND base IS NOT NULL)
          ORDER BY rank LIMIT ?2",
     )?;
     st.query_map(params![q, limit as i64], |r| {
@@ -395,6 +485,8 @@ mod tests {
         let key = MeetingKey {
             room: room.clone(),
             started: t,
+            slug: "sig".into(),
+            seq: 1,
         };
         let store = Store::open(dir.path()).unwrap();
         for (text, bot) in [
@@ -406,8 +498,8 @@ mod tests {
                 time: t,
                 nick: "alice".into(),
                 text: text.into(),
-                emote: false,
                 bot,
+                ..JournalLine::default()
             };
             store.journal_meeting_line(&key, &line).unwrap();
         }
@@ -433,6 +525,86 @@ mod tests {
         assert!(hits[0].snippet.contains("\u{2}zebras\u{3}"));
         // FTS5 syntax in a query is only text.
         assert!(store.search_meetings("\"AND OR (", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn claims_name_rooms_recent_meetings_and_journaled_messages_and_a_source_is_stored_once() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        let key = |room: &str, slug: &str, seq| MeetingKey {
+            room: RoomRef::new("libera", room),
+            started: t,
+            slug: slug.into(),
+            seq,
+        };
+        let line = |source: Option<&str>| JournalLine {
+            time: t,
+            nick: "alice".into(),
+            text: "#startmeeting".into(),
+            network: Some("libera".into()),
+            principal: Some(Principal::new("libera", "alice")),
+            source: source.map(str::to_owned),
+            ..JournalLine::default()
+        };
+        store
+            .journal_meeting_line(&key("#x", "x", 1), &line(Some("libera/m1#1")))
+            .unwrap();
+        store
+            .journal_meeting_line(&key("#x", "x", 1), &line(Some("libera/m1#1")))
+            .unwrap();
+        store
+            .journal_meeting_line(&key("##x", "x-2", 1), &line(None))
+            .unwrap();
+        let journals = store.unfinished_meetings().unwrap();
+        assert_eq!(journals.len(), 2);
+        assert_eq!(journals[0].1.len(), 1, "the same message is journaled once");
+        assert_eq!(journals[0].1[0], line(Some("libera/m1#1")));
+        assert_eq!(journals[1].0, key("##x", "x-2", 1));
+        let claims = store
+            .meeting_claims(t - chrono::TimeDelta::hours(1))
+            .unwrap();
+        assert_eq!(
+            claims.rooms,
+            [
+                (RoomRef::new("libera", "#x"), "x".to_owned()),
+                (RoomRef::new("libera", "##x"), "x-2".to_owned())
+            ]
+        );
+        assert_eq!(claims.recent.len(), 2);
+        assert_eq!(claims.sources, [("libera/m1#1".to_owned(), t)]);
+        assert!(
+            store
+                .meeting_claims(t + chrono::TimeDelta::hours(1))
+                .unwrap()
+                .recent
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_public_meeting_whose_files_a_restricted_one_wrote_over_is_not_served() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = chrono::Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 0).unwrap();
+        // Two rooms with one slug, as stores from before meetings were kept apart hold them.
+        for (room, restrict) in [("#x", false), ("##x", true)] {
+            let mut m = crate::core::Meeting::new(RoomRef::new("libera", room), "a", t, "!");
+            m.add_line("a", "#startmeeting same", t, false);
+            m.add_line("a", "secret words", t, false);
+            if restrict {
+                m.add_line("a", "#restrictlogs", t, false);
+            }
+            m.add_line("a", "#endmeeting", t, false);
+            m.slug = "x".into();
+            store
+                .record_meeting_files(&m, &dir.path().join("x/2026-03-04"), true)
+                .unwrap();
+        }
+        assert!(store.finished_meetings(None).unwrap().is_empty());
+        assert!(store.search_meetings("secret", 10).unwrap().is_empty());
     }
 
     /// A store with one finished meeting of `lines` log lines.

@@ -202,6 +202,18 @@ const MIGRATIONS: &[&str] = &[
     ORDER BY merge_at, part, id;
     DROP TABLE bridge_outbox;
     DROP TABLE relay_outbox;",
+    // 10: meetings keep apart (DESIGN §7): a meeting's directory (`room_slug`, set when it
+    // starts) and its number among the meetings started in that minute there (`seq`; 0 for
+    // an imported archive, which claims no directory); and who said each journaled line
+    // (network, principal: chair rights follow them) and which message it came from
+    // (`source`: a message handled again after a crash is journaled once).
+    "ALTER TABLE meetings ADD COLUMN seq INTEGER NOT NULL DEFAULT 1;
+    UPDATE meetings SET seq = 0 WHERE room LIKE 'archive/%';
+    ALTER TABLE meeting_lines ADD COLUMN network TEXT;
+    ALTER TABLE meeting_lines ADD COLUMN principal TEXT;
+    ALTER TABLE meeting_lines ADD COLUMN source TEXT;
+    CREATE UNIQUE INDEX meeting_lines_by_source ON meeting_lines (source)
+        WHERE source IS NOT NULL;",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async

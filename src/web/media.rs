@@ -2,27 +2,37 @@
 //! media) and served to IRC users, who have no Matrix login of their own.
 //!
 //! IDs are unguessable (the bridge makes them) and map to one `mxc://` URI of one network
-//! in the store. Files are capped in size. Types a browser would run as a page (HTML, SVG,
-//! XML, scripts) are served as downloads, never inline, and nothing is sniffed.
+//! in the store. Files are capped in size, fetched once into the on-disk cache
+//! ([`super::media_cache`]) and streamed from there. Types a browser would run as a page
+//! (HTML, SVG, XML, scripts) are served as downloads, never inline, and nothing is sniffed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio_util::io::ReaderStream;
 
-use crate::adapters::media::{FileSource, MediaError};
+use super::media_cache::{FetchError, MediaCache};
+use crate::adapters::media::FileSource;
 use crate::store::Store;
 
 /// The largest file relayed, in bytes.
 pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;
 
+/// The size of the chunks a cached file is read and sent in. Small on purpose: the server
+/// queues up to 16 chunks for a client that does not read, so this bounds what each stalled
+/// reader holds (about 130 KiB, where 64 KiB chunks cost about 400 KiB).
+const READ_CHUNK: usize = 8 * 1024;
+
 struct MediaState<S> {
     store: Store,
     sources: Arc<BTreeMap<String, S>>,
+    cache: MediaCache,
 }
 
 impl<S> Clone for MediaState<S> {
@@ -30,17 +40,23 @@ impl<S> Clone for MediaState<S> {
         Self {
             store: self.store.clone(),
             sources: self.sources.clone(),
+            cache: self.cache.clone(),
         }
     }
 }
 
-/// The route, with the networks' file sources by network name.
-pub fn routes<S: FileSource>(store: Store, sources: BTreeMap<String, S>) -> Router {
+/// The route, with the networks' file sources by network name and the cache of their files.
+pub fn routes<S: FileSource>(
+    store: Store,
+    sources: BTreeMap<String, S>,
+    cache: MediaCache,
+) -> Router {
     Router::new()
         .route("/media/{id}", get(media::<S>))
         .with_state(MediaState {
             store,
             sources: Arc::new(sources),
+            cache,
         })
 }
 
@@ -65,18 +81,26 @@ async fn media<S: FileSource>(State(st): State<MediaState<S>>, Path(id): Path<St
     let Some(source) = st.sources.get(&link.network) else {
         return not_found();
     };
-    let download = match source.download(&link.uri, MAX_MEDIA_BYTES).await {
-        Ok(d) => d,
-        Err(MediaError::TooLarge { .. }) => {
+    let cached = match st.cache.get(source, &link.network, &link.uri).await {
+        Ok(c) => c,
+        Err(FetchError::TooLarge { .. }) => {
             return (StatusCode::PAYLOAD_TOO_LARGE, "file too large to relay\n").into_response();
         }
-        Err(MediaError::Status(s)) if s == reqwest::StatusCode::NOT_FOUND => return not_found(),
-        Err(e) => {
-            tracing::warn!(network = %link.network, error = %e, "media not fetched");
+        Err(FetchError::NotFound) => return not_found(),
+        Err(FetchError::Busy) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "10")],
+                "busy, try again\n",
+            )
+                .into_response();
+        }
+        // Logged once, by the download.
+        Err(FetchError::Failed(_)) => {
             return (StatusCode::BAD_GATEWAY, "file not available now\n").into_response();
         }
     };
-    let content_type = download
+    let content_type = cached
         .content_type
         .or(link.mimetype)
         .unwrap_or_else(|| "application/octet-stream".to_owned());
@@ -86,8 +110,10 @@ async fn media<S: FileSource>(State(st): State<MediaState<S>>, Path(id): Path<St
         if inline { "inline" } else { "attachment" },
         header_safe_name(&link.name)
     );
-    let mut response = download.bytes.into_response();
+    let mut response =
+        Body::from_stream(ReaderStream::with_capacity(cached.file, READ_CHUNK)).into_response();
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(cached.len));
     for (name, value) in [
         (header::CONTENT_TYPE, content_type),
         (header::CONTENT_DISPOSITION, disposition),

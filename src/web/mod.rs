@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::LinkState;
 
 pub mod media;
+pub mod media_cache;
 pub mod meetings;
 pub mod paste;
 

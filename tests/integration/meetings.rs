@@ -187,8 +187,10 @@ fn file_with(files: &[PathBuf], ext: &str) -> String {
     std::fs::read_to_string(f).unwrap()
 }
 
-/// The log without times, and without the bot's "resumed" notice.
+/// The log without times (those the bot says included, as in the greeting and `#undo`: the two
+/// runs may say them in different seconds), and without the bot's "resumed" notice.
 fn log_lines(files: &[PathBuf]) -> Vec<String> {
+    let clock = regex::Regex::new(r"\d\d:\d\d:\d\d").unwrap();
     let f = files
         .iter()
         .find(|p| p.to_string_lossy().ends_with(".log.txt"))
@@ -197,7 +199,10 @@ fn log_lines(files: &[PathBuf]) -> Vec<String> {
         .unwrap()
         .lines()
         .filter(|l| !l.contains("is resumed"))
-        .map(|l| l[9..].to_owned())
+        .map(|l| match l[9..].split_once("Meeting started ") {
+            Some((who, _)) => format!("{who}Meeting started"),
+            None => clock.replace_all(&l[9..], "hh:mm:ss").into_owned(),
+        })
         .collect()
 }
 

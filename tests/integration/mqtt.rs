@@ -108,6 +108,63 @@ async fn tls_with_a_client_certificate_relays_and_a_wrong_certificate_is_refused
     bot.terminate(T).await;
 }
 
+/// A packet far over `max_payload` is refused from its header, before its body is read; the
+/// broker's session is dropped so that it is not sent again on every reconnect, and the relay
+/// goes on.
+#[tokio::test]
+async fn a_packet_far_over_max_payload_is_refused_unread_and_the_relay_goes_on() {
+    let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
+    let dir = temp_dir("mqtt-huge");
+    let client_id = format!("sigbot-test-{}", free_port());
+    let bot_config = || {
+        let forge = Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+            .set("client_id", client_id.clone())
+            .set("max_payload", 4096);
+        let route = to_console("huge", "huge/#", "{{ msg.agent }} did {{ msg.what }}");
+        config(forge, route)
+    };
+    let mut bot = Bot::start(dir.path(), &bot_config());
+    bot.wait_log(T, "subscribed").await;
+
+    let mut options = mosquitto.mqtt_options("huge-publisher");
+    options.set_max_packet_size(2 << 20, 2 << 20);
+    let mut publisher = MqttClient::try_connect(options).await.unwrap();
+    let huge = format!(r#"{{"agent":"a","what":"{}"}}"#, "x".repeat(1 << 20));
+    publisher.publish("huge/one", huge).await;
+    let line = bot.wait_log(T, "MQTT packet refused unread").await;
+    assert!(line.contains("max=4096"), "{line}");
+    assert!(line.contains("WARN"), "{line}");
+    bot.wait_log(T, "MQTT session cleared").await;
+    bot.wait_log(T, "subscribed").await;
+
+    publisher
+        .publish("huge/two", r#"{"agent":"b","what":"c"}"#)
+        .await;
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> b did c"
+    );
+    let refused = bot
+        .log()
+        .iter()
+        .filter(|l| l.contains("MQTT packet refused unread"))
+        .count();
+    assert_eq!(refused, 1, "the broker sent the refused packet again");
+
+    // The session is persistent again: what is published while the bot is away is delivered
+    // when it comes back.
+    bot.terminate(T).await;
+    publisher
+        .publish("huge/three", r#"{"agent":"d","what":"e"}"#)
+        .await;
+    let mut again = Bot::start(dir.path(), &bot_config());
+    assert_eq!(
+        again.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> d did e"
+    );
+    again.terminate(T).await;
+}
+
 #[tokio::test]
 async fn bad_payloads_are_logged_counted_and_skipped_and_template_errors_name_route_and_line() {
     let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
@@ -330,6 +387,58 @@ async fn the_embedded_default_relays_a_fixture_published_to_its_own_broker() {
     assert!(
         line.ends_with("pingou pushed 3 commits to pagure (master) edc02fbb42"),
         "{line}"
+    );
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+/// The embedded broker with a login: the bot's own connection logs in and relays; a client
+/// without the login, or with a wrong password, is refused.
+#[tokio::test]
+async fn the_embedded_broker_with_a_login_refuses_strangers() {
+    let dir = temp_dir("mqtt-embedded-login");
+    let port = free_port();
+    let pw_file = dir.path().join("broker-pw");
+    std::fs::write(&pw_file, "s3cret-broker\n").unwrap();
+    let pw = format!(
+        "password = {{ file = {:?} }}",
+        pw_file.display().to_string()
+    );
+    let broker = Section::new()
+        .set("listen", format!("127.0.0.1:{port}"))
+        .set("username", "relay")
+        .raw(&pw);
+    let forge = forge(format!("mqtt://127.0.0.1:{port}"))
+        .set("username", "relay")
+        .raw(&pw);
+    let config = BotConfig::new()
+        .console()
+        .table("broker", broker)
+        .mqtt(forge)
+        .relay(pagure_relay())
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    bot.wait_log(T, "embedded MQTT broker listening").await;
+    bot.wait_log(T, "subscribed").await;
+
+    let options = |user: Option<(&str, &str)>| {
+        let mut o = rumqttc::MqttOptions::new(format!("c{}", free_port()), "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        if let Some((u, p)) = user {
+            o.set_credentials(u, p);
+        }
+        o
+    };
+    let anonymous = MqttClient::try_connect(options(None)).await;
+    assert!(anonymous.is_err(), "a client without a login got in");
+    let wrong = MqttClient::try_connect(options(Some(("relay", "guess")))).await;
+    assert!(wrong.is_err(), "a client with a wrong password got in");
+    let mut publisher = MqttClient::try_connect(options(Some(("relay", "s3cret-broker"))))
+        .await
+        .unwrap();
+    publish_git_receive_and_see_it_relayed(&mut publisher, &mut bot).await;
+    assert!(
+        !bot.log().iter().any(|l| l.contains("s3cret-broker")),
+        "the broker's password reached the log"
     );
     assert_eq!(bot.terminate(T).await, Some(0));
 }

@@ -102,13 +102,21 @@ async fn an_imported_archive_never_serves_a_link_that_leaves_it() {
     assert_eq!(bot.terminate(T).await, Some(0));
 }
 
-/// A thousand idle connections neither starve the site nor keep the bot from stopping.
+/// A thousand idle connections neither starve the site, nor the bot's own outgoing
+/// connections (a `!bug` lookup), nor keep the bot from stopping.
 #[tokio::test]
 async fn idle_and_half_sent_connections_neither_block_the_site_nor_the_stop() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = temp_dir("web-idle");
     let web = free_port();
-    let config = BotConfig::new().console().web(web).build();
+    let services = format!("http://{}", crate::commands::fake_services().await);
+    let commands = dir.path().join("commands");
+    crate::commands::shipped_commands(&commands, &services);
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .commands_dir(&commands)
+        .build();
     let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "web site listening").await;
     let mut idle = Vec::new();
@@ -135,6 +143,12 @@ async fn idle_and_half_sent_connections_neither_block_the_site_nor_the_stop() {
     assert_eq!(
         bot.wait_stdout(T, "").await,
         "[console/#local] <sigbot> pong"
+    );
+    // A lookup opens a connection of its own to the Bugzilla-shaped server.
+    bot.say("!bug 1839234").await;
+    assert_eq!(
+        bot.wait_stdout(T, "").await,
+        "[console/#local] <sigbot> rhbz#1839234: sqlite-3.32.0 is available [MODIFIED] (Fedora/sqlite) https://bugzilla.redhat.com/show_bug.cgi?id=1839234"
     );
 
     // The server ends a connection that sends nothing, without being asked to.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use matrix_sdk::Client;
 use tokio::sync::watch;
 
@@ -40,6 +41,8 @@ impl FileSource for MediaSource {
             "{}/_matrix/client/v1/media/download/{server}/{media_id}",
             client.homeserver().as_str().trim_end_matches('/')
         );
+        // The time limit covers the body too: a homeserver that trickles cannot hold one of
+        // the few download slots for ever.
         let response = self
             .http
             .get(url)
@@ -59,29 +62,14 @@ impl FileSource for MediaSource {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = read_at_most(response, max).await?;
+        let body = response
+            .bytes_stream()
+            .map_err(|e| MediaError::Http(e.without_url()));
         Ok(Download {
-            bytes,
+            body: Box::pin(body),
             content_type,
         })
     }
-}
-
-/// Reads a body chunk by chunk, giving up as soon as it grows past `max` (the length the
-/// server announced may be missing or wrong).
-async fn read_at_most(mut response: reqwest::Response, max: u64) -> Result<Vec<u8>, MediaError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(reqwest::Error::without_url)?
-    {
-        if (bytes.len() + chunk.len()) as u64 > max {
-            return Err(MediaError::TooLarge { max });
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 /// `mxc://server/id` as (server, id), both checked to be safe in a URL path.

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::config::BrokerConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("embedded MQTT broker: cannot listen on {addr}: {source}")]
@@ -22,10 +24,11 @@ pub enum BrokerError {
     NotBuiltIn,
 }
 
-/// Starts the broker on `listen` in its own threads and waits until it accepts connections.
-/// It runs until the process exits.
+/// Starts the broker on its `listen` address in its own threads and waits until it accepts
+/// connections. It runs until the process exits.
 #[cfg(feature = "embedded-broker")]
-pub async fn start(listen: SocketAddr) -> Result<(), BrokerError> {
+pub async fn start(cfg: &BrokerConfig) -> Result<(), BrokerError> {
+    let listen = cfg.listen;
     // rumqttd's own failure to bind only shows in its log: check the port first.
     drop(
         std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
@@ -33,7 +36,7 @@ pub async fn start(listen: SocketAddr) -> Result<(), BrokerError> {
             source,
         })?,
     );
-    let config: rumqttd::Config = toml::from_str(&format!(
+    let mut config: rumqttd::Config = toml::from_str(&format!(
         r#"
 id = 0
 [router]
@@ -55,6 +58,21 @@ dynamic_filters = true
 "#
     ))
     .map_err(|e| BrokerError::Config(e.to_string()))?;
+    // Set on the parsed config, never written into its text: a password is not TOML.
+    if let Some((user, password)) = &cfg.login {
+        for server in config.v4.iter_mut().flat_map(|s| s.values_mut()) {
+            server.connections.auth = Some(
+                [(user.clone(), password.expose().to_owned())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
+    } else if !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "embedded MQTT broker: anyone who reaches this address can publish; set [broker] username and password"
+        );
+    }
     let mut broker = rumqttd::Broker::new(config);
     std::thread::Builder::new()
         .name("mqtt-broker".to_owned())
@@ -75,6 +93,6 @@ dynamic_filters = true
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-pub async fn start(_listen: SocketAddr) -> Result<(), BrokerError> {
+pub async fn start(_cfg: &BrokerConfig) -> Result<(), BrokerError> {
     Err(BrokerError::NotBuiltIn)
 }

@@ -32,10 +32,31 @@ use crate::config::MqttConfig;
 use crate::core::relay::{Delivery, MqttMessage, MqttPayload};
 use crate::core::{Event, LinkState};
 
-/// The largest packet MQTT allows. Payloads over `max_payload` are read and then skipped
-/// by the relay; refusing them at the socket would drop the connection and have the broker
-/// send the same message again forever.
+/// The largest packet MQTT allows.
 const MQTT_MAX_PACKET: usize = 268_435_455;
+
+/// Room in a PUBLISH beside its payload: the topic (at most 65,535 bytes with its length),
+/// the packet ID. A packet over `max_payload` plus this is refused from its header, unread.
+const PUBLISH_OVERHEAD: usize = 65_537 + 2;
+
+/// The largest packet read from the broker: one carrying a `max_payload` body. Payloads a
+/// little over it (within the topic's room) are still read and then skipped by the relay;
+/// anything larger is refused from its fixed header, before its body is read.
+fn max_incoming_packet(max_payload: usize) -> usize {
+    max_payload
+        .saturating_add(PUBLISH_OVERHEAD)
+        .min(MQTT_MAX_PACKET)
+}
+
+/// The size of a packet refused from its header, when that is why the connection failed.
+fn refused_size(e: &ConnectionError) -> Option<usize> {
+    match e {
+        ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::Error::PayloadSizeLimitExceeded(len),
+        )) => Some(*len),
+        _ => None,
+    }
+}
 
 /// Why a connection cannot even be set up. Connection failures are not errors: they are
 /// logged and retried.
@@ -105,7 +126,7 @@ pub fn options(cfg: &MqttConfig) -> Result<MqttOptions, MqttSetupError> {
     o.set_keep_alive(cfg.keep_alive.max(Duration::from_secs(5)));
     o.set_clean_session(cfg.clean_session);
     o.set_manual_acks(true);
-    o.set_max_packet_size(MQTT_MAX_PACKET, 64 * 1024);
+    o.set_max_packet_size(max_incoming_packet(cfg.max_payload), 64 * 1024);
     if let Some(user) = &cfg.username {
         let pass = cfg
             .password
@@ -273,7 +294,24 @@ async fn run(
                 link.events.send(Event::Mqtt(link.message(p))).await.is_ok()
             }
             Ok(_) => true,
-            Err(e) => link.wait_to_retry(&e, &mut backoff, &shutdown).await,
+            Err(e) => {
+                if let Some(len) = refused_size(&e) {
+                    // The broker would send the same message on every reconnect of this
+                    // session, and the relay would never move past it: drop the session.
+                    tracing::warn!(
+                        len,
+                        max = link.cfg.max_payload,
+                        "MQTT packet refused unread: larger than max_payload; the broker's \
+                         session is cleared so that it does not send it again (what it had \
+                         queued for this bot is dropped with it)"
+                    );
+                    if !link.cfg.clean_session {
+                        clear_session(&event_loop.mqtt_options).await;
+                    }
+                    event_loop.pending.clear();
+                }
+                link.wait_to_retry(&e, &mut backoff, &shutdown).await
+            }
         };
         if !go_on {
             break;
@@ -384,6 +422,35 @@ impl Link {
             () = shutdown.cancelled() => false,
             () = tokio::time::sleep(delay) => true,
         }
+    }
+}
+
+/// Ends the broker's session for this client ID with a short connection that asks for a clean
+/// one, so the next ordinary connection starts a new persistent session with nothing queued.
+async fn clear_session(options: &MqttOptions) {
+    let mut options = options.clone();
+    options.set_clean_session(true);
+    let (client, mut event_loop) = AsyncClient::new(options, 4);
+    let cleared = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match event_loop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    if client.try_disconnect().is_err() {
+                        return false;
+                    }
+                }
+                Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return true,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %explain(&e), "cannot clear the MQTT session");
+                    return false;
+                }
+            }
+        }
+    })
+    .await;
+    if cleared == Ok(true) {
+        tracing::info!("MQTT session cleared");
     }
 }
 

@@ -62,6 +62,7 @@ impl<'a> Checker<'a> {
         let relays = self.relays(&raw.relay)?;
         let watches = self.watches(&raw.watch)?;
         let meetings = self.meetings(raw.meetings.as_ref())?;
+        let meeting_idle_timeout = self.meeting_idle_timeout(raw.meetings.as_ref())?;
         let roles = self.roles(&raw.roles)?;
         Ok(Config {
             path: self.loc.path.to_owned(),
@@ -77,6 +78,7 @@ impl<'a> Checker<'a> {
             relays,
             watches,
             meetings,
+            meeting_idle_timeout,
             roles,
         })
     }

@@ -1,10 +1,14 @@
-//! `[web]`: the site's listening address, public URL, and how long pastes are served.
+//! `[web]`: the site's listening address, public URL, media cache, and how long pastes are
+//! served.
 
 use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::raw::RawWeb;
 use crate::config::{ConfigError, DEFAULT_PASTE_TTL, WebConfig};
+
+const DEFAULT_MEDIA_CACHE_MIB: u64 = 512;
+const MIN_MEDIA_CACHE_MIB: u64 = 25;
 
 impl Checker<'_> {
     pub(super) fn web(&self, raw: Option<&RawWeb>) -> Result<Option<WebConfig>, ConfigError> {
@@ -37,10 +41,22 @@ impl Checker<'_> {
             let at = w.paste_ttl.as_ref().expect("a zero ttl was written");
             return Err(loc.span(at, "web.paste_ttl must be longer than 0s"));
         }
+        let media_cache_bytes = match &w.media_cache_mib {
+            // Room for at least one file at the media cap (25 MiB).
+            Some(m) if *m.get_ref() < MIN_MEDIA_CACHE_MIB => {
+                return Err(loc.span(
+                    m,
+                    format!("web.media_cache_mib must be at least {MIN_MEDIA_CACHE_MIB}"),
+                ));
+            }
+            Some(m) => m.get_ref().saturating_mul(1024 * 1024),
+            None => DEFAULT_MEDIA_CACHE_MIB * 1024 * 1024,
+        };
         Ok(Some(WebConfig {
             listen,
             public_url,
             paste_ttl,
+            media_cache_bytes,
         }))
     }
 }

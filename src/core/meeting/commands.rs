@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::text::{clean_nick, hms, sanitize_name};
-use super::{Effect, ItemKind, LineOutcome, Meeting};
+use super::{ChairId, Effect, ItemKind, LineOutcome, Meeting, Speaker};
 
 /// The meeting commands: one definition each (name, aliases, who may run it, help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,12 +183,18 @@ impl Meeting {
         cmd: MeetingCommand,
         arg: &str,
         nick: &str,
+        speaker: &Speaker,
         time: DateTime<Utc>,
         linenum: usize,
     ) -> LineOutcome {
         use MeetingCommand as C;
         let mut out = LineOutcome::default();
-        if cmd.chairs_only() && cmd != C::StartMeeting && !self.is_chair(nick) {
+        // Role holders end any meeting, so that nobody can hold a room by starting one.
+        let allowed = !cmd.chairs_only()
+            || cmd == C::StartMeeting
+            || (cmd == C::EndMeeting && speaker.ender)
+            || self.is_chair_as(nick, speaker);
+        if !allowed {
             out.replies.push(format!(
                 "{nick}: only the chairs can use #{} (chairs: {})",
                 cmd.names()[0],
@@ -198,7 +204,7 @@ impl Meeting {
         }
         let said = &mut out.replies;
         match cmd {
-            C::StartMeeting => self.start(arg, nick, time, said),
+            C::StartMeeting => self.start(arg, nick, speaker, time, said),
             C::EndMeeting => {
                 self.ended = Some(time);
                 out.effect = Some(Effect::End);
@@ -234,7 +240,14 @@ impl Meeting {
     }
 
     /// `#startmeeting [title]`: the greeting, or a refusal when one was already started.
-    fn start(&mut self, arg: &str, nick: &str, time: DateTime<Utc>, said: &mut Vec<String>) {
+    fn start(
+        &mut self,
+        arg: &str,
+        nick: &str,
+        speaker: &Speaker,
+        time: DateTime<Utc>,
+        said: &mut Vec<String>,
+    ) {
         if self.start_seen {
             said.push(format!(
                 "{nick}: a meeting is already running here (started by {} at {} UTC); #endmeeting ends it",
@@ -245,6 +258,10 @@ impl Meeting {
         }
         self.start_seen = true;
         self.started = time;
+        self.owner_id = match &speaker.principal {
+            Some(p) => ChairId::Principal(p.clone()),
+            None => ChairId::Nick(self.owner.clone()),
+        };
         said.push(format!(
             "Meeting started {} UTC. The chair is {}.",
             self.started.format("%a %b %e %H:%M:%S %Y"),
@@ -291,12 +308,15 @@ impl Meeting {
         for name in arg.split([' ', ',']).filter(|s| !s.is_empty()) {
             let name = clean_nick(name);
             if add {
-                if !self.is_chair(&name) {
+                let id = self.chair_id_for(&name);
+                if id != self.owner_id && !self.chair_ids.values().any(|c| *c == id) {
                     self.add_nick(&name, 0);
-                    self.chairs.insert(name);
+                    self.chairs.insert(name.clone());
+                    self.chair_ids.insert(name, id);
                 }
             } else {
                 self.chairs.remove(&name);
+                self.chair_ids.remove(&name);
             }
         }
         said.push(format!("Current chairs: {}", self.all_chairs().join(" ")));

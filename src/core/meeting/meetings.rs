@@ -6,28 +6,112 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::commands::{MeetingCommand, parse_meeting_command};
-use super::text::{clean_nick, hms};
-use super::{Effect, JournalLine, Meeting, MeetingKey, MeetingSettings, replay};
+use super::text::{clean_nick, hms, room_slug};
+use super::{Effect, JournalLine, Meeting, MeetingKey, MeetingSettings, replay_as};
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, MessageKind, RoomRef};
+
+/// What earlier runs left that new meetings must keep clear of (from the store, at start).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeetingClaims {
+    /// Every room that held a meeting with its directory, oldest first.
+    pub rooms: Vec<(RoomRef, String)>,
+    /// Meetings started lately: directory, start and number in that minute.
+    pub recent: Vec<(String, DateTime<Utc>, u32)>,
+    /// The messages journaled lately (`JournalLine::source`), with when.
+    pub sources: Vec<(String, DateTime<Utc>)>,
+}
+
+/// How long a message's key is remembered: longer than a network replays after a crash.
+const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The core's meetings: at most one running per room.
 #[derive(Debug, Default)]
 pub struct Meetings {
-    settings: Option<MeetingSettings>,
+    settings: Option<std::sync::Arc<MeetingSettings>>,
     /// Running meetings by their home room (see [`Meetings::home`]).
     running: BTreeMap<RoomRef, Meeting>,
     /// The rooms of each bridge, by member room: a bridge holds one meeting (DESIGN §7).
     linked: BTreeMap<RoomRef, Vec<RoomRef>>,
+    /// Each room's directory, and the room that owns each directory: no two rooms share one.
+    slug_of: BTreeMap<RoomRef, String>,
+    owner_of: BTreeMap<String, RoomRef>,
+    /// The last number given to a meeting started in a directory in a minute (`%Y%m%d%H%M`).
+    minute_seq: BTreeMap<(String, String), u32>,
+    /// Messages already journaled, with when: handled again, they are skipped.
+    sources: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// The minute a meeting's files are named after.
+fn minute(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M").to_string()
 }
 
 impl Meetings {
     pub fn new(settings: Option<MeetingSettings>) -> Meetings {
         Meetings {
-            settings,
-            running: BTreeMap::new(),
-            linked: BTreeMap::new(),
+            settings: settings.map(std::sync::Arc::new),
+            ..Meetings::default()
         }
+    }
+
+    /// Takes note of the rooms, recent meetings and messages of earlier runs.
+    pub fn claim(&mut self, claims: MeetingClaims) {
+        for (room, slug) in claims.rooms {
+            self.take_slug(&room, &slug);
+        }
+        for (slug, started, seq) in claims.recent {
+            self.take_seq(&slug, started, seq);
+        }
+        self.sources.extend(claims.sources);
+    }
+
+    /// Gives `slug` to `room`, unless another room has it or `room` has one already.
+    fn take_slug(&mut self, room: &RoomRef, slug: &str) {
+        if self.slug_of.contains_key(room) || self.owner_of.contains_key(slug) {
+            return;
+        }
+        self.slug_of.insert(room.clone(), slug.to_owned());
+        self.owner_of.insert(slug.to_owned(), room.clone());
+    }
+
+    fn take_seq(&mut self, slug: &str, started: DateTime<Utc>, seq: u32) {
+        let n = self
+            .minute_seq
+            .entry((slug.to_owned(), minute(started)))
+            .or_insert(0);
+        *n = (*n).max(seq);
+    }
+
+    /// The directory of `room`: its slug, or the slug with `-2`, `-3`... when another room
+    /// has it (`#x` and `##x`, or `#x` on two networks).
+    fn slug_for(&mut self, room: &RoomRef) -> String {
+        if let Some(s) = self.slug_of.get(room) {
+            return s.clone();
+        }
+        let base = room_slug(room);
+        let slug = (1..)
+            .map(|n| {
+                if n == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}-{n}")
+                }
+            })
+            .find(|s| !self.owner_of.contains_key(s))
+            .expect("some number is free");
+        self.take_slug(room, &slug);
+        slug
+    }
+
+    /// The first free number for a meeting started at `now` in `slug`.
+    fn next_seq(&mut self, slug: &str, now: DateTime<Utc>) -> u32 {
+        // Only this minute matters: a meeting started now cannot share a file with any other.
+        let this = minute(now);
+        self.minute_seq.retain(|(_, m), _| *m >= this);
+        let n = self.minute_seq.entry((slug.to_owned(), this)).or_insert(0);
+        *n += 1;
+        *n
     }
 
     /// Links rooms that are one conversation (the rooms of a bridge): a meeting started in
@@ -69,10 +153,7 @@ impl Meetings {
     }
 
     fn key(m: &Meeting) -> MeetingKey {
-        MeetingKey {
-            room: m.room.clone(),
-            started: m.started,
-        }
+        MeetingKey::of(m)
     }
 
     /// Feeds a message to the meeting of its room (starting one on `#startmeeting`).
@@ -89,32 +170,50 @@ impl Meetings {
         if !self.in_scope(settings, &msg.room) {
             return (Vec::new(), false);
         }
+        let settings = settings.clone();
         let emote = msg.kind == MessageKind::Emote;
+        let speaker = settings.speaker(&msg.room.network, msg.sender.principal.as_ref());
         let mut actions = Vec::new();
         let mut was_command = false;
         // A multi-line message is logged (and acted on) line by line, as IRC would carry it.
-        for text in msg.text.lines().filter(|l| !l.trim().is_empty()) {
+        let lines = msg.text.lines().filter(|l| !l.trim().is_empty());
+        for (n, text) in lines.enumerate() {
             let cmd = if emote {
                 None
             } else {
                 parse_meeting_command(text, &settings.prefix)
             };
             was_command |= cmd.is_some();
+            let source = msg
+                .id
+                .as_ref()
+                .map(|id| format!("{}/{id}#{}", msg.room.network, n + 1));
+            if source
+                .as_ref()
+                .is_some_and(|s| self.sources.contains_key(s))
+            {
+                continue;
+            }
             if !self.running.contains_key(&home) {
                 if !matches!(cmd, Some((MeetingCommand::StartMeeting, _))) {
                     continue;
                 }
-                let m = Meeting::new(
+                let mut m = Meeting::new(
                     home.clone(),
                     &clean_nick(&msg.sender.nick),
                     now,
                     &settings.prefix,
                 );
+                m.slug = self.slug_for(&home);
+                m.seq = self.next_seq(&m.slug, now);
                 self.running.insert(home.clone(), m);
             }
             let Some(m) = self.running.get_mut(&home) else {
                 continue;
             };
+            if let Some(s) = &source {
+                self.sources.insert(s.clone(), now);
+            }
             actions.push(Action::MeetingJournal {
                 key: Meetings::key(m),
                 line: JournalLine {
@@ -123,9 +222,12 @@ impl Meetings {
                     text: text.to_owned(),
                     emote,
                     bot: false,
+                    network: Some(msg.room.network.clone()),
+                    principal: msg.sender.principal.clone(),
+                    source,
                 },
             });
-            let out = m.add_line(&msg.sender.nick, text, now, emote);
+            let out = m.add_line_by(&msg.sender.nick, &speaker, text, now, emote);
             if !m.lurk {
                 actions.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
             }
@@ -133,7 +235,7 @@ impl Meetings {
                 let running = &mut self.running;
                 take_effect(
                     running,
-                    settings,
+                    &settings,
                     &home,
                     &msg.room,
                     effect,
@@ -171,8 +273,8 @@ impl Meetings {
                             time: now,
                             nick: settings.bot_nick.clone(),
                             text: line.to_owned(),
-                            emote: false,
                             bot: true,
+                            ..JournalLine::default()
                         },
                     });
                 }
@@ -193,15 +295,35 @@ impl Meetings {
         let Some(settings) = &self.settings else {
             return Vec::new();
         };
+        let settings = settings.clone();
         let mut actions = Vec::new();
+        let mut idle = Vec::new();
         for (key, lines) in journals {
-            let Some(mut m) = replay(&key.room, &lines, &settings.prefix) else {
+            let speaker = |l: &JournalLine| match &l.network {
+                Some(net) => settings.speaker(net, l.principal.as_ref()),
+                None => super::Speaker::default(),
+            };
+            let Some(mut m) = replay_as(&key.room, &lines, &settings.prefix, speaker) else {
                 continue;
             };
             // The key is what the journal is filed under; keep it even if the clock moved.
             m.started = key.started;
+            m.slug = key.slug.clone();
+            m.seq = key.seq;
+            self.take_slug(&key.room, &key.slug);
+            self.take_seq(&key.slug, key.started, key.seq);
+            for l in &lines {
+                if let Some(s) = &l.source {
+                    self.sources.insert(s.clone(), l.time);
+                }
+            }
             if m.ended.is_some() {
                 actions.push(files_action(&m, true, None));
+                continue;
+            }
+            if is_idle(&settings, &m, now) {
+                idle.push(key.room.clone());
+                self.running.insert(key.room.clone(), m);
                 continue;
             }
             let notice = format!(
@@ -214,7 +336,92 @@ impl Meetings {
             self.running.insert(key.room.clone(), m);
             actions.push(Action::reply(&key.room, notice));
         }
-        self.log_outgoing(actions, now)
+        let mut actions = self.log_outgoing(actions, now);
+        for room in idle {
+            actions.extend(self.end_idle(&settings, &room, now));
+        }
+        actions
+    }
+
+    /// Ends the meetings where nobody said anything for `[meetings] idle_timeout`, and
+    /// forgets message keys old enough never to come again.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+        let Some(settings) = self.settings.clone() else {
+            return Vec::new();
+        };
+        let settings = &*settings;
+        self.sources.retain(|_, t| now - *t < SOURCE_MEMORY);
+        let idle: Vec<RoomRef> = self
+            .running
+            .iter()
+            .filter(|(_, m)| is_idle(settings, m, now))
+            .map(|(r, _)| r.clone())
+            .collect();
+        idle.into_iter()
+            .flat_map(|room| self.end_idle(settings, &room, now))
+            .collect()
+    }
+
+    /// Ends the meeting of `home` for being idle: the reason is the last line of its log
+    /// (journaled first), then its files are written and the room is told.
+    fn end_idle(
+        &mut self,
+        settings: &MeetingSettings,
+        home: &RoomRef,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let Some(m) = self.running.get_mut(home) else {
+            return Vec::new();
+        };
+        let timeout = settings.idle_timeout.unwrap_or_default();
+        let why = format!(
+            "Ending the meeting: nobody has said anything since {} UTC ({} without a line; [meetings] idle_timeout).",
+            m.last_spoken.format("%Y-%m-%d %H:%M:%S"),
+            humanize(timeout)
+        );
+        m.add_raw_line(&settings.bot_nick, &why, now, false);
+        let mut actions = vec![Action::MeetingJournal {
+            key: Meetings::key(m),
+            line: JournalLine {
+                time: now,
+                nick: settings.bot_nick.clone(),
+                text: why.clone(),
+                bot: true,
+                ..JournalLine::default()
+            },
+        }];
+        m.ended = Some(now);
+        let stale = m.mark_saved();
+        actions.push(Action::reply(home, why));
+        take_effect(
+            &mut self.running,
+            settings,
+            home,
+            home,
+            Effect::End,
+            stale,
+            &mut actions,
+        );
+        actions
+    }
+}
+
+/// Whether nobody but the bot said anything in `m` for the idle timeout.
+fn is_idle(settings: &MeetingSettings, m: &Meeting, now: DateTime<Utc>) -> bool {
+    settings
+        .idle_timeout
+        .is_some_and(|t| chrono::TimeDelta::from_std(t).is_ok_and(|t| now - m.last_spoken >= t))
+}
+
+/// `3h`, `90m`, `45s`: a timeout as the config writes it.
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
     }
 }
 

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::event::RoomRef;
+use super::event::{Principal, RoomRef};
 
 mod commands;
 mod meetings;
 mod text;
 pub use commands::{MeetingCommand, parse_meeting_command};
-pub use meetings::Meetings;
+pub use meetings::{MeetingClaims, Meetings};
 pub use text::{
     URL_SCHEMES, clean_nick, clean_text, hms, mentions, room_slug, sanitize_name, starts_with_url,
     user_id_of,
@@ -121,15 +121,65 @@ pub struct LineOutcome {
     pub stale_base: Option<String>,
 }
 
+/// Who said a line, as far as rights go. The default is someone known by nick only on the
+/// meeting's own network (MeetBot's archives, journals from before principals were kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Speaker {
+    /// The network the line came from; the meeting's room's network when `None`.
+    pub network: Option<String>,
+    /// The account the network vouches for.
+    pub principal: Option<Principal>,
+    /// The nick is a display name anyone may take (Matrix): it never names a chair.
+    pub display_name: bool,
+    /// Holds a role that may end any meeting (`admin`, `chair`).
+    pub ender: bool,
+}
+
+/// Who a chair is: an account when one is known, else a nick that only people whose nick
+/// is theirs alone on their network (IRC, console) can answer to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ChairId {
+    Principal(Principal),
+    /// A Matrix user ID, on whichever network it comes from.
+    MatrixId(String),
+    /// Not seen with an account yet: the first speaker under this nick who has one binds it.
+    Nick(String),
+}
+
+impl ChairId {
+    fn matches(&self, nick: &str, speaker: &Speaker) -> bool {
+        match (self, &speaker.principal) {
+            (ChairId::Principal(p), Some(q)) => p == q,
+            (ChairId::Principal(_), None) => false,
+            (ChairId::MatrixId(id), Some(q)) => q.identity == *id,
+            // Without an account the name is all there is: MeetBot's archives and the console.
+            (ChairId::MatrixId(id), None) => {
+                !speaker.display_name && user_id_of(nick) == Some(id.as_str())
+            }
+            (ChairId::Nick(n), _) => !speaker.display_name && n == nick,
+        }
+    }
+}
+
 /// A meeting: its log, its minutes, and who runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meeting {
     pub room: RoomRef,
     /// Whoever started it: always a chair, never removable.
     pub owner: String,
-    /// Chairs other than the owner.
+    owner_id: ChairId,
+    /// Chairs other than the owner, by the name they were given.
     pub chairs: BTreeSet<String>,
+    chair_ids: BTreeMap<String, ChairId>,
+    /// The latest speaker under each nick, for `#chair <nick>`.
+    speakers: BTreeMap<String, Speaker>,
     pub started: DateTime<Utc>,
+    /// When someone (not the bot) last said something.
+    pub last_spoken: DateTime<Utc>,
+    /// The room's directory below `meetings/`: the room slug, unless another room has it.
+    pub slug: String,
+    /// Tells apart meetings started in the same minute in one room: 1 for the first.
+    pub seq: u32,
     pub ended: Option<DateTime<Utc>>,
     /// The `#startmeeting`/`#meetingname` name, sanitized; the room slug when `None`.
     pub name: Option<String>,
@@ -154,11 +204,18 @@ impl Meeting {
     /// A meeting that `owner` starts at `started`; its first line (normally the
     /// `#startmeeting` line) still has to be fed with [`Meeting::add_line`].
     pub fn new(room: RoomRef, owner: &str, started: DateTime<Utc>, prefix: &str) -> Meeting {
+        let slug = room_slug(&room);
         Meeting {
             room,
             owner: owner.to_owned(),
+            owner_id: ChairId::Nick(owner.to_owned()),
             chairs: BTreeSet::new(),
+            chair_ids: BTreeMap::new(),
+            speakers: BTreeMap::new(),
             started,
+            last_spoken: started,
+            slug,
+            seq: 1,
             ended: None,
             name: None,
             title: None,
@@ -175,12 +232,48 @@ impl Meeting {
         }
     }
 
-    /// Whether `nick` may run chair-only commands; a Matrix name disambiguated by user ID
-    /// is also a chair when its user ID was made one (`#chair @alice:example.org`).
+    /// Whether `nick`, known only by that nick on the meeting's network, may run chair-only
+    /// commands.
     pub fn is_chair(&self, nick: &str) -> bool {
-        nick == self.owner
-            || self.chairs.contains(nick)
-            || user_id_of(nick).is_some_and(|id| self.chairs.contains(id))
+        self.is_chair_as(nick, &Speaker::default())
+    }
+
+    /// Whether `speaker`, saying a line as `nick`, may run chair-only commands: by account
+    /// when the chair's account is known, by user ID for Matrix, and never by a display name.
+    pub fn is_chair_as(&self, nick: &str, speaker: &Speaker) -> bool {
+        self.owner_id.matches(nick, speaker)
+            || self.chair_ids.values().any(|c| c.matches(nick, speaker))
+    }
+
+    /// A chair known by nick only becomes the account of the first speaker with an account
+    /// who answers to it: from then on the account holds the rights, not the nick.
+    fn bind_chairs(&mut self, nick: &str, speaker: &Speaker) {
+        let Some(p) = &speaker.principal else { return };
+        if speaker.display_name {
+            return;
+        }
+        for c in std::iter::once(&mut self.owner_id).chain(self.chair_ids.values_mut()) {
+            if matches!(c, ChairId::Nick(n) if n == nick) {
+                *c = ChairId::Principal(p.clone());
+            }
+        }
+    }
+
+    /// Who `#chair <name>` names: a Matrix user ID, a `network:account` principal, or the
+    /// latest speaker under that nick (their account when they have one).
+    fn chair_id_for(&self, name: &str) -> ChairId {
+        if name.starts_with('@') && name.contains(':') {
+            return ChairId::MatrixId(name.to_owned());
+        }
+        if let Some(p) = Principal::parse(name) {
+            return ChairId::Principal(p);
+        }
+        match self.speakers.get(name) {
+            Some(Speaker {
+                principal: Some(p), ..
+            }) => ChairId::Principal(p.clone()),
+            _ => ChairId::Nick(name.to_owned()),
+        }
     }
 
     /// The owner and the chairs, sorted.
@@ -192,24 +285,30 @@ impl Meeting {
 
     /// The name its files carry.
     pub fn file_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| room_slug(&self.room))
+        self.name.clone().unwrap_or_else(|| self.slug.clone())
     }
 
     /// The files' path below `meetings/`, without extension:
-    /// `<room-slug>/<YYYY-MM-DD>/<name>.<YYYY-MM-DD-HH.MM>`.
+    /// `<room-slug>/<YYYY-MM-DD>/<name>.<YYYY-MM-DD-HH.MM>[-<seq>]`.
     pub fn base_path(&self) -> String {
         format!(
             "{}/{}/{}",
-            room_slug(&self.room),
+            self.slug,
             self.started.format("%Y-%m-%d"),
             self.base_name()
         )
     }
 
-    /// The files' name without extension: `<name>.<YYYY-MM-DD-HH.MM>`.
+    /// The files' name without extension: `<name>.<YYYY-MM-DD-HH.MM>`, and `-<seq>` for a
+    /// meeting started in the same minute and room as another.
     pub fn base_name(&self) -> String {
+        let seq = if self.seq > 1 {
+            format!("-{}", self.seq)
+        } else {
+            String::new()
+        };
         format!(
-            "{}.{}",
+            "{}.{}{seq}",
             self.file_name(),
             self.started.format("%Y-%m-%d-%H.%M")
         )
@@ -310,7 +409,7 @@ impl Meeting {
         self.lines.len()
     }
 
-    /// Logs a line someone said and acts on the command it carries.
+    /// Logs a line someone known only by nick said and acts on the command it carries.
     pub fn add_line(
         &mut self,
         nick: &str,
@@ -318,7 +417,24 @@ impl Meeting {
         time: DateTime<Utc>,
         emote: bool,
     ) -> LineOutcome {
+        self.add_line_by(nick, &Speaker::default(), text, time, emote)
+    }
+
+    /// Logs a line `speaker` said as `nick` and acts on the command it carries.
+    pub fn add_line_by(
+        &mut self,
+        nick: &str,
+        speaker: &Speaker,
+        text: &str,
+        time: DateTime<Utc>,
+        emote: bool,
+    ) -> LineOutcome {
         let nick = clean_nick(nick);
+        self.last_spoken = self.last_spoken.max(time);
+        self.bind_chairs(&nick, speaker);
+        if self.speakers.get(&nick) != Some(speaker) {
+            self.speakers.insert(nick.clone(), speaker.clone());
+        }
         let text = clean_text(text);
         let act = !emote && self.ended.is_none();
         let cmd = act
@@ -330,7 +446,7 @@ impl Meeting {
         let link_text = link.then(|| text.clone());
         let linenum = self.push_line(nick, text, time, emote);
         match (cmd, who, link_text) {
-            (Some((cmd, arg)), Some(who), _) => self.run(cmd, &arg, &who, time, linenum),
+            (Some((cmd, arg)), Some(who), _) => self.run(cmd, &arg, &who, speaker, time, linenum),
             (None, Some(who), Some(text)) => {
                 self.add_item(ItemKind::Link, &text, &who, time, linenum);
                 LineOutcome::default()
@@ -366,22 +482,45 @@ impl Meeting {
     }
 }
 
-/// Identifies a meeting in the journal: its room and the time it started.
+/// Identifies a meeting in the journal: its room and the time it started; with where its
+/// files go, fixed when it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MeetingKey {
     pub room: RoomRef,
     pub started: DateTime<Utc>,
+    /// [`Meeting::slug`].
+    pub slug: String,
+    /// [`Meeting::seq`].
+    pub seq: u32,
+}
+
+impl MeetingKey {
+    pub fn of(m: &Meeting) -> MeetingKey {
+        MeetingKey {
+            room: m.room.clone(),
+            started: m.started,
+            slug: m.slug.clone(),
+            seq: m.seq,
+        }
+    }
 }
 
 /// One journaled line: what someone said (`bot: false`, acted on when replayed) or what the
 /// bot said (only logged when replayed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JournalLine {
     pub time: DateTime<Utc>,
     pub nick: String,
     pub text: String,
     pub emote: bool,
     pub bot: bool,
+    /// The network the line came from (`None`: the meeting's, or the bot).
+    pub network: Option<String>,
+    /// The account behind it, which chair rights follow.
+    pub principal: Option<Principal>,
+    /// The message it came from, `<network>/<id>#<line>`: a message handled again after a
+    /// crash is not acted on twice.
+    pub source: Option<String>,
 }
 
 /// Which rooms hold meetings.
@@ -392,9 +531,11 @@ pub enum MeetingScope {
 }
 
 impl MeetingScope {
+    /// With `All`, a private query (an IRC conversation is named after the person; a room's
+    /// name starts with `#`, `&` or `!`) is not a meeting room: only a listed room is.
     pub fn contains(&self, room: &RoomRef) -> bool {
         match self {
-            MeetingScope::All => true,
+            MeetingScope::All => room.room.starts_with(['#', '&', '!', '+']),
             MeetingScope::Rooms(r) => r.contains(room),
         }
     }
@@ -408,17 +549,59 @@ pub struct MeetingSettings {
     pub public_url: String,
     pub bot_nick: String,
     pub prefix: String,
+    /// Networks where a nick is a display name anyone may take (Matrix).
+    pub display_name_networks: Vec<String>,
+    /// Who may end any meeting: holders of the `admin` or `chair` role.
+    pub enders: Vec<Principal>,
+    /// A meeting where nobody said anything for this long is ended.
+    pub idle_timeout: Option<std::time::Duration>,
+}
+
+impl MeetingSettings {
+    /// The settings with the defaults for rights and timeouts: no display-name networks, no
+    /// role holders, no idle timeout.
+    pub fn new(scope: MeetingScope, public_url: &str, bot_nick: &str, prefix: &str) -> Self {
+        MeetingSettings {
+            scope,
+            public_url: public_url.to_owned(),
+            bot_nick: bot_nick.to_owned(),
+            prefix: prefix.to_owned(),
+            display_name_networks: Vec::new(),
+            enders: Vec::new(),
+            idle_timeout: None,
+        }
+    }
+
+    /// Who said a line from `network` with `principal`, as rights see it.
+    pub fn speaker(&self, network: &str, principal: Option<&Principal>) -> Speaker {
+        Speaker {
+            network: Some(network.to_owned()),
+            principal: principal.cloned(),
+            display_name: self.display_name_networks.iter().any(|n| n == network),
+            ender: principal.is_some_and(|p| self.enders.contains(p)),
+        }
+    }
 }
 
 /// Replays a journal into the meeting it records. The first line starts the meeting.
 pub fn replay(room: &RoomRef, lines: &[JournalLine], prefix: &str) -> Option<Meeting> {
+    replay_as(room, lines, prefix, |_| Speaker::default())
+}
+
+/// [`replay`], with who said each line as `speaker` tells from the journal.
+pub fn replay_as(
+    room: &RoomRef,
+    lines: &[JournalLine],
+    prefix: &str,
+    speaker: impl Fn(&JournalLine) -> Speaker,
+) -> Option<Meeting> {
     let first = lines.iter().find(|l| !l.bot)?;
     let mut m = Meeting::new(room.clone(), &clean_nick(&first.nick), first.time, prefix);
     for l in lines {
         if l.bot {
             m.add_raw_line(&l.nick, &l.text, l.time, l.emote);
         } else {
-            let _ = m.add_line(&l.nick, &l.text, l.time, l.emote);
+            let _ = m.add_line_by(&l.nick, &speaker(l), &l.text, l.time, l.emote);
         }
     }
     Some(m)

@@ -1,7 +1,7 @@
 use super::*;
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, MessageKind};
-use crate::core::{Core, CoreSettings, Event, Principal, Roles, Sender};
+use crate::core::{Core, CoreSettings, Event, MeetingClaims, Principal, Roles, Sender};
 use chrono::{TimeDelta, TimeZone};
 
 fn t0() -> DateTime<Utc> {
@@ -24,6 +24,9 @@ fn settings() -> MeetingSettings {
         public_url: "https://meetbot.example.org".into(),
         bot_nick: "sigbot".into(),
         prefix: "!".into(),
+        display_name_networks: vec![],
+        enders: vec![],
+        idle_timeout: None,
     }
 }
 
@@ -405,6 +408,8 @@ fn a_journal_replays_into_the_same_meeting_and_resumes_it() {
     let key = MeetingKey {
         room: room(),
         started: t0(),
+        slug: "centos-meeting".into(),
+        seq: 1,
     };
 
     let mut c2 = Core::new(
@@ -441,6 +446,8 @@ fn a_journal_that_ended_is_written_out_on_resume() {
     let key = MeetingKey {
         room: room(),
         started: t0(),
+        slug: "centos-meeting".into(),
+        seq: 1,
     };
     let out = c2.enable_meetings(settings(), vec![(key, journal)], t0());
     assert!(matches!(
@@ -536,4 +543,299 @@ fn a_nick_inside_a_user_ids_server_name_is_not_named_there() {
     assert!(mentions("@alice2:sigbot.test writes the docs", "alice2"));
     assert!(mentions("sigbot: ask @bob:fedora.im", "sigbot"));
     assert!(mentions("@bob please", "bob"));
+}
+
+fn message(room: &RoomRef, nick: &str, principal: Option<Principal>, text: &str) -> Event {
+    Event::Message(IncomingMessage {
+        room: room.clone(),
+        sender: Sender {
+            nick: nick.into(),
+            principal,
+        },
+        kind: MessageKind::Text,
+        text: text.into(),
+        id: None,
+        sent_at: None,
+    })
+}
+
+fn files(actions: &[Action]) -> Vec<(String, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MeetingFiles {
+                meeting, finished, ..
+            } => Some((meeting.base_path(), *finished)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn core_with(settings: MeetingSettings) -> Core {
+    let mut c = Core::new(
+        CoreSettings {
+            nick: "sigbot".into(),
+            prefix: "!".into(),
+            roles: Roles::new([]),
+            networks: vec!["libera".into(), "oftc".into(), "fedora".into()],
+            version: "1.0".into(),
+        },
+        t0(),
+    );
+    let _ = c.enable_meetings(settings, vec![], t0());
+    c
+}
+
+fn all_rooms() -> MeetingSettings {
+    let mut s = MeetingSettings::new(MeetingScope::All, "http://m", "sigbot", "!");
+    s.display_name_networks = vec!["fedora".into()];
+    s.enders = vec![Principal::new("libera", "boss")];
+    s.idle_timeout = Some(std::time::Duration::from_secs(3 * 3600));
+    s
+}
+
+/// Runs one short meeting in `room`, started by `nick`, and returns where its files went.
+fn short_meeting(c: &mut Core, room: &RoomRef, nick: &str, name: &str) -> String {
+    let p = Some(Principal::new(&room.network, nick));
+    c.handle(
+        message(room, nick, p.clone(), &format!("#startmeeting {name}")),
+        t0(),
+    );
+    let out = c.handle(message(room, nick, p, "#endmeeting"), t0());
+    let f = files(&out);
+    assert_eq!(f.len(), 1, "{out:?}");
+    f[0].0.clone()
+}
+
+#[test]
+fn meetings_in_rooms_with_one_slug_or_in_one_minute_never_share_files() {
+    let mut c = core_with(all_rooms());
+    let x = short_meeting(&mut c, &RoomRef::new("libera", "#x"), "alice", "same");
+    let xx = short_meeting(&mut c, &RoomRef::new("libera", "##x"), "bob", "same");
+    let other = short_meeting(&mut c, &RoomRef::new("oftc", "#x"), "carol", "same");
+    let again = short_meeting(&mut c, &RoomRef::new("libera", "#x"), "alice", "same");
+    assert_eq!(x, "x/2026-11-26/same.2026-11-26-15.00");
+    assert_eq!(xx, "x-2/2026-11-26/same.2026-11-26-15.00");
+    assert_eq!(other, "x-3/2026-11-26/same.2026-11-26-15.00");
+    // The same room in the same minute: a number after the time.
+    assert_eq!(again, "x/2026-11-26/same.2026-11-26-15.00-2");
+    // A room keeps its directory.
+    let later = c.handle(
+        message(&RoomRef::new("libera", "##x"), "bob", None, "#startmeeting"),
+        t0() + TimeDelta::minutes(5),
+    );
+    let key = match &later[0] {
+        Action::MeetingJournal { key, .. } => key.clone(),
+        a => panic!("{a:?}"),
+    };
+    assert_eq!((key.slug.as_str(), key.seq), ("x-2", 1));
+}
+
+#[test]
+fn directories_of_earlier_runs_stay_theirs() {
+    let mut c = core_with(all_rooms());
+    c.claim_meeting_files(MeetingClaims {
+        rooms: vec![
+            (RoomRef::new("oftc", "#x"), "x".into()),
+            // Two rooms that shared a directory before: the older keeps it.
+            (RoomRef::new("libera", "##x"), "x".into()),
+        ],
+        recent: vec![("x".into(), t0(), 1)],
+        sources: vec![],
+    });
+    let a = short_meeting(&mut c, &RoomRef::new("oftc", "#x"), "carol", "n");
+    assert_eq!(a, "x/2026-11-26/n.2026-11-26-15.00-2");
+    let b = short_meeting(&mut c, &RoomRef::new("libera", "##x"), "bob", "n");
+    assert_eq!(b, "x-2/2026-11-26/n.2026-11-26-15.00");
+}
+
+#[test]
+fn with_all_rooms_a_private_query_holds_no_meeting() {
+    let mut c = core_with(all_rooms());
+    let query = RoomRef::new("libera", "x");
+    let out = c.handle(message(&query, "x", None, "#startmeeting"), t0());
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(c.meetings().running().count(), 0);
+    assert!(MeetingScope::Rooms(vec![query.clone()]).contains(&query));
+}
+
+#[test]
+fn a_matrix_display_name_never_makes_a_chair() {
+    let mut c = core_with(all_rooms());
+    let irc = RoomRef::new("libera", "#sig");
+    let matrix = RoomRef::new("fedora", "#sig:fedora.im");
+    // One meeting for both rooms, as a bridge would make it.
+    c.meetings.link_rooms(&[vec![irc.clone(), matrix.clone()]]);
+    let alice = Some(Principal::new("libera", "alice"));
+    c.handle(message(&irc, "alice", alice.clone(), "#startmeeting"), t0());
+    c.handle(
+        message(&irc, "alice", alice, "#chair @chair:fedora.im"),
+        t0(),
+    );
+    // Named like the IRC owner, or like the chaired Matrix user: refused.
+    for name in ["alice", "Mallory (@chair:fedora.im)"] {
+        let mallory = Some(Principal::new("fedora", "@mallory:fedora.im"));
+        let out = c.handle(message(&matrix, name, mallory.clone(), "#topic mine"), t0());
+        assert!(
+            sent(&out)[0].contains("only the chairs can use #topic"),
+            "{name}: {out:?}"
+        );
+        let out = c.handle(message(&matrix, name, mallory, "#endmeeting"), t0());
+        assert!(files(&out).is_empty(), "{name} ended it: {out:?}");
+    }
+    // The chaired user, whatever they are called.
+    let chair = Some(Principal::new("fedora", "@chair:fedora.im"));
+    c.handle(message(&matrix, "Anything", chair, "#topic theirs"), t0());
+    let m = c.meetings().running().next().unwrap();
+    assert_eq!(m.current_topic.as_deref(), Some("theirs"));
+}
+
+#[test]
+fn a_chair_named_by_nick_is_bound_to_the_first_account_that_answers_to_it() {
+    let mut c = core_with(all_rooms());
+    let irc = RoomRef::new("libera", "#sig");
+    let alice = Some(Principal::new("libera", "alice"));
+    c.handle(message(&irc, "alice", alice.clone(), "#startmeeting"), t0());
+    c.handle(message(&irc, "alice", alice, "#chair bob"), t0());
+    let bob = Some(Principal::new("libera", "bob"));
+    c.handle(message(&irc, "bob", bob, "#topic bob's"), t0());
+    // Someone else with that nick afterwards (bob left; another account took the nick).
+    let other = Some(Principal::new("libera", "notbob"));
+    let out = c.handle(message(&irc, "bob", other, "#topic other"), t0());
+    assert!(sent(&out)[0].contains("only the chairs"), "{out:?}");
+    let m = c.meetings().running().next().unwrap();
+    assert_eq!(m.current_topic.as_deref(), Some("bob's"));
+}
+
+#[test]
+fn an_admin_or_chair_role_holder_ends_anyones_meeting() {
+    let mut c = core_with(all_rooms());
+    let irc = RoomRef::new("libera", "#sig");
+    c.handle(
+        message(
+            &irc,
+            "squatter",
+            Some(Principal::new("libera", "sq")),
+            "#startmeeting mine",
+        ),
+        t0(),
+    );
+    // Other chair-only commands stay the chairs'.
+    let boss = Some(Principal::new("libera", "boss"));
+    let out = c.handle(message(&irc, "boss", boss.clone(), "#topic x"), t0());
+    assert!(sent(&out)[0].contains("only the chairs"));
+    let out = c.handle(message(&irc, "boss", boss, "#endmeeting"), t0());
+    assert_eq!(
+        files(&out),
+        [("sig/2026-11-26/mine.2026-11-26-15.00".to_owned(), true)]
+    );
+    assert!(sent(&out).iter().any(|t| t.starts_with("Meeting ended")));
+}
+
+#[test]
+fn an_idle_meeting_is_ended_with_its_reason_in_the_log_and_the_room() {
+    let mut s = all_rooms();
+    s.idle_timeout = Some(std::time::Duration::from_secs(600));
+    let mut c = core_with(s.clone());
+    let irc = RoomRef::new("libera", "#sig");
+    let alice = Some(Principal::new("libera", "alice"));
+    let mut journal =
+        journaled(&c.handle(message(&irc, "alice", alice.clone(), "#startmeeting"), t0()));
+    // The bot's own words do not keep a meeting going.
+    let t = |secs| t0() + TimeDelta::seconds(secs);
+    journal.extend(journaled(
+        &c.handle(message(&irc, "alice", alice, "#info x"), t(300)),
+    ));
+    assert!(c.handle(Event::Tick, t(899)).is_empty());
+    let out = c.handle(Event::Tick, t(900));
+    let said = sent(&out);
+    assert!(
+        said[0].starts_with(
+            "Ending the meeting: nobody has said anything since 2026-11-26 15:05:00 UTC (10m"
+        ),
+        "{said:?}"
+    );
+    assert!(said.iter().any(|l| l.starts_with("Meeting ended")));
+    assert_eq!(files(&out).len(), 1);
+    let Some(Action::MeetingFiles { meeting, .. }) = out
+        .iter()
+        .find(|a| matches!(a, Action::MeetingFiles { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!(meeting.ended, Some(t(900)));
+    assert!(
+        meeting
+            .lines
+            .last()
+            .unwrap()
+            .text
+            .starts_with("Ending the meeting")
+    );
+    assert!(
+        journaled(&out)
+            .iter()
+            .any(|l| l.bot && l.text.starts_with("Ending"))
+    );
+    assert_eq!(c.meetings().running().count(), 0);
+
+    // After a restart: a journal already idle is ended at start, not resumed.
+    let key = MeetingKey {
+        room: irc.clone(),
+        started: t0(),
+        slug: "sig".into(),
+        seq: 1,
+    };
+    let mut c2 = core_with(MeetingSettings::new(MeetingScope::All, "", "x", "!"));
+    let out = c2.enable_meetings(s, vec![(key, journal)], t(3600));
+    let said = sent(&out);
+    assert!(said[0].starts_with("Ending the meeting"), "{said:?}");
+    assert!(!said.iter().any(|l| l.contains("is resumed")));
+    assert_eq!(
+        files(&out),
+        [("sig/2026-11-26/sig.2026-11-26-15.00".to_owned(), true)]
+    );
+    assert_eq!(c2.meetings().running().count(), 0);
+}
+
+#[test]
+fn a_message_handled_again_after_a_crash_is_not_acted_on_twice() {
+    let mut c = core_with(all_rooms());
+    let room = RoomRef::new("fedora", "#sig:fedora.im");
+    let alice = Some(Principal::new("fedora", "@alice:fedora.im"));
+    let with_id = |text: &str, id: &str| {
+        let Event::Message(mut m) = message(&room, "Alice", alice.clone(), text) else {
+            unreachable!()
+        };
+        m.id = Some(id.into());
+        Event::Message(m)
+    };
+    let mut journal = journaled(&c.handle(with_id("#startmeeting", "$1"), t0()));
+    journal.extend(journaled(
+        &c.handle(with_id("#action bob\n#idea y", "$2"), t0()),
+    ));
+    let said: Vec<&JournalLine> = journal.iter().filter(|l| !l.bot).collect();
+    assert_eq!(said[1].source.as_deref(), Some("fedora/$2#1"));
+    assert_eq!(said[2].source.as_deref(), Some("fedora/$2#2"));
+    assert_eq!(said[1].principal, alice);
+    // The same event again, in this run or after a restart from the journal.
+    assert!(journaled(&c.handle(with_id("#action bob\n#idea y", "$2"), t0())).is_empty());
+    let key = MeetingKey::of(c.meetings().running().next().unwrap());
+    let mut c2 = core_with(MeetingSettings::new(MeetingScope::All, "", "x", "!"));
+    c2.enable_meetings(all_rooms(), vec![(key, journal)], t0());
+    let out = c2.handle(with_id("#action bob\n#idea y", "$2"), t0());
+    assert!(journaled(&out).is_empty(), "{out:?}");
+    let m = c2.meetings().running().next().unwrap();
+    assert_eq!(m.items.len(), 2);
+    // The restarted meeting still knows its owner by user ID.
+    c2.handle(with_id("#topic resumed", "$3"), t0());
+    assert_eq!(
+        c2.meetings()
+            .running()
+            .next()
+            .unwrap()
+            .current_topic
+            .as_deref(),
+        Some("resumed")
+    );
 }
