@@ -218,6 +218,11 @@ impl NetworkHandle {
         self.tx.send(out).await.map_err(|e| e.0)
     }
 
+    /// Completes once the adapter stopped reading its queue.
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+
     /// Messages waiting for the adapter to pick them up.
     pub fn queued(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()

@@ -14,12 +14,12 @@ use crate::web::Health;
 pub(super) async fn core_task(
     mut core: Core,
     mut events: mpsc::Receiver<Event>,
-    exec: Executors,
+    mut exec: Executors,
     health: Health,
     first_actions: Vec<Action>,
     shutdown: CancellationToken,
 ) {
-    exec.execute(first_actions).await;
+    carry_out(&mut core, first_actions, &mut exec).await;
     loop {
         let event = tokio::select! {
             biased;
@@ -29,25 +29,48 @@ pub(super) async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &health).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &health).await;
     }
-    exec.execute(core.on_shutdown()).await;
+    let last = core.on_shutdown();
+    carry_out(&mut core, last, &mut exec).await;
+    if !exec.held.is_empty() {
+        tracing::error!(
+            writes = exec.held.len(),
+            "stopping while the database is full: writes held in memory are lost"
+        );
+    }
+}
+
+/// Carries out `actions`, and hands the core the events they answer at once.
+async fn carry_out(core: &mut Core, actions: Vec<Action>, exec: &mut Executors) {
+    let mut answers = exec.execute(actions).await;
+    while !answers.is_empty() {
+        let mut next = Vec::new();
+        for event in answers {
+            let actions = core.handle(event, Utc::now());
+            next.extend(exec.execute(actions).await);
+        }
+        answers = next;
+    }
 }
 
 /// Hands one event to the core, after what the app itself takes from it (link states for the
 /// health page, queue lengths on each tick, watch triggers), and carries out the answer.
-async fn dispatch(core: &mut Core, event: Event, exec: &Executors, health: &Health) {
+async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &Health) {
     match &event {
         Event::NetworkState {
             network,
             state,
             queue_len,
         } => health.update(network, *state, *queue_len),
-        Event::Tick => refresh_queue_lengths(core, exec, health),
+        Event::Tick => {
+            refresh_queue_lengths(core, exec, health);
+            exec.retry_held();
+        }
         Event::Mqtt(msg) => {
             if let Some(w) = &exec.watch {
                 w.on_mqtt(msg);
@@ -56,14 +79,17 @@ async fn dispatch(core: &mut Core, event: Event, exec: &Executors, health: &Heal
         _ => {}
     }
     let reloaded = match &event {
-        Event::CommandsReloaded(set) => Some(set.0.len()),
+        Event::CommandsReloaded(set) => {
+            exec.commands = set.0.clone();
+            Some(set.0.len())
+        }
         _ => None,
     };
     let actions = core.handle(event, Utc::now());
     if let Some(commands) = reloaded {
         tracing::info!(commands, "SIGHUP: commands reloaded");
     }
-    exec.execute(actions).await;
+    carry_out(core, actions, exec).await;
 }
 
 /// Tells the health page and the core how many messages wait in each adapter's queue, when

@@ -2,8 +2,9 @@
 //! things, keeping what the web site and the bridge need, the relay, the audit log,
 //! meetings).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::mpsc;
@@ -12,10 +13,13 @@ use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing};
 use crate::core::relay::{MqttMessage, RelayBatch};
 use crate::core::watch::Triggers;
-use crate::core::{Action, AuditEntry, Bridged, Meeting, RoomRef};
+use crate::core::{
+    Action, AuditEntry, Bridged, CommandSet, Event, FetchOutcome, JournalLine, Meeting, MeetingKey,
+    RoomRef,
+};
 use crate::lookup::fetch::Fetcher;
 use crate::outbox::Outbox;
-use crate::store::{MediaLink, Store};
+use crate::store::{MediaLink, Store, StoreError};
 
 /// Whatever carries out the core's actions.
 pub(super) struct Executors {
@@ -26,6 +30,30 @@ pub(super) struct Executors {
     pub(super) outbox: Outbox,
     pub(super) relay: RelaySinks,
     pub(super) watch: Option<WatchTriggers>,
+    /// The commands in force, to know which requests are guarded (audited).
+    pub(super) commands: Arc<CommandSet>,
+    /// Writes refused because the database is full, oldest first, tried again on each tick.
+    pub(super) held: VecDeque<Held>,
+    /// Writes dropped because `held` was full, since the last time room came back.
+    pub(super) overflow: u64,
+}
+
+/// At most this many writes wait in memory for room in the database; past that, the newest
+/// are dropped (and counted in the log).
+const MAX_HELD: usize = 10_000;
+
+/// What a guarded command's caller is told when its audit entry cannot be written.
+const CANNOT_AUDIT: &str =
+    "not run: the audit log cannot be written (the bot's database is full); try again later";
+
+/// A write the store refused for lack of room, kept to be tried again in order.
+pub(super) enum Held {
+    Paste { id: String, text: String },
+    Media { id: String, link: MediaLink },
+    Bridged(Box<Bridged>),
+    Relayed(Box<RelayBatch>),
+    Audit(AuditEntry),
+    Journal { key: MeetingKey, line: JournalLine },
 }
 
 /// Where meetings are journaled and their files written.
@@ -59,7 +87,10 @@ impl WatchTriggers {
 }
 
 impl Executors {
-    pub(super) async fn execute(&self, actions: Vec<Action>) {
+    /// Carries out `actions`; the events they answer at once (guarded requests refused
+    /// because they cannot be audited), for the core.
+    pub(super) async fn execute(&mut self, actions: Vec<Action>) -> Vec<Event> {
+        let mut answers = Vec::new();
         for action in actions {
             match action {
                 Action::Send {
@@ -85,32 +116,41 @@ impl Executors {
                     let out = Outgoing::react(room.room.clone(), to, key);
                     self.send_to(&room, out).await;
                 }
-                Action::Fetch(req) => self.fetcher.start(req),
-                Action::Paste { id, text } => self.keep_paste(&id, &text),
+                Action::Fetch(req) => {
+                    if self.guarded(&req.command) && !self.can_audit() {
+                        tracing::warn!(command = %req.command, "guarded command refused: its audit entry cannot be written (database full)");
+                        answers.push(Event::FetchDone {
+                            id: req.id,
+                            outcome: FetchOutcome::Failed(CANNOT_AUDIT.into()),
+                        });
+                    } else {
+                        self.fetcher.start(req);
+                    }
+                }
+                Action::Paste { id, text } => self.write(Held::Paste { id, text }),
                 Action::MediaLink {
                     id,
                     network,
                     uri,
                     name,
                     mimetype,
-                } => self.keep_media_link(
-                    &id,
-                    &MediaLink {
+                } => self.write(Held::Media {
+                    id,
+                    link: MediaLink {
                         network,
                         uri,
                         name,
                         mimetype,
                     },
-                ),
-                Action::Bridged(m) => self.queue_bridged(&m),
-                Action::Relay(batch) => self.queue_relayed(&batch),
-                Action::Audit(entry) => self.audit(&entry),
-                Action::MeetingJournal { key, line } => {
-                    // Committed before the next event is handled: a crash loses no line.
-                    if let Err(e) = self.meetings.store.journal_meeting_line(&key, &line) {
-                        tracing::error!(room = %key.room, error = %e, "meeting line not journaled");
-                    }
+                }),
+                Action::Bridged(m) => self.write(Held::Bridged(Box::new(m))),
+                Action::Relay(batch) => self.write(Held::Relayed(Box::new(batch))),
+                Action::Audit(entry) => {
+                    tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
+                    self.write(Held::Audit(entry));
                 }
+                // Committed before the next event is handled: a crash loses no line.
+                Action::MeetingJournal { key, line } => self.write(Held::Journal { key, line }),
                 Action::MeetingFiles {
                     meeting,
                     finished,
@@ -118,6 +158,7 @@ impl Executors {
                 } => self.meetings.write(meeting, finished, stale_base).await,
             }
         }
+        answers
     }
 
     /// Hands a message to its network's adapter, or says why it could not.
@@ -131,37 +172,101 @@ impl Executors {
         }
     }
 
-    /// Stored before the message that links to it is.
-    fn keep_paste(&self, id: &str, text: &str) {
-        if let Err(e) = self.store.put_paste(id, text, Utc::now()) {
-            tracing::error!(error = %e, "paste not stored");
-        }
+    /// Whether `command` is guarded (a role or a confirmation), and so audited. A command
+    /// no longer in the set (reloaded meanwhile) counts as guarded.
+    fn guarded(&self, command: &str) -> bool {
+        self.commands.get(command).is_none_or(|c| c.audited())
     }
 
-    /// Stored before the message that links to it is.
-    fn keep_media_link(&self, id: &str, link: &MediaLink) {
-        if let Err(e) = self.store.put_media(id, link, Utc::now()) {
-            tracing::error!(error = %e, "media link not stored");
-        }
+    /// Whether an audit entry can be written now: nothing is held for lack of room, and a
+    /// probe write goes through.
+    fn can_audit(&self) -> bool {
+        self.held.is_empty() && self.store.probe_room()
     }
 
-    /// Committed before the next event is handled: a crash loses no message.
-    fn queue_bridged(&self, m: &Bridged) {
-        if let Err(e) = self.outbox.put_bridged(m) {
-            tracing::error!(room = %m.room, error = %e, "bridged message not stored; dropped");
-        }
-    }
-
-    /// Stores a relay batch, then acknowledges its MQTT message. If the store fails the
-    /// message is not acknowledged: the broker sends it again after the next reconnect.
-    fn queue_relayed(&self, batch: &RelayBatch) {
-        let sinks = &self.relay;
-        if let Err(e) = sinks.outbox.put_relayed(batch, Utc::now()) {
-            tracing::error!(error = %e, "cannot store relayed MQTT messages; not acknowledging them");
+    /// Commits a write before the next event is handled (so that a crash loses nothing),
+    /// or holds it in memory, after those already held, while the database is full.
+    fn write(&mut self, w: Held) {
+        if !self.held.is_empty() {
+            self.hold(w);
             return;
         }
+        match self.store_now(&w) {
+            Ok(()) => {}
+            Err(e) if e.is_full() => self.hold(w),
+            Err(e) => w.lost(&e),
+        }
+    }
+
+    fn hold(&mut self, w: Held) {
+        if self.held.len() < MAX_HELD {
+            self.held.push_back(w);
+            tracing::debug!(
+                held = self.held.len(),
+                "write held until the database has room"
+            );
+            return;
+        }
+        self.overflow += 1;
+        if self.overflow.is_power_of_two() {
+            tracing::error!(
+                dropped = self.overflow,
+                held = MAX_HELD,
+                "database still full and the writes held in memory at their limit: newest writes dropped"
+            );
+        }
+    }
+
+    /// On each tick while the database is full or writes are held: once it has room again,
+    /// commits them in order.
+    pub(super) fn retry_held(&mut self) {
+        if self.held.is_empty() && !self.store.is_full() {
+            return;
+        }
+        if !self.store.probe_room() || self.held.is_empty() {
+            return;
+        }
+        let mut stored = 0usize;
+        while let Some(w) = self.held.pop_front() {
+            match self.store_now(&w) {
+                Ok(()) => stored += 1,
+                Err(e) if e.is_full() => {
+                    self.held.push_front(w);
+                    break;
+                }
+                Err(e) => w.lost(&e),
+            }
+        }
+        let dropped = std::mem::take(&mut self.overflow);
+        tracing::info!(
+            stored,
+            still_held = self.held.len(),
+            dropped,
+            "writes held while the database was full are stored"
+        );
+    }
+
+    /// One write, and what follows it once committed (a relayed MQTT message is acknowledged
+    /// only then; if it is never stored, the broker sends it again after a reconnect).
+    fn store_now(&self, w: &Held) -> Result<(), StoreError> {
+        let now = Utc::now();
+        match w {
+            Held::Paste { id, text } => self.store.put_paste(id, text, now),
+            Held::Media { id, link } => self.store.put_media(id, link, now),
+            Held::Bridged(m) => self.outbox.put_bridged(m),
+            Held::Relayed(batch) => {
+                self.relay.outbox.put_relayed(batch, now)?;
+                self.ack(batch);
+                Ok(())
+            }
+            Held::Audit(entry) => self.store.insert_audit(entry),
+            Held::Journal { key, line } => self.meetings.store.journal_meeting_line(key, line),
+        }
+    }
+
+    fn ack(&self, batch: &RelayBatch) {
         if let Some(ack) = &batch.ack {
-            match sinks.mqtt.get(&ack.network) {
+            match self.relay.mqtt.get(&ack.network) {
                 Some(h) => h.ack(ack.delivery),
                 None => {
                     tracing::warn!(network = %ack.network, "ack for an unknown MQTT connection")
@@ -169,11 +274,24 @@ impl Executors {
             }
         }
     }
+}
 
-    fn audit(&self, entry: &AuditEntry) {
-        tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
-        if let Err(e) = self.store.insert_audit(entry) {
-            tracing::error!(error = %e, "audit entry not stored");
+impl Held {
+    /// Logs a write that failed for another reason than a full database.
+    fn lost(&self, e: &StoreError) {
+        match self {
+            Held::Paste { .. } => tracing::error!(error = %e, "paste not stored"),
+            Held::Media { .. } => tracing::error!(error = %e, "media link not stored"),
+            Held::Bridged(m) => {
+                tracing::error!(room = %m.room, error = %e, "bridged message not stored; dropped")
+            }
+            Held::Relayed(_) => {
+                tracing::error!(error = %e, "cannot store relayed MQTT messages; not acknowledging them")
+            }
+            Held::Audit(_) => tracing::error!(error = %e, "audit entry not stored"),
+            Held::Journal { key, .. } => {
+                tracing::error!(room = %key.room, error = %e, "meeting line not journaled")
+            }
         }
     }
 }

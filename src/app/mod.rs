@@ -12,6 +12,7 @@ mod core_task;
 mod execute;
 mod settings;
 mod start;
+mod supervise;
 pub mod watch;
 
 use tokio_util::sync::CancellationToken;
@@ -37,6 +38,8 @@ pub enum AppError {
     HttpClient(reqwest::Error),
     #[error(transparent)]
     Relay(#[from] crate::core::relay::TemplateError),
+    #[error("the core task died (see the log); sigbot stopped")]
+    CoreDied,
     #[error(transparent)]
     Broker(#[from] crate::adapters::mqtt::broker::BrokerError),
 }
@@ -65,16 +68,18 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), AppError> {
 
 /// Runs the bot until `shutdown` is cancelled, then waits for every task to finish.
 pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), AppError> {
-    let (mut rt, events) = Runtime::open_store(cfg, shutdown)?;
+    let (mut rt, events) = Runtime::open_store(cfg, shutdown).await?;
     let commands = rt.load_commands()?;
     rt.start_networks();
     let mut relaying = rt.start_relay().await?;
     let watch = rt.start_watch(&mut relaying)?;
     rt.start_web().await?;
     rt.start_ticker();
+    rt.start_pruning();
     let fetcher = rt.start_fetcher()?;
     rt.start_reload_on_hangup()?;
-    let running = rt.start_core(events, commands, relaying, watch, fetcher)?;
-    running.wait_for_shutdown().await;
-    Ok(())
+    let running = rt
+        .start_core(events, commands, relaying, watch, fetcher)
+        .await?;
+    running.wait_for_shutdown().await
 }

@@ -15,18 +15,19 @@ use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
+use super::supervise::{Supervisor, blocking};
 use super::watch::Watcher;
 use crate::adapters::matrix::MediaSource;
 use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, console};
 use crate::config::commands as command_files;
-use crate::config::{Config, MeetingRooms, NetworkKind};
+use crate::config::{Config, DEFAULT_PASTE_TTL, MeetingRooms, NetworkKind};
 use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
 use crate::core::{Action, CommandSet, CommandSetHandle, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
 use crate::outbox::Outbox;
-use crate::store::Store;
+use crate::store::{Retention, Store};
 use crate::web::{self, Health};
 
 /// What the start steps share, and what they have started so far.
@@ -36,6 +37,7 @@ pub(super) struct Runtime {
     store: Store,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    supervisor: Supervisor,
     /// Every task that reports to the core holds a clone; the core task ends once all of
     /// them are gone.
     events: mpsc::Sender<Event>,
@@ -56,29 +58,38 @@ pub(super) struct Relaying {
 pub(super) struct Running {
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    supervisor: Supervisor,
 }
 
 impl Runtime {
-    /// Opens the store in `data_dir` and notes this start in it.
-    pub(super) fn open_store(
+    /// Opens the store in `data_dir` (on the blocking pool, like every store call) and notes
+    /// this start in it.
+    pub(super) async fn open_store(
         cfg: Config,
         shutdown: CancellationToken,
     ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
         let started = Utc::now();
-        let store = Store::open(&cfg.bot.data_dir)?;
-        if store.meta("first_start")?.is_none() {
-            store.set_meta("first_start", &started.to_rfc3339())?;
-        }
-        store.set_meta("last_version", crate::VERSION)?;
+        let data_dir = cfg.bot.data_dir.clone();
+        let retention = Retention {
+            links: cfg.web.as_ref().map_or(DEFAULT_PASTE_TTL, |w| w.paste_ttl),
+            audit: cfg.store.audit_retention,
+            journals: cfg.store.journal_retention,
+        };
+        let cap = cfg.store.max_db_size;
+        let store = blocking(move || open_and_note(&data_dir, retention, cap, started)).await?;
         let (events, events_rx) = mpsc::channel::<Event>(1024);
+        let tracker = TaskTracker::new();
+        let health = Health::default();
+        let supervisor = Supervisor::new(tracker.clone(), shutdown.clone(), health.clone());
         let rt = Runtime {
             cfg,
             started,
             store,
-            tracker: TaskTracker::new(),
+            tracker,
             shutdown,
+            supervisor,
             events,
-            health: Health::default(),
+            health,
             handles: BTreeMap::new(),
             media: BTreeMap::new(),
         };
@@ -143,15 +154,18 @@ impl Runtime {
     pub(super) async fn start_relay(&self) -> Result<Relaying, AppError> {
         let mut relay = Relay::new(&self.cfg.relays)?;
         // Started before the core task: what a previous run left in the outbox goes first.
-        let outbox = Outbox::start(
-            self.store.clone(),
-            &self.handles,
-            &self.tracker,
-            &self.shutdown,
-        );
+        let outbox = Outbox::start(self.store.clone(), &self.handles, &self.shutdown, |n, d| {
+            self.supervisor.spawn(format!("outbox:{n}"), d);
+        });
+        for (name, h) in &self.handles {
+            let h = h.clone();
+            self.supervisor
+                .watch_adapter(name, async move { h.closed().await });
+        }
         let triggers = Triggers::new(&self.cfg.watches);
         let mqtt = self.start_mqtt(&relay, &triggers).await?;
-        relay.remember(outbox.seen_keys(self.started)?);
+        let (o, started) = (outbox.clone(), self.started);
+        relay.remember(blocking(move || o.seen_keys(started)).await?);
         Ok(Relaying {
             relay,
             outbox,
@@ -185,6 +199,9 @@ impl Runtime {
                 &self.tracker,
                 self.shutdown.clone(),
             );
+            let acks = h.clone();
+            self.supervisor
+                .watch_adapter(&m.name, async move { acks.closed().await });
             handles.insert(m.name.clone(), h);
         }
         Ok(handles)
@@ -205,7 +222,8 @@ impl Runtime {
         )
         .map_err(AppError::HttpClient)?;
         let (tx, rx) = mpsc::channel(64);
-        self.tracker.spawn(watcher.run(rx, self.shutdown.clone()));
+        self.supervisor
+            .spawn("watch", watcher.run(rx, self.shutdown.clone()));
         tracing::info!(watches = self.cfg.watches.len(), "package watches started");
         Ok(Some(WatchTriggers {
             triggers: std::mem::take(&mut relaying.triggers),
@@ -239,16 +257,53 @@ impl Runtime {
                 ),
             ));
         let limits = web::Limits::for_open_files(open_files_limit());
-        self.tracker
-            .spawn(web::serve(listener, app, limits, self.shutdown.clone()));
+        self.supervisor.spawn(
+            "web",
+            web::serve(listener, app, limits, self.shutdown.clone()),
+        );
         Ok(())
+    }
+
+    /// Deletes what is past its retention (§12) at start and then periodically, on the
+    /// blocking pool.
+    pub(super) fn start_pruning(&self) {
+        let store = self.store.clone();
+        let every = prune_interval(store.retention());
+        let shutdown = self.shutdown.clone();
+        self.supervisor.spawn("prune", async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let s = store.clone();
+                match blocking(move || s.prune(Utc::now())).await {
+                    Ok(p) if p.total() > 0 => tracing::info!(
+                        pastes = p.pastes,
+                        media = p.media,
+                        relay_keys = p.relay_keys,
+                        audit = p.audit,
+                        journal_lines = p.journal_lines,
+                        "expired rows pruned"
+                    ),
+                    Ok(_) => {}
+                    // A full database is said once by the store; deleting frees room anyway.
+                    Err(e) if e.is_full() => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expired rows not pruned; tried again later")
+                    }
+                }
+            }
+        });
     }
 
     /// A periodic tick for time-based work, and to refresh queue lengths.
     pub(super) fn start_ticker(&self) {
         let tx = self.events.clone();
         let shutdown = self.shutdown.clone();
-        self.tracker.spawn(async move {
+        self.supervisor.spawn("ticker", async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -280,7 +335,7 @@ impl Runtime {
         let dir = self.cfg.bot.commands_dir.clone();
         let events = self.events.clone();
         let shutdown = self.shutdown.clone();
-        self.tracker.spawn(async move {
+        self.supervisor.spawn("sighup", async move {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -308,7 +363,7 @@ impl Runtime {
     /// The core with its commands, relay and bridges, and the meetings a previous run left
     /// open, and last the core task. The runtime's own event sender
     /// goes here, so that the core task ends once every task that reports to it has.
-    pub(super) fn start_core(
+    pub(super) async fn start_core(
         self,
         events: mpsc::Receiver<Event>,
         commands: CommandSet,
@@ -317,17 +372,19 @@ impl Runtime {
         fetcher: Fetcher,
     ) -> Result<Running, AppError> {
         let mut core = Core::new(core_settings(&self.cfg), self.started).with_relay(relaying.relay);
-        core.set_commands(Arc::new(commands));
+        let commands = Arc::new(commands);
+        core.set_commands(commands.clone());
         core.enable_bridges(bridge_settings(&self.cfg), rand::random());
         if !self.cfg.bridges.is_empty() {
             tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
         }
-        let first_actions = self.resume_meetings(&mut core)?;
+        let first_actions = self.resume_meetings(&mut core).await?;
         let Runtime {
             cfg,
             store,
             tracker,
             shutdown,
+            supervisor,
             events: own_sender,
             health,
             handles,
@@ -348,8 +405,11 @@ impl Runtime {
                 mqtt: relaying.mqtt,
             },
             watch,
+            commands,
+            held: Default::default(),
+            overflow: 0,
         };
-        tracker.spawn(core_task(
+        supervisor.spawn_core(core_task(
             core,
             events,
             exec,
@@ -358,15 +418,20 @@ impl Runtime {
             shutdown.clone(),
         ));
         tracing::info!(networks = cfg.networks().len(), "sigbot started");
-        Ok(Running { tracker, shutdown })
+        Ok(Running {
+            tracker,
+            shutdown,
+            supervisor,
+        })
     }
 
     /// Turns meetings on, resuming those a previous run left in the journal.
-    fn resume_meetings(&self, core: &mut Core) -> Result<Vec<Action>, AppError> {
+    async fn resume_meetings(&self, core: &mut Core) -> Result<Vec<Action>, AppError> {
         let Some(settings) = meeting_settings(&self.cfg) else {
             return Ok(Vec::new());
         };
-        let journals = self.store.unfinished_meetings()?;
+        let store = self.store.clone();
+        let journals = blocking(move || store.unfinished_meetings()).await?;
         if !journals.is_empty() {
             tracing::info!(
                 meetings = journals.len(),
@@ -374,23 +439,60 @@ impl Runtime {
             );
         }
         let now = Utc::now();
+        let store = self.store.clone();
+        let claims =
+            blocking(move || store.meeting_claims(now - chrono::TimeDelta::hours(1))).await?;
         let actions = core.enable_meetings(settings, journals, now);
-        core.claim_meeting_files(
-            self.store
-                .meeting_claims(now - chrono::TimeDelta::hours(1))?,
-        );
+        core.claim_meeting_files(claims);
         Ok(actions)
     }
 }
 
 impl Running {
-    /// Waits for shutdown, then for every task to finish.
-    pub(super) async fn wait_for_shutdown(self) {
+    /// Waits for shutdown, then for every task to finish; an error when the core task died.
+    pub(super) async fn wait_for_shutdown(self) -> Result<(), AppError> {
         self.tracker.close();
         self.shutdown.cancelled().await;
         self.tracker.wait().await;
         tracing::info!("sigbot stopped");
+        if self.supervisor.core_died() {
+            return Err(AppError::CoreDied);
+        }
+        Ok(())
     }
+}
+
+/// Opens the store with its retention and size cap, and notes this start in it.
+fn open_and_note(
+    data_dir: &std::path::Path,
+    retention: Retention,
+    cap: Option<u64>,
+    started: DateTime<Utc>,
+) -> Result<Store, AppError> {
+    let mut store = Store::open(data_dir)?;
+    store.set_retention(retention);
+    if let Some(cap) = cap {
+        let set = store.set_max_size(cap)?;
+        if set > cap {
+            tracing::warn!(
+                max_db_size = cap,
+                db_size = set,
+                "the database is already larger than [store] max_db_size: it may not grow further"
+            );
+        }
+    }
+    if store.meta("first_start")?.is_none() {
+        store.set_meta("first_start", &started.to_rfc3339())?;
+    }
+    store.set_meta("last_version", crate::VERSION)?;
+    Ok(store)
+}
+
+/// How often expired rows are pruned: every minute, or more often when something expires
+/// sooner (a relay dedup window is its own, and a minute of expired keys is nothing).
+fn prune_interval(r: &Retention) -> Duration {
+    let shortest = r.links.min(r.audit).min(r.journals);
+    (shortest / 2).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Raises the soft limit of open files to the hard one (the kernel's default soft limit,

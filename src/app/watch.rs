@@ -12,6 +12,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::supervise::blocking;
 use crate::core::PackageVersion;
 use crate::core::watch::{Alert, Schedule, decide};
 use crate::core::watch::{PackageSource, WatchSpec};
@@ -84,7 +85,8 @@ impl Watcher {
     /// Looks up every package of watch `i` and queues the alerts it calls for.
     async fn check(&self, i: usize, reason: &'static str) {
         let Some(w) = self.watches.get(i) else { return };
-        let alerted = match self.store.watch_alerts(&w.name) {
+        let (store, name) = (self.store.clone(), w.name.clone());
+        let alerted = match blocking(move || store.watch_alerts(&name)).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(watch = %w.name, error = %e, "cannot read the alerts already sent; check skipped");
@@ -111,7 +113,13 @@ impl Watcher {
             }
         }
         let sent = alerts.len();
-        if let Err(e) = self.outbox.put_alerts(&alerts, Utc::now()) {
+        let outbox = self.outbox.clone();
+        let (alerts, stored) = blocking(move || {
+            let stored = outbox.put_alerts(&alerts, Utc::now());
+            (alerts, stored)
+        })
+        .await;
+        if let Err(e) = stored {
             tracing::error!(watch = %w.name, error = %e, "alerts not stored; tried again at the next check");
             return;
         }

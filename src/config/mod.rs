@@ -43,6 +43,7 @@ pub struct Config {
     pub path: PathBuf,
     pub bot: BotConfig,
     pub web: Option<WebConfig>,
+    pub store: StoreConfig,
     pub console: Option<ConsoleConfig>,
     pub irc: Vec<IrcConfig>,
     pub matrix: Vec<MatrixConfig>,
@@ -69,9 +70,36 @@ pub struct BotConfig {
 pub struct WebConfig {
     pub listen: SocketAddr,
     pub public_url: String,
+    /// How long pastes and media links are served.
+    pub paste_ttl: Duration,
     /// Bytes of Matrix files kept in `data_dir/media-cache/`.
     pub media_cache_bytes: u64,
 }
+
+/// `[store]`: how long the store keeps what it keeps, and how large it may grow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Audit entries older than this are deleted.
+    pub audit_retention: Duration,
+    /// The journals (chat lines) of meetings ended longer ago than this are deleted; their
+    /// files and search index stay.
+    pub journal_retention: Duration,
+    /// The database's size cap in bytes (SQLite `max_page_count`); `None`: the disk's.
+    pub max_db_size: Option<u64>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            audit_retention: Duration::from_secs(365 * 86_400),
+            journal_retention: Duration::from_secs(30 * 86_400),
+            max_db_size: None,
+        }
+    }
+}
+
+/// How long pastes and media links are served when `[web] paste_ttl` is not set.
+pub const DEFAULT_PASTE_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 #[derive(Debug, Clone)]
 pub struct ConsoleConfig {

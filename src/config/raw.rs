@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) bot: RawBot,
     pub(super) web: Option<RawWeb>,
+    pub(super) store: Option<RawStore>,
     pub(super) console: Option<RawConsole>,
     #[serde(default)]
     pub(super) irc: Vec<RawIrc>,
@@ -52,9 +53,18 @@ pub(super) struct RawBot {
 pub(super) struct RawWeb {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
+    pub(super) paste_ttl: Option<Spanned<String>>,
     pub(super) media_cache_mib: Option<Spanned<u64>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub(super) audit_retention: Option<Spanned<String>>,
+    pub(super) journal_retention: Option<Spanned<String>>,
+    pub(super) max_db_size: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -51,7 +51,8 @@ impl Deliverer {
             if self.shutdown.is_cancelled() {
                 return;
             }
-            let next = match self.store.outbox_next(&self.network) {
+            let network = self.network.clone();
+            let next = match blocking(&self.store, move |s| s.outbox_next(&network)).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox unreadable; retrying");
@@ -77,7 +78,7 @@ impl Deliverer {
                 if age > staleness {
                     tracing::debug!(room = %row.message.room, origin = %row.message.origin, age_s = age.as_secs(), "queued message stale; dropped");
                     self.count_dropped(&row);
-                    self.remove(&row);
+                    self.remove(&row).await;
                     continue;
                 }
             }
@@ -85,14 +86,14 @@ impl Deliverer {
                 return;
             }
             match self.deliver(&row).await {
-                Some(Delivery::Sent) => self.remove(&row),
+                Some(Delivery::Sent) => self.remove(&row).await,
                 Some(Delivery::Dropped) => {
                     if row.message.staleness.is_some() {
                         self.count_dropped(&row);
                     } else {
                         tracing::warn!(room = %row.message.room, origin = %row.message.origin, id = row.id, "the network gave up on a queued message; dropped");
                     }
-                    self.remove(&row);
+                    self.remove(&row).await;
                 }
                 // Shutting down: the row stays for the next start.
                 None => return,
@@ -140,8 +141,9 @@ impl Deliverer {
         e.0 += 1;
     }
 
-    fn remove(&self, row: &OutboxRow) {
-        match self.store.outbox_remove(row.id) {
+    async fn remove(&self, row: &OutboxRow) {
+        let id = row.id;
+        match blocking(&self.store, move |s| s.outbox_remove(id)).await {
             Ok(()) => tracing::debug!(id = row.id, room = %row.message.room, "queued message done"),
             Err(e) => {
                 tracing::error!(error = %e, id = row.id, room = %row.message.room, "delivered message not removed from the outbox");
@@ -159,5 +161,21 @@ impl Deliverer {
             }
         }
         true
+    }
+}
+
+/// Runs a store call on the blocking pool, so that a slow disk never holds up an async
+/// worker; a panic in it goes on in the caller.
+async fn blocking<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> T {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(v) => v,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("store call did not finish: {e}"),
+        },
     }
 }

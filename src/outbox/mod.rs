@@ -22,7 +22,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::adapters::NetworkHandle;
 use crate::core::relay::{RelayBatch, RelayMessage, SeenKey};
@@ -30,6 +29,9 @@ use crate::core::watch::Alert;
 use crate::core::{Bridged, RoomRef, SendKind};
 use crate::store::{Queued, Store, StoreError};
 use deliver::Deliverer;
+
+/// A network's deliverer, to be run as a task.
+pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The writing side: stores messages and wakes their networks' deliverers.
 #[derive(Clone)]
@@ -39,13 +41,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// One deliverer per network in `handles`, each started on `tracker`; what a previous
-    /// run left waiting goes out first.
+    /// One deliverer per network in `handles`, each handed to `spawn` with its network's
+    /// name to run as a task of its own; what a previous run left waiting goes out first.
     pub fn start(
         store: Store,
         handles: &BTreeMap<String, NetworkHandle>,
-        tracker: &TaskTracker,
         shutdown: &CancellationToken,
+        mut spawn: impl FnMut(&str, Deliver),
     ) -> Self {
         let mut wake = BTreeMap::new();
         for (name, handle) in handles {
@@ -58,10 +60,11 @@ impl Outbox {
                 notify,
                 shutdown.clone(),
             );
-            tracker.spawn(d.run());
+            spawn(name, Box::pin(d.run()));
         }
         let outbox = Self { store, wake };
-        outbox.report_orphans();
+        let reporter = outbox.clone();
+        tokio::task::spawn_blocking(move || reporter.report_orphans());
         outbox
     }
 

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use super::*;
 use crate::adapters::Outgoing;
@@ -48,7 +49,9 @@ impl Rig {
         }
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let outbox = Outbox::start(store.clone(), &handles, &tracker, &shutdown);
+        let outbox = Outbox::start(store.clone(), &handles, &shutdown, |_, d| {
+            tracker.spawn(d);
+        });
         Rig {
             _dir: dir,
             store,

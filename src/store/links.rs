@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension as _, params};
 
-use super::{Store, StoreError, audit_time};
+use super::retention::before;
+use super::{Link, Store, StoreError, audit_time};
 
 /// A file a bridged message links to (`/media/<id>`): where the network keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +30,26 @@ impl Store {
         })
     }
 
-    pub fn paste(&self, id: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| {
-            c.query_row("SELECT text FROM pastes WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
+    /// A paste, unless it is past the link ttl at `now`.
+    pub fn paste_link(&self, id: &str, now: DateTime<Utc>) -> Result<Link<String>, StoreError> {
+        let found: Option<(String, String)> = self.with(|c| {
+            c.query_row(
+                "SELECT created, text FROM pastes WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        Ok(match found {
+            None => Link::Unknown,
+            Some((created, _)) if created < self.link_cutoff(now) => Link::Expired,
+            Some((_, text)) => Link::Found(text),
         })
+    }
+
+    /// The oldest `created` of a link still served at `now`.
+    fn link_cutoff(&self, now: DateTime<Utc>) -> String {
+        audit_time(before(now, self.retention.links))
     }
 
     /// Keeps where a linked file is (`/media/<id>`).
@@ -60,11 +76,13 @@ impl Store {
         })
     }
 
+    /// A media link, unless it is past the link ttl.
     pub fn media(&self, id: &str) -> Result<Option<MediaLink>, StoreError> {
+        let cutoff = self.link_cutoff(Utc::now());
         self.with(|c| {
             c.query_row(
-                "SELECT network, uri, name, mimetype FROM media WHERE id = ?1",
-                [id],
+                "SELECT network, uri, name, mimetype FROM media WHERE id = ?1 AND created >= ?2",
+                params![id, cutoff],
                 |r| {
                     Ok(MediaLink {
                         network: r.get(0)?,

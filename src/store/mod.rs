@@ -7,6 +7,7 @@ mod audit;
 mod links;
 mod meetings;
 mod outbox;
+mod retention;
 mod watch;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 pub use links::MediaLink;
 pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchError, SearchHit};
 pub use outbox::{OutboxRow, Queued};
+pub use retention::{Link, Pruned, Retention};
 
 /// Audit times are stored as fixed-width RFC 3339 in UTC, so text order is time order.
 fn audit_time(t: DateTime<Utc>) -> String {
@@ -44,6 +46,13 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
+}
+
+impl StoreError {
+    /// Whether the database or the disk is full (`SQLITE_FULL`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Sqlite { source, .. } if retention::is_full(source))
+    }
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -215,6 +224,9 @@ pub struct Store {
     path: PathBuf,
     /// Connections of their own for web searches, which must never hold `conn`.
     searchers: Arc<meetings::Searchers>,
+    /// A write was refused with `SQLITE_FULL` and no probe went through since.
+    full: Arc<std::sync::atomic::AtomicBool>,
+    retention: Retention,
 }
 
 impl Store {
@@ -260,7 +272,18 @@ impl Store {
             conn: Arc::new(Mutex::new(conn)),
             path,
             searchers: Arc::default(),
+            full: Arc::default(),
+            retention: Retention::default(),
         })
+    }
+
+    /// How long what expires is kept; set before the store is shared, as clones keep theirs.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 
     pub fn path(&self) -> &Path {
@@ -277,9 +300,14 @@ impl Store {
             .conn
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        f(&mut conn).map_err(|source| StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+        f(&mut conn).map_err(|source| {
+            if retention::is_full(&source) {
+                self.note_full(&source);
+            }
+            StoreError::Sqlite {
+                path: self.path.clone(),
+                source,
+            }
         })
     }
 

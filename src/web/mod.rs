@@ -1,7 +1,7 @@
 //! The bot's web site (axum): health, the minutes index and search, pastes and media.
 //! Every answer carries the security headers of [`secure_headers`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -29,13 +29,17 @@ pub struct NetworkHealth {
     pub queue_len: usize,
 }
 
-/// Health of every network, written by the core task, read by the web site.
+/// Health of every network, written by the core task, and the long-lived tasks that died,
+/// written by their supervisor; read by the web site.
 #[derive(Debug, Clone, Default)]
-pub struct Health(Arc<RwLock<BTreeMap<String, NetworkHealth>>>);
+pub struct Health {
+    networks: Arc<RwLock<BTreeMap<String, NetworkHealth>>>,
+    dead: Arc<RwLock<BTreeSet<String>>>,
+}
 
 impl Health {
     pub fn set(&self, network: &str, kind: &'static str, state: LinkState, queue_len: usize) {
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.networks.write().unwrap_or_else(|p| p.into_inner());
         map.insert(
             network.to_owned(),
             NetworkHealth {
@@ -47,7 +51,7 @@ impl Health {
     }
 
     pub fn update(&self, network: &str, state: LinkState, queue_len: usize) {
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.networks.write().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map.get_mut(network) {
             h.state = state;
             h.queue_len = queue_len;
@@ -55,7 +59,22 @@ impl Health {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, NetworkHealth> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.networks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records that the long-lived task `name` is not running any more.
+    pub fn task_died(&self, name: &str) {
+        let mut dead = self.dead.write().unwrap_or_else(|p| p.into_inner());
+        dead.insert(name.to_owned());
+    }
+
+    /// The long-lived tasks that died, by name.
+    pub fn dead_tasks(&self) -> Vec<String> {
+        let dead = self.dead.read().unwrap_or_else(|p| p.into_inner());
+        dead.iter().cloned().collect()
     }
 }
 
@@ -71,6 +90,9 @@ struct HealthBody {
     version: &'static str,
     started: String,
     networks: BTreeMap<String, NetworkHealth>,
+    /// Long-lived tasks that panicked or ended while the bot runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dead_tasks: Vec<String>,
 }
 
 pub fn router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router {
@@ -97,13 +119,23 @@ fn base_router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router
 async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     let networks = st.health.snapshot();
     let all_up = networks.values().all(|n| n.state == LinkState::Connected);
+    let dead_tasks = st.health.dead_tasks();
+    // A dead task does not come back by itself: whatever watches the bot should restart it.
+    let (code, status) = if !dead_tasks.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, "failing")
+    } else if all_up {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::OK, "degraded")
+    };
     (
-        StatusCode::OK,
+        code,
         Json(HealthBody {
-            status: if all_up { "ok" } else { "degraded" },
+            status,
             version: env!("CARGO_PKG_VERSION"),
             started: st.started.to_rfc3339(),
             networks,
+            dead_tasks,
         }),
     )
 }

@@ -14,6 +14,7 @@ mod bridge;
 mod bridge_matrix;
 mod commands;
 mod console;
+mod faults;
 mod floods;
 mod identity;
 mod irc;

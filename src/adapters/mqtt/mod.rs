@@ -99,6 +99,11 @@ impl MqttHandle {
     pub fn ack(&self, delivery: Delivery) {
         let _ = self.acks.send(delivery);
     }
+
+    /// Completes once the connection stopped taking acks.
+    pub async fn closed(&self) {
+        self.acks.closed().await;
+    }
 }
 
 /// Starts the driver for `cfg`, subscribing to `filters` (QoS 1).

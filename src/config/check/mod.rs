@@ -11,6 +11,7 @@ mod meetings;
 mod mqtt;
 mod relay;
 mod roles;
+mod store;
 mod watch;
 mod web;
 
@@ -50,6 +51,7 @@ impl<'a> Checker<'a> {
     fn check(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let bot = self.bot(&raw.bot)?;
         let web = self.web(raw.web.as_ref())?;
+        let store = self.store(raw.store.as_ref())?;
         let console = self.console(raw.console.as_ref())?;
         let mut irc = self.irc(&raw.irc, &bot.nick)?;
         let mut matrix = self.matrix(&raw.matrix)?;
@@ -66,6 +68,7 @@ impl<'a> Checker<'a> {
             path: self.loc.path.to_owned(),
             bot,
             web,
+            store,
             console,
             irc,
             matrix,

@@ -1,10 +1,11 @@
-//! `[web]`: the site's listening address, public URL and media cache.
+//! `[web]`: the site's listening address, public URL, media cache, and how long pastes are
+//! served.
 
 use std::net::SocketAddr;
 
 use super::Checker;
 use crate::config::raw::RawWeb;
-use crate::config::{ConfigError, WebConfig};
+use crate::config::{ConfigError, DEFAULT_PASTE_TTL, WebConfig};
 
 const DEFAULT_MEDIA_CACHE_MIB: u64 = 512;
 const MIN_MEDIA_CACHE_MIB: u64 = 25;
@@ -35,6 +36,11 @@ impl Checker<'_> {
             }
             None => format!("http://{listen}"),
         };
+        let paste_ttl = self.duration(&w.paste_ttl, "web.paste_ttl", DEFAULT_PASTE_TTL)?;
+        if paste_ttl.is_zero() {
+            let at = w.paste_ttl.as_ref().expect("a zero ttl was written");
+            return Err(loc.span(at, "web.paste_ttl must be longer than 0s"));
+        }
         let media_cache_bytes = match &w.media_cache_mib {
             // Room for at least one file at the media cap (25 MiB).
             Some(m) if *m.get_ref() < MIN_MEDIA_CACHE_MIB => {
@@ -49,6 +55,7 @@ impl Checker<'_> {
         Ok(Some(WebConfig {
             listen,
             public_url,
+            paste_ttl,
             media_cache_bytes,
         }))
     }

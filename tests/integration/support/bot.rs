@@ -37,6 +37,9 @@ pub struct Bot {
     /// Counts the log lines read, so that waiting for one is woken by each new line.
     stderr_lines: Arc<watch::Sender<u64>>,
     env: Vec<(String, String)>,
+    /// Reads stderr until the process closes it: awaited after an exit, so that the log
+    /// holds every line the bot wrote.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Bot {
@@ -62,6 +65,7 @@ impl Bot {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            stderr_reader: None,
         };
         bot.spawn(tx);
         bot
@@ -96,14 +100,21 @@ impl Bot {
         });
         let log = self.stderr.clone();
         let lines_read = Arc::clone(&self.stderr_lines);
-        tokio::spawn(async move {
+        self.stderr_reader = Some(tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 log.lock().unwrap().push(line);
                 lines_read.send_modify(|n| *n += 1);
             }
-        });
+        }));
         self.child = Some(child);
+    }
+
+    /// After the process exited: waits until its last log lines are read.
+    async fn read_log_to_end(&mut self) {
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
+        }
     }
 
     /// Types a line at the bot's console.
@@ -225,13 +236,34 @@ impl Bot {
                 .status();
         }
         match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(Ok(status)) => status.code(),
+            Ok(Ok(status)) => {
+                self.read_log_to_end().await;
+                status.code()
+            }
             _ => {
                 let _ = child.kill().await;
                 panic!(
                     "bot did not stop within {timeout:?} after SIGTERM\n{}",
                     self.log_tail(40)
                 );
+            }
+        }
+    }
+
+    /// Waits for the bot to exit by itself (stdin stays open); its exit code, or `None` when
+    /// it is still running after `timeout` (it is killed then) or died of a signal.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let exited = tokio::time::timeout(timeout, child.wait()).await;
+        self.stdin = None;
+        match exited {
+            Ok(Ok(status)) => {
+                self.read_log_to_end().await;
+                status.code()
+            }
+            _ => {
+                let _ = child.kill().await;
+                None
             }
         }
     }
@@ -249,7 +281,10 @@ impl Bot {
         let exited = tokio::time::timeout(timeout, child.wait()).await;
         self.stdin = None;
         match exited {
-            Ok(Ok(status)) => status.code(),
+            Ok(Ok(status)) => {
+                self.read_log_to_end().await;
+                status.code()
+            }
             _ => {
                 let _ = child.kill().await;
                 None
