@@ -7,6 +7,7 @@
 //! both versions up, and hands them with the set of alerts already sent (kept in the store,
 //! so that a restart does not repeat them) to [`decide`].
 
+use crate::core::commands::excerpt;
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -69,10 +70,12 @@ pub fn decide(
         return None;
     }
     Some(Alert {
+        // Versions come from remote repositories: an excerpt keeps the alert one short
+        // line, whatever a hostile repository answers.
         text: format!(
             "{package}: upstream {} is newer than ours {} ({})",
-            display_evr(upstream),
-            display_evr(ours),
+            excerpt(&display_evr(upstream)),
+            excerpt(&display_evr(ours)),
             watch.name
         ),
         key,
@@ -233,6 +236,23 @@ mod tests {
             "systemd: upstream 256-1.el9 is newer than ours 255-3.el9 (c9s-hyperscale)"
         );
         assert_eq!(alert.to, vec![RoomRef::new("libera", "#hs")]);
+
+        // A hostile repository's release: many words over many lines.
+        let hostile = format!(
+            "1.el9 {}\nalice bob carol dave erin frank",
+            "x ".repeat(5_000)
+        );
+        let long = decide(
+            &w,
+            "systemd",
+            Some(&pv("0", "255", "3.el9")),
+            Some(&pv("0", "256", &hostile)),
+            &HashSet::new(),
+        )
+        .unwrap();
+        assert!(!long.text.contains('\n'), "{}", long.text);
+        assert!(long.text.chars().count() < 150, "{}", long.text);
+        assert!(!long.text.contains("alice"), "{}", long.text);
         assert_eq!(
             alert.key,
             AlertKey {
