@@ -81,10 +81,11 @@ const COMMAND_EVERY: Duration = Duration::from_secs(5);
 const WEB_EVERY: Duration = Duration::from_millis(500);
 
 /// Where the MQTT relay goes: an IRC channel, or with `SOAK_RELAY=matrix` a Matrix room. The
-/// bot delivers to a network one message at a time, each waiting for the server's answer: on the
-/// 2-core machines here, with a debug build and compilers running beside it, Synapse takes about
-/// 15 messages a second from it, fewer than the 25 a second the bridge and the relay would
-/// offer together.
+/// bot delivers to a network one message at a time, each waiting for the server's answer, so
+/// its Matrix throughput is one over Synapse's answer time, and Synapse's one SQLite connection
+/// serialises every request: on the 2-core machines here, with compilers running beside it,
+/// that is about 3 sends a second with the servers' directories on disk and about 10 on tmpfs
+/// (`TMPDIR=/dev/shm`), short of the 25 a second the bridge and the relay would offer together.
 fn relay_to_matrix() -> bool {
     std::env::var("SOAK_RELAY").is_ok_and(|v| v == "matrix")
 }
@@ -519,10 +520,26 @@ async fn erin(addr: SocketAddr, mut client: IrcClient, state: State, end: Instan
                 note(&state, "erin: disconnected from IRC".into());
                 loop {
                     client = connect_irc(addr, "erin").await;
-                    if join(&mut client, COMMANDS, "sigbot").await.is_some() {
-                        break;
+                    match join(&mut client, COMMANDS, "sigbot").await {
+                        Some(true) => break,
+                        // A command said before the bot is back in the channel reaches no one.
+                        Some(false) => {
+                            let back = client
+                                .try_wait_for(SETUP, |l| {
+                                    l.command == "JOIN"
+                                        && l.nick() == Some("sigbot")
+                                        && l.param(0)
+                                            .is_some_and(|c| c.eq_ignore_ascii_case(COMMANDS))
+                                })
+                                .await;
+                            if back.is_ok() {
+                                break;
+                            }
+                        }
+                        None => {}
                     }
                 }
+                note(&state, "erin: back, with the bot".into());
             }
         }
     }

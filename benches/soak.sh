@@ -3,12 +3,16 @@
 # Anope, Synapse and mosquitto started on free loopback ports (as the integration tests do;
 # scripts/test installs them): the bridge both ways, MQTT through a relay, a meeting, commands,
 # /search and /media, the IRC server killed at one third and Synapse restarted at two thirds.
-# Prints a table of the bot's memory, descriptors and store size a minute, the memory slope
-# after warm-up, and exits 1 if any numbered message was lost or doubled.
+# Prints a table of the bot's memory, descriptors, outbox and store size a minute, the memory
+# slope after warm-up, and exits 1 if any numbered message was lost or doubled.
 #
 #   benches/soak.sh [MINUTES]
 #
-# The bot is the debug build unless PROFILE=release; the soak driver is always debug.
+# The bot is the debug build unless PROFILE=release; the soak driver is always debug. The bot
+# sends to Matrix one message at a time, each waiting for Synapse, whose SQLite database takes
+# one request at a time: on a disk shared with compilers a send takes about 0.3 s there, too
+# slow for the 5 a second the bridge offers. `TMPDIR=/dev/shm nice -n -10 benches/soak.sh` puts
+# the servers' and the bot's directories in memory and ahead of the compilers.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
