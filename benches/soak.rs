@@ -30,8 +30,8 @@
 //! connection, and the Matrix rooms' whole history through `/messages` once the bot's outbox is
 //! empty after the traffic (so no `/sync` gap can hide or invent anything).
 //!
-//! usage: `soak [MINUTES]` (or `SOAK_MINUTES`; fractions allowed, e.g. `0.5`);
-//! `benches/soak.sh [MINUTES]` builds the bot and runs it.
+//! usage: `soak [MINUTES]` (or `SOAK_MINUTES`; fractions allowed, e.g. `0.5`), with
+//! `SIGBOT_BIN` naming the bot; `benches/soak.sh [MINUTES]` builds both and runs it.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -91,7 +91,7 @@ fn relay_to_matrix() -> bool {
 }
 
 fn minutes_option() -> f64 {
-    // `cargo bench` passes `--bench`; anything else that is a number is the duration.
+    // The first argument that is not a flag is the duration.
     let arg = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with("--"))
@@ -885,13 +885,19 @@ error = "lookup {{{{ args.n }}}} failed: {{{{ error }}}}"
             "soak",
             &[format!("irc/{BRIDGED}").as_str(), bridged_matrix.as_str()],
         ))
-        .relay(Section::relay(
-            "soak",
-            "mq",
-            "soak/#",
-            "soak-q-{{ msg.n }}",
-            &[relay_target.as_str()],
-        ))
+        .relay(
+            Section::relay(
+                "soak",
+                "mq",
+                "soak/#",
+                "soak-q-{{ msg.n }}",
+                &[relay_target.as_str()],
+            )
+            // The relay remembers every event's dedup key for this long, by design: with the
+            // default hour the map would grow through a 30-minute run and hide any other growth
+            // in the memory slope. Two minutes lets it level off during the warm-up.
+            .set("dedup_window", "2m"),
+        )
         .meetings(&[format!("irc/{BRIDGED}").as_str()]);
     let mut bot = Bot::start_with_env(dir.path(), &config.build(), &[("RUST_LOG", "info")]);
     let data = dir.path().join("data");
@@ -1332,7 +1338,7 @@ error = "lookup {{{{ args.n }}}} failed: {{{{ error }}}}"
         st.irc_unsent, st.matrix_retried, st.dave_reconnects, st.dave_late
     );
     println!(
-        "drain after the traffic: {:.0} s; bot exit code {exit:?}; bot log: {}",
+        "drain and history read after the traffic: {:.0} s; bot exit code {exit:?}; bot log: {}",
         drain.as_secs_f64(),
         bot_log.display()
     );

@@ -19,10 +19,11 @@ cd "$here"
 profile=${PROFILE:-dev}
 target=${CARGO_TARGET_DIR:-$here/target}
 cargo build --quiet --profile "$profile" --bin sigbot
+cargo build --quiet --example soak
 case $profile in dev) dir=debug ;; *) dir=$profile ;; esac
 # A copy, so that another build in the same target directory cannot replace it mid-run.
 bin=$(mktemp)
 trap 'rm -f "$bin"' EXIT
 cp "$target/$dir/sigbot" "$bin"
 chmod +x "$bin"
-SIGBOT_BIN=$bin cargo bench --quiet --profile dev --bench soak -- "$@"
+SIGBOT_BIN=$bin "$target/debug/examples/soak" "$@"
