@@ -20,8 +20,11 @@ use crate::core::{
     MeetingSettings, Principal, Roles, RoomRef, Sender,
 };
 
+/// A target's body: bytes in, a panic for a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("irc_session", irc_session),
     ("split_lines", split_lines),
     ("html_to_irc", html_to_irc),
@@ -90,7 +93,10 @@ pub fn split_lines(data: &[u8]) {
     for l in &lines {
         assert!(l.len() <= budget, "{l:?} over {budget}");
         assert!(!l.contains(['\r', '\n', '\0', '\x01']), "{l:?}");
-        said.push_str(l.strip_prefix(&prefix).expect("every line names its sender"));
+        said.push_str(
+            l.strip_prefix(&prefix)
+                .expect("every line names its sender"),
+        );
     }
     assert_eq!(squash(&said), squash(&body));
 }
@@ -150,7 +156,11 @@ pub fn koji_response(data: &[u8]) {
     // The request writer and a response differ only in their envelope.
     let call = method_call("m", std::slice::from_ref(&value));
     let response = call
-        .replacen("<methodCall>\n<methodName>m</methodName>", "<methodResponse>", 1)
+        .replacen(
+            "<methodCall>\n<methodName>m</methodName>",
+            "<methodResponse>",
+            1,
+        )
         .replacen("</methodCall>", "</methodResponse>", 1);
     match parse_response(&response) {
         Ok(Ok(again)) => assert_eq!(again, value, "{response}"),
