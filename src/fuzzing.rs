@@ -197,9 +197,10 @@ pub fn repodata(data: &[u8]) {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(body).unwrap();
         let gzipped = gz.finish().unwrap();
+        // Error messages may name positions differently; what is read may not differ.
         assert_eq!(
-            parse_primary("repodata/x-primary.xml.gz", &gzipped),
-            read,
+            parse_primary("repodata/x-primary.xml.gz", &gzipped).ok(),
+            read.ok(),
             "gzip changed the reading"
         );
     }
