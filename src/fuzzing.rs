@@ -344,14 +344,16 @@ fn meeting_rooms() -> [RoomRef; 2] {
 /// meetings on.
 ///
 /// Files never leave their meeting's directory and minutes render; the JSON minutes are
-/// JSON; each meeting still running replays from its journal into the same meeting.
+/// JSON; each meeting still running resumes from its journal as the same meeting.
 pub fn meeting(data: &[u8]) {
-    let settings = MeetingSettings {
-        scope: MeetingScope::All,
-        public_url: "https://meetbot.example.org".to_owned(),
-        bot_nick: "sigbot".to_owned(),
-        prefix: "!".to_owned(),
-    };
+    let mut settings = MeetingSettings::new(
+        MeetingScope::All,
+        "https://meetbot.example.org",
+        "sigbot",
+        "!",
+    );
+    settings.enders = vec![Principal::new("net", "carol")];
+    settings.idle_timeout = Some(Duration::from_secs(3 * 3600));
     let mut core = Core::new(
         CoreSettings {
             nick: "sigbot".to_owned(),
@@ -362,7 +364,7 @@ pub fn meeting(data: &[u8]) {
         },
         t0(),
     );
-    let _ = core.enable_meetings(settings, Vec::new(), t0());
+    let _ = core.enable_meetings(settings.clone(), Vec::new(), t0());
     let mut journals: BTreeMap<MeetingKey, Vec<JournalLine>> = BTreeMap::new();
     let mut now = t0();
     for line in data.split(|b| *b == b'\n') {
@@ -385,6 +387,7 @@ pub fn meeting(data: &[u8]) {
             sender: Sender {
                 nick: nick.to_owned(),
                 principal: Some(Principal::new("net", nick.to_lowercase())),
+                mask: Some(format!("{nick}@host")),
             },
             kind,
             text: text(body).replace('\x1e', "\n"),
@@ -401,16 +404,37 @@ pub fn meeting(data: &[u8]) {
             }
         }
     }
+    // A restart: the journals of the meetings still running resume them.
+    let mut running = Vec::new();
     for live in core.meetings().running() {
         check_minutes(live);
-        let key = MeetingKey {
-            room: live.room.clone(),
-            started: live.started,
-        };
+        let key = MeetingKey::of(live);
         let journal = journals.get(&key).expect("a running meeting has a journal");
-        let replayed = crate::core::meeting::replay(&live.room, journal, &live.prefix)
-            .expect("a journal replays");
-        assert_eq!(&replayed, live, "the journal replays into another meeting");
+        running.push((key, journal.clone()));
+    }
+    let mut restarted = Core::new(core.settings().clone(), now);
+    let _ = restarted.enable_meetings(settings, running, now + TimeDelta::seconds(1));
+    for live in core.meetings().running() {
+        let resumed = restarted
+            .meetings()
+            .running()
+            .find(|m| m.room == live.room && m.started == live.started)
+            .expect("a running meeting resumes");
+        assert_eq!(resumed.items, live.items, "the items of a resumed meeting");
+        assert_eq!(
+            resumed.chairs, live.chairs,
+            "the chairs of a resumed meeting"
+        );
+        assert_eq!(
+            (&resumed.name, &resumed.title),
+            (&live.name, &live.title),
+            "the name of a resumed meeting"
+        );
+        assert_eq!(
+            resumed.lines.get(..live.lines.len()),
+            Some(&live.lines[..]),
+            "the log of a resumed meeting"
+        );
     }
 }
 
