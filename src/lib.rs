@@ -23,6 +23,8 @@
 //! - [`app`]: wires config, store, adapters, the core task, the outbox, the package watcher and
 //!   the site together; CLI subcommands (archive import). The only layer that imports all.
 //! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
+//! - `fuzzing`: the bodies of the fuzz targets (`fuzz/`, replayed by `tests/fuzz_corpus.rs`);
+//!   test support, hidden, not part of the bot. May import anything.
 //!
 //! The items of this file ([`VERSION`], [`http_client`], [`command_http_client`]) belong to no
 //! layer; every layer may use them.
@@ -31,6 +33,8 @@ pub mod adapters;
 pub mod app;
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lookup;
 pub mod minutes;
 pub mod outbox;

@@ -15,6 +15,8 @@
 
 mod chat;
 mod connection;
+#[doc(hidden)]
+pub mod fuzz;
 mod history;
 mod membership;
 pub mod queue;

@@ -139,6 +139,12 @@ impl Session {
     ) -> Option<SessionEnd> {
         self.last_rx = now;
         self.ping_sent = false;
+        // The reader splits at LF only. A CR or NUL left inside is no IRC line, and
+        // answering it (a PONG echoes its token) would put a second line on the wire.
+        if line.contains(['\r', '\n', '\0']) {
+            tracing::debug!("server line with CR, LF or NUL inside skipped");
+            return None;
+        }
         match line.parse::<Message>() {
             Ok(msg) => self.handle(&msg, seen, now),
             Err(e) => {
@@ -349,6 +355,18 @@ mod tests {
             Some(SessionEnd::Lost(why)) => assert!(why.contains("Killed"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_line_with_a_cr_inside_is_not_answered() {
+        // Found by the fuzz target irc_session: the PONG echoed the CR, and with it a
+        // second line for the server.
+        let mut r = rig("");
+        r.feed("PING :a\rQUIT :x");
+        r.feed("PING :b\0");
+        assert!(r.sink.take().is_empty());
+        r.feed("PING :c");
+        assert_eq!(r.sink.take(), ["PONG :c"]);
     }
 
     #[test]

@@ -290,10 +290,21 @@ impl IrcWriter {
     fn start_line(&mut self) {
         if self.at_line_start {
             self.at_line_start = false;
-            for p in &self.line_prefix {
-                self.out.push_str(p);
+            for p in self.line_prefix.clone() {
+                self.push_text(&p);
             }
         }
+    }
+
+    /// Appends text. A colour code takes the digits after it (`\x03` up to two, `\x03NN`
+    /// then `,` and two more): text that would extend the code it follows is kept apart by
+    /// two bold toggles, which show nothing.
+    fn push_text(&mut self, t: &str) {
+        if extends_color_code(&self.out, t) {
+            self.out.push(code::BOLD);
+            self.out.push(code::BOLD);
+        }
+        self.out.push_str(t);
     }
 
     fn newline(&mut self) {
@@ -319,7 +330,7 @@ impl IrcWriter {
                 }
                 if !part.is_empty() {
                     self.start_line();
-                    self.out.push_str(part);
+                    self.push_text(part);
                 }
             }
             return;
@@ -336,8 +347,33 @@ impl IrcWriter {
             }
             self.pending_space = false;
             self.start_line();
-            self.out.push_str(word);
+            self.push_text(word);
         }
+    }
+}
+
+/// Whether `next`, written after `out`, would be read as part of the colour code that `out`
+/// ends with (see [`take_color`] in `irc_runs`).
+fn extends_color_code(out: &str, next: &str) -> bool {
+    let Some(at) = out.rfind(code::COLOR) else {
+        return false;
+    };
+    let tail = &out.as_bytes()[at + code::COLOR.len_utf8()..];
+    let next = next.as_bytes();
+    let digit = |b: Option<&u8>| b.is_some_and(u8::is_ascii_digit);
+    match tail {
+        [] => digit(next.first()),
+        [a] if a.is_ascii_digit() => {
+            digit(next.first()) || (next.first() == Some(&b',') && digit(next.get(1)))
+        }
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            next.first() == Some(&b',') && digit(next.get(1))
+        }
+        [a, b, b','] if a.is_ascii_digit() && b.is_ascii_digit() => digit(next.first()),
+        [a, b, b',', c] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            digit(next.first())
+        }
+        _ => false,
     }
 }
 

@@ -14,6 +14,18 @@ fn to_irc(html: &str) -> String {
 }
 
 #[test]
+fn digits_after_a_colour_stay_text() {
+    // Found by the fuzz target irc_to_html: a colour's end followed by digits read as a
+    // new colour, and `,5` after a colour as its background.
+    let red = r##"<font data-mx-color="#ff0000">"##;
+    let out = to_irc(&format!("{red}x</font>5 {red}y</font>,5"));
+    assert_eq!(strip_irc_formatting(&out), "x5 y,5", "{out:?}");
+    assert_eq!(out, "\x0304x\x03\x02\x025 \x0304y\x03,5");
+    let out = to_irc(&format!("{red},5</font>"));
+    assert_eq!(strip_irc_formatting(&out), ",5", "{out:?}");
+}
+
+#[test]
 fn irc_styles_become_html() {
     assert_eq!(
         irc_to_html("a \x02bold\x02 \x1ditalic\x1d \x1funder\x1f \x1estrike\x1e \x11mono\x11"),

@@ -174,6 +174,10 @@ impl Meetings {
         let emote = msg.kind == MessageKind::Emote;
         let speaker = settings.speaker(&msg.room.network, msg.sender.principal.as_ref());
         let mut actions = Vec::new();
+        // What the bot says about the lines comes after all of them, as it is logged (in
+        // `log_outgoing`): the journal then holds the lines in the meeting's order, and a
+        // resumed meeting is the same meeting.
+        let mut replies = Vec::new();
         let mut was_command = false;
         // A multi-line message is logged (and acted on) line by line, as IRC would carry it.
         let lines = msg.text.lines().filter(|l| !l.trim().is_empty());
@@ -229,7 +233,7 @@ impl Meetings {
             });
             let out = m.add_line_by(&msg.sender.nick, &speaker, text, now, emote);
             if !m.lurk {
-                actions.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
+                replies.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
             }
             if let Some(effect) = out.effect {
                 let running = &mut self.running;
@@ -240,10 +244,11 @@ impl Meetings {
                     &msg.room,
                     effect,
                     out.stale_base,
-                    &mut actions,
+                    &mut replies,
                 );
             }
         }
+        actions.extend(replies);
         (actions, was_command)
     }
 
