@@ -3,6 +3,7 @@
 //! enough to try the relay out. It keeps nothing across restarts.
 
 use std::net::SocketAddr;
+#[cfg(feature = "embedded-broker")]
 use std::time::Duration;
 
 use crate::config::BrokerConfig;
