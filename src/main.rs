@@ -163,9 +163,8 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     // The Matrix SDK warns on every message that it has no key backup, which the bot never
     // sets up: at a few messages a second that was a third of the log.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("info,rumqttd=warn,matrix_sdk_crypto::backups=error")
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,matrix_sdk_crypto::backups=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
