@@ -324,7 +324,9 @@ impl IrcWriter {
 
     fn text(&mut self, t: &str) {
         if self.pre > 0 {
-            for (i, part) in t.split('\n').enumerate() {
+            // A CR is a line end too: kept, it would end an IRC line of its own.
+            let t = t.replace("\r\n", "\n");
+            for (i, part) in t.split(['\n', '\r']).enumerate() {
                 if i > 0 {
                     self.newline();
                 }
@@ -563,7 +565,7 @@ impl HtmlToIrc<'_> {
     /// One line of code in monospace; longer code goes to `long_code`, and its answer
     /// stands in its place.
     fn code_block(&mut self, node: &ruma_html::NodeRef) -> bool {
-        let code = text_content(node);
+        let code = text_content(node).replace("\r\n", "\n").replace('\r', "\n");
         let code = code.trim_end_matches('\n');
         self.w.block_break();
         if code.contains('\n') {

@@ -13,6 +13,20 @@ fn to_irc(html: &str) -> String {
     html_to_irc(html, &mut no_code).expect("within limits")
 }
 
+/// A CR inside a code block (a character reference, or one the parser kept) is a line end,
+/// never a CR sent to IRC (found by the html_to_irc fuzz target).
+#[test]
+fn a_carriage_return_in_a_code_block_ends_a_line() {
+    for html in [
+        "<pre>ab&#13;cd</pre>",
+        "<code>ab&#13;cd</code>",
+        "<pre><code>a&#13;&#10;b</code></pre>",
+    ] {
+        let out = to_irc_with(html, &mut |code| format!("[{}]", code.replace('\n', "|")));
+        assert!(!out.contains('\r'), "{html}: {out:?}");
+    }
+}
+
 #[test]
 fn digits_after_a_colour_stay_text() {
     // Found by the fuzz target irc_to_html: a colour's end followed by digits read as a
