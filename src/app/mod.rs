@@ -10,6 +10,7 @@ pub mod archive;
 pub mod cli;
 mod core_task;
 mod execute;
+mod lock;
 mod settings;
 mod start;
 mod supervise;
@@ -42,6 +43,8 @@ pub enum AppError {
     CoreDied,
     #[error(transparent)]
     Broker(#[from] crate::adapters::mqtt::broker::BrokerError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
 }
 
 /// Runs the bot until SIGINT/SIGTERM (or, console-only, the end of stdin).
@@ -68,6 +71,7 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), AppError> {
 
 /// Runs the bot until `shutdown` is cancelled, then waits for every task to finish.
 pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+    let _lock = lock::lock_data_dir(&cfg.bot.data_dir)?;
     let (mut rt, events) = Runtime::open_store(cfg, shutdown).await?;
     let commands = rt.load_commands()?;
     rt.start_networks();
