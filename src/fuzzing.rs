@@ -394,7 +394,11 @@ pub fn meeting(data: &[u8]) {
             id: None,
             sent_at: None,
         };
-        for action in core.handle(Event::Message(msg), now) {
+        // The bot's ticker runs between messages: a meeting idle past its timeout ends live,
+        // as it would at a restart.
+        let mut actions = core.handle(Event::Tick, now);
+        actions.extend(core.handle(Event::Message(msg), now));
+        for action in actions {
             match action {
                 Action::MeetingJournal { key, line } => {
                     journals.entry(key).or_default().push(line);
@@ -404,6 +408,7 @@ pub fn meeting(data: &[u8]) {
             }
         }
     }
+    let _ = core.handle(Event::Tick, now + TimeDelta::seconds(1));
     // A restart: the journals of the meetings still running resume them.
     let mut running = Vec::new();
     for live in core.meetings().running() {
