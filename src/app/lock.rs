@@ -17,6 +17,11 @@ pub(super) struct DataDirLock {
 pub enum LockError {
     #[error("data_dir {} is used by sigbot pid {pid}", dir.display())]
     InUse { dir: PathBuf, pid: String },
+    #[error("data directory {}: cannot create it: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("data_dir {}: cannot lock {}: {source}", dir.display(), FILE)]
     Io {
         dir: PathBuf,
@@ -32,7 +37,10 @@ pub(super) fn lock_data_dir(dir: &Path) -> Result<DataDirLock, LockError> {
         dir: dir.to_owned(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::create_dir_all(dir).map_err(|source| LockError::CreateDir {
+        dir: dir.to_owned(),
+        source,
+    })?;
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
