@@ -12,6 +12,7 @@
 
 mod bridge;
 mod bridge_matrix;
+mod check_online;
 mod commands;
 mod console;
 mod faults;

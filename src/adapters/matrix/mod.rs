@@ -13,6 +13,7 @@
 pub mod convert;
 mod login;
 mod media;
+pub mod probe;
 mod rooms;
 mod sending;
 pub mod state;
