@@ -127,7 +127,15 @@ async fn stores_are_private_and_a_wrong_store_passphrase_stops_matrix_without_a_
             "Matrix store: wrong store_passphrase (or the store was made with another)",
         )
         .await;
+    eprintln!("the bot said: {line}");
     assert!(line.contains("ERROR"), "{line}");
+    // The driver gives up at once: no retry, no login.
+    bot.wait_log(WAIT, "adapters::matrix: stopped").await;
+    assert!(
+        !bot.log().iter().any(|l| l.contains("retrying after delay")),
+        "{}",
+        bot.log().join("\n")
+    );
     assert_eq!(mode(&session), 0o600);
     assert_eq!(mode(&data.join("sigbot.db")), 0o600);
     assert_eq!(bot.terminate(WAIT).await, Some(0));

@@ -81,18 +81,8 @@ impl Driver {
             path: path.clone(),
             why,
         };
-        match (self.dir.sdk_store_encrypted()?, passphrase) {
-            (Some(true), None) => {
-                return Err(refused("it is encrypted, and no store_passphrase is set"));
-            }
-            (Some(false), Some(_)) => {
-                return Err(refused(
-                    "it was made without store_passphrase; remove store_passphrase, or remove \
-                     session.json and sdk/ beside it to log in as a new device with an \
-                     encrypted store",
-                ));
-            }
-            _ => {}
+        if let Some(why) = passphrase_mismatch(self.dir.sdk_store_encrypted()?, passphrase) {
+            return Err(refused(why));
         }
         self.dir.private_sdk_store()?;
         let built = Client::builder()
@@ -151,6 +141,20 @@ impl Driver {
     }
 }
 
+/// Why an existing SDK store (encrypted or not, `None` when there is none yet) cannot be
+/// opened with the configured passphrase, if it cannot. A wrong passphrase shows only when
+/// the store is opened.
+fn passphrase_mismatch(encrypted: Option<bool>, passphrase: Option<&str>) -> Option<&'static str> {
+    match (encrypted, passphrase) {
+        (Some(true), None) => Some("it is encrypted, and no store_passphrase is set"),
+        (Some(false), Some(_)) => Some(
+            "it was made without store_passphrase; remove store_passphrase, or remove \
+             session.json and sdk/ beside it to log in as a new device with an encrypted store",
+        ),
+        _ => None,
+    }
+}
+
 /// Asks the homeserver whose access token this is: (user ID, device ID).
 async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), MatrixError> {
     let reply = crate::http_client(None)
@@ -171,5 +175,28 @@ async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), Matri
         _ => Err(MatrixError::Auth(
             "the token has no device; log in with a password instead".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passphrase_mismatch;
+
+    #[test]
+    fn a_store_opens_only_with_a_passphrase_exactly_when_it_was_made_with_one() {
+        assert_eq!(passphrase_mismatch(None, None), None);
+        assert_eq!(passphrase_mismatch(None, Some("pw")), None);
+        assert_eq!(passphrase_mismatch(Some(false), None), None);
+        assert_eq!(passphrase_mismatch(Some(true), Some("pw")), None);
+        assert!(
+            passphrase_mismatch(Some(true), None)
+                .unwrap()
+                .contains("no store_passphrase is set")
+        );
+        assert!(
+            passphrase_mismatch(Some(false), Some("pw"))
+                .unwrap()
+                .starts_with("it was made without store_passphrase")
+        );
     }
 }
