@@ -10,6 +10,7 @@ use super::text::{clean_nick, hms, room_slug};
 use super::{Effect, JournalLine, Meeting, MeetingKey, MeetingSettings, replay_as};
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, MessageKind, RoomRef};
+use crate::core::expiring::ExpiringKeys;
 
 /// What earlier runs left that new meetings must keep clear of (from the store, at start).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,7 +23,8 @@ pub struct MeetingClaims {
     pub sources: Vec<(String, DateTime<Utc>)>,
 }
 
-/// How long a message's key is remembered: longer than a network replays after a crash.
+/// How long a message's key is remembered: longer than a network replays after a crash
+/// (at most [`crate::core::expiring::DEFAULT_CAP`] keys).
 const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 /// The core's meetings: at most one running per room.
@@ -39,7 +41,7 @@ pub struct Meetings {
     /// The last number given to a meeting started in a directory in a minute (`%Y%m%d%H%M`).
     minute_seq: BTreeMap<(String, String), u32>,
     /// Messages already journaled, with when: handled again, they are skipped.
-    sources: BTreeMap<String, DateTime<Utc>>,
+    sources: ExpiringKeys,
 }
 
 /// The minute a meeting's files are named after.
@@ -63,7 +65,9 @@ impl Meetings {
         for (slug, started, seq) in claims.recent {
             self.take_seq(&slug, started, seq);
         }
-        self.sources.extend(claims.sources);
+        for (source, at) in claims.sources {
+            self.sources.insert(&source, at + SOURCE_MEMORY);
+        }
     }
 
     /// Gives `slug` to `room`, unless another room has it or `room` has one already.
@@ -194,7 +198,7 @@ impl Meetings {
                 .map(|id| format!("{}/{id}#{}", msg.room.network, n + 1));
             if source
                 .as_ref()
-                .is_some_and(|s| self.sources.contains_key(s))
+                .is_some_and(|s| self.sources.contains(s, now))
             {
                 continue;
             }
@@ -210,13 +214,16 @@ impl Meetings {
                 );
                 m.slug = self.slug_for(&home);
                 m.seq = self.next_seq(&m.slug, now);
+                if !settings.keep_lines {
+                    m.forget_lines();
+                }
                 self.running.insert(home.clone(), m);
             }
             let Some(m) = self.running.get_mut(&home) else {
                 continue;
             };
             if let Some(s) = &source {
-                self.sources.insert(s.clone(), now);
+                self.sources.insert(s, now + SOURCE_MEMORY);
             }
             actions.push(Action::MeetingJournal {
                 key: Meetings::key(m),
@@ -319,12 +326,15 @@ impl Meetings {
             self.take_seq(&key.slug, key.started, key.seq);
             for l in &lines {
                 if let Some(s) = &l.source {
-                    self.sources.insert(s.clone(), l.time);
+                    self.sources.insert(s, l.time + SOURCE_MEMORY);
                 }
             }
             if m.ended.is_some() {
                 actions.push(files_action(&m, true, None));
                 continue;
+            }
+            if !settings.keep_lines {
+                m.forget_lines();
             }
             if is_idle(&settings, &m, now) {
                 idle.push(key.room.clone());
@@ -335,7 +345,7 @@ impl Meetings {
                 "The bot restarted; the meeting started by {} at {} UTC is resumed ({} lines kept). Chairs: {}.",
                 m.owner,
                 hms(m.started),
-                m.lines.len(),
+                m.line_count(),
                 m.all_chairs().join(", ")
             );
             self.running.insert(key.room.clone(), m);
@@ -355,7 +365,7 @@ impl Meetings {
             return Vec::new();
         };
         let settings = &*settings;
-        self.sources.retain(|_, t| now - *t < SOURCE_MEMORY);
+        self.sources.prune(now);
         let idle: Vec<RoomRef> = self
             .running
             .iter()
