@@ -23,9 +23,18 @@ pub struct MeetingClaims {
     pub sources: Vec<(String, DateTime<Utc>)>,
 }
 
-/// How long a message's key is remembered: longer than a network replays after a crash
-/// (at most [`crate::core::expiring::DEFAULT_CAP`] keys).
-const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// How long the key of a message handled in this run is remembered. A network delivers a
+/// message again only when it resumes after a crash or a reconnect from a point it saved a
+/// little earlier, so minutes are plenty.
+const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// How long the keys of messages journaled before a restart are remembered (from when they
+/// were said): the catch-up after a restart may reach that far back.
+const CLAIMED_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// The most message keys remembered (about 40 bytes each): more than 30 lines a second for
+/// ten minutes.
+const SOURCE_KEYS: usize = 20_000;
 
 /// The core's meetings: at most one running per room.
 #[derive(Debug, Default)]
@@ -53,6 +62,7 @@ impl Meetings {
     pub fn new(settings: Option<MeetingSettings>) -> Meetings {
         Meetings {
             settings: settings.map(std::sync::Arc::new),
+            sources: ExpiringKeys::new(SOURCE_KEYS),
             ..Meetings::default()
         }
     }
@@ -66,7 +76,7 @@ impl Meetings {
             self.take_seq(&slug, started, seq);
         }
         for (source, at) in claims.sources {
-            self.sources.insert(&source, at + SOURCE_MEMORY);
+            self.sources.insert(&source, at + CLAIMED_MEMORY);
         }
     }
 
@@ -326,7 +336,7 @@ impl Meetings {
             self.take_seq(&key.slug, key.started, key.seq);
             for l in &lines {
                 if let Some(s) = &l.source {
-                    self.sources.insert(s, l.time + SOURCE_MEMORY);
+                    self.sources.insert(s, l.time + CLAIMED_MEMORY);
                 }
             }
             if m.ended.is_some() {
