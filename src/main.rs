@@ -90,7 +90,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => {
-            init_tracing();
+            let log_filter = init_tracing();
             let cfg = match Config::load(&cli.config) {
                 Ok(cfg) => cfg,
                 Err(e) => {
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match run(cfg) {
+            match run(cfg, log_filter) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sigbot: {e:#}");
@@ -167,9 +167,10 @@ fn meetings(config: &std::path::Path, command: MeetingsCommand) -> anyhow::Resul
     Ok(())
 }
 
-fn run(cfg: Config) -> anyhow::Result<()> {
+fn run(cfg: Config, log_filter: LogFilter) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let stopped = rt.block_on(sigbot::app::run(cfg));
+    let on_reload = Box::new(move |cfg: &Config| log_filter.on_reload(cfg));
+    let stopped = rt.block_on(sigbot::app::run_with(cfg, on_reload));
     // Every task has finished. What may still run is the console's blocking read of stdin,
     // which would otherwise keep the process alive until the next line is typed.
     rt.shutdown_background();
@@ -186,15 +187,61 @@ fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
 }
 
 /// Logs go to stderr (stdout belongs to the console network); `RUST_LOG` filters them.
-fn init_tracing() {
+fn init_tracing() -> LogFilter {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
     // The Matrix SDK warns on every message that it has no key backup, which the bot never
     // sets up: at a few messages a second that was a third of the log.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,matrix_sdk_crypto::backups=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let (filter, log_filter) = LogFilter::reloadable(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    log_filter
+}
+
+/// The log filter in force, replaceable while the bot runs (SIGHUP, DESIGN §5 "Reload").
+struct LogFilter(
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+);
+
+impl LogFilter {
+    fn reloadable(
+        filter: tracing_subscriber::EnvFilter,
+    ) -> (
+        tracing_subscriber::reload::Layer<
+            tracing_subscriber::EnvFilter,
+            tracing_subscriber::Registry,
+        >,
+        LogFilter,
+    ) {
+        let (layer, handle) = tracing_subscriber::reload::Layer::new(filter);
+        (layer, LogFilter(handle))
+    }
+
+    /// After a reload: the config has no log level of its own yet (the filter comes from
+    /// `RUST_LOG` at start), so the filter in force stays. This is where a `[log] level`
+    /// key is applied, with [`LogFilter::set`].
+    fn on_reload(&self, _cfg: &Config) {}
+
+    /// Replaces the filter with `directives` (`RUST_LOG` syntax); a bad one is logged and
+    /// the filter in force stays.
+    #[allow(dead_code)]
+    fn set(&self, directives: &str) {
+        match tracing_subscriber::EnvFilter::try_new(directives) {
+            Ok(filter) => match self.0.reload(filter) {
+                Ok(()) => tracing::info!(filter = directives, "log filter changed"),
+                Err(e) => tracing::error!(error = %e, "log filter not changed"),
+            },
+            Err(e) => {
+                tracing::error!(filter = directives, error = %e, "bad log filter; the one in force stays")
+            }
+        }
+    }
 }

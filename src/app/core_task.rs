@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::execute::Executors;
+use super::reload::CoreReload;
 use crate::core::{Action, Core, Event};
 use crate::web::Health;
 
@@ -14,6 +15,7 @@ use crate::web::Health;
 pub(super) async fn core_task(
     mut core: Core,
     mut events: mpsc::Receiver<Event>,
+    mut reloads: mpsc::Receiver<CoreReload>,
     mut exec: Executors,
     health: Health,
     first_actions: Vec<Action>,
@@ -27,6 +29,10 @@ pub(super) async fn core_task(
                 Some(ev) => ev,
                 None => break,
             },
+            Some(reload) = reloads.recv() => {
+                apply_reload(&mut core, reload, &mut exec).await;
+                continue;
+            }
             () = shutdown.cancelled() => break,
         };
         dispatch(&mut core, event, &mut exec, &health).await;
@@ -90,6 +96,25 @@ async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &
         tracing::info!(commands, "SIGHUP: commands reloaded");
     }
     carry_out(core, actions, exec).await;
+}
+
+/// A config reload: the networks, MQTT connections and watch triggers in force, and the
+/// core's new settings, swapped between two events; the reloader is told when it is done.
+async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors) {
+    let CoreReload {
+        handles,
+        mqtt,
+        watch,
+        settings,
+        done,
+    } = reload;
+    exec.handles = handles;
+    exec.relay.mqtt = mqtt;
+    exec.watch = watch;
+    exec.commands = settings.0.commands.clone();
+    let actions = core.handle(Event::Reloaded(settings), Utc::now());
+    carry_out(core, actions, exec).await;
+    let _ = done.send(());
 }
 
 /// Tells the health page and the core how many messages wait in each adapter's queue, when

@@ -4,6 +4,7 @@
 //! - [`start`]: the start steps and the runtime context they share;
 //! - `core_task`: the task that owns the core; `execute`: what carries out its actions;
 //! - `settings`: the config turned into the core's settings;
+//! - `networks`: starting and stopping one network; `reload`: SIGHUP, the config read again;
 //! - [`watch`]: the package watcher; [`archive`], [`cli`] and [`online`]: the CLI
 //!   subcommands.
 
@@ -12,7 +13,9 @@ pub mod cli;
 mod core_task;
 mod execute;
 mod lock;
+mod networks;
 pub mod online;
+mod reload;
 mod settings;
 mod start;
 mod supervise;
@@ -49,11 +52,20 @@ pub enum AppError {
     Lock(#[from] lock::LockError),
 }
 
+/// What the bot calls after each config reload (SIGHUP) that took effect, with the config
+/// now in force: for what `main` owns, the log filter.
+pub type OnReload = Box<dyn Fn(&Config) + Send + Sync>;
+
 /// Runs the bot until SIGINT/SIGTERM (or, console-only, the end of stdin).
 pub async fn run(cfg: Config) -> Result<(), AppError> {
+    run_with(cfg, Box::new(|_| {})).await
+}
+
+/// [`run`], calling `on_reload` after each config reload.
+pub async fn run_with(cfg: Config, on_reload: OnReload) -> Result<(), AppError> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
-    run_until(cfg, shutdown).await
+    run_until(cfg, shutdown, on_reload).await
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), AppError> {
@@ -72,7 +84,11 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> Result<(), AppError> {
 }
 
 /// Runs the bot until `shutdown` is cancelled, then waits for every task to finish.
-pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), AppError> {
+pub async fn run_until(
+    cfg: Config,
+    shutdown: CancellationToken,
+    on_reload: OnReload,
+) -> Result<(), AppError> {
     let _lock = lock::lock_data_dir(&cfg.bot.data_dir)?;
     let (mut rt, events) = Runtime::open_store(cfg, shutdown).await?;
     let commands = rt.load_commands()?;
@@ -83,9 +99,9 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     rt.start_ticker();
     rt.start_pruning();
     let fetcher = rt.start_fetcher()?;
-    rt.start_reload_on_hangup()?;
+    let reloads = rt.start_reload_on_hangup(&relaying, on_reload)?;
     let running = rt
-        .start_core(events, commands, relaying, watch, fetcher)
+        .start_core(events, commands, relaying, watch, fetcher, reloads)
         .await?;
     running.wait_for_shutdown().await
 }

@@ -14,9 +14,10 @@ use tokio_util::task::TaskTracker;
 use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
+use super::networks::{Launcher, NetTask, all_mqtt_filters};
+use super::reload::{CoreReload, Reloader, WatchTask};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
 use super::supervise::{Supervisor, blocking};
-use super::watch::Watcher;
 use crate::adapters::matrix::MediaSource;
 use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, console};
@@ -24,7 +25,7 @@ use crate::config::commands as command_files;
 use crate::config::{Config, DEFAULT_PASTE_TTL, MeetingRooms, NetworkKind};
 use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
-use crate::core::{Action, CommandSet, CommandSetHandle, Core, Event, LinkState};
+use crate::core::{Action, CommandSet, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
 use crate::outbox::Outbox;
 use crate::store::{Retention, Store};
@@ -44,6 +45,10 @@ pub(super) struct Runtime {
     health: Health,
     handles: BTreeMap<String, NetworkHandle>,
     media: BTreeMap<String, MediaSource>,
+    /// Every running network's tasks, by name, to stop one on a reload.
+    networks: BTreeMap<String, NetTask>,
+    /// The package watcher, when there are watches.
+    watch: Option<WatchTask>,
 }
 
 /// The MQTT side: what to relay, where relayed events wait, and the connections to ack on.
@@ -52,6 +57,8 @@ pub(super) struct Relaying {
     outbox: Outbox,
     mqtt: BTreeMap<String, MqttHandle>,
     triggers: Triggers,
+    /// What each MQTT connection subscribed to.
+    filters: BTreeMap<String, Vec<String>>,
 }
 
 /// Everything is started; what is left is to wait for the end.
@@ -92,6 +99,8 @@ impl Runtime {
             health,
             handles: BTreeMap::new(),
             media: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            watch: None,
         };
         Ok((rt, events_rx))
     }
@@ -101,6 +110,19 @@ impl Runtime {
         let commands = command_files::load_dir(dir).map_err(AppError::Commands)?;
         tracing::info!(commands = commands.len(), dir = %dir.display(), "declarative commands loaded");
         Ok(commands)
+    }
+
+    /// What starting a network needs, for the start steps and the reloads.
+    fn launcher(&self) -> Launcher {
+        Launcher {
+            store: self.store.clone(),
+            tracker: self.tracker.clone(),
+            shutdown: self.shutdown.clone(),
+            supervisor: self.supervisor.clone(),
+            events: self.events.clone(),
+            health: self.health.clone(),
+            data_dir: self.cfg.bot.data_dir.clone(),
+        }
     }
 
     /// The chat networks: console, IRC and Matrix, each its own driver task. All of them,
@@ -115,55 +137,55 @@ impl Runtime {
             .iter()
             .filter(|(_, k)| *k != NetworkKind::Console)
             .count();
+        let launcher = self.launcher();
         if let Some(c) = &self.cfg.console {
+            let task = launcher.task();
+            // The console is never stopped alone (a reload keeps it), and when stdin ends
+            // while it is the only network it stops the whole bot: it gets the shutdown token.
             let h = console::spawn(
                 c,
                 &self.cfg.bot.nick,
                 self.events.clone(),
-                &self.tracker,
+                task.tasks(),
                 self.shutdown.clone(),
                 others == 0,
             );
+            launcher.watch(&c.name, &task, h.clone());
             self.handles.insert(c.name.clone(), h);
+            self.networks.insert(c.name.clone(), task);
         }
-        for irc_cfg in &self.cfg.irc {
-            let h = crate::adapters::irc::spawn(
-                irc_cfg.clone(),
-                Some(self.store.clone()),
-                self.events.clone(),
-                &self.tracker,
-                self.shutdown.clone(),
-            );
-            self.handles.insert(irc_cfg.name.clone(), h);
-        }
-        for matrix_cfg in &self.cfg.matrix {
-            let (h, media) = crate::adapters::matrix::spawn(
-                matrix_cfg.clone(),
-                &self.cfg.bot.data_dir,
-                self.events.clone(),
-                &self.tracker,
-                self.shutdown.clone(),
-            );
-            self.handles.insert(matrix_cfg.name.clone(), h);
-            self.media.insert(matrix_cfg.name.clone(), media);
+        let chat = self.cfg.irc.iter().map(|n| &n.name);
+        let chat: Vec<String> = chat
+            .chain(self.cfg.matrix.iter().map(|n| &n.name))
+            .cloned()
+            .collect();
+        for name in chat {
+            if let Some((h, media, task)) = launcher.start_chat(&self.cfg, &name) {
+                self.handles.insert(name.clone(), h);
+                if let Some(m) = media {
+                    self.media.insert(name.clone(), m);
+                }
+                self.networks.insert(name, task);
+            }
         }
     }
 
     /// The outbox's deliverers, then the MQTT relay: the embedded broker and the connections;
     /// the relay remembers what it already relayed.
-    pub(super) async fn start_relay(&self) -> Result<Relaying, AppError> {
+    pub(super) async fn start_relay(&mut self) -> Result<Relaying, AppError> {
         let mut relay = Relay::new(&self.cfg.relays)?;
         // Started before the core task: what a previous run left in the outbox goes first.
-        let outbox = Outbox::start(self.store.clone(), &self.handles, &self.shutdown, |n, d| {
-            self.supervisor.spawn(format!("outbox:{n}"), d);
-        });
+        let outbox = Outbox::new(self.store.clone());
+        let launcher = self.launcher();
         for (name, h) in &self.handles {
-            let h = h.clone();
-            self.supervisor
-                .watch_adapter(name, async move { h.closed().await });
+            if let Some(task) = self.networks.get(name) {
+                launcher.deliver(&outbox, h, task);
+            }
         }
+        outbox.report_orphans_soon();
         let triggers = Triggers::new(&self.cfg.watches);
-        let mqtt = self.start_mqtt(&relay, &triggers).await?;
+        let filters = all_mqtt_filters(&self.cfg, &relay, &triggers);
+        let mqtt = self.start_mqtt(&filters).await?;
         let (o, started) = (outbox.clone(), self.started);
         relay.remember(blocking(move || o.seen_keys(started)).await?);
         Ok(Relaying {
@@ -171,60 +193,42 @@ impl Runtime {
             outbox,
             mqtt,
             triggers,
+            filters,
         })
     }
 
     /// The embedded broker first, so that the connections find it; each connection
-    /// subscribes to what the relay and the watch triggers want of it.
+    /// subscribes to what the relay and the watch triggers want of it (`filters`).
     async fn start_mqtt(
-        &self,
-        relay: &Relay,
-        triggers: &Triggers,
+        &mut self,
+        filters: &BTreeMap<String, Vec<String>>,
     ) -> Result<BTreeMap<String, MqttHandle>, AppError> {
         if let Some(b) = &self.cfg.broker {
             crate::adapters::mqtt::broker::start(b).await?;
         }
+        let launcher = self.launcher();
         let mut handles = BTreeMap::new();
         for m in &self.cfg.mqtt {
-            let mut filters = relay.filters_for(&m.name);
-            for f in triggers.filters_for(&m.name) {
-                if !filters.contains(&f) {
-                    filters.push(f);
-                }
-            }
-            let h = crate::adapters::mqtt::spawn(
-                m.clone(),
-                filters,
-                self.events.clone(),
-                &self.tracker,
-                self.shutdown.clone(),
-            );
-            let acks = h.clone();
-            self.supervisor
-                .watch_adapter(&m.name, async move { acks.closed().await });
+            let f = filters.get(&m.name).cloned().unwrap_or_default();
+            let (h, task) = launcher.start_mqtt(m, f);
             handles.insert(m.name.clone(), h);
+            self.networks.insert(m.name.clone(), task);
         }
         Ok(handles)
     }
 
     /// Package-update alerts: polled by their own task, triggered by the core task.
     pub(super) fn start_watch(
-        &self,
+        &mut self,
         relaying: &mut Relaying,
     ) -> Result<Option<WatchTriggers>, AppError> {
-        if self.cfg.watches.is_empty() {
+        let Some(task) = WatchTask::start(&self.launcher(), &self.cfg.watches, &relaying.outbox)
+            .map_err(AppError::HttpClient)?
+        else {
             return Ok(None);
-        }
-        let watcher = Watcher::new(
-            self.cfg.watches.clone(),
-            self.store.clone(),
-            relaying.outbox.clone(),
-        )
-        .map_err(AppError::HttpClient)?;
-        let (tx, rx) = mpsc::channel(64);
-        self.supervisor
-            .spawn("watch", watcher.run(rx, self.shutdown.clone()));
-        tracing::info!(watches = self.cfg.watches.len(), "package watches started");
+        };
+        let tx = task.tx.clone();
+        self.watch = Some(task);
         Ok(Some(WatchTriggers {
             triggers: std::mem::take(&mut relaying.triggers),
             tx,
@@ -327,13 +331,28 @@ impl Runtime {
         .map_err(AppError::HttpClient)
     }
 
-    /// SIGHUP reads `commands/` again. A bad file is logged (file:line:col: key: message) and
-    /// the set in force stays.
-    pub(super) fn start_reload_on_hangup(&self) -> Result<(), AppError> {
+    /// SIGHUP reads the config file and `commands/` again (DESIGN §4): the reloader, run
+    /// as the task `sighup`, and the channel on which it hands the core task what changed.
+    pub(super) fn start_reload_on_hangup(
+        &mut self,
+        relaying: &Relaying,
+        on_reload: super::OnReload,
+    ) -> Result<mpsc::Receiver<CoreReload>, AppError> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signals)?;
-        let dir = self.cfg.bot.commands_dir.clone();
-        let events = self.events.clone();
+        let (to_core, reloads) = mpsc::channel(1);
+        let mut reloader = Reloader {
+            cfg: self.cfg.clone(),
+            launcher: self.launcher(),
+            outbox: relaying.outbox.clone(),
+            handles: self.handles.clone(),
+            mqtt: relaying.mqtt.clone(),
+            filters: relaying.filters.clone(),
+            networks: std::mem::take(&mut self.networks),
+            watch: self.watch.take(),
+            to_core,
+            on_reload,
+        };
         let shutdown = self.shutdown.clone();
         self.supervisor.spawn("sighup", async move {
             loop {
@@ -341,23 +360,10 @@ impl Runtime {
                     () = shutdown.cancelled() => return,
                     got = hup.recv() => if got.is_none() { return },
                 }
-                let d = dir.clone();
-                match tokio::task::spawn_blocking(move || command_files::load_dir(&d)).await {
-                    Ok(Ok(set)) => {
-                        // "commands reloaded" is logged by the core task once the set is in force.
-                        let set = CommandSetHandle(Arc::new(set));
-                        if events.send(Event::CommandsReloaded(set)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "SIGHUP: commands not reloaded; the previous set stays");
-                    }
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: commands reload failed"),
-                }
+                reloader.reload().await;
             }
         });
-        Ok(())
+        Ok(reloads)
     }
 
     /// The core with its commands, relay and bridges, and the meetings a previous run left
@@ -370,6 +376,7 @@ impl Runtime {
         relaying: Relaying,
         watch: Option<WatchTriggers>,
         fetcher: Fetcher,
+        reloads: mpsc::Receiver<CoreReload>,
     ) -> Result<Running, AppError> {
         let mut core = Core::new(core_settings(&self.cfg), self.started).with_relay(relaying.relay);
         let commands = Arc::new(commands);
@@ -412,6 +419,7 @@ impl Runtime {
         supervisor.spawn_core(core_task(
             core,
             events,
+            reloads,
             exec,
             health,
             first_actions,

@@ -42,12 +42,22 @@ impl Supervisor {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        self.spawn_until(name, self.shutdown.clone(), fut);
+    }
+
+    /// Like [`Supervisor::spawn`], for a task that may be stopped on its own (`stop`, a
+    /// child of the shutdown token: a network or watch removed by a reload); ending once
+    /// `stop` is cancelled is then no death.
+    pub(super) fn spawn_until<F>(&self, name: impl Into<String>, stop: CancellationToken, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let name = name.into();
         let task = tokio::spawn(fault::inject(&name, Box::pin(fut)));
         let this = self.clone();
         self.tracker.spawn(async move {
             let outcome = task.await;
-            this.report(&name, outcome);
+            this.report(&name, &stop, outcome);
         });
     }
 
@@ -65,7 +75,7 @@ impl Supervisor {
         let this = self.clone();
         self.tracker.spawn(async move {
             let outcome = task.await;
-            if this.report("core", outcome) {
+            if this.report("core", &this.shutdown, outcome) {
                 tracing::error!("the core task is gone: sigbot stops");
                 this.core_died.store(true, Ordering::SeqCst);
                 this.shutdown.cancel();
@@ -75,12 +85,13 @@ impl Supervisor {
 
     /// Watches a network adapter from outside: it has stopped when its queue has no reader
     /// left, which before shutdown means it died.
-    pub(super) fn watch_adapter<F>(&self, name: &str, closed: F)
+    /// `stop` is the network's own token (a child of the shutdown token).
+    pub(super) fn watch_adapter<F>(&self, name: &str, stop: CancellationToken, closed: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let name = format!("network:{name}");
-        let shutdown = self.shutdown.clone();
+        let shutdown = stop;
         let this = self.clone();
         self.tracker.spawn(async move {
             tokio::select! {
@@ -97,9 +108,9 @@ impl Supervisor {
 
     /// Logs how a task ended and marks it dead on the health page when it should not have;
     /// whether it died.
-    fn report(&self, name: &str, outcome: Result<(), JoinError>) -> bool {
+    fn report(&self, name: &str, stop: &CancellationToken, outcome: Result<(), JoinError>) -> bool {
         match outcome {
-            Ok(()) if self.shutdown.is_cancelled() => false,
+            Ok(()) if stop.is_cancelled() => false,
             Ok(()) => {
                 tracing::error!(task = %name, "task ended while the bot runs");
                 self.health.task_died(name);

@@ -58,7 +58,7 @@ pub struct Config {
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BotConfig {
     pub nick: String,
     pub prefix: String,
@@ -66,7 +66,7 @@ pub struct BotConfig {
     pub commands_dir: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
     pub listen: SocketAddr,
     pub public_url: String,
@@ -101,7 +101,7 @@ impl Default for StoreConfig {
 /// How long pastes and media links are served when `[web] paste_ttl` is not set.
 pub const DEFAULT_PASTE_TTL: Duration = Duration::from_secs(30 * 86_400);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConsoleConfig {
     pub name: String,
     pub room: String,
@@ -119,19 +119,19 @@ pub struct Rate {
     pub per_second: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sasl {
     Plain { user: String, password: Secret },
     External,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IrcChannel {
     pub name: String,
     pub key: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IrcConfig {
     pub name: String,
     pub host: String,
@@ -162,13 +162,13 @@ pub struct IrcConfig {
     pub private_notice: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MatrixAuth {
     Password(Secret),
     AccessToken(Secret),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MatrixConfig {
     pub name: String,
     pub homeserver: String,
@@ -183,7 +183,7 @@ pub struct MatrixConfig {
     pub catch_up: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttConfig {
     pub name: String,
     pub url: String,
@@ -201,7 +201,7 @@ pub struct MqttConfig {
     pub max_payload: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
     /// Clients must log in with these when given.

@@ -278,6 +278,8 @@ pub enum Event {
     },
     /// `commands/` was read again (SIGHUP): the new set replaces the old one.
     CommandsReloaded(CommandSetHandle),
+    /// The config was read again (SIGHUP): new settings for the whole core, swapped at once.
+    Reloaded(super::ReloadHandle),
     /// A message from an `[[mqtt]]` connection, for the relay.
     Mqtt(super::relay::MqttMessage),
 }

@@ -49,6 +49,42 @@ pub struct CoreSettings {
     pub version: String,
 }
 
+/// Everything a config reload changes in the core (DESIGN §4), handed over in one event so
+/// that no event is handled with half of the old settings and half of the new.
+#[derive(Debug)]
+pub struct Reload {
+    pub settings: CoreSettings,
+    pub bridges: BridgeSettings,
+    /// `None`: meetings stay as they are (off, or on with their settings).
+    pub meetings: Option<MeetingSettings>,
+    /// The relay's routes, compiled by the core (the app checked that they compile).
+    pub relays: Vec<relay::RelaySpec>,
+    pub commands: std::sync::Arc<CommandSet>,
+}
+
+/// A [`Reload`] on its way into the core (compared by identity, like command sets).
+#[derive(Clone)]
+pub struct ReloadHandle(pub std::sync::Arc<Reload>);
+
+impl PartialEq for ReloadHandle {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for ReloadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Reload({} networks, {} bridges, {} routes, {} commands)",
+            self.0.settings.networks.len(),
+            self.0.bridges.bridges.len(),
+            self.0.relays.len(),
+            self.0.commands.len()
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct NetworkStatus {
     state: LinkState,
@@ -213,8 +249,11 @@ impl Core {
                 state,
                 queue_len,
             } => {
-                self.networks
-                    .insert(network, NetworkStatus { state, queue_len });
+                // A network removed by a reload may still say that it stopped.
+                if self.settings.networks.contains(&network) {
+                    self.networks
+                        .insert(network, NetworkStatus { state, queue_len });
+                }
                 Vec::new()
             }
             Event::Tick => {
@@ -228,7 +267,48 @@ impl Core {
                 self.commands.replace(set.0);
                 Vec::new()
             }
+            Event::Reloaded(r) => self.on_reload(&r.0),
             Event::Mqtt(m) => self.on_mqtt(m, now),
+        }
+    }
+
+    /// Swaps every setting a reload changes, keeping what runs: meetings, pending
+    /// confirmations of commands still defined, the bridges' memory, the relay's dedup
+    /// keys and open windows of routes that keep their names. The digests of routes that
+    /// are gone are told now.
+    fn on_reload(&mut self, r: &Reload) -> Vec<Action> {
+        self.settings = r.settings.clone();
+        self.networks.retain(|n, _| r.settings.networks.contains(n));
+        for n in &r.settings.networks {
+            self.networks.entry(n.clone()).or_insert(NetworkStatus {
+                state: LinkState::Starting,
+                queue_len: 0,
+            });
+        }
+        self.commands.replace(r.commands.clone());
+        self.bridges.reconfigure(r.bridges.clone());
+        self.meetings.link_rooms(&self.bridges.groups());
+        if let Some(m) = &r.meetings {
+            self.meetings.set_settings(m.clone());
+        }
+        // The app compiled the same routes before sending them: an error cannot happen, and
+        // would keep the routes in force.
+        let Ok(routes) = relay::Relay::new(&r.relays) else {
+            return Vec::new();
+        };
+        match &mut self.relay {
+            Some(relay) => {
+                let batch = relay.adopt(routes);
+                if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Action::Relay(batch)]
+                }
+            }
+            None => {
+                self.relay = Some(routes);
+                Vec::new()
+            }
         }
     }
 
@@ -323,5 +403,7 @@ fn name_sources(actions: &mut [Action], source: &str) {
     }
 }
 
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;

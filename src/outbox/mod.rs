@@ -17,7 +17,7 @@ mod deliver;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -33,11 +33,12 @@ use deliver::Deliverer;
 /// A network's deliverer, to be run as a task.
 pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// The writing side: stores messages and wakes their networks' deliverers.
+/// The writing side: stores messages and wakes their networks' deliverers. Clones share
+/// the networks: one added or removed (a config reload, DESIGN §4) is seen by all of them.
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,
-    wake: BTreeMap<String, Arc<Notify>>,
+    wake: Arc<RwLock<BTreeMap<String, Arc<Notify>>>>,
 }
 
 impl Outbox {
@@ -49,23 +50,57 @@ impl Outbox {
         shutdown: &CancellationToken,
         mut spawn: impl FnMut(&str, Deliver),
     ) -> Self {
-        let mut wake = BTreeMap::new();
+        let outbox = Self::new(store);
         for (name, handle) in handles {
-            let notify = Arc::new(Notify::new());
-            wake.insert(name.clone(), notify.clone());
-            let d = Deliverer::new(
-                store.clone(),
-                name.clone(),
-                handle.clone(),
-                notify,
-                shutdown.clone(),
-            );
-            spawn(name, Box::pin(d.run()));
+            spawn(name, outbox.add_network(handle, shutdown.clone()));
         }
-        let outbox = Self { store, wake };
-        let reporter = outbox.clone();
-        tokio::task::spawn_blocking(move || reporter.report_orphans());
+        outbox.report_orphans_soon();
         outbox
+    }
+
+    /// An outbox without networks yet: add them with [`Outbox::add_network`], then call
+    /// [`Outbox::report_orphans_soon`].
+    pub fn new(store: Store) -> Self {
+        Self {
+            store,
+            wake: Arc::default(),
+        }
+    }
+
+    /// Logs, off the async workers, what waits for networks that are not configured.
+    pub fn report_orphans_soon(&self) {
+        let reporter = self.clone();
+        tokio::task::spawn_blocking(move || reporter.report_orphans());
+    }
+
+    /// Adds a network (or replaces one that was stopped): its deliverer, to be run as a task
+    /// until `stop`, starts with what waits for the network in the store.
+    pub fn add_network(&self, handle: &NetworkHandle, stop: CancellationToken) -> Deliver {
+        let notify = Arc::new(Notify::new());
+        self.wake_map_mut()
+            .insert(handle.name.clone(), notify.clone());
+        let d = Deliverer::new(
+            self.store.clone(),
+            handle.name.clone(),
+            handle.clone(),
+            notify,
+            stop,
+        );
+        Box::pin(d.run())
+    }
+
+    /// Forgets a network whose deliverer was stopped: what it still had to say stays in the
+    /// store, and goes out if the network comes back; new messages for it are dropped.
+    pub fn remove_network(&self, name: &str) {
+        self.wake_map_mut().remove(name);
+    }
+
+    fn wake_map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Notify>>> {
+        self.wake.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake_map_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Notify>>> {
+        self.wake.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Logs the messages left for networks that are no longer configured: they stay, and go
@@ -74,7 +109,7 @@ impl Outbox {
         match self.store.outbox_networks() {
             Ok(waiting) => {
                 for (network, n) in waiting {
-                    if !self.wake.contains_key(&network) {
+                    if !self.wake_map().contains_key(&network) {
                         tracing::warn!(%network, messages = n, "outbox messages wait for a network that is not configured; they are kept");
                     }
                 }
@@ -85,7 +120,7 @@ impl Outbox {
 
     /// Stores a bridged message; it is delivered once its network can take it.
     pub fn put_bridged(&self, m: &Bridged) -> Result<(), StoreError> {
-        let Some(wake) = self.wake.get(&m.room.network) else {
+        let Some(wake) = self.wake_map().get(&m.room.network).cloned() else {
             tracing::warn!(room = %m.room, "no running network for this bridged room; message dropped");
             return Ok(());
         };
@@ -162,7 +197,7 @@ impl Outbox {
 
     /// Whether `room`'s network has a deliverer; logs the message dropped when not.
     fn running(&self, room: &RoomRef, what: &str) -> bool {
-        let known = self.wake.contains_key(&room.network);
+        let known = self.wake_map().contains_key(&room.network);
         if !known {
             tracing::warn!(%room, "no running network for this room; {what} dropped");
         }
@@ -170,8 +205,9 @@ impl Outbox {
     }
 
     fn wake_for<'a>(&self, rooms: impl Iterator<Item = &'a RoomRef>) {
+        let wake = self.wake_map();
         for room in rooms {
-            if let Some(w) = self.wake.get(&room.network) {
+            if let Some(w) = wake.get(&room.network) {
                 w.notify_one();
             }
         }

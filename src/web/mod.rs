@@ -58,6 +58,12 @@ impl Health {
         }
     }
 
+    /// Forgets a network (removed by a config reload).
+    pub fn remove(&self, network: &str) {
+        let mut map = self.networks.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(network);
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, NetworkHealth> {
         self.networks
             .read()

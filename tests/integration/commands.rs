@@ -666,7 +666,7 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_set() {
         )
         .unwrap();
         bot.hangup();
-        let line = bot.wait_log("commands not reloaded");
+        let line = bot.wait_log("config not reloaded");
         assert!(
             line.contains("zz.toml:3:1: unknown field `bogus`"),
             "{line}"
@@ -682,7 +682,7 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_set() {
             .replace("aliases = [\"rhbz\"]", "");
         std::fs::write(dir.join("zz.toml"), good).unwrap();
         bot.hangup();
-        bot.wait_log("SIGHUP: commands reloaded");
+        bot.wait_log("SIGHUP: config reloaded");
         assert!(bot.ask("!zz 3").starts_with("No bug 3"));
         bot.finish();
     });

@@ -26,6 +26,7 @@ mod meetings;
 mod meetings_security;
 mod mqtt;
 mod outbox;
+mod reload;
 mod secrets_at_rest;
 mod selftest;
 mod standalone;

@@ -215,6 +215,32 @@ impl Bridges {
         }
     }
 
+    /// Takes new settings (a config reload) and keeps what was learnt: the names seen on
+    /// each bridge that keeps its name, and per room the members (known of every room the
+    /// bot is in, bridged or not), recent messages and netsplits held back.
+    pub fn reconfigure(&mut self, settings: BridgeSettings) {
+        let mut old_names: HashMap<String, HashMap<String, BTreeSet<String>>> = self
+            .settings
+            .bridges
+            .iter()
+            .map(|b| b.name.clone())
+            .zip(std::mem::take(&mut self.names))
+            .collect();
+        let mut by_room = HashMap::new();
+        for (i, b) in settings.bridges.iter().enumerate() {
+            for r in &b.rooms {
+                by_room.insert(r.clone(), i);
+            }
+        }
+        self.names = settings
+            .bridges
+            .iter()
+            .map(|b| old_names.remove(&b.name).unwrap_or_default())
+            .collect();
+        self.by_room = by_room;
+        self.settings = settings;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.settings.bridges.is_empty()
     }

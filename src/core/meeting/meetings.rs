@@ -67,6 +67,12 @@ impl Meetings {
         }
     }
 
+    /// New settings (a config reload): meetings that run go on, even in a room the new
+    /// scope leaves out, until they end.
+    pub fn set_settings(&mut self, settings: MeetingSettings) {
+        self.settings = Some(std::sync::Arc::new(settings));
+    }
+
     /// Takes note of the rooms, recent meetings and messages of earlier runs.
     pub fn claim(&mut self, claims: MeetingClaims) {
         for (room, slug) in claims.rooms {
@@ -181,7 +187,7 @@ impl Meetings {
         if msg.kind == MessageKind::Notice && !self.running.contains_key(&home) {
             return (Vec::new(), false);
         }
-        if !self.in_scope(settings, &msg.room) {
+        if !self.in_scope(settings, &msg.room) && !self.running.contains_key(&home) {
             return (Vec::new(), false);
         }
         let settings = settings.clone();

@@ -394,6 +394,32 @@ impl Relay {
         out
     }
 
+    /// Takes the routes of `new` (a config reload) and keeps this relay's memory: the dedup
+    /// keys (a key names its route, so a route that keeps its name keeps its duplicates
+    /// out), the statistics, and the open burst window of each route that keeps its name.
+    /// The windows of routes that are gone are closed: their digests are returned.
+    pub fn adopt(&mut self, new: Relay) -> RelayBatch {
+        let mut windows: BTreeMap<String, BurstWindow> = self
+            .routes
+            .iter_mut()
+            .filter_map(|r| r.window.take().map(|w| (r.name.clone(), w)))
+            .collect();
+        for r in &mut self.routes {
+            if new.routes.iter().any(|n| n.name == r.name) {
+                continue;
+            }
+            r.window = windows.remove(&r.name);
+        }
+        let mut batch = RelayBatch::default();
+        self.flush_windows(None, &mut batch);
+        self.env = new.env;
+        self.routes = new.routes;
+        for r in &mut self.routes {
+            r.window = windows.remove(&r.name);
+        }
+        batch
+    }
+
     /// Dedup keys stored before a restart, still within their window.
     pub fn remember(&mut self, seen: impl IntoIterator<Item = SeenKey>) {
         for s in seen {

@@ -6,7 +6,7 @@ use crate::core::event::RoomRef;
 
 /// One `[[relay]]` route as the config checked it: where MQTT events come from, which match,
 /// and what is said where.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RelaySpec {
     pub name: String,
     pub from: String,

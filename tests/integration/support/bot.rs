@@ -127,6 +127,22 @@ impl Bot {
         stdin.flush().await.expect("flush bot stdin");
     }
 
+    /// Replaces the bot's config file (read again on [`Bot::hangup`]).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(&self.config, config).expect("rewrite bot config");
+    }
+
+    /// SIGHUP: the bot reads its config again.
+    pub fn hangup(&self) {
+        let pid = self.pid().expect("bot is running");
+        let ok = std::process::Command::new("kill")
+            .arg("-HUP")
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -HUP {pid} failed");
+    }
+
     /// Closes the bot's stdin (end of console input).
     pub fn close_stdin(&mut self) {
         self.stdin = None;

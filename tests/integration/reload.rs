@@ -1,0 +1,156 @@
+//! SIGHUP reloads the whole config (DESIGN §4) against real servers: a bridge and a relay
+//! added while the IRC connection stays the same one, a broken config that changes nothing,
+//! and networks added and removed.
+
+use std::time::Duration;
+
+use crate::support::bot::Bot;
+use crate::support::{
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcLine, IrcServer, MosquittoOptions,
+    MosquittoServer, MqttClient, Section, free_port, from_bot, temp_dir, wait_until,
+};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Whether `line` shows the bot (nick `nick`) leaving or coming back: what a reconnection
+/// looks like from a channel.
+fn bot_came_or_went(line: &IrcLine, nick: &str) -> bool {
+    line.nick() == Some(nick) && matches!(line.command.as_str(), "JOIN" | "QUIT" | "PART")
+}
+
+/// Waits for the bot's message in `#sig` that contains `text`, noting any sign of a
+/// reconnection seen meanwhile.
+async fn wait_in_sig(dave: &mut IrcClient, text: &str, reconnected: &mut bool) -> IrcLine {
+    dave.wait_for(T, |l| {
+        *reconnected |= bot_came_or_went(l, BOT_NICK);
+        from_bot(l) && l.param(0) == Some("#sig") && l.text().contains(text)
+    })
+    .await
+}
+
+fn base(irc: &IrcServer) -> BotConfig {
+    BotConfig::new()
+        .console()
+        .irc(Section::irc("testnet", irc).set("channels", vec!["#sig"]))
+}
+
+#[tokio::test]
+async fn a_bridge_and_a_relay_added_by_sighup_carry_traffic_on_the_same_irc_connection() {
+    let mosquitto = MosquittoServer::start(MosquittoOptions::default()).await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("reload-add");
+    let mut bot = Bot::start(dir.path(), &base(&irc).build());
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+    assert_eq!(irc.registrations_of(BOT_NICK), 1);
+
+    let forge = Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
+        .set("client_id", format!("sigbot-reload-{}", free_port()));
+    let with_bridge = base(&irc)
+        .mqtt(forge)
+        .relay(Section::relay(
+            "pushes",
+            "forge",
+            "git/#",
+            "push {{ msg.n }}",
+            &["testnet/#sig"],
+        ))
+        .bridge(Section::bridge("sig", &["testnet/#sig", "console/#local"]));
+    bot.rewrite_config(&with_bridge.build());
+    bot.hangup();
+    let line = bot.wait_log(T, "SIGHUP: network unchanged").await;
+    assert!(line.contains("testnet"), "{line}");
+    let line = bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(
+        line.contains("kept=1") && line.contains("started=1") && line.contains("bridges=1"),
+        "{line}"
+    );
+    // The new connection subscribes whenever it is up, before or after that line.
+    wait_until("the new MQTT connection's subscription", T, || {
+        let subscribed = bot.log().iter().any(|l| l.contains("subscribed"));
+        async move { subscribed.then_some(()) }
+    })
+    .await;
+
+    // The bridge, both ways.
+    let mut reconnected = false;
+    dave.privmsg("#sig", "hello from irc").await;
+    let seen = bot.wait_stdout(T, "hello from irc").await;
+    assert_eq!(
+        seen,
+        "[console/#local] <sigbot> <d\u{200B}ave> hello from irc"
+    );
+    bot.say("hello from the console").await;
+    wait_in_sig(&mut dave, "hello from the console", &mut reconnected).await;
+    // The relay, from a connection the reload started.
+    let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
+    publisher.publish("git/push", r#"{"n": 7}"#).await;
+    wait_in_sig(&mut dave, "push 7", &mut reconnected).await;
+
+    // A broken config: refused with its location, and everything runs as before.
+    bot.rewrite_config(&format!("bogus = 1\n{}", with_bridge.build()));
+    bot.hangup();
+    let line = bot.wait_log(T, "config not reloaded").await;
+    assert!(
+        line.contains("sigbot.toml:1:1: unknown field `bogus`"),
+        "{line}"
+    );
+    dave.privmsg("#sig", "still bridged").await;
+    bot.wait_stdout(T, "still bridged").await;
+    publisher.publish("git/push", r#"{"n": 8}"#).await;
+    wait_in_sig(&mut dave, "push 8", &mut reconnected).await;
+
+    // One connection and one registration all along, as the server and the bot tell.
+    assert!(!reconnected, "the bot left or joined #sig again");
+    assert_eq!(irc.registrations_of(BOT_NICK), 1);
+    let registered = bot
+        .log()
+        .iter()
+        .filter(|l| l.contains("registered") && l.contains("testnet"))
+        .count();
+    assert_eq!(registered, 1, "{}", bot.log_tail(80));
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+#[tokio::test]
+async fn networks_added_are_started_and_removed_ones_stopped() {
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("reload-networks");
+    let mut bot = Bot::start(dir.path(), &base(&irc).build());
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+
+    // A second IRC network (the same server, another nick) bridged to the first.
+    let other = Section::irc("othernet", &irc)
+        .set("nick", "otherbot")
+        .set("channels", vec!["#other"]);
+    let two = base(&irc)
+        .irc(other)
+        .bridge(Section::bridge("sig", &["testnet/#sig", "othernet/#other"]));
+    bot.rewrite_config(&two.build());
+    bot.hangup();
+    bot.wait_log(T, "SIGHUP: config reloaded").await;
+    let mut erin = IrcClient::connect(&irc, "erin").await;
+    erin.join_and_wait_for("#other", "otherbot", T * 2).await;
+    let mut reconnected = false;
+    erin.privmsg("#other", "from the other side").await;
+    wait_in_sig(&mut dave, "from the other side", &mut reconnected).await;
+    assert_eq!(irc.registrations_of("otherbot"), 1);
+
+    // Removed again: its connection quits; the first one stays.
+    bot.rewrite_config(&base(&irc).build());
+    bot.hangup();
+    let quit = erin
+        .wait_for(T, |l| l.nick() == Some("otherbot") && l.command == "QUIT")
+        .await;
+    assert_eq!(quit.command, "QUIT");
+    bot.wait_log(T, "SIGHUP: config reloaded").await;
+    bot.say("!status").await;
+    let status = bot.wait_stdout(T, "networks:").await;
+    assert!(!status.contains("othernet"), "{status}");
+    dave.privmsg("#sig", "!ping").await;
+    wait_in_sig(&mut dave, "pong", &mut reconnected).await;
+    assert!(!reconnected, "the bot left or joined #sig again");
+    assert_eq!(irc.registrations_of(BOT_NICK), 1);
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
