@@ -28,6 +28,17 @@ async fn wait_in_sig(dave: &mut IrcClient, text: &str, reconnected: &mut bool) -
     .await
 }
 
+/// Waits until the server's log shows `n` registrations of `nick`, or of its first
+/// alternative `nick_` (which a connection restarted at once may get while the server has
+/// not yet seen its predecessor go; it takes its nick back then).
+async fn registrations(irc: &IrcServer, nick: &str, n: usize) {
+    wait_until(&format!("{n} registration(s) of {nick}"), T, || {
+        let seen = irc.registrations_of(nick) + irc.registrations_of(&format!("{nick}_"));
+        async move { (seen == n).then_some(()) }
+    })
+    .await;
+}
+
 fn base(irc: &IrcServer) -> BotConfig {
     BotConfig::new()
         .console()
@@ -42,7 +53,7 @@ async fn a_bridge_and_a_relay_added_by_sighup_carry_traffic_on_the_same_irc_conn
     let mut bot = Bot::start(dir.path(), &base(&irc).build());
     let mut dave = IrcClient::connect(&irc, "dave").await;
     dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
-    assert_eq!(irc.registrations_of(BOT_NICK), 1);
+    registrations(&irc, BOT_NICK, 1).await;
 
     let forge = Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
         .set("client_id", format!("sigbot-reload-{}", free_port()));
@@ -113,7 +124,7 @@ async fn a_bridge_and_a_relay_added_by_sighup_carry_traffic_on_the_same_irc_conn
 }
 
 #[tokio::test]
-async fn networks_added_are_started_and_removed_ones_stopped() {
+async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stopped() {
     let irc = IrcServer::start(IrcClass::Unlimited).await;
     let dir = temp_dir("reload-networks");
     let mut bot = Bot::start(dir.path(), &base(&irc).build());
@@ -135,16 +146,49 @@ async fn networks_added_are_started_and_removed_ones_stopped() {
     let mut reconnected = false;
     erin.privmsg("#other", "from the other side").await;
     wait_in_sig(&mut dave, "from the other side", &mut reconnected).await;
-    assert_eq!(irc.registrations_of("otherbot"), 1);
+    registrations(&irc, "otherbot", 1).await;
 
-    // Removed again: its connection quits; the first one stays.
-    bot.rewrite_config(&base(&irc).build());
+    // Changed (one more channel): restarted, and what is bridged to it meanwhile waits in
+    // the outbox for the new connection.
+    let other = Section::irc("othernet", &irc)
+        .set("nick", "otherbot")
+        .set("channels", vec!["#other", "#more"]);
+    let changed = base(&irc)
+        .irc(other)
+        .bridge(Section::bridge("sig", &["testnet/#sig", "othernet/#other"]));
+    bot.rewrite_config(&changed.build());
+    bot.hangup();
+    dave.privmsg("#sig", "across the restart").await;
+    // The old connection may still send it as it drains, or the new one once it has joined.
+    let (mut quit, mut rejoined, mut relayed) = (false, false, false);
+    erin.wait_for(T, |l| {
+        if l.nick() == Some("otherbot") {
+            quit |= l.command == "QUIT";
+            rejoined |= quit && l.command == "JOIN";
+        }
+        relayed |= l.is_privmsg_from("otherbot") && l.text().contains("across the restart");
+        relayed && rejoined
+    })
+    .await;
+    let line = bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(
+        line.contains("kept=1") && line.contains("restarted=1"),
+        "{line}"
+    );
+    registrations(&irc, "otherbot", 2).await;
+
+    // Removed again: its connection quits; the first one stays. A data_dir changed at the
+    // same time needs a restart: the running one stays.
+    bot.rewrite_config(&base(&irc).bot("data_dir", "elsewhere").build());
     bot.hangup();
     let quit = erin
         .wait_for(T, |l| l.nick() == Some("otherbot") && l.command == "QUIT")
         .await;
     assert_eq!(quit.command, "QUIT");
+    let warning = bot.wait_log(T, "needs a restart").await;
+    assert!(warning.contains("[bot] data_dir"), "{warning}");
     bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(!dir.path().join("elsewhere").exists());
     bot.say("!status").await;
     let status = bot.wait_stdout(T, "networks:").await;
     assert!(!status.contains("othernet"), "{status}");
