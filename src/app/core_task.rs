@@ -30,7 +30,7 @@ pub(super) async fn core_task(
                 None => break,
             },
             Some(reload) = reloads.recv() => {
-                apply_reload(&mut core, reload, &mut exec).await;
+                apply_reload(&mut core, reload, &mut exec, &health).await;
                 continue;
             }
             () = shutdown.cancelled() => break,
@@ -100,7 +100,7 @@ async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &
 
 /// A config reload: the networks, MQTT connections and watch triggers in force, and the
 /// core's new settings, swapped between two events; the reloader is told when it is done.
-async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors) {
+async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors, health: &Health) {
     let CoreReload {
         handles,
         mqtt,
@@ -113,6 +113,17 @@ async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors)
     exec.watch = watch;
     exec.commands = settings.0.commands.clone();
     let actions = core.handle(Event::Reloaded(settings), Utc::now());
+    // A network started by the reload may have reported before the core knew it.
+    for (network, h) in health.snapshot() {
+        core.handle(
+            Event::NetworkState {
+                network,
+                state: h.state,
+                queue_len: h.queue_len,
+            },
+            Utc::now(),
+        );
+    }
     carry_out(core, actions, exec).await;
     let _ = done.send(());
 }

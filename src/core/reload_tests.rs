@@ -277,3 +277,40 @@ fn networks_follow_the_reload_and_a_stopped_ones_last_word_is_ignored() {
         ["networks: console starting (queue 0), oftc starting (queue 0); uptime 0s"]
     );
 }
+
+#[test]
+fn roles_and_the_prefix_follow_the_reload() {
+    let mut c = core(&[]);
+    let admin = |text: &str| {
+        let Event::Message(mut m) = say(&sig(), "dc", text) else {
+            unreachable!()
+        };
+        m.sender.principal = Some(Principal::new("libera", "dcavalca"));
+        Event::Message(m)
+    };
+    assert_eq!(
+        texts(&c.handle(admin("!whoami"), t0())),
+        ["dc: you are libera:dcavalca, with no roles"]
+    );
+    let mut s = settings(&["console", "libera"]);
+    s.roles = Roles::new([(
+        "admin".to_owned(),
+        vec![Principal::new("libera", "dcavalca")],
+    )]);
+    s.prefix = "?".into();
+    c.handle(
+        Event::Reloaded(ReloadHandle(Arc::new(Reload {
+            settings: s,
+            bridges: bridges(vec![]),
+            meetings: None,
+            relays: vec![],
+            commands: Arc::new(CommandSet::default()),
+        }))),
+        t0(),
+    );
+    assert!(c.handle(admin("!whoami"), t0()).is_empty());
+    assert_eq!(
+        texts(&c.handle(admin("?whoami"), t0())),
+        ["dc: you are libera:dcavalca, with roles: admin"]
+    );
+}

@@ -147,6 +147,9 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
     erin.privmsg("#other", "from the other side").await;
     wait_in_sig(&mut dave, "from the other side", &mut reconnected).await;
     registrations(&irc, "otherbot", 1).await;
+    bot.say("!status").await;
+    let status = bot.wait_stdout(T, "networks:").await;
+    assert!(status.contains("othernet connected"), "{status}");
 
     // Changed (one more channel): restarted, and what is bridged to it meanwhile waits in
     // the outbox for the new connection.
