@@ -28,12 +28,29 @@ async fn wait_in_sig(dave: &mut IrcClient, text: &str, reconnected: &mut bool) -
     .await
 }
 
-/// Waits until the server's log shows `n` registrations of `nick`, or of its first
-/// alternative `nick_` (which a connection restarted at once may get while the server has
-/// not yet seen its predecessor go; it takes its nick back then).
-async fn registrations(irc: &IrcServer, nick: &str, n: usize) {
-    wait_until(&format!("{n} registration(s) of {nick}"), T, || {
-        let seen = irc.registrations_of(nick) + irc.registrations_of(&format!("{nick}_"));
+/// When the server says `nick`'s connection signed on (`WHOIS`, `RPL_WHOISIDLE`): the same
+/// value before and after means the same connection.
+async fn signon(client: &mut IrcClient, nick: &str) -> String {
+    client.send(&format!("WHOIS {nick} {nick}")).await;
+    let idle = client
+        .wait_for(T, |l| l.command == "317" && l.param(1) == Some(nick))
+        .await;
+    idle.param(3).expect("signon time").to_owned()
+}
+
+/// How many times the bot's log says that it registered on `network`.
+fn registrations(bot: &Bot, network: &str) -> usize {
+    bot.log()
+        .iter()
+        .filter(|l| l.contains("registered") && l.contains(&format!("network={network}")))
+        .count()
+}
+
+/// Waits until the bot's log says that it registered `n` times on `network` (its log is
+/// read as it comes, maybe after the server has seen the connection).
+async fn wait_registrations(bot: &Bot, network: &str, n: usize) {
+    wait_until(&format!("{n} registration(s) on {network}"), T, || {
+        let seen = registrations(bot, network);
         async move { (seen == n).then_some(()) }
     })
     .await;
@@ -53,7 +70,7 @@ async fn a_bridge_and_a_relay_added_by_sighup_carry_traffic_on_the_same_irc_conn
     let mut bot = Bot::start(dir.path(), &base(&irc).build());
     let mut dave = IrcClient::connect(&irc, "dave").await;
     dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
-    registrations(&irc, BOT_NICK, 1).await;
+    let connected = signon(&mut dave, BOT_NICK).await;
 
     let forge = Section::mqtt("forge", format!("mqtt://127.0.0.1:{}", mosquitto.port()))
         .set("client_id", format!("sigbot-reload-{}", free_port()));
@@ -113,13 +130,8 @@ async fn a_bridge_and_a_relay_added_by_sighup_carry_traffic_on_the_same_irc_conn
 
     // One connection and one registration all along, as the server and the bot tell.
     assert!(!reconnected, "the bot left or joined #sig again");
-    assert_eq!(irc.registrations_of(BOT_NICK), 1);
-    let registered = bot
-        .log()
-        .iter()
-        .filter(|l| l.contains("registered") && l.contains("testnet"))
-        .count();
-    assert_eq!(registered, 1, "{}", bot.log_tail(80));
+    assert_eq!(signon(&mut dave, BOT_NICK).await, connected);
+    assert_eq!(registrations(&bot, "testnet"), 1, "{}", bot.log_tail(80));
     assert_eq!(bot.terminate(T).await, Some(0));
 }
 
@@ -130,6 +142,7 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
     let mut bot = Bot::start(dir.path(), &base(&irc).build());
     let mut dave = IrcClient::connect(&irc, "dave").await;
     dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+    let connected = signon(&mut dave, BOT_NICK).await;
 
     // A second IRC network (the same server, another nick) bridged to the first.
     let other = Section::irc("othernet", &irc)
@@ -146,7 +159,7 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
     let mut reconnected = false;
     erin.privmsg("#other", "from the other side").await;
     wait_in_sig(&mut dave, "from the other side", &mut reconnected).await;
-    registrations(&irc, "otherbot", 1).await;
+    wait_registrations(&bot, "othernet", 1).await;
     bot.say("!status").await;
     let status = bot.wait_stdout(T, "networks:").await;
     assert!(status.contains("othernet connected"), "{status}");
@@ -178,7 +191,7 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
         line.contains("kept=1") && line.contains("restarted=1"),
         "{line}"
     );
-    registrations(&irc, "otherbot", 2).await;
+    wait_registrations(&bot, "othernet", 2).await;
 
     // Removed again: its connection quits; the first one stays. A data_dir changed at the
     // same time needs a restart: the running one stays.
@@ -198,6 +211,7 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
     dave.privmsg("#sig", "!ping").await;
     wait_in_sig(&mut dave, "pong", &mut reconnected).await;
     assert!(!reconnected, "the bot left or joined #sig again");
-    assert_eq!(irc.registrations_of(BOT_NICK), 1);
+    assert_eq!(signon(&mut dave, BOT_NICK).await, connected);
+    assert_eq!(registrations(&bot, "testnet"), 1);
     assert_eq!(bot.terminate(T).await, Some(0));
 }

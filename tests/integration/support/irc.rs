@@ -187,18 +187,6 @@ impl IrcServer {
         server
     }
 
-    /// How many times a client with `nick` completed its registration, as the server's own
-    /// log (`inspircd/logs/ircd.log`, written line by line) tells: one line "Client
-    /// connecting ... nick!user@host" each.
-    pub fn registrations_of(&self, nick: &str) -> usize {
-        let log =
-            std::fs::read_to_string(self.dir().join("inspircd/logs/ircd.log")).unwrap_or_default();
-        let who = format!(": {nick}!");
-        log.lines()
-            .filter(|l| l.contains("Client connecting") && l.contains(&who))
-            .count()
-    }
-
     /// The address clients connect to: always `127.0.0.1`.
     pub fn host(&self) -> &'static str {
         LOCALHOST
@@ -378,7 +366,7 @@ fn inspircd_config(
 <files motd="{root}/motd.txt">
 <dns timeout="1">
 <performance nouserdns="yes" clonesonconnect="no">
-<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" flush="1" target="{root}/inspircd/logs/ircd.log">
+<log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{root}/inspircd/logs/ircd.log">
 
 <module name="cap">
 <module name="ircv3">
