@@ -1,5 +1,5 @@
 //! Starting and stopping one network at a time: at start every network, and on a reload
-//! (DESIGN §4) those added, removed or changed. Each network runs under a token of its own,
+//! (DESIGN §5 "Reload") those added, removed or changed. Each network runs under a token of its own,
 //! a child of the shutdown token, so that one can be stopped while the others go on.
 
 use std::collections::BTreeMap;

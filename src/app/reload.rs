@@ -1,4 +1,4 @@
-//! SIGHUP (DESIGN §4): the config file the bot was started with and `commands/` are read and
+//! SIGHUP (DESIGN §5 "Reload"): the config file the bot was started with and `commands/` are read and
 //! checked again as at start. A bad config is refused, its location logged, and the running
 //! one stays. Otherwise each network is compared with the one running: unchanged ones keep
 //! their connections, removed ones are stopped after draining, changed ones restarted, new

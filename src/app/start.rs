@@ -331,7 +331,7 @@ impl Runtime {
         .map_err(AppError::HttpClient)
     }
 
-    /// SIGHUP reads the config file and `commands/` again (DESIGN §4): the reloader, run
+    /// SIGHUP reads the config file and `commands/` again (DESIGN §5 "Reload"): the reloader, run
     /// as the task `sighup`, and the channel on which it hands the core task what changed.
     pub(super) fn start_reload_on_hangup(
         &mut self,

@@ -49,7 +49,7 @@ pub struct CoreSettings {
     pub version: String,
 }
 
-/// Everything a config reload changes in the core (DESIGN §4), handed over in one event so
+/// Everything a config reload changes in the core (DESIGN §5 "Reload"), handed over in one event so
 /// that no event is handled with half of the old settings and half of the new.
 #[derive(Debug)]
 pub struct Reload {

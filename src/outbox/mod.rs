@@ -34,7 +34,7 @@ use deliver::Deliverer;
 pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The writing side: stores messages and wakes their networks' deliverers. Clones share
-/// the networks: one added or removed (a config reload, DESIGN §4) is seen by all of them.
+/// the networks: one added or removed (a config reload, DESIGN §5 "Reload") is seen by all of them.
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,

@@ -1,4 +1,4 @@
-//! SIGHUP reloads the whole config (DESIGN §4) against real servers: a bridge and a relay
+//! SIGHUP reloads the whole config (DESIGN §5 "Reload") against real servers: a bridge and a relay
 //! added while the IRC connection stays the same one, a broken config that changes nothing,
 //! and networks added and removed.
 
