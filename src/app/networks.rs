@@ -1,6 +1,6 @@
 //! Starting and stopping one network at a time: at start every network, and on a reload
-//! (DESIGN §5 "Reload") those added, removed or changed. Each network runs under a token of its own,
-//! a child of the shutdown token, so that one can be stopped while the others go on.
+//! (DESIGN §5 "Reload") those added, removed or changed. Each network runs under a token of
+//! its own, a child of the shutdown token, so that one can be stopped while the others go on.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,9 +1,10 @@
-//! SIGHUP (DESIGN §5 "Reload"): the config file the bot was started with and `commands/` are read and
-//! checked again as at start. A bad config is refused, its location logged, and the running
-//! one stays. Otherwise each network is compared with the one running: unchanged ones keep
-//! their connections, removed ones are stopped after draining, changed ones restarted, new
-//! ones started; then the core task gets the networks and the core's new settings between
-//! two events. What only a restart can change keeps its running value, with a warning.
+//! SIGHUP (DESIGN §5 "Reload"): the config file the bot was started with and `commands/`
+//! are read and checked again as at start. A bad config is refused, its location logged, and
+//! the running one stays. Otherwise each network is compared with the one running: unchanged
+//! ones keep their connections, removed ones are stopped after draining, changed ones
+//! restarted, new ones started; then the core task gets the networks and the core's new
+//! settings between two events. What only a restart can change keeps its running value,
+//! with a warning.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

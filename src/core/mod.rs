@@ -49,8 +49,8 @@ pub struct CoreSettings {
     pub version: String,
 }
 
-/// Everything a config reload changes in the core (DESIGN §5 "Reload"), handed over in one event so
-/// that no event is handled with half of the old settings and half of the new.
+/// Everything a config reload changes in the core (DESIGN §5 "Reload"), handed over in one
+/// event so that no event is handled with half of the old settings and half of the new.
 #[derive(Debug)]
 pub struct Reload {
     pub settings: CoreSettings,

@@ -33,8 +33,8 @@ use deliver::Deliverer;
 /// A network's deliverer, to be run as a task.
 pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// The writing side: stores messages and wakes their networks' deliverers. Clones share
-/// the networks: one added or removed (a config reload, DESIGN §5 "Reload") is seen by all of them.
+/// The writing side: stores messages and wakes their networks' deliverers. Clones share the
+/// networks: one added or removed (a config reload, DESIGN §5 "Reload") is seen by all.
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,

@@ -1,6 +1,6 @@
-//! SIGHUP reloads the whole config (DESIGN §5 "Reload") against real servers: a bridge and a relay
-//! added while the IRC connection stays the same one, a broken config that changes nothing,
-//! and networks added and removed.
+//! SIGHUP reloads the whole config (DESIGN §5 "Reload") against real servers: a bridge and a
+//! relay added while the IRC connection stays the same one, a broken config that changes
+//! nothing, and networks added, changed and removed.
 
 use std::time::Duration;
 
