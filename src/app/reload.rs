@@ -283,6 +283,10 @@ impl Reloader {
 
     /// Starts a network added (or changed) by the reload.
     fn start(&mut self, cfg: &Config, name: &str, filters: &BTreeMap<String, Vec<String>>) {
+        // Before it starts: one that dies at once is named again.
+        for task in [format!("network:{name}"), format!("outbox:{name}")] {
+            self.launcher.health.task_restarted(&task);
+        }
         if let Some(m) = cfg.mqtt.iter().find(|m| m.name == name) {
             let f = filters.get(name).cloned().unwrap_or_default();
             let (h, task) = self.launcher.start_mqtt(m, f);
@@ -307,6 +311,7 @@ impl Reloader {
             if let Some(old) = self.watch.take() {
                 old.stop.cancel();
             }
+            self.launcher.health.task_restarted("watch");
             match WatchTask::start(&self.launcher, &cfg.watches, &self.outbox) {
                 Ok(task) => self.watch = task,
                 Err(e) => {

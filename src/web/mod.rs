@@ -77,6 +77,13 @@ impl Health {
         dead.insert(name.to_owned());
     }
 
+    /// Records that the task `name` was started again (a network or the package watcher,
+    /// by a config reload).
+    pub fn task_restarted(&self, name: &str) {
+        let mut dead = self.dead.write().unwrap_or_else(|p| p.into_inner());
+        dead.remove(name);
+    }
+
     /// The long-lived tasks that died, by name.
     pub fn dead_tasks(&self) -> Vec<String> {
         let dead = self.dead.read().unwrap_or_else(|p| p.into_inner());

@@ -159,3 +159,12 @@ fn what_needs_a_restart_keeps_its_running_value() {
     assert_eq!(new.bot.nick, "sigbot2", "the rest is reloaded");
     assert!(keep_restart_only(&old, &mut parse(BASE)).is_empty());
 }
+
+#[test]
+fn a_task_started_again_is_no_longer_named_dead() {
+    let health = crate::web::Health::default();
+    health.task_died("network:libera");
+    health.task_died("watch");
+    health.task_restarted("network:libera");
+    assert_eq!(health.dead_tasks(), ["watch"]);
+}
