@@ -215,3 +215,66 @@ async fn networks_added_are_started_changed_ones_restarted_and_removed_ones_stop
     assert_eq!(registrations(&bot, "testnet"), 1);
     assert_eq!(bot.terminate(T).await, Some(0));
 }
+
+/// A Matrix network and a bridge to it added by SIGHUP: the bot logs in, joins the room and
+/// relays both ways, while its IRC connection stays the same one.
+#[tokio::test]
+async fn a_matrix_network_added_by_sighup_is_bridged_to_the_running_irc_channel() {
+    use crate::support::{RoomSpec, SynapseServer};
+    let synapse = SynapseServer::start().await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let mut alice = synapse.client(&alice_user);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("sig".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let dir = temp_dir("reload-matrix");
+    let mut bot = Bot::start(dir.path(), &base(&irc).build());
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+    let connected = signon(&mut dave, BOT_NICK).await;
+
+    let alias = format!("#sig:{}", synapse.server_name());
+    let with_matrix = base(&irc)
+        .matrix(Section::matrix("hs", &synapse, &bot_user).set("rooms", vec![alias.as_str()]))
+        .bridge(Section::bridge(
+            "sig",
+            &["testnet/#sig", &format!("hs/{alias}")],
+        ));
+    bot.rewrite_config(&with_matrix.build());
+    bot.hangup();
+    let line = bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(
+        line.contains("kept=1") && line.contains("started=1"),
+        "{line}"
+    );
+    let bot_id = bot_user.user_id.clone();
+    alice
+        .wait_for_event(&room, T * 2, |ev| {
+            ev["type"] == "m.room.member"
+                && ev["state_key"] == bot_id
+                && ev["content"]["membership"] == "join"
+        })
+        .await;
+
+    let mut reconnected = false;
+    alice.send_text(&room, "hello from matrix").await;
+    wait_in_sig(&mut dave, "hello from matrix", &mut reconnected).await;
+    dave.privmsg("#sig", "hello from irc").await;
+    let got = alice
+        .wait_for_event(&room, T, |ev| {
+            ev["type"] == "m.room.message" && ev["sender"] == bot_id
+        })
+        .await;
+    assert_eq!(got["content"]["body"], "dave: hello from irc", "{got}");
+
+    assert!(!reconnected, "the bot left or joined #sig again");
+    assert_eq!(signon(&mut dave, BOT_NICK).await, connected);
+    assert_eq!(registrations(&bot, "testnet"), 1);
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
