@@ -18,6 +18,7 @@ use super::settings::{bridge_settings, core_settings, meeting_settings};
 use super::supervise::blocking;
 use super::watch::Watcher;
 use crate::adapters::NetworkHandle;
+use crate::adapters::matrix::MediaSource;
 use crate::adapters::mqtt::MqttHandle;
 use crate::config::commands as command_files;
 use crate::config::{Config, ConfigError, MeetingRooms, NetworkKind};
@@ -25,6 +26,7 @@ use crate::core::relay::Relay;
 use crate::core::watch::{Triggers, WatchSpec};
 use crate::core::{CommandSet, Reload, ReloadHandle};
 use crate::outbox::Outbox;
+use crate::web::media::MediaSources;
 
 /// What the core task swaps in on a reload, between two events.
 pub(super) struct CoreReload {
@@ -76,6 +78,8 @@ pub(super) struct Reloader {
     pub(super) filters: BTreeMap<String, Vec<String>>,
     pub(super) networks: BTreeMap<String, NetTask>,
     pub(super) watch: Option<WatchTask>,
+    /// The Matrix networks' file sources, as the web site's `/media` finds them.
+    pub(super) media: MediaSources<MediaSource>,
     pub(super) to_core: mpsc::Sender<CoreReload>,
     /// What `main` does with a config in force (the log filter).
     pub(super) on_reload: super::OnReload,
@@ -266,6 +270,7 @@ impl Reloader {
     async fn stop(&mut self, name: &str, removed: bool) {
         self.handles.remove(name);
         self.mqtt.remove(name);
+        self.media_sources().remove(name);
         if removed {
             self.outbox.remove_network(name);
             self.launcher.health.remove(name);
@@ -294,8 +299,8 @@ impl Reloader {
             self.networks.insert(name.to_owned(), task);
         } else if let Some((h, media, task)) = self.launcher.start_chat(cfg, name) {
             self.launcher.deliver(&self.outbox, &h, &task);
-            if media.is_some() {
-                tracing::warn!(network = %name, "Matrix network started by a reload: its files are served on /media after a restart");
+            if let Some(m) = media {
+                self.media_sources().insert(name.to_owned(), m);
             }
             self.handles.insert(name.to_owned(), h);
             self.networks.insert(name.to_owned(), task);
@@ -303,6 +308,10 @@ impl Reloader {
             return;
         }
         tracing::info!(network = %name, "SIGHUP: network started");
+    }
+
+    fn media_sources(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, MediaSource>> {
+        self.media.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Restarts the package watcher when the watches changed; the triggers in force.

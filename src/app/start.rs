@@ -29,6 +29,7 @@ use crate::core::{Action, CommandSet, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
 use crate::outbox::Outbox;
 use crate::store::{Retention, Store};
+use crate::web::media::MediaSources;
 use crate::web::{self, Health};
 
 /// What the start steps share, and what they have started so far.
@@ -44,7 +45,8 @@ pub(super) struct Runtime {
     events: mpsc::Sender<Event>,
     health: Health,
     handles: BTreeMap<String, NetworkHandle>,
-    media: BTreeMap<String, MediaSource>,
+    /// The Matrix networks' file sources, shared by the web site and the reloads.
+    media: MediaSources<MediaSource>,
     /// Every running network's tasks, by name, to stop one on a reload.
     networks: BTreeMap<String, NetTask>,
     /// The package watcher, when there are watches.
@@ -98,7 +100,7 @@ impl Runtime {
             events,
             health,
             handles: BTreeMap::new(),
-            media: BTreeMap::new(),
+            media: MediaSources::default(),
             networks: BTreeMap::new(),
             watch: None,
         };
@@ -163,7 +165,8 @@ impl Runtime {
             if let Some((h, media, task)) = launcher.start_chat(&self.cfg, &name) {
                 self.handles.insert(name.clone(), h);
                 if let Some(m) = media {
-                    self.media.insert(name.clone(), m);
+                    let mut sources = self.media.write().unwrap_or_else(|p| p.into_inner());
+                    sources.insert(name.clone(), m);
                 }
                 self.networks.insert(name, task);
             }
@@ -254,7 +257,7 @@ impl Runtime {
             .merge(web::paste::routes(self.store.clone()))
             .merge(web::media::routes(
                 self.store.clone(),
-                std::mem::take(&mut self.media),
+                self.media.clone(),
                 web::media_cache::MediaCache::new(
                     self.cfg.bot.data_dir.join("media-cache"),
                     web::media_cache::CacheLimits::with_capacity(w.media_cache_bytes),
@@ -350,6 +353,7 @@ impl Runtime {
             filters: relaying.filters.clone(),
             networks: std::mem::take(&mut self.networks),
             watch: self.watch.take(),
+            media: self.media.clone(),
             to_core,
             on_reload,
         };

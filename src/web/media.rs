@@ -7,7 +7,7 @@
 //! (HTML, SVG, XML, scripts) are served as downloads, never inline, and nothing is sniffed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -29,9 +29,13 @@ pub const MAX_MEDIA_BYTES: u64 = 25 * 1024 * 1024;
 /// reader holds (about 130 KiB, where 64 KiB chunks cost about 400 KiB).
 const READ_CHUNK: usize = 8 * 1024;
 
+/// The networks' file sources by network name, shared with whoever starts and stops networks
+/// (a config reload adds and removes them while the site runs).
+pub type MediaSources<S> = Arc<RwLock<BTreeMap<String, S>>>;
+
 struct MediaState<S> {
     store: Store,
-    sources: Arc<BTreeMap<String, S>>,
+    sources: MediaSources<S>,
     cache: MediaCache,
 }
 
@@ -46,16 +50,12 @@ impl<S> Clone for MediaState<S> {
 }
 
 /// The route, with the networks' file sources by network name and the cache of their files.
-pub fn routes<S: FileSource>(
-    store: Store,
-    sources: BTreeMap<String, S>,
-    cache: MediaCache,
-) -> Router {
+pub fn routes<S: FileSource>(store: Store, sources: MediaSources<S>, cache: MediaCache) -> Router {
     Router::new()
         .route("/media/{id}", get(media::<S>))
         .with_state(MediaState {
             store,
-            sources: Arc::new(sources),
+            sources,
             cache,
         })
 }
@@ -78,10 +78,16 @@ async fn media<S: FileSource>(State(st): State<MediaState<S>>, Path(id): Path<St
         }
         Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "not readable\n").into_response(),
     };
-    let Some(source) = st.sources.get(&link.network) else {
+    let source = st
+        .sources
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&link.network)
+        .cloned();
+    let Some(source) = source else {
         return not_found();
     };
-    let cached = match st.cache.get(source, &link.network, &link.uri).await {
+    let cached = match st.cache.get(&source, &link.network, &link.uri).await {
         Ok(c) => c,
         Err(FetchError::TooLarge { .. }) => {
             return (StatusCode::PAYLOAD_TOO_LARGE, "file too large to relay\n").into_response();

@@ -234,13 +234,15 @@ async fn a_matrix_network_added_by_sighup_is_bridged_to_the_running_irc_channel(
         })
         .await;
     let dir = temp_dir("reload-matrix");
-    let mut bot = Bot::start(dir.path(), &base(&irc).build());
+    let web = free_port();
+    let mut bot = Bot::start(dir.path(), &base(&irc).web(web).build());
     let mut dave = IrcClient::connect(&irc, "dave").await;
     dave.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
     let connected = signon(&mut dave, BOT_NICK).await;
 
     let alias = format!("#sig:{}", synapse.server_name());
     let with_matrix = base(&irc)
+        .web(web)
         .matrix(Section::matrix("hs", &synapse, &bot_user).set("rooms", vec![alias.as_str()]))
         .bridge(Section::bridge(
             "sig",
@@ -272,6 +274,43 @@ async fn a_matrix_network_added_by_sighup_is_bridged_to_the_running_irc_channel(
         })
         .await;
     assert_eq!(got["content"]["body"], "dave: hello from irc", "{got}");
+
+    // A file shared there is served on /media through the network the reload started.
+    let bytes = b"notes from the matrix side\n".to_vec();
+    let upload: serde_json::Value = alice
+        .request(
+            reqwest::Method::POST,
+            "/_matrix/media/v3/upload?filename=notes.txt",
+        )
+        .header("content-type", "application/octet-stream")
+        .body(bytes.clone())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload reply");
+    let mxc = upload["content_uri"].as_str().expect("content_uri");
+    alice
+        .send_message(
+            &room,
+            serde_json::json!({
+                "msgtype": "m.file",
+                "body": "notes.txt",
+                "url": mxc,
+                "info": {"mimetype": "text/plain", "size": bytes.len()},
+            }),
+        )
+        .await;
+    let shared = wait_in_sig(&mut dave, "sent notes.txt", &mut reconnected).await;
+    let (_, id) = shared
+        .text()
+        .split_once("/media/")
+        .unwrap_or_else(|| panic!("no link in {}", shared.raw));
+    let url = format!("http://127.0.0.1:{web}/media/{}", id.trim());
+    let served = reqwest::get(&url).await.expect("GET /media");
+    assert_eq!(served.status(), 200, "{url}");
+    assert_eq!(served.bytes().await.expect("body").to_vec(), bytes);
 
     assert!(!reconnected, "the bot left or joined #sig again");
     assert_eq!(signon(&mut dave, BOT_NICK).await, connected);
