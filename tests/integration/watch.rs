@@ -212,3 +212,51 @@ async fn a_newer_upstream_is_announced_once_across_a_restart_and_the_next_on_an_
         "a second alert: {rest:?}"
     );
 }
+
+/// A watch added by SIGHUP (DESIGN §5 "Reload") starts the watcher, which announces at once;
+/// one removed by the next SIGHUP stops it.
+#[tokio::test]
+async fn a_watch_added_by_sighup_announces_and_one_removed_stops() {
+    let dir = temp_dir("watch-reload");
+    let repos = dir.path().join("repos");
+    publish_repo(&repos.join("ours"), &primary_with(&[]), 1);
+    publish_repo(
+        &repos.join("upstream"),
+        &primary_with(&[("2.4.62", "1")]),
+        1,
+    );
+    let addr = serve_repos(repos.clone()).await;
+    let bot_dir = dir.path().join("bot");
+    std::fs::create_dir_all(&bot_dir).unwrap();
+    let repodata = |side: &str| Section::new().set("repodata", format!("http://{addr}/{side}/"));
+    let watch = Section::named("hs")
+        .set("packages", vec!["httpd"])
+        .set("ours", repodata("ours"))
+        .set("upstream", repodata("upstream"))
+        .set("to", vec!["console/#local"])
+        .set("poll", "1h");
+
+    let mut bot = Bot::start(&bot_dir, &BotConfig::new().console().build());
+    bot.wait_log(T, "sigbot started").await;
+    bot.rewrite_config(&BotConfig::new().console().watch(watch).build());
+    bot.hangup();
+    let alert = bot.wait_stdout(T, "is newer than ours").await;
+    assert!(
+        alert.contains("httpd: upstream 2.4.62-1 is newer than ours 2.4.25-8 (hs)"),
+        "{alert}"
+    );
+    let reloaded = bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(reloaded.contains("watches=1"), "{reloaded}");
+
+    bot.rewrite_config(&BotConfig::new().console().build());
+    bot.hangup();
+    let reloaded = bot.wait_log(T, "SIGHUP: config reloaded").await;
+    assert!(reloaded.contains("watches=0"), "{reloaded}");
+    assert_eq!(bot.terminate(T).await, Some(0));
+    assert!(
+        !bot.log()
+            .iter()
+            .any(|l| l.contains("task ended while the bot runs")),
+        "the watcher stopped by the reload was taken for dead"
+    );
+}
