@@ -200,12 +200,6 @@ impl Reloader {
                 return;
             }
         };
-        for setting in keep_restart_only(&self.cfg, &mut cfg) {
-            tracing::warn!(
-                setting,
-                "SIGHUP: this setting changed but needs a restart; its running value stays"
-            );
-        }
         let relay = match Relay::new(&cfg.relays) {
             Ok(r) => r,
             Err(e) => {
@@ -213,6 +207,12 @@ impl Reloader {
                 return;
             }
         };
+        for setting in keep_restart_only(&self.cfg, &mut cfg) {
+            tracing::warn!(
+                setting,
+                "SIGHUP: this setting changed but needs a restart; its running value stays"
+            );
+        }
         let filters = all_mqtt_filters(&cfg, &relay, &Triggers::new(&cfg.watches));
         let plan = Plan::new(&self.cfg, &cfg, &self.filters, &filters);
         for name in &plan.removed {
