@@ -19,6 +19,7 @@ mod floods;
 mod identity;
 mod irc;
 mod layers;
+mod manual;
 mod matrix;
 mod media;
 mod meetings;
