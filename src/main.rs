@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
-use sigbot::config::Config;
+use sigbot::config::{Config, LogConfig, LogFormat, LogLevel};
 
 /// sigbot: IRC/Matrix bridge, meeting bot, MQTT relay and release commands in one.
 #[derive(Debug, Parser)]
@@ -98,7 +98,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => {
-            init_tracing();
             let cfg = match Config::load(&cli.config) {
                 Ok(cfg) => cfg,
                 Err(e) => {
@@ -106,6 +105,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            init_tracing(cfg.log);
             match run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -423,16 +423,69 @@ fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs go to stderr (stdout belongs to the console network); `RUST_LOG` filters them.
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    // The Matrix SDK warns on every message that it has no key backup, which the bot never
-    // sets up: at a few messages a second that was a third of the log.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,matrix_sdk_crypto::backups=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+/// Logs go to stderr (stdout belongs to the console network), as text or JSON lines (`[log]
+/// format`). `RUST_LOG`, when set and not empty, is the filter; else `[log] level` is, with the
+/// noise of a few dependencies kept down.
+fn init_tracing(log: LogConfig) {
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, filter, fmt};
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let from_env = rust_log.as_deref().map(EnvFilter::try_new);
+    let bad_rust_log = matches!(from_env, Some(Err(_)));
+    let (levels, own_filter) = match from_env {
+        Some(Ok(f)) => (f, false),
+        _ => (default_filter(log.level), true),
+    };
+    // rumqttd logs the end of every client connection of the embedded broker at ERROR, a
+    // clean DISCONNECT included ("router-drop", and at times "no-connection id N is already
+    // gone" as the router sees that end twice): what happens on one client's connection is
+    // left out unless RUST_LOG asks for it. The broker's own failures (its listener, its
+    // router) are logged outside those spans.
+    const BROKER_CLIENT_SPANS: [&str; 2] = ["remote_link", "[>] incoming"];
+    let broker_clients = filter::dynamic_filter_fn(move |meta, cx| {
+        !(own_filter
+            && meta.target().starts_with("rumqttd")
+            && cx.lookup_current().is_some_and(|span| {
+                span.scope()
+                    .any(|s| BROKER_CLIENT_SPANS.contains(&s.name()))
+            }))
+    });
+    let layer = match log.format {
+        LogFormat::Text => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(levels.and(broker_clients)))
         .init();
+    if bad_rust_log {
+        tracing::warn!(
+            rust_log = rust_log.as_deref().unwrap_or_default(),
+            level = log.level.as_str(),
+            "RUST_LOG is not a log filter: [log] level is used"
+        );
+    }
+}
+
+/// `[log] level` for sigbot and its dependencies, except two that say too much: the Matrix
+/// SDK warns on every message that it has no key backup, which the bot never sets up (at a
+/// few messages a second that was a third of the log), and rumqttd's INFO is per packet.
+fn default_filter(level: LogLevel) -> tracing_subscriber::EnvFilter {
+    let broker = level.min(LogLevel::Warn);
+    tracing_subscriber::EnvFilter::new(format!(
+        "{},rumqttd={},matrix_sdk_crypto::backups=error",
+        level.as_str(),
+        broker.as_str()
+    ))
 }

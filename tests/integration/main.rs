@@ -19,6 +19,7 @@ mod floods;
 mod identity;
 mod irc;
 mod layers;
+mod logs;
 mod manual;
 mod matrix;
 mod media;
