@@ -31,6 +31,7 @@ mod selftest;
 mod standalone;
 mod stopping;
 mod support;
+mod systemd;
 mod watch;
 mod web;
 mod web_security;
