@@ -167,7 +167,7 @@ fn manual_sections() -> roff::Roff {
         roman(" from the environment; a secret is a string or "),
         bold("{ file = \"path\" }"),
         roman(" (under systemd, "),
-        bold("{ file = \"${CREDENTIALS_DIRECTORY}/name\" }"),
+        bold("{ file = \"${CREDENTIALS_DIRECTORY}/sigbot_name\" }"),
         roman("). Durations are written like \"10s\", \"5m\", \"3h\". The sections:"),
     ]);
     for (section, what) in CONFIG_SECTIONS {
@@ -361,7 +361,9 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "/etc/sigbot/credentials/",
-        "the secrets sigbot.service hands to the bot (LoadCredential=).",
+        "the secrets sigbot.service hands to the bot (LoadCredential=): the file NAME is \
+         read as ${CREDENTIALS_DIRECTORY}/sigbot_NAME; sigbot@NAME.service reads \
+         /etc/sigbot/credentials/NAME/.",
     ),
     (
         "/var/lib/sigbot/",
