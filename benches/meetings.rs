@@ -141,6 +141,7 @@ fn main() {
             display_name_networks: vec![],
             enders: vec![],
             idle_timeout: None,
+            keep_lines: true,
         },
         Vec::new(),
         lines[0].time,

@@ -26,7 +26,12 @@ enum Command {
     /// Start the bot (the default).
     Run,
     /// Validate the config and print a summary; exit 1 with file:line:col on error.
-    CheckConfig,
+    CheckConfig {
+        /// Then try each network, command host and watch host as the bot would: one line per
+        /// check, `ok` or `FAILED: reason`; exit 1 if any failed.
+        #[arg(long)]
+        online: bool,
+    },
     /// Print the version.
     Version,
     /// Print the audit log of guarded commands (role or confirmation).
@@ -76,7 +81,7 @@ fn main() -> ExitCode {
             println!("sigbot {}", sigbot::VERSION);
             ExitCode::SUCCESS
         }
-        Command::CheckConfig => check_config(&cli.config),
+        Command::CheckConfig { online } => check_config(&cli.config, online),
         Command::Audit { since } => match audit(&cli.config, &since) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -373,20 +378,42 @@ const FILES: &[(&str, &str)] = &[
 
 /// `sigbot check-config`: the config's summary, then the command files'; errors go to stderr
 /// as `file:line:col: message`, without the `sigbot:` prefix of the other subcommands.
-fn check_config(config: &std::path::Path) -> ExitCode {
+fn check_config(config: &std::path::Path, online: bool) -> ExitCode {
     let result = Config::load(config).and_then(|cfg| {
         print!("{}", cfg.summary());
-        sigbot::config::commands::load_dir(&cfg.bot.commands_dir)
+        sigbot::config::commands::load_dir(&cfg.bot.commands_dir).map(|set| (cfg, set))
     });
     match result {
-        Ok(set) => {
+        Ok((cfg, set)) => {
             print!("{}", sigbot::config::commands::summary(&set));
+            if online {
+                return check_online(&cfg, &set);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `sigbot check-config --online`: one line per check as it completes, in config order.
+fn check_online(cfg: &Config, set: &sigbot::core::CommandSet) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sigbot: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed = rt.block_on(sigbot::app::online::check_online(cfg, set, |c| {
+        println!("{c}")
+    }));
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

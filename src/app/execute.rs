@@ -155,7 +155,22 @@ impl Executors {
                     meeting,
                     finished,
                     stale_base,
-                } => self.meetings.write(meeting, finished, stale_base).await,
+                } => {
+                    // Lines of this meeting still held (the database is full) are in no
+                    // journal yet: the files get them from here.
+                    let key = MeetingKey::of(&meeting);
+                    let held: Vec<JournalLine> = self
+                        .held
+                        .iter()
+                        .filter_map(|h| match h {
+                            Held::Journal { key: k, line } if *k == key => Some(line.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    self.meetings
+                        .write(meeting, held, finished, stale_base)
+                        .await;
+                }
             }
         }
         answers
@@ -298,11 +313,30 @@ impl Held {
 
 impl MeetingsIo {
     /// Writes a meeting's files off the core task, and waits for them.
-    async fn write(&self, meeting: Box<Meeting>, finished: bool, stale_base: Option<String>) {
+    /// Writes a meeting's files; a meeting that keeps its log only in the journal gets it
+    /// back from there first (with `held`, its lines not yet stored).
+    async fn write(
+        &self,
+        mut meeting: Box<Meeting>,
+        held: Vec<JournalLine>,
+        finished: bool,
+        stale_base: Option<String>,
+    ) {
         let store = self.store.clone();
         let dir = self.dir.clone();
         let room = meeting.room.clone();
         let done = tokio::task::spawn_blocking(move || {
+            if meeting.lines_in_journal() {
+                let expected = meeting.line_count();
+                let mut journal = store
+                    .meeting_journal(&MeetingKey::of(&meeting))
+                    .map_err(|e| format!("cannot read the meeting's journal: {e}"))?;
+                journal.extend(held);
+                meeting.restore_lines(&journal);
+                if meeting.line_count() != expected {
+                    tracing::warn!(room = %meeting.room, journal = meeting.line_count(), expected, "the meeting's journal and its count of lines differ; the files follow the journal");
+                }
+            }
             write_meeting_files(&store, &dir, &meeting, finished, stale_base.as_deref())
         })
         .await;

@@ -37,7 +37,8 @@ pub(super) fn lock_data_dir(dir: &Path) -> Result<DataDirLock, LockError> {
         dir: dir.to_owned(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(|source| LockError::CreateDir {
+    // A new data directory is the bot's alone (DESIGN §5).
+    crate::store::private::create_private_dir(dir).map_err(|source| LockError::CreateDir {
         dir: dir.to_owned(),
         source,
     })?;

@@ -4,7 +4,8 @@
 //! - [`start`]: the start steps and the runtime context they share;
 //! - `core_task`: the task that owns the core; `execute`: what carries out its actions;
 //! - `settings`: the config turned into the core's settings; `notify`: what systemd is told;
-//! - [`watch`]: the package watcher; [`archive`] and [`cli`]: the CLI subcommands.
+//! - [`watch`]: the package watcher; [`archive`], [`cli`] and [`online`]: the CLI
+//!   subcommands.
 
 pub mod archive;
 pub mod cli;
@@ -12,6 +13,7 @@ mod core_task;
 mod execute;
 mod lock;
 mod notify;
+pub mod online;
 mod settings;
 mod start;
 mod supervise;

@@ -126,5 +126,7 @@ pub(super) fn meeting_settings(cfg: &Config) -> Option<MeetingSettings> {
             .cloned()
             .collect(),
         idle_timeout: Some(cfg.meeting_idle_timeout),
+        // The journal holds the log; the files are written from it.
+        keep_lines: false,
     })
 }

@@ -222,6 +222,8 @@ pub struct MatrixConfig {
     pub homeserver: String,
     pub user: String,
     pub auth: MatrixAuth,
+    /// Encrypts the SDK's stores (its crypto store's keys included).
+    pub store_passphrase: Option<Secret>,
     pub device_name: String,
     pub rooms: Vec<String>,
     pub encrypted_rooms: bool,
@@ -441,12 +443,17 @@ impl Config {
         for n in &self.matrix {
             let _ = writeln!(
                 s,
-                "matrix {}: {} on {}, {} room(s){}",
+                "matrix {}: {} on {}, {} room(s){}{}",
                 n.name,
                 n.user,
                 n.homeserver,
                 n.rooms.len(),
-                if n.encrypted_rooms { ", e2ee" } else { "" }
+                if n.encrypted_rooms { ", e2ee" } else { "" },
+                if n.store_passphrase.is_some() {
+                    ", store encrypted"
+                } else {
+                    ""
+                }
             );
         }
         for n in &self.mqtt {

@@ -156,6 +156,7 @@ pub(super) struct RawMatrix {
     pub(super) user: Spanned<String>,
     pub(super) password: Option<Spanned<RawSecret>>,
     pub(super) access_token: Option<Spanned<RawSecret>>,
+    pub(super) store_passphrase: Option<Spanned<RawSecret>>,
     pub(super) device_name: Option<String>,
     #[serde(default)]
     pub(super) rooms: Vec<Spanned<String>>,

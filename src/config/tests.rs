@@ -498,3 +498,28 @@ fn meetings_idle_timeout_defaults_to_three_hours_and_is_a_positive_duration() {
     let e = err(&format!("{BASE}\n{rooms}idle_timeout = \"0s\"\n"));
     assert!(e.contains("longer than 0s"), "{e}");
 }
+
+#[test]
+fn matrix_store_passphrase_takes_every_secret_form_and_never_shows() {
+    let matrix = "\n[[matrix]]\nname = \"m\"\nhomeserver = \"https://m.org\"\nuser = \"@b:m.org\"\npassword = \"x\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passphrase");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    for form in [
+        "\"s3cret\"".to_owned(),
+        "\"${SET}\"".to_owned(),
+        format!("{{ file = \"{}\" }}", file.display()),
+    ] {
+        let c = parse(&format!("{BASE}{matrix}store_passphrase = {form}\n")).unwrap();
+        let p = c.matrix[0].store_passphrase.as_ref().expect("set");
+        assert_eq!(p.expose(), "s3cret", "{form}");
+        assert!(!format!("{c:?}").contains("s3cret"), "leaked in Debug");
+        let summary = c.summary();
+        assert!(!summary.contains("s3cret"), "leaked in the summary");
+        assert!(summary.contains("store encrypted"), "{summary}");
+    }
+    let c = parse(&format!("{BASE}{matrix}")).unwrap();
+    assert!(c.matrix[0].store_passphrase.is_none());
+    let e = err(&format!("{BASE}{matrix}store_passphrase = \"\"\n"));
+    assert_eq!(e, "bot.toml:18:20: store_passphrase is empty");
+}

@@ -8,6 +8,7 @@ pub mod action;
 pub mod bridge;
 pub mod commands;
 pub mod event;
+pub mod expiring;
 pub mod format;
 pub mod meeting;
 pub mod package;

@@ -252,6 +252,7 @@ fn a_meeting_in_a_bridge_is_one_meeting_with_lines_and_chairs_from_every_side() 
             display_name_networks: vec![],
             enders: vec![],
             idle_timeout: None,
+            keep_lines: true,
         },
         Vec::new(),
         t0(),

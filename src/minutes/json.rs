@@ -55,7 +55,7 @@ pub fn render(m: &Meeting) -> String {
             .collect(),
         unassigned_action_items: unassigned,
         attendees: m.attendees(),
-        lines: m.lines.len(),
+        lines: m.line_count(),
     };
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_owned());
     s.push('\n');

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 use crate::core::meeting::{JournalLine, Meeting, MeetingClaims, MeetingKey};
@@ -141,10 +141,7 @@ impl Store {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
-            let mut lines = c.prepare(
-                "SELECT time, nick, text, emote, bot, network, principal, source
-                 FROM meeting_lines WHERE meeting = ?1 ORDER BY id",
-            )?;
+            let mut lines = c.prepare(JOURNAL_LINES)?;
             for (id, room, started, slug, seq) in rows {
                 let (Ok(room), Ok(started)) = (
                     RoomRef::parse(&room),
@@ -153,25 +150,7 @@ impl Store {
                     tracing::warn!(id, %room, "unreadable meeting journal; skipped");
                     continue;
                 };
-                let journal: Vec<JournalLine> = lines
-                    .query_map([id], |r| {
-                        let time: String = r.get(0)?;
-                        Ok(JournalLine {
-                            time: chrono::DateTime::parse_from_rfc3339(&time)
-                                .map(|t| t.to_utc())
-                                .unwrap_or_default(),
-                            nick: r.get(1)?,
-                            text: r.get(2)?,
-                            emote: r.get(3)?,
-                            bot: r.get(4)?,
-                            network: r.get(5)?,
-                            principal: r
-                                .get::<_, Option<String>>(6)?
-                                .and_then(|p| Principal::parse(&p)),
-                            source: r.get(7)?,
-                        })
-                    })?
-                    .collect::<Result<_, _>>()?;
+                let journal = read_journal(&mut lines, id)?;
                 // Journals from before directories were fixed at the start used the room slug.
                 let slug = slug.unwrap_or_else(|| crate::core::meeting::room_slug(&room));
                 out.push((
@@ -185,6 +164,23 @@ impl Store {
                 ));
             }
             Ok(out)
+        })
+    }
+
+    /// The journal of one meeting, in order (empty if it has none).
+    pub fn meeting_journal(&self, key: &MeetingKey) -> Result<Vec<JournalLine>, StoreError> {
+        self.with(|c| {
+            let id: Option<i64> = c
+                .query_row(
+                    "SELECT id FROM meetings WHERE room = ?1 AND started = ?2",
+                    params![key.room.to_string(), key.started.to_rfc3339()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(Vec::new());
+            };
+            read_journal(&mut c.prepare(JOURNAL_LINES)?, id)
         })
     }
 
@@ -335,6 +331,35 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingSummary> {
 
 /// The row of the meeting of `room` started at `started`, made with its directory and
 /// number when it is new.
+/// The lines of a meeting's journal (`?1`: its id), in the order they were said.
+const JOURNAL_LINES: &str = "SELECT time, nick, text, emote, bot, network, principal, source
+     FROM meeting_lines WHERE meeting = ?1 ORDER BY id";
+
+fn read_journal(
+    lines: &mut rusqlite::Statement<'_>,
+    id: i64,
+) -> rusqlite::Result<Vec<JournalLine>> {
+    lines
+        .query_map([id], |r| {
+            let time: String = r.get(0)?;
+            Ok(JournalLine {
+                time: chrono::DateTime::parse_from_rfc3339(&time)
+                    .map(|t| t.to_utc())
+                    .unwrap_or_default(),
+                nick: r.get(1)?,
+                text: r.get(2)?,
+                emote: r.get(3)?,
+                bot: r.get(4)?,
+                network: r.get(5)?,
+                principal: r
+                    .get::<_, Option<String>>(6)?
+                    .and_then(|p| Principal::parse(&p)),
+                source: r.get(7)?,
+            })
+        })?
+        .collect()
+}
+
 fn meeting_id(
     tx: &rusqlite::Transaction<'_>,
     room: &str,
@@ -562,6 +587,21 @@ mod tests {
         assert_eq!(journals[0].1.len(), 1, "the same message is journaled once");
         assert_eq!(journals[0].1[0], line(Some("libera/m1#1")));
         assert_eq!(journals[1].0, key("##x", "x-2", 1));
+        // One meeting's journal, read back by its key (as its files are written from it).
+        assert_eq!(
+            store.meeting_journal(&key("#x", "x", 1)).unwrap(),
+            [line(Some("libera/m1#1"))]
+        );
+        assert_eq!(
+            store.meeting_journal(&key("##x", "x-2", 1)).unwrap(),
+            [line(None)]
+        );
+        assert!(
+            store
+                .meeting_journal(&key("#y", "y", 1))
+                .unwrap()
+                .is_empty()
+        );
         let claims = store
             .meeting_claims(t - chrono::TimeDelta::hours(1))
             .unwrap();

@@ -7,6 +7,7 @@ mod audit;
 mod links;
 mod meetings;
 mod outbox;
+pub mod private;
 mod retention;
 mod watch;
 
@@ -39,6 +40,11 @@ pub enum StoreError {
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("{}: cannot make it readable by sigbot's user only: {source}", path.display())]
+    Private {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("database {}: schema version {found} is newer than this sigbot knows ({known}); upgrade sigbot", path.display())]
     TooNew {
@@ -230,7 +236,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `data_dir/sigbot.db` and brings its schema up to date.
+    /// Opens (creating if needed) `data_dir/sigbot.db` and brings its schema up to date. A new
+    /// `data_dir` is made 0700; the database (and SQLite's files beside it) are 0600.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         Self::open_at(data_dir, MIGRATIONS.len())
     }
@@ -243,7 +250,7 @@ impl Store {
     }
 
     fn open_at(data_dir: &Path, version: usize) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+        private::create_private_dir(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_owned(),
             source,
         })?;
@@ -256,6 +263,10 @@ impl Store {
                 source,
             })?;
         let path = data_dir.join("sigbot.db");
+        private::prepare_database(&path).map_err(|source| StoreError::Private {
+            path: path.clone(),
+            source,
+        })?;
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,
@@ -405,6 +416,36 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_store_is_readable_by_the_bot_s_user_only_and_loose_files_are_tightened() {
+        use private::mode_of;
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let store = Store::open(&data).unwrap();
+        store.set_meta("k", "v").unwrap();
+        let db = data.join("sigbot.db");
+        let wal = data.join("sigbot.db-wal");
+        let shm = data.join("sigbot.db-shm");
+        assert_eq!(mode_of(&data), 0o700);
+        for f in [&db, &wal, &shm] {
+            assert_eq!(mode_of(f), 0o600, "{}", f.display());
+        }
+        drop(store);
+        // As an older sigbot under a loose umask left them.
+        for f in [&db, &wal, &shm] {
+            if f.exists() {
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            }
+        }
+        let _store = Store::open(&data).unwrap();
+        for f in [&db, &wal, &shm] {
+            if f.exists() {
+                assert_eq!(mode_of(f), 0o600, "{}", f.display());
+            }
+        }
     }
 
     #[test]

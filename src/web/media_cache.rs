@@ -346,8 +346,8 @@ impl Inner {
             return Err(FetchError::Busy);
         };
         let download = source.download(uri, self.limits.max_file).await?;
-        tokio::fs::create_dir_all(&self.dir)
-            .await
+        // 0700: files from private rooms are kept here.
+        crate::store::private::make_private_dir(&self.dir)
             .map_err(|e| io_failed("cannot create the cache directory", &e))?;
         let len = write_capped(download.body, temp, self.limits.max_file).await?;
         tokio::fs::rename(temp, path)
@@ -360,7 +360,12 @@ impl Inner {
 /// Writes `body` to a new file at `path`, giving up as soon as it grows past `max` bytes
 /// (whatever length the network announced).
 async fn write_capped(mut body: ByteStream, path: &Path, max: u64) -> Result<u64, FetchError> {
-    let mut file = tokio::fs::File::create(path)
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
         .await
         .map_err(|e| io_failed("cannot write the cache", &e))?;
     let mut len = 0u64;

@@ -229,16 +229,21 @@ fn check_config_refuses_each_bad_config_with_its_location() {
         assert!(stdout.is_empty(), "{what}: nothing on stdout on error");
     }
 
-    // A good config passes and the summary never shows the secret.
+    // A good config passes and the summary never shows the secrets.
     let (code, stdout, stderr) = check_config(
         dir.path(),
-        &format!("{base}password = \"${{SIGBOT_TEST_SET}}\"\n"),
+        &format!(
+            "{base}password = \"${{SIGBOT_TEST_SET}}\"\n\n[[matrix]]\nname = \"m\"\n\
+             homeserver = \"https://m.example.org\"\nuser = \"@b:m.example.org\"\n\
+             access_token = \"${{SIGBOT_TEST_SET}}\"\nstore_passphrase = \"${{SIGBOT_TEST_SET}}\"\n"
+        ),
     );
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains("irc libera: irc.example.org:6697 (tls)"),
         "{stdout}"
     );
+    assert!(stdout.contains(", store encrypted"), "{stdout}");
     assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"));
 }
 

@@ -12,6 +12,7 @@
 
 mod bridge;
 mod bridge_matrix;
+mod check_online;
 mod commands;
 mod console;
 mod faults;
@@ -27,6 +28,7 @@ mod meetings;
 mod meetings_security;
 mod mqtt;
 mod outbox;
+mod secrets_at_rest;
 mod selftest;
 mod standalone;
 mod stopping;

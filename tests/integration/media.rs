@@ -208,9 +208,20 @@ async fn twenty_readers_of_one_file_cause_one_download_from_synapse() {
     );
     let cached: Vec<_> = std::fs::read_dir(dir.path().join("data/media-cache"))
         .expect("the cache directory")
-        .map(|e| e.unwrap().metadata().unwrap().len())
+        .map(|e| e.unwrap().metadata().unwrap())
         .collect();
-    assert_eq!(cached, vec![FILE_LEN as u64]);
+    assert_eq!(
+        cached.iter().map(|m| m.len()).collect::<Vec<_>>(),
+        vec![FILE_LEN as u64]
+    );
+    // Files from private rooms are kept where no one else may read them.
+    use std::os::unix::fs::PermissionsExt as _;
+    let cache_mode = std::fs::metadata(dir.path().join("data/media-cache"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(cache_mode & 0o777, 0o700);
+    assert_eq!(cached[0].permissions().mode() & 0o777, 0o600);
 
     // A file over the 25 MiB cap is refused and leaves nothing in the cache.
     let big = vec![7u8; 25 * 1024 * 1024 + 1];

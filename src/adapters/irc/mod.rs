@@ -19,6 +19,7 @@ mod connection;
 pub mod fuzz;
 mod history;
 mod membership;
+pub mod probe;
 pub mod queue;
 mod registration;
 mod sending;

@@ -8,7 +8,8 @@ use matrix_sdk::authentication::matrix::{MatrixAuth as SdkAuth, MatrixSession};
 use matrix_sdk::config::RequestConfig;
 use matrix_sdk::ruma::UserId;
 use matrix_sdk::store::RoomLoadSettings;
-use matrix_sdk::{Client, SessionMeta, SessionTokens};
+use matrix_sdk::{Client, ClientBuildError, SessionMeta, SessionTokens};
+use matrix_sdk_sqlite::OpenStoreError;
 use serde_json::Value;
 
 use super::state::{SavedSession, StateError};
@@ -69,18 +70,42 @@ impl Driver {
         Ok(saved)
     }
 
-    /// A client on the network's own SDK store.
+    /// A client on the network's own SDK store, encrypted with `store_passphrase` when set.
+    /// A store that does not open with the configured passphrase (a wrong one, or one made
+    /// with or without a passphrase when the config says otherwise) is an error: logging in
+    /// again would make a new device.
     async fn build_client(&self) -> Result<Client, MatrixError> {
-        let client = Client::builder()
+        let path = self.dir.sdk_store();
+        let passphrase = self.cfg.store_passphrase.as_ref().map(|p| p.expose());
+        let refused = |why| MatrixError::StoreSecret {
+            path: path.clone(),
+            why,
+        };
+        if let Some(why) = passphrase_mismatch(self.dir.sdk_store_encrypted()?, passphrase) {
+            return Err(refused(why));
+        }
+        self.dir.private_sdk_store()?;
+        let built = Client::builder()
             .homeserver_url(&self.cfg.homeserver)
-            .sqlite_store(self.dir.sdk_store(), None)
+            .sqlite_store(&path, passphrase)
             .request_config(
                 RequestConfig::new()
                     .timeout(Duration::from_secs(60))
                     .retry_limit(4),
             )
             .build()
-            .await?;
+            .await;
+        let client = match built {
+            Ok(client) => client,
+            Err(ClientBuildError::SqliteStore(OpenStoreError::InitCipher(_))) => {
+                return Err(refused(
+                    "wrong store_passphrase (or the store was made with another)",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The SDK made its databases with the umask's mode.
+        self.dir.private_sdk_store()?;
         Ok(client)
     }
 
@@ -116,6 +141,20 @@ impl Driver {
     }
 }
 
+/// Why an existing SDK store (encrypted or not, `None` when there is none yet) cannot be
+/// opened with the configured passphrase, if it cannot. A wrong passphrase shows only when
+/// the store is opened.
+fn passphrase_mismatch(encrypted: Option<bool>, passphrase: Option<&str>) -> Option<&'static str> {
+    match (encrypted, passphrase) {
+        (Some(true), None) => Some("it is encrypted, and no store_passphrase is set"),
+        (Some(false), Some(_)) => Some(
+            "it was made without store_passphrase; remove store_passphrase, or remove \
+             session.json and sdk/ beside it to log in as a new device with an encrypted store",
+        ),
+        _ => None,
+    }
+}
+
 /// Asks the homeserver whose access token this is: (user ID, device ID).
 async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), MatrixError> {
     let reply = crate::http_client(None)
@@ -136,5 +175,28 @@ async fn whoami(homeserver: &str, token: &str) -> Result<(String, String), Matri
         _ => Err(MatrixError::Auth(
             "the token has no device; log in with a password instead".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passphrase_mismatch;
+
+    #[test]
+    fn a_store_opens_only_with_a_passphrase_exactly_when_it_was_made_with_one() {
+        assert_eq!(passphrase_mismatch(None, None), None);
+        assert_eq!(passphrase_mismatch(None, Some("pw")), None);
+        assert_eq!(passphrase_mismatch(Some(false), None), None);
+        assert_eq!(passphrase_mismatch(Some(true), Some("pw")), None);
+        assert!(
+            passphrase_mismatch(Some(true), None)
+                .unwrap()
+                .contains("no store_passphrase is set")
+        );
+        assert!(
+            passphrase_mismatch(Some(false), Some("pw"))
+                .unwrap()
+                .starts_with("it was made without store_passphrase")
+        );
     }
 }

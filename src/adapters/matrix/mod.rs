@@ -13,6 +13,7 @@
 pub mod convert;
 mod login;
 mod media;
+pub mod probe;
 mod rooms;
 mod sending;
 pub mod state;
@@ -53,6 +54,13 @@ pub enum MatrixError {
     Auth(String),
     #[error("the homeserver says this login is {actual}, but the config says {configured}")]
     WrongUser { configured: String, actual: String },
+    /// The SDK's stores cannot be opened with the configured `store_passphrase`: the bot
+    /// stops this network rather than log in as a new device.
+    #[error("Matrix store: {why} ({})", path.display())]
+    StoreSecret {
+        path: std::path::PathBuf,
+        why: &'static str,
+    },
 }
 
 /// Starts the driver of one Matrix connection; returns its handle and what fetches its
@@ -130,6 +138,10 @@ impl Driver {
             }
             let client = match self.connect().await {
                 Ok(c) => c,
+                Err(e @ MatrixError::StoreSecret { .. }) => {
+                    tracing::error!(error = %e, "cannot open the Matrix store; this network stays stopped");
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot log in");
                     self.report(LinkState::Reconnecting).await;

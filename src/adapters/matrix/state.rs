@@ -1,7 +1,9 @@
-//! What one Matrix network keeps in `data_dir/matrix/<network>/`:
-//! - `session.json` (mode 0600): the user, device and tokens, so that a restart reuses the
-//!   device and its keys instead of logging in as a new one;
-//! - `sdk/`: matrix-sdk's own SQLite state, crypto and event-cache stores;
+//! What one Matrix network keeps in `data_dir/matrix/<network>/`, every directory 0700 and
+//! every file 0600 (`crate::store::private`):
+//! - `session.json`: the user, device and tokens, so that a restart reuses the device and its
+//!   keys instead of logging in as a new one;
+//! - `sdk/`: matrix-sdk's own SQLite state, crypto and event-cache stores, encrypted with
+//!   `store_passphrase` when it is set;
 //! - `sync.db`: the next-batch token and the IDs of events already handed to the core, written
 //!   in one transaction after each sync, so that a restart neither repeats nor skips events.
 
@@ -14,6 +16,8 @@ use chrono::{DateTime, Utc};
 use matrix_sdk::authentication::matrix::MatrixSession;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
+
+use crate::store::private;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -33,6 +37,9 @@ pub enum StateError {
         source: serde_json::Error,
     },
 }
+
+/// The SDK's crypto store in `sdk/` (matrix-sdk-sqlite's name for it).
+const SDK_CRYPTO_DB: &str = "matrix-sdk-crypto.sqlite3";
 
 /// A login, with what it was made for: a changed homeserver or user means a new login.
 #[derive(Serialize, Deserialize)]
@@ -54,11 +61,32 @@ impl NetworkDir {
         }
     }
 
+    /// Creates the directory, and makes it and what it holds readable by the bot's user only:
+    /// `data_dir/matrix/` and this directory 0700, the session and `sync.db` 0600. (The SDK's
+    /// stores are made private around the client's build, see [`NetworkDir::private_sdk_store`].)
     pub fn create(&self) -> Result<(), StateError> {
-        std::fs::create_dir_all(&self.root).map_err(|source| StateError::Io {
-            path: self.root.clone(),
-            source,
-        })
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Io { path, source }
+        };
+        if let Some(parent) = self.root.parent() {
+            private::make_private_dir(parent).map_err(io(parent))?;
+        }
+        private::make_private_dir(&self.root).map_err(io(&self.root))?;
+        let session = self.session_path();
+        private::make_private_file(&session).map_err(io(&session))?;
+        let sync = self.sync_path();
+        private::make_private_database(&sync).map_err(io(&sync))
+    }
+
+    /// Makes the SDK's store directory 0700 (creating it) and the files in it 0600. Called
+    /// before the client opens the stores, so that new files are made in a private directory,
+    /// and after, for the files it made.
+    pub fn private_sdk_store(&self) -> Result<(), StateError> {
+        let dir = self.sdk_store();
+        private::make_private_dir(&dir)
+            .and_then(|()| private::make_private_files_in(&dir))
+            .map_err(|source| StateError::Io { path: dir, source })
     }
 
     pub fn sdk_store(&self) -> PathBuf {
@@ -67,6 +95,41 @@ impl NetworkDir {
 
     fn session_path(&self) -> PathBuf {
         self.root.join("session.json")
+    }
+
+    fn sync_path(&self) -> PathBuf {
+        self.root.join("sync.db")
+    }
+
+    /// Whether the SDK's crypto store, if there is one, was made with a store passphrase (it
+    /// then holds the passphrase-wrapped key of its cipher).
+    pub fn sdk_store_encrypted(&self) -> Result<Option<bool>, StateError> {
+        let path = self.sdk_store().join(SDK_CRYPTO_DB);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
+        let has_kv: bool = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(sql)?
+            .is_some();
+        if !has_kv {
+            return Ok(None);
+        }
+        conn.query_row("SELECT 1 FROM kv WHERE key = 'cipher'", [], |_| Ok(()))
+            .optional()
+            .map(|row| Some(row.is_some()))
+            .map_err(sql)
     }
 
     pub fn load_session(&self) -> Result<Option<SavedSession>, StateError> {
@@ -122,7 +185,7 @@ impl NetworkDir {
     }
 
     pub fn open_sync_state(&self) -> Result<SyncState, StateError> {
-        SyncState::open(&self.root.join("sync.db"))
+        SyncState::open(&self.sync_path())
     }
 }
 
@@ -139,6 +202,10 @@ impl SyncState {
             path: path.to_owned(),
             source,
         };
+        private::prepare_database(path).map_err(|source| StateError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let conn = Connection::open(path).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
@@ -236,6 +303,47 @@ impl SyncState {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
+
+    #[tokio::test]
+    async fn a_crypto_store_tells_whether_it_was_made_with_a_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        for (network, passphrase, encrypted) in [("plain", None, false), ("enc", Some("pw"), true)]
+        {
+            let net = NetworkDir::new(dir.path(), network);
+            net.create().unwrap();
+            assert_eq!(net.sdk_store_encrypted().unwrap(), None, "no store yet");
+            let store = matrix_sdk::SqliteCryptoStore::open(net.sdk_store(), passphrase)
+                .await
+                .unwrap();
+            drop(store);
+            assert_eq!(net.sdk_store_encrypted().unwrap(), Some(encrypted));
+        }
+    }
+
+    #[test]
+    fn the_network_s_files_are_made_private_at_start() {
+        use crate::store::private::mode_of;
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let net = NetworkDir::new(dir.path(), "fedora");
+        net.create().unwrap();
+        drop(net.open_sync_state().unwrap());
+        let root = dir.path().join("matrix/fedora");
+        std::fs::write(root.join("session.json"), "{}").unwrap();
+        for (path, mode) in [
+            (dir.path().join("matrix"), 0o755),
+            (root.clone(), 0o755),
+            (root.join("session.json"), 0o644),
+            (root.join("sync.db"), 0o644),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        net.create().unwrap();
+        assert_eq!(mode_of(&dir.path().join("matrix")), 0o700);
+        assert_eq!(mode_of(&root), 0o700);
+        assert_eq!(mode_of(&root.join("session.json")), 0o600);
+        assert_eq!(mode_of(&root.join("sync.db")), 0o600);
+    }
 
     #[test]
     fn position_and_handled_events_survive_reopening() {

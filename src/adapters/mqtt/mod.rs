@@ -425,6 +425,46 @@ impl Link {
     }
 }
 
+/// `sigbot check-config --online` for one connection: connects with the connection's own TLS
+/// setup and credentials, then disconnects. It uses the client ID `<client_id>-check` and a
+/// clean session, so that neither a running bot's connection nor the messages its broker
+/// session holds are touched.
+pub async fn probe(cfg: &MqttConfig) -> Result<String, String> {
+    let mut opts = options(cfg).map_err(|e| e.to_string())?;
+    opts.set_client_id(format!("{}-check", cfg.client_id));
+    opts.set_clean_session(true);
+    opts.set_manual_acks(false);
+    let (client, mut event_loop) = AsyncClient::new(opts, 4);
+    let checked = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match event_loop.poll().await {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    let _ = client.try_disconnect();
+                }
+                Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(explain(&e)),
+            }
+        }
+    })
+    .await;
+    let tls = if cfg.tls { "TLS, " } else { "" };
+    let login = match (
+        cfg.cert_file.as_ref().or(cfg.key_file.as_ref()),
+        &cfg.username,
+    ) {
+        (Some(_), Some(_)) => "with a client certificate and a password",
+        (Some(_), None) => "with a client certificate",
+        (None, Some(_)) => "with a username and password",
+        (None, None) => "without login",
+    };
+    match checked {
+        Ok(Ok(())) => Ok(format!("{tls}connected {login}")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no answer from the broker within 30 s".into()),
+    }
+}
+
 /// Ends the broker's session for this client ID with a short connection that asks for a clean
 /// one, so the next ordinary connection starts a new persistent session with nothing queued.
 async fn clear_session(options: &MqttOptions) {

@@ -32,6 +32,12 @@ impl Checker<'_> {
             ));
         }
         let auth = self.matrix_auth(m, &name)?;
+        let store_passphrase = self.opt_secret(&m.store_passphrase, "store_passphrase")?;
+        if let (Some(p), Some(raw)) = (&store_passphrase, &m.store_passphrase)
+            && p.expose().is_empty()
+        {
+            return Err(loc.span(raw, "store_passphrase is empty"));
+        }
         let mut rooms = Vec::new();
         for r in &m.rooms {
             matrix_room(&loc, r)?;
@@ -41,6 +47,7 @@ impl Checker<'_> {
             homeserver: hs.trim_end_matches('/').to_owned(),
             user: user.clone(),
             auth,
+            store_passphrase,
             device_name: m.device_name.clone().unwrap_or_else(|| "sigbot".to_owned()),
             rooms,
             encrypted_rooms: m.encrypted_rooms,

@@ -10,6 +10,7 @@ use super::text::{clean_nick, hms, room_slug};
 use super::{Effect, JournalLine, Meeting, MeetingKey, MeetingSettings, replay_as};
 use crate::core::action::Action;
 use crate::core::event::{IncomingMessage, MessageKind, RoomRef};
+use crate::core::expiring::ExpiringKeys;
 
 /// What earlier runs left that new meetings must keep clear of (from the store, at start).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,8 +23,18 @@ pub struct MeetingClaims {
     pub sources: Vec<(String, DateTime<Utc>)>,
 }
 
-/// How long a message's key is remembered: longer than a network replays after a crash.
-const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// How long the key of a message handled in this run is remembered. A network delivers a
+/// message again only when it resumes after a crash or a reconnect from a point it saved a
+/// little earlier, so minutes are plenty.
+const SOURCE_MEMORY: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// How long the keys of messages journaled before a restart are remembered (from when they
+/// were said): the catch-up after a restart may reach that far back.
+const CLAIMED_MEMORY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// The most message keys remembered (about 40 bytes each): more than 30 lines a second for
+/// ten minutes.
+const SOURCE_KEYS: usize = 20_000;
 
 /// The core's meetings: at most one running per room.
 #[derive(Debug, Default)]
@@ -39,7 +50,7 @@ pub struct Meetings {
     /// The last number given to a meeting started in a directory in a minute (`%Y%m%d%H%M`).
     minute_seq: BTreeMap<(String, String), u32>,
     /// Messages already journaled, with when: handled again, they are skipped.
-    sources: BTreeMap<String, DateTime<Utc>>,
+    sources: ExpiringKeys,
 }
 
 /// The minute a meeting's files are named after.
@@ -51,6 +62,7 @@ impl Meetings {
     pub fn new(settings: Option<MeetingSettings>) -> Meetings {
         Meetings {
             settings: settings.map(std::sync::Arc::new),
+            sources: ExpiringKeys::new(SOURCE_KEYS),
             ..Meetings::default()
         }
     }
@@ -63,7 +75,9 @@ impl Meetings {
         for (slug, started, seq) in claims.recent {
             self.take_seq(&slug, started, seq);
         }
-        self.sources.extend(claims.sources);
+        for (source, at) in claims.sources {
+            self.sources.insert(&source, at + CLAIMED_MEMORY);
+        }
     }
 
     /// Gives `slug` to `room`, unless another room has it or `room` has one already.
@@ -194,7 +208,7 @@ impl Meetings {
                 .map(|id| format!("{}/{id}#{}", msg.room.network, n + 1));
             if source
                 .as_ref()
-                .is_some_and(|s| self.sources.contains_key(s))
+                .is_some_and(|s| self.sources.contains(s, now))
             {
                 continue;
             }
@@ -210,13 +224,16 @@ impl Meetings {
                 );
                 m.slug = self.slug_for(&home);
                 m.seq = self.next_seq(&m.slug, now);
+                if !settings.keep_lines {
+                    m.forget_lines();
+                }
                 self.running.insert(home.clone(), m);
             }
             let Some(m) = self.running.get_mut(&home) else {
                 continue;
             };
             if let Some(s) = &source {
-                self.sources.insert(s.clone(), now);
+                self.sources.insert(s, now + SOURCE_MEMORY);
             }
             actions.push(Action::MeetingJournal {
                 key: Meetings::key(m),
@@ -319,12 +336,15 @@ impl Meetings {
             self.take_seq(&key.slug, key.started, key.seq);
             for l in &lines {
                 if let Some(s) = &l.source {
-                    self.sources.insert(s.clone(), l.time);
+                    self.sources.insert(s, l.time + CLAIMED_MEMORY);
                 }
             }
             if m.ended.is_some() {
                 actions.push(files_action(&m, true, None));
                 continue;
+            }
+            if !settings.keep_lines {
+                m.forget_lines();
             }
             if is_idle(&settings, &m, now) {
                 idle.push(key.room.clone());
@@ -335,7 +355,7 @@ impl Meetings {
                 "The bot restarted; the meeting started by {} at {} UTC is resumed ({} lines kept). Chairs: {}.",
                 m.owner,
                 hms(m.started),
-                m.lines.len(),
+                m.line_count(),
                 m.all_chairs().join(", ")
             );
             self.running.insert(key.room.clone(), m);
@@ -355,7 +375,7 @@ impl Meetings {
             return Vec::new();
         };
         let settings = &*settings;
-        self.sources.retain(|_, t| now - *t < SOURCE_MEMORY);
+        self.sources.prune(now);
         let idle: Vec<RoomRef> = self
             .running
             .iter()

@@ -186,7 +186,13 @@ pub struct Meeting {
     /// The `#startmeeting`/`#meetingtopic` title.
     pub title: Option<String>,
     pub current_topic: Option<String>,
+    /// The log, unless it is kept only in the journal (see [`Meeting::forget_lines`]).
     pub lines: Vec<LogLine>,
+    /// How many lines the log has, kept or not.
+    line_count: usize,
+    /// Whether `lines` holds the log (false: the journal does, and the files are written
+    /// from it).
+    keep_lines: bool,
     pub items: Vec<Item>,
     attendees: Vec<Attendee>,
     attendee_index: BTreeMap<String, usize>,
@@ -221,6 +227,8 @@ impl Meeting {
             title: None,
             current_topic: None,
             lines: Vec::new(),
+            line_count: 0,
+            keep_lines: true,
             items: Vec::new(),
             attendees: Vec::new(),
             attendee_index: BTreeMap::new(),
@@ -400,13 +408,50 @@ impl Meeting {
 
     fn push_line(&mut self, nick: String, text: String, time: DateTime<Utc>, emote: bool) -> usize {
         self.add_nick(&nick, 1);
-        self.lines.push(LogLine {
-            time,
-            nick,
-            text,
-            emote,
-        });
-        self.lines.len()
+        self.line_count += 1;
+        if self.keep_lines {
+            self.lines.push(LogLine {
+                time,
+                nick,
+                text,
+                emote,
+            });
+        }
+        self.line_count
+    }
+
+    /// How many lines the log has (kept in memory or not).
+    pub fn line_count(&self) -> usize {
+        self.line_count
+    }
+
+    /// Keeps the log only in the journal from now on: a running meeting then holds its
+    /// items, attendees and chairs in memory but not every line said, so that a long meeting
+    /// costs no memory per line. Its files are written after [`Meeting::restore_lines`].
+    pub fn forget_lines(&mut self) {
+        self.keep_lines = false;
+        self.lines = Vec::new();
+    }
+
+    /// Whether the log must be read back from the journal before the files are written.
+    pub fn lines_in_journal(&self) -> bool {
+        !self.keep_lines
+    }
+
+    /// Takes the log back from the meeting's journal, cleaned as the lines were when they
+    /// were said.
+    pub fn restore_lines(&mut self, journal: &[JournalLine]) {
+        self.lines = journal
+            .iter()
+            .map(|l| LogLine {
+                time: l.time,
+                nick: clean_nick(&l.nick),
+                text: clean_text(&l.text),
+                emote: l.emote,
+            })
+            .collect();
+        self.line_count = self.lines.len();
+        self.keep_lines = true;
     }
 
     /// Logs a line someone known only by nick said and acts on the command it carries.
@@ -555,6 +600,9 @@ pub struct MeetingSettings {
     pub enders: Vec<Principal>,
     /// A meeting where nobody said anything for this long is ended.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Whether running meetings keep their log in memory. The bot keeps it only in the
+    /// journal (false) and reads it back to write the files; tests without a store keep it.
+    pub keep_lines: bool,
 }
 
 impl MeetingSettings {
@@ -569,6 +617,7 @@ impl MeetingSettings {
             display_name_networks: Vec::new(),
             enders: Vec::new(),
             idle_timeout: None,
+            keep_lines: true,
         }
     }
 

@@ -27,6 +27,7 @@ fn settings() -> MeetingSettings {
         display_name_networks: vec![],
         enders: vec![],
         idle_timeout: None,
+        keep_lines: true,
     }
 }
 
@@ -841,4 +842,60 @@ fn a_message_handled_again_after_a_crash_is_not_acted_on_twice() {
             .as_deref(),
         Some("resumed")
     );
+}
+
+/// Runs the same meeting with the log kept in memory or only in the journal, and returns
+/// the meeting of the `#endmeeting` files action with what was journaled meanwhile.
+fn run_meeting(keep_lines: bool) -> (Meeting, Vec<JournalLine>) {
+    let mut c = Core::new(
+        CoreSettings {
+            nick: "sigbot".into(),
+            prefix: "!".into(),
+            roles: Roles::new([]),
+            networks: vec!["libera".into()],
+            version: "1.0".into(),
+        },
+        t0(),
+    );
+    let mut s = settings();
+    s.keep_lines = keep_lines;
+    assert!(c.enable_meetings(s, vec![], t0()).is_empty());
+    let mut journal = Vec::new();
+    let mut files = None;
+    let script = [
+        ("alice", "#startmeeting SIG"),
+        ("bob", "hello"),
+        ("alice", "#topic Budget"),
+        ("bob", "!ping"),
+        ("bob", "https://example.org/budget"),
+        ("alice", "#action bob writes it down"),
+        ("alice", "#endmeeting"),
+    ];
+    for (i, (nick, text)) in script.iter().enumerate() {
+        let out = say(&mut c, nick, text, i as i64 * 10);
+        journal.extend(journaled(&out));
+        if !keep_lines && let Some(m) = c.meetings().running().next() {
+            assert!(m.lines.is_empty(), "a running meeting keeps no line");
+            assert_eq!(m.line_count(), journal.len());
+        }
+        for a in out {
+            if let Action::MeetingFiles { meeting, .. } = a {
+                files = Some(*meeting);
+            }
+        }
+    }
+    (files.expect("the files action"), journal)
+}
+
+#[test]
+fn a_meeting_that_keeps_its_log_in_the_journal_writes_the_same_files() {
+    let (kept, _) = run_meeting(true);
+    let (mut from_journal, journal) = run_meeting(false);
+    assert!(from_journal.lines_in_journal());
+    assert!(from_journal.lines.is_empty());
+    assert_eq!(from_journal.line_count(), kept.lines.len());
+    from_journal.restore_lines(&journal);
+    assert_eq!(from_journal.lines, kept.lines);
+    // Everything else (items, attendees, chairs) was kept all along.
+    assert_eq!(from_journal, kept);
 }

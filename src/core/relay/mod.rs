@@ -12,7 +12,7 @@
 //! templates (`{% include "pagure.j2" %}` and friends, in `relay/templates/`) tolerate the
 //! variations of real Pagure payloads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,6 +21,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 pub mod spec;
 
 use super::event::RoomRef;
+use super::expiring::ExpiringKeys;
 pub use spec::RelaySpec;
 
 /// Templates shipped with sigbot, available to every route by `{% include "<name>" %}`.
@@ -280,11 +281,15 @@ fn tpl_name(route: &str, part: &str) -> String {
     }
 }
 
+/// The most dedup keys kept in memory, whatever the event rate (about 40 bytes each): past
+/// it, the keys closest to expiry are forgotten first.
+pub const DEDUP_KEYS: usize = super::expiring::DEFAULT_CAP;
+
 /// The relay: every route, compiled, with its dedup memory and burst windows.
 pub struct Relay {
     env: Environment<'static>,
     routes: Vec<Route>,
-    seen: HashMap<String, DateTime<Utc>>,
+    seen: ExpiringKeys,
     last_prune: Option<DateTime<Utc>>,
     stats: RelayStats,
 }
@@ -372,7 +377,7 @@ impl Relay {
         Ok(Relay {
             env,
             routes,
-            seen: HashMap::new(),
+            seen: ExpiringKeys::new(DEDUP_KEYS),
             last_prune: None,
             stats: RelayStats::default(),
         })
@@ -392,7 +397,7 @@ impl Relay {
     /// Dedup keys stored before a restart, still within their window.
     pub fn remember(&mut self, seen: impl IntoIterator<Item = SeenKey>) {
         for s in seen {
-            self.seen.insert(s.key, s.until);
+            self.seen.insert(&s.key, s.until);
         }
     }
 
@@ -471,7 +476,7 @@ impl Relay {
             return;
         }
         let key = self.dedup_key(i, &msg.network, topic, bytes, ctx, payload_hash);
-        if self.seen.get(&key).is_some_and(|until| *until > now) {
+        if self.seen.contains(&key, now) {
             self.stats.duplicates += 1;
             tracing::debug!(network = %msg.network, topic, route = %rname, "duplicate MQTT message ignored");
             return;
@@ -599,7 +604,7 @@ impl Relay {
 
     fn remember_key(&mut self, key: String, i: usize, now: DateTime<Utc>, batch: &mut RelayBatch) {
         let until = now + self.routes[i].dedup_window;
-        self.seen.insert(key.clone(), until);
+        self.seen.insert(&key, until);
         batch.seen.push(SeenKey { key, until });
     }
 
@@ -660,7 +665,7 @@ impl Relay {
         let mut batch = RelayBatch::default();
         self.flush_windows(Some(now), &mut batch);
         if self.last_prune.is_none_or(|t| now - t >= WINDOW) {
-            self.seen.retain(|_, until| *until > now);
+            self.seen.prune(now);
             self.last_prune = Some(now);
         }
         batch
