@@ -232,23 +232,19 @@ fn manual_commands(r: &mut roff::Roff, cmd: &clap::Command, name: &str) {
         let mut synopsis = vec![bold(full)];
         for a in args.iter().filter(|a| !a.is_hide_set()) {
             let value = a.get_id().as_str().to_uppercase();
-            match a.get_long() {
-                Some(long) if a.is_required_set() => {
-                    synopsis.extend([
-                        roman(" "),
-                        bold(format!("--{long}")),
-                        roman(" "),
-                        italic(value),
-                    ]);
-                }
-                Some(long) => synopsis.extend([
-                    roman(" ["),
-                    bold(format!("--{long}")),
-                    roman(" "),
-                    italic(value),
-                    roman("]"),
-                ]),
-                None => synopsis.extend([roman(" "), italic(value)]),
+            let Some(long) = a.get_long() else {
+                synopsis.extend([roman(" "), italic(value)]);
+                continue;
+            };
+            let optional = !a.is_required_set();
+            synopsis.push(roman(if optional { " [" } else { " " }));
+            synopsis.push(bold(format!("--{long}")));
+            // A flag (`--online`) takes no value.
+            if a.get_action().takes_values() {
+                synopsis.extend([roman(" "), italic(value)]);
+            }
+            if optional {
+                synopsis.push(roman("]"));
             }
         }
         r.control("TP", []).text(synopsis);

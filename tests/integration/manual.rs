@@ -47,6 +47,12 @@ fn man_prints_a_page_groff_reads_without_warnings() {
     ] {
         assert!(page.contains(command), "{command:?} missing:\n{page}");
     }
+    // An option with its value; a flag without one.
+    assert!(
+        page.contains("[\\fB\\-\\-since\\fR \\fISINCE\\fR]"),
+        "{page}"
+    );
+    assert!(page.contains("[\\fB\\-\\-online\\fR]"), "{page}");
     assert!(page.contains("example\\-full.toml"), "{page}");
 
     // Every section of the full example is named in the manual.
