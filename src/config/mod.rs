@@ -43,6 +43,8 @@ pub struct Config {
     pub path: PathBuf,
     pub bot: BotConfig,
     pub web: Option<WebConfig>,
+    /// `[metrics]`: where `/metrics` is served.
+    pub metrics: MetricsConfig,
     pub store: StoreConfig,
     pub console: Option<ConsoleConfig>,
     pub irc: Vec<IrcConfig>,
@@ -74,6 +76,27 @@ pub struct WebConfig {
     pub paste_ttl: Duration,
     /// Bytes of Matrix files kept in `data_dir/media-cache/`.
     pub media_cache_bytes: u64,
+    /// How long a network may be down before `/readyz` says the bot is not ready.
+    pub ready_grace: Duration,
+}
+
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all.
+    pub enabled: bool,
+    /// A listener of its own for `/metrics` (then the web site does not serve it); `None`:
+    /// the web site's listener, if there is a web site.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// `[store]`: how long the store keeps what it keeps, and how large it may grow.

@@ -156,6 +156,11 @@ impl Core {
         &self.settings
     }
 
+    /// Command invocations so far, by command and outcome (for the metrics).
+    pub fn command_counts(&self) -> &BTreeMap<(String, &'static str), u64> {
+        self.commands.counts()
+    }
+
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         // A message in a bridged room goes to the bridge's other rooms first, so that the
         // bot's answer, copied there too, comes after the question.

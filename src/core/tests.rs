@@ -414,3 +414,25 @@ fn an_edit_with_an_id_names_its_lines_too() {
         assert_eq!(s.as_deref(), Some(format!("hs/$edit#{}", i + 1).as_str()));
     }
 }
+
+#[test]
+fn builtin_invocations_are_counted_by_outcome() {
+    let mut c = core();
+    c.handle(msg("alice", None, "!ping"), t0());
+    c.handle(msg("alice", None, "!say console/#local hi"), t0());
+    // Chatter and unknown commands are no invocation.
+    c.handle(msg("alice", None, "!nosuchcommand"), t0());
+    c.handle(msg("alice", None, "hello"), t0());
+    // Past the caller's allowance: held back.
+    for _ in 0..20 {
+        c.handle(msg("bob", None, "!ping"), t0());
+    }
+    let counts = c.command_counts();
+    let get = |cmd: &str, outcome: &'static str| {
+        counts.get(&(cmd.to_owned(), outcome)).copied().unwrap_or(0)
+    };
+    assert_eq!(get("ping", "ok"), 1 + 8, "{counts:?}");
+    assert_eq!(get("ping", "cooldown"), 12, "{counts:?}");
+    assert_eq!(get("say", "refused"), 1, "{counts:?}");
+    assert_eq!(counts.len(), 3, "{counts:?}");
+}

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::{Delivery, NetworkHandle, Outgoing, Receipt, SHUTDOWN_GRACE};
 use crate::core::bridge::stale_notice;
 use crate::core::{Priority, RoomRef};
+use crate::metrics::{DropReason, Metrics};
 use crate::store::{OutboxRow, Store};
 
 /// Pause before trying again after the store failed.
@@ -25,6 +26,7 @@ pub(super) struct Deliverer {
     shutdown: CancellationToken,
     /// Stale messages dropped since the last notice: count and staleness, by room.
     dropped: BTreeMap<RoomRef, (usize, Duration)>,
+    metrics: Metrics,
 }
 
 impl Deliverer {
@@ -34,6 +36,7 @@ impl Deliverer {
         handle: NetworkHandle,
         wake: Arc<Notify>,
         shutdown: CancellationToken,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
@@ -42,6 +45,7 @@ impl Deliverer {
             wake,
             shutdown,
             dropped: BTreeMap::new(),
+            metrics,
         }
     }
 
@@ -86,7 +90,10 @@ impl Deliverer {
                 return;
             }
             match self.deliver(&row).await {
-                Some(Delivery::Sent) => self.remove(&row).await,
+                Some(Delivery::Sent) => {
+                    self.count_sent(&row);
+                    self.remove(&row).await;
+                }
                 Some(Delivery::Dropped) => {
                     if row.message.staleness.is_some() {
                         self.count_dropped(&row);
@@ -132,7 +139,20 @@ impl Deliverer {
         }
     }
 
+    /// A bridged message written: counted, with the time since the bot received it.
+    fn count_sent(&self, row: &OutboxRow) {
+        if let Some(bridge) = row.message.origin.strip_prefix("bridge:") {
+            let delay = (Utc::now() - row.message.queued_at)
+                .to_std()
+                .unwrap_or_default();
+            self.metrics.bridged(bridge, &self.network, delay);
+        }
+    }
+
     fn count_dropped(&mut self, row: &OutboxRow) {
+        self.metrics
+            .network(&self.network)
+            .dropped(DropReason::stale, 1);
         let staleness = row.message.staleness.unwrap_or_default();
         let e = self
             .dropped

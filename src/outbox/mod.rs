@@ -27,6 +27,7 @@ use crate::adapters::NetworkHandle;
 use crate::core::relay::{RelayBatch, RelayMessage, SeenKey};
 use crate::core::watch::Alert;
 use crate::core::{Bridged, RoomRef, SendKind};
+use crate::metrics::Metrics;
 use crate::store::{Queued, Store, StoreError};
 use deliver::Deliverer;
 
@@ -47,6 +48,7 @@ impl Outbox {
         store: Store,
         handles: &BTreeMap<String, NetworkHandle>,
         shutdown: &CancellationToken,
+        metrics: &Metrics,
         mut spawn: impl FnMut(&str, Deliver),
     ) -> Self {
         let mut wake = BTreeMap::new();
@@ -59,6 +61,7 @@ impl Outbox {
                 handle.clone(),
                 notify,
                 shutdown.clone(),
+                metrics.clone(),
             );
             spawn(name, Box::pin(d.run()));
         }

@@ -49,9 +49,15 @@ impl Rig {
         }
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let outbox = Outbox::start(store.clone(), &handles, &shutdown, |_, d| {
-            tracker.spawn(d);
-        });
+        let outbox = Outbox::start(
+            store.clone(),
+            &handles,
+            &shutdown,
+            &Metrics::new(None, 0.0),
+            |_, d| {
+                tracker.spawn(d);
+            },
+        );
         Rig {
             _dir: dir,
             store,

@@ -8,6 +8,7 @@ mod console;
 mod irc;
 mod matrix;
 mod meetings;
+mod metrics;
 mod mqtt;
 mod relay;
 mod roles;
@@ -51,6 +52,7 @@ impl<'a> Checker<'a> {
     fn check(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let bot = self.bot(&raw.bot)?;
         let web = self.web(raw.web.as_ref())?;
+        let metrics = self.metrics(raw.metrics.as_ref())?;
         let store = self.store(raw.store.as_ref())?;
         let console = self.console(raw.console.as_ref())?;
         let mut irc = self.irc(&raw.irc, &bot.nick)?;
@@ -68,6 +70,7 @@ impl<'a> Checker<'a> {
             path: self.loc.path.to_owned(),
             bot,
             web,
+            metrics,
             store,
             console,
             irc,
