@@ -1,0 +1,198 @@
+//! Metrics and readiness (DESIGN §5 `[metrics]`, §7 routes, §12): a real Prometheus scrapes
+//! the bot while it talks on a real IRC server, sees the messages counted and the network go
+//! down when the server is killed and up when it is back; `/readyz` names the network while
+//! it is down past `ready_grace`; `promtool` accepts the exposition; `[metrics] listen` moves
+//! `/metrics` to a listener of its own, and one that cannot be bound stops the start.
+
+use std::time::Duration;
+
+use crate::support::bot::Bot;
+use crate::support::prometheus::{PrometheusServer, promtool_check};
+use crate::support::{
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, LOCALHOST, Section, free_port, from_bot,
+    temp_dir, wait_until,
+};
+
+const T: Duration = Duration::from_secs(30);
+
+/// `/readyz`'s status and body, once the site answers.
+async fn readyz(http: &reqwest::Client, port: u16) -> Option<(u16, serde_json::Value)> {
+    let resp = http
+        .get(format!("http://{LOCALHOST}:{port}/readyz"))
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.ok()?))
+}
+
+/// Waits until `/readyz` answers `status`; returns its body.
+async fn wait_ready_status(
+    http: &reqwest::Client,
+    port: u16,
+    status: u16,
+    timeout: Duration,
+) -> serde_json::Value {
+    wait_until(&format!("/readyz to answer {status}"), timeout, || async {
+        readyz(http, port)
+            .await
+            .filter(|(s, _)| *s == status)
+            .map(|(_, body)| body)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
+    let mut server = IrcServer::start(IrcClass::Unlimited).await;
+    let dir = temp_dir("metrics-prometheus");
+    let web = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .table("web", Section::new().set("ready_grace", "2s"))
+        .irc(Section::irc("testnet", &server).set("channels", vec!["#sig"]))
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    let prometheus = PrometheusServer::start(format!("{LOCALHOST}:{web}").parse().unwrap()).await;
+    let http = reqwest::Client::new();
+
+    let mut alice = IrcClient::connect(&server, "alice").await;
+    alice.join_and_wait_for("#sig", BOT_NICK, T * 2).await;
+    wait_ready_status(&http, web, 200, T).await;
+    prometheus
+        .wait_for_value("sigbot_network_connected{network=\"testnet\"}", 1.0, T)
+        .await;
+
+    // Three lines of chatter and one command: four received, one answer sent.
+    for text in ["hello", "anyone here?", "guess not"] {
+        alice.privmsg("#sig", text).await;
+    }
+    alice.privmsg("#sig", "!ping").await;
+    alice
+        .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
+        .await;
+    prometheus
+        .wait_for_value(
+            "sigbot_network_messages_received_total{network=\"testnet\"}",
+            4.0,
+            T,
+        )
+        .await;
+    prometheus
+        .wait_for_value(
+            "sigbot_network_messages_sent_total{network=\"testnet\"}",
+            1.0,
+            T,
+        )
+        .await;
+    prometheus
+        .wait_for_value(
+            "sigbot_command_invocations_total{command=\"ping\",outcome=\"ok\"}",
+            1.0,
+            T,
+        )
+        .await;
+    prometheus.wait_for_value("sigbot_build_info", 1.0, T).await;
+
+    // The exposition passes promtool's lint (the classic text format, as curl gets it).
+    let exposition = http
+        .get(format!("http://{LOCALHOST}:{web}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    if let Err(complaints) = promtool_check(&exposition) {
+        panic!("promtool check metrics: {complaints}\n--- exposition ---\n{exposition}");
+    }
+
+    // The server dies: the network is down, then not ready once the grace has passed.
+    server.stop();
+    prometheus
+        .wait_for_value("sigbot_network_connected{network=\"testnet\"}", 0.0, T)
+        .await;
+    let body = wait_ready_status(&http, web, 503, T).await;
+    assert_eq!(body["status"], "not ready", "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("network testnet"), "{body}");
+    // Liveness is another matter: the bot itself is fine.
+    let health = http
+        .get(format!("http://{LOCALHOST}:{web}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    prometheus
+        .wait_for_value(
+            "sigbot_network_reconnects_total{network=\"testnet\"}",
+            1.0,
+            T,
+        )
+        .await;
+
+    // Back: connected and ready again.
+    server.restart().await;
+    prometheus
+        .wait_for_value("sigbot_network_connected{network=\"testnet\"}", 1.0, T * 3)
+        .await;
+    let body = wait_ready_status(&http, web, 200, T).await;
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+#[tokio::test]
+async fn metrics_on_a_listener_of_their_own_leave_the_web_site() {
+    let dir = temp_dir("metrics-listen");
+    let web = free_port();
+    let metrics = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .table(
+            "metrics",
+            Section::new().set("listen", format!("{LOCALHOST}:{metrics}")),
+        )
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    let http = reqwest::Client::new();
+    let url = format!("http://{LOCALHOST}:{metrics}/metrics");
+    let resp = wait_until("the metrics listener", T, || async {
+        http.get(&url).send().await.ok()
+    })
+    .await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("sigbot_network_connected{network=\"console\"}"),
+        "{text}"
+    );
+    let on_site = http
+        .get(format!("http://{LOCALHOST}:{web}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_site.status(), 404);
+    assert_eq!(bot.terminate(T).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_metrics_address_that_cannot_be_bound_stops_the_start_naming_it() {
+    let dir = temp_dir("metrics-taken");
+    let taken = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = BotConfig::new()
+        .console()
+        .web(free_port())
+        .table("metrics", Section::new().set("listen", addr.to_string()))
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
+    let code = bot.wait_exit(T).await;
+    assert_eq!(code, Some(1), "{}", bot.log_tail(20));
+    let log = bot.log().join("\n");
+    assert!(
+        log.contains(&format!("metrics: cannot listen on {addr}")),
+        "{log}"
+    );
+}
