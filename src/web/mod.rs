@@ -108,17 +108,23 @@ impl Health {
 
     /// How long since the core task last handled an event or a tick.
     pub fn since_beat(&self) -> Duration {
-        self.heartbeat
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
+        self.since_beat_at(Instant::now())
+    }
+
+    fn since_beat_at(&self, now: Instant) -> Duration {
+        let beat = *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+        now.saturating_duration_since(beat)
     }
 
     /// Why the bot is not ready, if it is not: networks down past the grace, a stuck core
     /// task, dead tasks.
     pub fn not_ready(&self) -> Vec<String> {
+        self.not_ready_at(Instant::now())
+    }
+
+    fn not_ready_at(&self, now: Instant) -> Vec<String> {
         let mut why = Vec::new();
-        let stalled = self.since_beat();
+        let stalled = self.since_beat_at(now);
         if stalled > CORE_STALL {
             why.push(format!(
                 "the core task has handled nothing for {}s",
@@ -127,7 +133,7 @@ impl Health {
         }
         let down = self.down_since.read().unwrap_or_else(|p| p.into_inner());
         for (network, since) in down.iter() {
-            let for_ = since.elapsed();
+            let for_ = now.saturating_duration_since(*since);
             if for_ > self.ready_grace {
                 why.push(format!(
                     "network {network} has been down for {}s",
@@ -438,5 +444,43 @@ impl std::fmt::Display for DisplayAddr {
             Some(a) => write!(f, "{a}"),
             None => f.write_str("unknown"),
         }
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_a_network_down_past_the_grace_a_stuck_core_and_dead_tasks() {
+        let h = Health::with_ready_grace(Duration::from_secs(10));
+        let t0 = Instant::now();
+        h.set("libera", "irc", LinkState::Starting, 0);
+        h.set("console", "console", LinkState::Connected, 0);
+        assert_eq!(h.not_ready_at(t0), Vec::<String>::new());
+        let later = t0 + Duration::from_secs(12);
+        let why = h.not_ready_at(later);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(
+            why[0].starts_with("network libera has been down for 1"),
+            "{why:?}"
+        );
+        // Connected: ready again; down once more, the grace starts over.
+        h.update("libera", LinkState::Connected, 0);
+        assert_eq!(h.not_ready_at(later), Vec::<String>::new());
+        h.update("libera", LinkState::Reconnecting, 0);
+        assert_eq!(h.not_ready_at(Instant::now()), Vec::<String>::new());
+        // The core task's heartbeat, from a beat on.
+        h.update("libera", LinkState::Connected, 0);
+        h.beat();
+        let stuck = Instant::now() + CORE_STALL + Duration::from_secs(1);
+        let why = h.not_ready_at(stuck);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(
+            why[0].starts_with("the core task has handled nothing for 3"),
+            "{why:?}"
+        );
+        h.task_died("outbox:libera");
+        assert_eq!(h.not_ready_at(Instant::now()), ["task outbox:libera died"]);
     }
 }

@@ -52,6 +52,7 @@ async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
         .web(web)
         .table("web", Section::new().set("ready_grace", "2s"))
         .irc(Section::irc("testnet", &server).set("channels", vec!["#sig"]))
+        .bridge(Section::bridge("sig", &["testnet/#sig", "console/#local"]))
         .build();
     let mut bot = Bot::start(dir.path(), &config);
     let prometheus = PrometheusServer::start(format!("{LOCALHOST}:{web}").parse().unwrap()).await;
@@ -64,7 +65,8 @@ async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
         .wait_for_value("sigbot_network_connected{network=\"testnet\"}", 1.0, T)
         .await;
 
-    // Three lines of chatter and one command: four received, one answer sent.
+    // Three lines of chatter and one command: four received, one answer sent; the four
+    // lines and the answer are bridged to the console.
     for text in ["hello", "anyone here?", "guess not"] {
         alice.privmsg("#sig", text).await;
     }
@@ -72,6 +74,7 @@ async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
     alice
         .wait_for(T, |l| from_bot(l) && l.is_privmsg("#sig", "pong"))
         .await;
+    bot.wait_stdout(T, "pong").await;
     prometheus
         .wait_for_value(
             "sigbot_network_messages_received_total{network=\"testnet\"}",
@@ -93,7 +96,26 @@ async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
             T,
         )
         .await;
+    prometheus
+        .wait_for_value(
+            "sigbot_bridge_messages_relayed_total{bridge=\"sig\",to=\"console\"}",
+            5.0,
+            T,
+        )
+        .await;
+    prometheus
+        .wait_for_value(
+            "sigbot_bridge_relay_delay_seconds_count{bridge=\"sig\"}",
+            5.0,
+            T,
+        )
+        .await;
     prometheus.wait_for_value("sigbot_build_info", 1.0, T).await;
+    // What a scrape reads from /proc.
+    for gauge in ["process_resident_memory_bytes", "process_open_fds"] {
+        let v = prometheus.query(gauge).await;
+        assert!(v.is_some_and(|v| v > 0.0), "{gauge} = {v:?}");
+    }
 
     // The exposition passes promtool's lint (the classic text format, as curl gets it).
     let exposition = http
