@@ -127,3 +127,30 @@ pub fn promtool_check(exposition: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The value of the sample `series` (`name{labels}` exactly as the bot writes it) in the
+/// bot's `/metrics` on `port` right now, if it is there.
+pub async fn scrape_value(http: &reqwest::Client, port: u16, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("http://{LOCALHOST}:{port}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits until the bot's `/metrics` on `port` gives `series` = `want`.
+pub async fn wait_for_scraped(http: &reqwest::Client, port: u16, series: &str, want: f64) {
+    let got = wait_until_within(Duration::from_secs(30), || async {
+        (scrape_value(http, port, series).await == Some(want)).then_some(())
+    })
+    .await;
+    if got.is_none() {
+        let last = scrape_value(http, port, series).await;
+        panic!("timed out waiting for /metrics to give {series} = {want}; it gives {last:?}");
+    }
+}
