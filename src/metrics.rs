@@ -187,7 +187,7 @@ impl Metrics {
             Family::new_with_constructor(delay_histogram);
         r.register_with_unit(
             "sigbot_bridge_relay_delay",
-            "Time from the bot receiving a bridged message to it being written on the other side",
+            "Time from a bridged message being sent (the source server's time, else its arrival) to it being written on the other side",
             Unit::Seconds,
             bridge_delay.clone(),
         );
@@ -381,7 +381,7 @@ impl Metrics {
             .set(i64::try_from(rows).unwrap_or(i64::MAX));
     }
 
-    /// A bridged message of `bridge` was written on `to`, `delay` after the bot received it.
+    /// A bridged message of `bridge` was written on `to`, `delay` after it was sent.
     pub fn bridged(&self, bridge: &str, to: &str, delay: std::time::Duration) {
         self.0
             .bridge_relayed

@@ -182,6 +182,13 @@ impl Core {
         if let Some(source) = source_id(&event) {
             name_sources(&mut out, &source);
         }
+        if let Some(sent_at) = source_time(&event) {
+            for a in &mut out {
+                if let Action::Bridged(b) = a {
+                    b.sent_at = Some(sent_at);
+                }
+            }
+        }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
         let actions = self.meetings.log_outgoing(actions, now);
@@ -313,6 +320,16 @@ fn source_id(event: &Event) -> Option<String> {
         _ => return None,
     };
     Some(format!("{}/{id}", room.network))
+}
+
+/// When the network says a message was sent, if it says it.
+fn source_time(event: &Event) -> Option<DateTime<Utc>> {
+    match event {
+        Event::Message(m) => m.sent_at,
+        Event::RichMessage(r) => r.message.sent_at,
+        Event::Activity(a) => a.sent_at,
+        _ => None,
+    }
 }
 
 /// Gives each bridged line of one source message its own key: the source and the line's

@@ -436,3 +436,36 @@ fn builtin_invocations_are_counted_by_outcome() {
     assert_eq!(get("say", "refused"), 1, "{counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
 }
+
+#[test]
+fn bridged_copies_carry_the_time_the_network_says_the_message_was_sent() {
+    let mut c = bridged_core();
+    let sent = t0() - chrono::TimeDelta::seconds(2);
+    let Event::Message(mut m) = msg("alice", None, "!ping") else {
+        unreachable!()
+    };
+    m.sent_at = Some(sent);
+    let out = c.handle(Event::Message(m), t0());
+    let times: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Bridged(b) => Some((b.text.clone(), b.sent_at, b.at)),
+            _ => None,
+        })
+        .collect();
+    // The question has the network's time; the copy of the bot's answer has none (it was
+    // never on a network before).
+    assert_eq!(
+        times,
+        [
+            ("<a\u{200B}lice> !ping".to_owned(), Some(sent), t0()),
+            ("pong".to_owned(), None, t0()),
+        ]
+    );
+    // Without a server time, nothing is made up.
+    let out = c.handle(msg("alice", None, "hi"), t0());
+    assert!(
+        out.iter()
+            .all(|a| !matches!(a, Action::Bridged(b) if b.sent_at.is_some()))
+    );
+}

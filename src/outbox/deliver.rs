@@ -9,6 +9,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::SentTimes;
 use crate::adapters::{Delivery, NetworkHandle, Outgoing, Receipt, SHUTDOWN_GRACE};
 use crate::core::bridge::stale_notice;
 use crate::core::{Priority, RoomRef};
@@ -27,6 +28,7 @@ pub(super) struct Deliverer {
     /// Stale messages dropped since the last notice: count and staleness, by room.
     dropped: BTreeMap<RoomRef, (usize, Duration)>,
     metrics: Metrics,
+    sent_times: SentTimes,
 }
 
 impl Deliverer {
@@ -36,7 +38,7 @@ impl Deliverer {
         handle: NetworkHandle,
         wake: Arc<Notify>,
         shutdown: CancellationToken,
-        metrics: Metrics,
+        (metrics, sent_times): (Metrics, SentTimes),
     ) -> Self {
         Self {
             store,
@@ -46,6 +48,7 @@ impl Deliverer {
             shutdown,
             dropped: BTreeMap::new(),
             metrics,
+            sent_times,
         }
     }
 
@@ -139,12 +142,18 @@ impl Deliverer {
         }
     }
 
-    /// A bridged message written: counted, with the time since the bot received it.
+    /// A bridged message written: counted, with the time since its network says it was sent
+    /// (or, when it does not say, since the bot received it).
     fn count_sent(&self, row: &OutboxRow) {
         if let Some(bridge) = row.message.origin.strip_prefix("bridge:") {
-            let delay = (Utc::now() - row.message.queued_at)
-                .to_std()
-                .unwrap_or_default();
+            let start = self
+                .sent_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&row.id)
+                .copied()
+                .unwrap_or(row.message.queued_at);
+            let delay = (Utc::now() - start).to_std().unwrap_or_default();
             self.metrics.bridged(bridge, &self.network, delay);
         }
     }
@@ -163,6 +172,10 @@ impl Deliverer {
 
     async fn remove(&self, row: &OutboxRow) {
         let id = row.id;
+        self.sent_times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         match blocking(&self.store, move |s| s.outbox_remove(id)).await {
             Ok(()) => tracing::debug!(id = row.id, room = %row.message.room, "queued message done"),
             Err(e) => {

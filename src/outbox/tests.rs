@@ -251,6 +251,7 @@ async fn alerts_and_bridged_messages_share_their_network_s_order() {
         mentions: vec!["@alice:example.org".into()],
         kind: SendKind::Relay,
         at: Utc::now(),
+        sent_at: None,
         staleness: Duration::from_secs(600),
         source: None,
     };
