@@ -2,15 +2,16 @@
 //! the bot while it talks on a real IRC server, sees the messages counted and the network go
 //! down when the server is killed and up when it is back; `/readyz` names the network while
 //! it is down past `ready_grace`; `promtool` accepts the exposition; `[metrics] listen` moves
-//! `/metrics` to a listener of its own, and one that cannot be bound stops the start.
+//! `/metrics` to a listener of its own, and one that cannot be bound stops the start; a
+//! bridge between Synapse and InspIRCd is counted on both sides.
 
 use std::time::Duration;
 
 use crate::support::bot::Bot;
-use crate::support::prometheus::{PrometheusServer, promtool_check};
+use crate::support::prometheus::{PrometheusServer, promtool_check, wait_for_scraped};
 use crate::support::{
-    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, LOCALHOST, Section, free_port, from_bot,
-    temp_dir, wait_until,
+    BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, LOCALHOST, RoomSpec, Section,
+    SynapseServer, free_port, from_bot, temp_dir, wait_until,
 };
 
 const T: Duration = Duration::from_secs(30);
@@ -217,4 +218,89 @@ async fn a_metrics_address_that_cannot_be_bound_stops_the_start_naming_it() {
         log.contains(&format!("metrics: cannot listen on {addr}")),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn matrix_and_irc_traffic_across_a_bridge_is_counted_on_both_sides() {
+    const WAIT: Duration = Duration::from_secs(60);
+    let synapse = SynapseServer::start().await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let mut alice = synapse.client(&alice_user);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("sig".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let alias = "#sig:sigbot.test";
+    let web = free_port();
+    let config = BotConfig::new()
+        .web(web)
+        .irc(Section::irc("testnet", &irc))
+        .matrix(Section::matrix("hs", &synapse, &bot_user).set("rooms", vec![alias]))
+        .bridge(Section::bridge(
+            "sig",
+            &["testnet/#sig", &format!("hs/{alias}")],
+        ))
+        .build();
+    let dir = temp_dir("metrics-matrix");
+    let mut bot = Bot::start(dir.path(), &config);
+    let bot_id = bot_user.user_id.clone();
+    alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["type"] == "m.room.member"
+                && ev["state_key"] == bot_id
+                && ev["content"]["membership"] == "join"
+        })
+        .await;
+    let mut dave = IrcClient::connect(&irc, "dave").await;
+    dave.join_and_wait_for("#sig", BOT_NICK, WAIT * 2).await;
+
+    // Two lines from Matrix to IRC, one from IRC to Matrix.
+    for text in ["one from matrix", "two from matrix"] {
+        alice.send_text(&room, text).await;
+        dave.wait_for(WAIT, |l| from_bot(l) && l.text().ends_with(text))
+            .await;
+    }
+    dave.privmsg("#sig", "one from irc").await;
+    alice
+        .wait_for_message(&room, WAIT, |b| b == "dave: one from irc")
+        .await;
+
+    let http = reqwest::Client::new();
+    for (series, n) in [
+        ("sigbot_network_connected{network=\"hs\"}", 1.0),
+        (
+            "sigbot_network_messages_received_total{network=\"hs\"}",
+            2.0,
+        ),
+        ("sigbot_network_messages_sent_total{network=\"hs\"}", 1.0),
+        (
+            "sigbot_network_messages_received_total{network=\"testnet\"}",
+            1.0,
+        ),
+        (
+            "sigbot_network_messages_sent_total{network=\"testnet\"}",
+            2.0,
+        ),
+        (
+            "sigbot_bridge_messages_relayed_total{bridge=\"sig\",to=\"testnet\"}",
+            2.0,
+        ),
+        (
+            "sigbot_bridge_messages_relayed_total{bridge=\"sig\",to=\"hs\"}",
+            1.0,
+        ),
+        (
+            "sigbot_bridge_relay_delay_seconds_count{bridge=\"sig\"}",
+            3.0,
+        ),
+        ("sigbot_outbox_rows{network=\"hs\"}", 0.0),
+    ] {
+        wait_for_scraped(&http, web, series, n).await;
+    }
+    assert_eq!(bot.terminate(T).await, Some(0));
 }
