@@ -165,13 +165,60 @@ async fn prometheus_sees_irc_traffic_and_the_network_going_down_and_up() {
     assert_eq!(bot.terminate(T).await, Some(0));
 }
 
+/// A local HTTP service for a declarative command: `/<status>` answers that status.
+async fn status_service() -> std::net::SocketAddr {
+    use axum::extract::Path;
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/{code}",
+        axum::routing::get(|Path(code): Path<u16>| async move {
+            (
+                StatusCode::from_u16(code).unwrap(),
+                axum::Json(serde_json::json!({ "v": code })),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 #[tokio::test]
 async fn metrics_on_a_listener_of_their_own_leave_the_web_site() {
     let dir = temp_dir("metrics-listen");
+    let commands = dir.path().join("commands");
+    std::fs::create_dir_all(&commands).unwrap();
+    let service = status_service().await;
+    std::fs::write(
+        commands.join("code.toml"),
+        format!(
+            r#"name = "code"
+summary = "Asks the test service for a status"
+usage = "code <code>"
+
+[[args]]
+name = "code"
+pattern = "[0-9]{{3}}"
+
+[http]
+method = "GET"
+url = "http://{service}/{{{{ args.code }}}}"
+timeout = "10s"
+
+[reply]
+success = "got {{{{ json.v }}}}"
+not_found = "none"
+error = "failed: {{{{ error }}}}"
+"#
+        ),
+    )
+    .unwrap();
     let web = free_port();
     let metrics = free_port();
     let config = BotConfig::new()
         .console()
+        .commands_dir(&commands)
         .web(web)
         .table(
             "metrics",
@@ -179,6 +226,13 @@ async fn metrics_on_a_listener_of_their_own_leave_the_web_site() {
         )
         .build();
     let mut bot = Bot::start(dir.path(), &config);
+    // A lookup that answers, one that finds nothing, and a built-in.
+    bot.say("!code 200").await;
+    bot.wait_stdout(T, "got 200").await;
+    bot.say("!code 404").await;
+    bot.wait_stdout(T, "none").await;
+    bot.say("!ping").await;
+    bot.wait_stdout(T, "pong").await;
     let http = reqwest::Client::new();
     let url = format!("http://{LOCALHOST}:{metrics}/metrics");
     let resp = wait_until("the metrics listener", T, || async {
@@ -197,6 +251,31 @@ async fn metrics_on_a_listener_of_their_own_leave_the_web_site() {
         .await
         .unwrap();
     assert_eq!(on_site.status(), 404);
+    for (series, n) in [
+        (
+            "sigbot_command_invocations_total{command=\"code\",outcome=\"ok\"}",
+            1.0,
+        ),
+        (
+            "sigbot_command_invocations_total{command=\"code\",outcome=\"not_found\"}",
+            1.0,
+        ),
+        (
+            "sigbot_command_invocations_total{command=\"ping\",outcome=\"ok\"}",
+            1.0,
+        ),
+        ("sigbot_lookup_duration_seconds_count{kind=\"http\"}", 2.0),
+        (
+            "sigbot_network_messages_received_total{network=\"console\"}",
+            3.0,
+        ),
+        (
+            "sigbot_network_messages_sent_total{network=\"console\"}",
+            3.0,
+        ),
+    ] {
+        wait_for_scraped(&http, metrics, series, n).await;
+    }
     assert_eq!(bot.terminate(T).await, Some(0));
 }
 
