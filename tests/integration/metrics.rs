@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use crate::support::bot::Bot;
-use crate::support::prometheus::{PrometheusServer, promtool_check, wait_for_scraped};
+use crate::support::prometheus::{
+    PrometheusServer, promtool_check, wait_for_scraped, wait_for_scraped_at_least,
+};
 use crate::support::{
     BOT_NICK, BotConfig, IrcClass, IrcClient, IrcServer, LOCALHOST, RoomSpec, Section,
     SynapseServer, free_port, from_bot, temp_dir, wait_until,
@@ -185,7 +187,7 @@ async fn status_service() -> std::net::SocketAddr {
 }
 
 #[tokio::test]
-async fn metrics_on_a_listener_of_their_own_leave_the_web_site() {
+async fn commands_lookups_and_meetings_are_counted_on_a_metrics_listener_of_its_own() {
     let dir = temp_dir("metrics-listen");
     let commands = dir.path().join("commands");
     std::fs::create_dir_all(&commands).unwrap();
@@ -219,6 +221,7 @@ error = "failed: {{{{ error }}}}"
     let config = BotConfig::new()
         .console()
         .commands_dir(&commands)
+        .meetings(&["console/#local"])
         .web(web)
         .table(
             "metrics",
@@ -233,6 +236,8 @@ error = "failed: {{{{ error }}}}"
     bot.wait_stdout(T, "none").await;
     bot.say("!ping").await;
     bot.wait_stdout(T, "pong").await;
+    bot.say("#startmeeting counted").await;
+    bot.wait_stdout(T, "Meeting started").await;
     let http = reqwest::Client::new();
     let url = format!("http://{LOCALHOST}:{metrics}/metrics");
     let resp = wait_until("the metrics listener", T, || async {
@@ -265,16 +270,23 @@ error = "failed: {{{{ error }}}}"
             1.0,
         ),
         ("sigbot_lookup_duration_seconds_count{kind=\"http\"}", 2.0),
+        ("sigbot_meetings_active", 1.0),
         (
             "sigbot_network_messages_received_total{network=\"console\"}",
-            3.0,
-        ),
-        (
-            "sigbot_network_messages_sent_total{network=\"console\"}",
-            3.0,
+            4.0,
         ),
     ] {
         wait_for_scraped(&http, metrics, series, n).await;
+    }
+    // Three answers and the meeting's opening lines; the lines of the meeting journaled.
+    for (series, least) in [
+        (
+            "sigbot_network_messages_sent_total{network=\"console\"}",
+            4.0,
+        ),
+        ("sigbot_meeting_lines_journaled_total", 1.0),
+    ] {
+        wait_for_scraped_at_least(&http, metrics, series, least).await;
     }
     assert_eq!(bot.terminate(T).await, Some(0));
 }

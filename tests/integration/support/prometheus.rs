@@ -145,12 +145,35 @@ pub async fn scrape_value(http: &reqwest::Client, port: u16, series: &str) -> Op
 
 /// Waits until the bot's `/metrics` on `port` gives `series` = `want`.
 pub async fn wait_for_scraped(http: &reqwest::Client, port: u16, series: &str, want: f64) {
+    wait_for_scraped_where(http, port, series, &format!("= {want}"), |v| v == want).await;
+}
+
+/// Waits until the bot's `/metrics` on `port` gives `series` at least `least`.
+pub async fn wait_for_scraped_at_least(
+    http: &reqwest::Client,
+    port: u16,
+    series: &str,
+    least: f64,
+) {
+    wait_for_scraped_where(http, port, series, &format!(">= {least}"), |v| v >= least).await;
+}
+
+async fn wait_for_scraped_where(
+    http: &reqwest::Client,
+    port: u16,
+    series: &str,
+    what: &str,
+    ok: impl Fn(f64) -> bool,
+) {
     let got = wait_until_within(Duration::from_secs(30), || async {
-        (scrape_value(http, port, series).await == Some(want)).then_some(())
+        scrape_value(http, port, series)
+            .await
+            .filter(|v| ok(*v))
+            .map(|_| ())
     })
     .await;
     if got.is_none() {
         let last = scrape_value(http, port, series).await;
-        panic!("timed out waiting for /metrics to give {series} = {want}; it gives {last:?}");
+        panic!("timed out waiting for /metrics to give {series} {what}; it gives {last:?}");
     }
 }
