@@ -389,6 +389,9 @@ impl Config {
         if let Some(w) = &self.web {
             let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);
         }
+        if let (true, Some(addr)) = (self.metrics.enabled, self.metrics.listen) {
+            let _ = writeln!(s, "metrics: http://{addr}/metrics");
+        }
         for (role, who) in &self.roles {
             let _ = writeln!(s, "role {role}: {} principal(s)", who.len());
         }

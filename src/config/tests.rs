@@ -498,6 +498,12 @@ fn metrics_default_to_the_web_site_and_may_have_a_listener_of_their_own() {
     ))
     .unwrap();
     assert_eq!(c.metrics.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert!(
+        c.summary()
+            .contains("metrics: http://127.0.0.1:9187/metrics"),
+        "{}",
+        c.summary()
+    );
     assert_eq!(
         c.web.as_ref().unwrap().ready_grace,
         std::time::Duration::from_secs(5)
