@@ -34,6 +34,11 @@ pub enum AppError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("metrics: cannot listen on {addr}: {source}")]
+    MetricsBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot install the signal handler: {0}")]
     Signals(std::io::Error),
     #[error("{0}")]
@@ -81,6 +86,7 @@ pub async fn run_until(cfg: Config, shutdown: CancellationToken) -> Result<(), A
     let mut relaying = rt.start_relay().await?;
     let watch = rt.start_watch(&mut relaying)?;
     rt.start_web().await?;
+    rt.start_metrics().await?;
     rt.start_ticker();
     rt.start_pruning();
     let fetcher = rt.start_fetcher()?;

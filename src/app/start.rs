@@ -27,6 +27,7 @@ use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
 use crate::core::{Action, CommandSet, CommandSetHandle, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::{Retention, Store};
 use crate::web::{self, Health};
@@ -43,6 +44,7 @@ pub(super) struct Runtime {
     /// them are gone.
     events: mpsc::Sender<Event>,
     health: Health,
+    metrics: Metrics,
     handles: BTreeMap<String, NetworkHandle>,
     media: BTreeMap<String, MediaSource>,
 }
@@ -71,6 +73,10 @@ impl Runtime {
     ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
         let started = Utc::now();
         let data_dir = cfg.bot.data_dir.clone();
+        let metrics = Metrics::new(
+            Some(data_dir.join("sigbot.db")),
+            started.timestamp_millis() as f64 / 1000.0,
+        );
         let retention = Retention {
             links: cfg.web.as_ref().map_or(DEFAULT_PASTE_TTL, |w| w.paste_ttl),
             audit: cfg.store.audit_retention,
@@ -80,7 +86,11 @@ impl Runtime {
         let store = blocking(move || open_and_note(&data_dir, retention, cap, started)).await?;
         let (events, events_rx) = mpsc::channel::<Event>(1024);
         let tracker = TaskTracker::new();
-        let health = Health::default();
+        let health = Health::with_ready_grace(
+            cfg.web
+                .as_ref()
+                .map_or(web::DEFAULT_READY_GRACE, |w| w.ready_grace),
+        );
         let supervisor = Supervisor::new(tracker.clone(), shutdown.clone(), health.clone());
         let rt = Runtime {
             cfg,
@@ -91,6 +101,7 @@ impl Runtime {
             supervisor,
             events,
             health,
+            metrics,
             handles: BTreeMap::new(),
             media: BTreeMap::new(),
         };
@@ -111,6 +122,8 @@ impl Runtime {
         for (name, kind) in &networks {
             self.health
                 .set(name, kind_name(*kind), LinkState::Starting, 0);
+            self.metrics
+                .declare_network(name, *kind == NetworkKind::Irc);
         }
         let others = networks
             .iter()
@@ -120,6 +133,7 @@ impl Runtime {
             let h = console::spawn(
                 c,
                 &self.cfg.bot.nick,
+                self.metrics.network(&c.name),
                 self.events.clone(),
                 &self.tracker,
                 self.shutdown.clone(),
@@ -131,6 +145,7 @@ impl Runtime {
             let h = crate::adapters::irc::spawn(
                 irc_cfg.clone(),
                 Some(self.store.clone()),
+                self.metrics.network(&irc_cfg.name),
                 self.events.clone(),
                 &self.tracker,
                 self.shutdown.clone(),
@@ -141,6 +156,7 @@ impl Runtime {
             let (h, media) = crate::adapters::matrix::spawn(
                 matrix_cfg.clone(),
                 &self.cfg.bot.data_dir,
+                self.metrics.network(&matrix_cfg.name),
                 self.events.clone(),
                 &self.tracker,
                 self.shutdown.clone(),
@@ -155,9 +171,15 @@ impl Runtime {
     pub(super) async fn start_relay(&self) -> Result<Relaying, AppError> {
         let mut relay = Relay::new(&self.cfg.relays)?;
         // Started before the core task: what a previous run left in the outbox goes first.
-        let outbox = Outbox::start(self.store.clone(), &self.handles, &self.shutdown, |n, d| {
-            self.supervisor.spawn(format!("outbox:{n}"), d);
-        });
+        let outbox = Outbox::start(
+            self.store.clone(),
+            &self.handles,
+            &self.shutdown,
+            &self.metrics,
+            |n, d| {
+                self.supervisor.spawn(format!("outbox:{n}"), d);
+            },
+        );
         for (name, h) in &self.handles {
             let h = h.clone();
             self.supervisor
@@ -247,6 +269,11 @@ impl Runtime {
         } else {
             web::router_with_meetings(self.health.clone(), self.started, self.store.clone())
         };
+        let app = if self.cfg.metrics.enabled && self.cfg.metrics.listen.is_none() {
+            app.merge(web::metrics_routes(self.metrics.clone()))
+        } else {
+            app
+        };
         let app = app
             .merge(web::paste::routes(self.store.clone()))
             .merge(web::media::routes(
@@ -261,6 +288,29 @@ impl Runtime {
         self.supervisor.spawn(
             "web",
             web::serve(listener, app, limits, self.shutdown.clone()),
+        );
+        Ok(())
+    }
+
+    /// `/metrics` on a listener of its own, when `[metrics] listen` is set (the web site
+    /// then does not serve it).
+    pub(super) async fn start_metrics(&self) -> Result<(), AppError> {
+        let m = &self.cfg.metrics;
+        let (true, Some(addr)) = (m.enabled, m.listen) else {
+            return Ok(());
+        };
+        let listener = web::bind(addr)
+            .await
+            .map_err(|source| AppError::MetricsBind { addr, source })?;
+        let limits = web::Limits::for_open_files(open_files_limit());
+        self.supervisor.spawn(
+            "metrics",
+            web::serve(
+                listener,
+                web::metrics_routes(self.metrics.clone()),
+                limits,
+                self.shutdown.clone(),
+            ),
         );
         Ok(())
     }
@@ -388,6 +438,7 @@ impl Runtime {
             supervisor,
             events: own_sender,
             health,
+            metrics,
             handles,
             ..
         } = self;
@@ -417,8 +468,7 @@ impl Runtime {
             core,
             events,
             exec,
-            health,
-            notifier,
+            super::core_task::Observers::new(health, metrics, notifier),
             first_actions,
             shutdown.clone(),
         ));

@@ -44,6 +44,8 @@ pub struct Config {
     pub bot: BotConfig,
     pub log: LogConfig,
     pub web: Option<WebConfig>,
+    /// `[metrics]`: where `/metrics` is served.
+    pub metrics: MetricsConfig,
     pub store: StoreConfig,
     pub console: Option<ConsoleConfig>,
     pub irc: Vec<IrcConfig>,
@@ -122,6 +124,27 @@ pub struct WebConfig {
     pub paste_ttl: Duration,
     /// Bytes of Matrix files kept in `data_dir/media-cache/`.
     pub media_cache_bytes: u64,
+    /// How long a network may be down before `/readyz` says the bot is not ready.
+    pub ready_grace: Duration,
+}
+
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all.
+    pub enabled: bool,
+    /// A listener of its own for `/metrics` (then the web site does not serve it); `None`:
+    /// the web site's listener, if there is a web site.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// `[store]`: how long the store keeps what it keeps, and how large it may grow.
@@ -413,6 +436,9 @@ impl Config {
         }
         if let Some(w) = &self.web {
             let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);
+        }
+        if let (true, Some(addr)) = (self.metrics.enabled, self.metrics.listen) {
+            let _ = writeln!(s, "metrics: http://{addr}/metrics");
         }
         for (role, who) in &self.roles {
             let _ = writeln!(s, "role {role}: {} principal(s)", who.len());

@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub(super) bot: RawBot,
     pub(super) log: Option<RawLog>,
     pub(super) web: Option<RawWeb>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) store: Option<RawStore>,
     pub(super) console: Option<RawConsole>,
     #[serde(default)]
@@ -63,6 +64,15 @@ pub(super) struct RawWeb {
     pub(super) public_url: Option<Spanned<String>>,
     pub(super) paste_ttl: Option<Spanned<String>>,
     pub(super) media_cache_mib: Option<Spanned<u64>>,
+    pub(super) ready_grace: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<Spanned<String>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }

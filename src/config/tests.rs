@@ -523,3 +523,43 @@ fn matrix_store_passphrase_takes_every_secret_form_and_never_shows() {
     let e = err(&format!("{BASE}{matrix}store_passphrase = \"\"\n"));
     assert_eq!(e, "bot.toml:18:20: store_passphrase is empty");
 }
+
+#[test]
+fn metrics_default_to_the_web_site_and_may_have_a_listener_of_their_own() {
+    let c = parse(BASE).unwrap();
+    assert_eq!(c.metrics, MetricsConfig::default());
+    assert!(c.metrics.enabled);
+    let c = parse(&format!(
+        "{BASE}\n[metrics]\nlisten = \"127.0.0.1:9187\"\n[web]\nready_grace = \"5s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9187".parse().unwrap()));
+    assert!(
+        c.summary()
+            .contains("metrics: http://127.0.0.1:9187/metrics"),
+        "{}",
+        c.summary()
+    );
+    assert_eq!(
+        c.web.as_ref().unwrap().ready_grace,
+        std::time::Duration::from_secs(5)
+    );
+    let c = parse(&format!("{BASE}\n[web]\n")).unwrap();
+    assert_eq!(
+        c.web.unwrap().ready_grace,
+        std::time::Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn a_wrong_metrics_key_or_address_is_refused_with_its_location() {
+    let e = err(&format!(
+        "{BASE}\n[metrics]\nlisten = \"127.0.0.1:9187\"\nlisen = \"x\"\n"
+    ));
+    assert!(e.starts_with("bot.toml:15:1: unknown field `lisen`"), "{e}");
+    let e = err(&format!("{BASE}\n[metrics]\nlisten = \"localhost\"\n"));
+    assert!(e.starts_with("bot.toml:14:10: metrics.listen"), "{e}");
+    let e = err(&format!("{BASE}\n[web]\nready_grace = \"soon\"\n"));
+    assert!(e.starts_with("bot.toml:14:15: "), "{e}");
+    assert!(e.contains("ready_grace"), "{e}");
+}

@@ -16,7 +16,7 @@ mod deliver;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -27,17 +27,24 @@ use crate::adapters::NetworkHandle;
 use crate::core::relay::{RelayBatch, RelayMessage, SeenKey};
 use crate::core::watch::Alert;
 use crate::core::{Bridged, RoomRef, SendKind};
+use crate::metrics::Metrics;
 use crate::store::{Queued, Store, StoreError};
 use deliver::Deliverer;
 
 /// A network's deliverer, to be run as a task.
 pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
+/// When the network said each waiting bridged message was sent (server-time), by outbox
+/// row: where the relay delay of the metrics starts. Kept in memory only: after a restart
+/// the delay of what was waiting starts at its queuing.
+pub(crate) type SentTimes = Arc<std::sync::Mutex<HashMap<i64, DateTime<Utc>>>>;
+
 /// The writing side: stores messages and wakes their networks' deliverers.
 #[derive(Clone)]
 pub struct Outbox {
     store: Store,
     wake: BTreeMap<String, Arc<Notify>>,
+    sent_times: SentTimes,
 }
 
 impl Outbox {
@@ -47,9 +54,11 @@ impl Outbox {
         store: Store,
         handles: &BTreeMap<String, NetworkHandle>,
         shutdown: &CancellationToken,
+        metrics: &Metrics,
         mut spawn: impl FnMut(&str, Deliver),
     ) -> Self {
         let mut wake = BTreeMap::new();
+        let sent_times = SentTimes::default();
         for (name, handle) in handles {
             let notify = Arc::new(Notify::new());
             wake.insert(name.clone(), notify.clone());
@@ -59,10 +68,15 @@ impl Outbox {
                 handle.clone(),
                 notify,
                 shutdown.clone(),
+                (metrics.clone(), sent_times.clone()),
             );
             spawn(name, Box::pin(d.run()));
         }
-        let outbox = Self { store, wake };
+        let outbox = Self {
+            store,
+            wake,
+            sent_times,
+        };
         let reporter = outbox.clone();
         tokio::task::spawn_blocking(move || reporter.report_orphans());
         outbox
@@ -102,6 +116,12 @@ impl Outbox {
         match self.store.outbox_put_bridged(m.source.as_deref(), &q)? {
             Some(id) => {
                 tracing::debug!(room = %m.room, id, source = m.source.as_deref(), "bridged message stored");
+                if let Some(at) = m.sent_at {
+                    self.sent_times
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, at);
+                }
                 wake.notify_one();
             }
             None => {

@@ -26,6 +26,7 @@ mod matrix;
 mod media;
 mod meetings;
 mod meetings_security;
+mod metrics;
 mod mqtt;
 mod outbox;
 mod secrets_at_rest;

@@ -9,6 +9,7 @@ mod irc;
 mod log;
 mod matrix;
 mod meetings;
+mod metrics;
 mod mqtt;
 mod relay;
 mod roles;
@@ -53,6 +54,7 @@ impl<'a> Checker<'a> {
         let bot = self.bot(&raw.bot)?;
         let log = self.log(raw.log.as_ref())?;
         let web = self.web(raw.web.as_ref())?;
+        let metrics = self.metrics(raw.metrics.as_ref())?;
         let store = self.store(raw.store.as_ref())?;
         let console = self.console(raw.console.as_ref())?;
         let mut irc = self.irc(&raw.irc, &bot.nick)?;
@@ -71,6 +73,7 @@ impl<'a> Checker<'a> {
             bot,
             log,
             web,
+            metrics,
             store,
             console,
             irc,

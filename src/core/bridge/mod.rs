@@ -451,6 +451,7 @@ fn bridged(
         mentions,
         kind,
         at: now,
+        sent_at: None,
         staleness: spec.staleness,
     })
 }
