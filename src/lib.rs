@@ -12,14 +12,17 @@
 //!   and `write_files`, which puts them on disk. Never the store. Imports `core`.
 //! - [`lookup`]: one-shot requests (HTTP, Koji, repodata) with a typed `LookupError`; only its
 //!   fetcher speaks the core's `FetchOutcome`. Imports `core`.
+//! - [`metrics`]: the Prometheus registry (counters, gauges, histograms) that the layers
+//!   below write to and `/metrics` reads. Imports nothing of the crate.
 //! - [`adapters`]: one driver task per connection (console, IRC, Matrix, MQTT with the
 //!   embedded broker) and the contracts others use (`NetworkHandle`, `Outgoing`, media).
-//!   Imports `core`, `config` (connection settings) and `store` (small per-connection facts).
+//!   Imports `core`, `config` (connection settings), `store` (small per-connection facts) and
+//!   `metrics`.
 //! - [`outbox`]: what the bot must still say (bridged messages, relayed events, alerts),
 //!   kept in the store until a network reports it delivered; one deliverer per network.
-//!   Imports `core`, `store` and the adapters' contracts.
+//!   Imports `core`, `store`, `metrics` and the adapters' contracts.
 //! - [`web`]: the axum site (health, minutes, search, pastes, media). Imports `core`,
-//!   `store`, `minutes` and the adapters' contracts, never a driver.
+//!   `store`, `minutes`, `metrics` and the adapters' contracts, never a driver.
 //! - [`app`]: wires config, store, adapters, the core task, the outbox, the package watcher and
 //!   the site together; CLI subcommands (archive import). The only layer that imports all.
 //! - `test_support`: helpers for unit tests (fixtures on disk), compiled only for tests.
@@ -36,6 +39,7 @@ pub mod core;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod lookup;
+pub mod metrics;
 pub mod minutes;
 pub mod outbox;
 pub mod store;

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use super::{NetworkHandle, Outgoing, OutgoingOp};
 use crate::config::ConsoleConfig;
 use crate::core::{Event, IncomingMessage, LinkState, MessageKind, Principal, RoomRef, Sender};
+use crate::metrics::NetworkMetrics;
 
 /// Who is typing at the console: `$USER`, else `$LOGNAME`, else "operator".
 pub fn console_user() -> String {
@@ -23,9 +24,11 @@ pub fn console_user() -> String {
 ///
 /// `stop_on_eof`: when stdin ends and the console is the only network, the bot has nothing
 /// left to do, so the reader cancels `shutdown` (after its last line reached the core).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     cfg: &ConsoleConfig,
     bot_nick: &str,
+    metrics: NetworkMetrics,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -34,8 +37,8 @@ pub fn spawn(
     spawn_with_io(
         cfg,
         bot_nick,
-        tokio::io::stdin(),
-        tokio::io::stdout(),
+        (tokio::io::stdin(), tokio::io::stdout()),
+        metrics,
         events,
         tracker,
         shutdown,
@@ -47,8 +50,11 @@ pub fn spawn(
 pub fn spawn_with_io(
     cfg: &ConsoleConfig,
     bot_nick: &str,
-    input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    output: impl AsyncWrite + Unpin + Send + 'static,
+    (input, output): (
+        impl tokio::io::AsyncRead + Unpin + Send + 'static,
+        impl AsyncWrite + Unpin + Send + 'static,
+    ),
+    metrics: NetworkMetrics,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -70,6 +76,7 @@ pub fn spawn_with_io(
         cfg.name.clone(),
         bot_nick.to_owned(),
         rx,
+        metrics,
     ));
     NetworkHandle::new(&cfg.name, tx)
 }
@@ -131,6 +138,7 @@ async fn write_stdout(
     network: String,
     bot_nick: String,
     mut rx: mpsc::Receiver<Outgoing>,
+    metrics: NetworkMetrics,
 ) {
     // Runs until every sender is gone, so that nothing queued before shutdown is lost.
     while let Some(out) = rx.recv().await {
@@ -154,6 +162,9 @@ async fn write_stdout(
         if output.write_all(buf.as_bytes()).await.is_err() || output.flush().await.is_err() {
             tracing::warn!(%network, "console output closed");
             return;
+        }
+        if matches!(out.op, OutgoingOp::Message | OutgoingOp::Tagged(_)) {
+            metrics.sent();
         }
         out.receipt.sent();
     }

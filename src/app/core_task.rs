@@ -1,14 +1,122 @@
-//! The one task that owns the core: it feeds it events, keeps the health page current and
-//! has the core's actions carried out.
+//! The one task that owns the core: it feeds it events, keeps the health page and the
+//! metrics current and has the core's actions carried out.
+
+use std::collections::HashMap;
+use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::execute::Executors;
+use super::notify::Notifier;
 use super::reload::CoreReload;
-use crate::core::{Action, Core, Event};
+use crate::core::{Action, Core, Event, LinkState, Request};
+use crate::metrics::Metrics;
 use crate::web::Health;
+
+/// What the core task keeps current for the web site: the health page, with the core's
+/// heartbeat, and the metrics.
+pub(super) struct Observers {
+    health: Health,
+    metrics: Metrics,
+    /// systemd's status line and watchdog.
+    notifier: Notifier,
+    /// Ticks seen, to do the costlier counts only now and then.
+    ticks: u64,
+    /// Lookups under way: when each started, and its kind.
+    lookups: HashMap<u64, (Instant, &'static str)>,
+}
+
+impl Observers {
+    pub(super) fn new(health: Health, metrics: Metrics, notifier: Notifier) -> Self {
+        Self {
+            health,
+            metrics,
+            notifier,
+            ticks: 0,
+            lookups: HashMap::new(),
+        }
+    }
+
+    /// Notes the lookups among `actions`, to time them, and counts the meeting lines.
+    fn starting(&mut self, actions: &[Action]) {
+        for a in actions {
+            match a {
+                Action::Fetch(req) => {
+                    let kind = match req.request {
+                        Request::Http { .. } => "http",
+                        Request::Koji { .. } => "koji",
+                        Request::Repodata { .. } => "repodata",
+                    };
+                    self.lookups.insert(req.id, (Instant::now(), kind));
+                }
+                Action::MeetingJournal { .. } => self.metrics.meeting_line_journaled(),
+                _ => {}
+            }
+        }
+    }
+
+    /// What an event tells the metrics before the core sees it.
+    fn before(&mut self, event: &Event) {
+        match event {
+            Event::Message(m) => self.metrics.received(&m.room.network),
+            Event::RichMessage(r) => self.metrics.received(&r.message.room.network),
+            Event::NetworkState { network, state, .. } => {
+                let was = self.health.snapshot().get(network).map(|h| h.state);
+                if *state == LinkState::Reconnecting && was != Some(LinkState::Reconnecting) {
+                    self.metrics.reconnecting(network);
+                }
+                self.metrics
+                    .set_connected(network, *state == LinkState::Connected);
+            }
+            Event::FetchDone { id, .. } => {
+                if let Some((started, kind)) = self.lookups.remove(id) {
+                    self.metrics.lookup_took(kind, started.elapsed());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// On each tick: the counts the core keeps, queue lengths and meetings; every few
+    /// seconds the outbox's rows.
+    fn tick(&mut self, core: &Core, exec: &Executors) {
+        self.ticks += 1;
+        let m = &self.metrics;
+        for (name, h) in self.health.snapshot() {
+            m.set_queue_length(&name, h.queue_len);
+        }
+        if let Some(relay) = core.relay() {
+            let stats = relay.stats();
+            for ((route, outcome), n) in &stats.by_route {
+                m.set_relay_events(route, outcome, *n);
+            }
+            for (route, n) in &stats.digests_by_route {
+                m.set_relay_digests(route, *n);
+            }
+        }
+        for ((command, outcome), n) in core.command_counts() {
+            m.set_command_invocations(command, outcome, *n);
+        }
+        m.set_meetings_active(core.meetings().running().count());
+        if self.ticks % 5 == 1 {
+            // The core task's own thread may wait for the store (DESIGN §12).
+            match exec.store.outbox_networks() {
+                Ok(waiting) => {
+                    for name in exec.handles.keys() {
+                        let n = waiting
+                            .iter()
+                            .find(|(w, _)| w == name)
+                            .map_or(0, |(_, n)| *n);
+                        m.set_outbox_rows(name, n as u64);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "outbox rows not counted"),
+            }
+        }
+    }
+}
 
 /// Runs the core. It stops on shutdown after handling every event that was already queued,
 /// then drops the network handles so that each adapter drains its outgoing queue and ends.
@@ -17,11 +125,11 @@ pub(super) async fn core_task(
     mut events: mpsc::Receiver<Event>,
     mut reloads: mpsc::Receiver<CoreReload>,
     mut exec: Executors,
-    health: Health,
+    mut obs: Observers,
     first_actions: Vec<Action>,
     shutdown: CancellationToken,
 ) {
-    carry_out(&mut core, first_actions, &mut exec).await;
+    carry_out(&mut core, first_actions, &mut exec, &mut obs).await;
     loop {
         let event = tokio::select! {
             biased;
@@ -30,19 +138,19 @@ pub(super) async fn core_task(
                 None => break,
             },
             Some(reload) = reloads.recv() => {
-                apply_reload(&mut core, reload, &mut exec, &health).await;
+                apply_reload(&mut core, reload, &mut exec, &mut obs).await;
                 continue;
             }
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &mut exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &mut obs).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &mut exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &mut obs).await;
     }
     let last = core.on_shutdown();
-    carry_out(&mut core, last, &mut exec).await;
+    carry_out(&mut core, last, &mut exec, &mut obs).await;
     if !exec.held.is_empty() {
         tracing::error!(
             writes = exec.held.len(),
@@ -52,12 +160,20 @@ pub(super) async fn core_task(
 }
 
 /// Carries out `actions`, and hands the core the events they answer at once.
-async fn carry_out(core: &mut Core, actions: Vec<Action>, exec: &mut Executors) {
+async fn carry_out(
+    core: &mut Core,
+    actions: Vec<Action>,
+    exec: &mut Executors,
+    obs: &mut Observers,
+) {
+    obs.starting(&actions);
     let mut answers = exec.execute(actions).await;
     while !answers.is_empty() {
         let mut next = Vec::new();
         for event in answers {
+            obs.before(&event);
             let actions = core.handle(event, Utc::now());
+            obs.starting(&actions);
             next.extend(exec.execute(actions).await);
         }
         answers = next;
@@ -65,15 +181,23 @@ async fn carry_out(core: &mut Core, actions: Vec<Action>, exec: &mut Executors) 
 }
 
 /// Hands one event to the core, after what the app itself takes from it (link states for the
-/// health page, queue lengths on each tick, watch triggers), and carries out the answer.
-async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &Health) {
+/// health page and systemd's status, queue lengths and the watchdog's heartbeat on each tick,
+/// watch triggers), and carries out the answer.
+async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, obs: &mut Observers) {
+    obs.health.beat();
+    obs.before(&event);
+    let health = &obs.health;
     match &event {
         Event::NetworkState {
             network,
             state,
             queue_len,
-        } => health.update(network, *state, *queue_len),
+        } => {
+            health.update(network, *state, *queue_len);
+            obs.notifier.refresh(health);
+        }
         Event::Tick => {
+            obs.notifier.heartbeat();
             refresh_queue_lengths(core, exec, health);
             exec.retry_held();
         }
@@ -91,16 +215,25 @@ async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &
         }
         _ => None,
     };
+    let tick = matches!(event, Event::Tick);
     let actions = core.handle(event, Utc::now());
+    if tick {
+        obs.tick(core, exec);
+    }
     if let Some(commands) = reloaded {
         tracing::info!(commands, "SIGHUP: commands reloaded");
     }
-    carry_out(core, actions, exec).await;
+    carry_out(core, actions, exec, obs).await;
 }
 
 /// A config reload: the networks, MQTT connections and watch triggers in force, and the
 /// core's new settings, swapped between two events; the reloader is told when it is done.
-async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors, health: &Health) {
+async fn apply_reload(
+    core: &mut Core,
+    reload: CoreReload,
+    exec: &mut Executors,
+    obs: &mut Observers,
+) {
     let CoreReload {
         handles,
         mqtt,
@@ -114,7 +247,7 @@ async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors,
     exec.commands = settings.0.commands.clone();
     let actions = core.handle(Event::Reloaded(settings), Utc::now());
     // A network started by the reload may have reported before the core knew it.
-    for (network, h) in health.snapshot() {
+    for (network, h) in obs.health.snapshot() {
         core.handle(
             Event::NetworkState {
                 network,
@@ -124,7 +257,8 @@ async fn apply_reload(core: &mut Core, reload: CoreReload, exec: &mut Executors,
             Utc::now(),
         );
     }
-    carry_out(core, actions, exec).await;
+    carry_out(core, actions, exec, obs).await;
+    obs.notifier.refresh(&obs.health);
     let _ = done.send(());
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`start`]: the start steps and the runtime context they share;
 //! - `core_task`: the task that owns the core; `execute`: what carries out its actions;
-//! - `settings`: the config turned into the core's settings;
+//! - `settings`: the config turned into the core's settings; `notify`: what systemd is told;
 //! - `networks`: starting and stopping one network; `reload`: SIGHUP, the config read again;
 //! - [`watch`]: the package watcher; [`archive`], [`cli`] and [`online`]: the CLI
 //!   subcommands.
@@ -14,6 +14,7 @@ mod core_task;
 mod execute;
 mod lock;
 mod networks;
+mod notify;
 pub mod online;
 mod reload;
 mod settings;
@@ -33,6 +34,11 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("web site: cannot listen on {addr}: {source}")]
     WebBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("metrics: cannot listen on {addr}: {source}")]
+    MetricsBind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -96,6 +102,7 @@ pub async fn run_until(
     let mut relaying = rt.start_relay().await?;
     let watch = rt.start_watch(&mut relaying)?;
     rt.start_web().await?;
+    rt.start_metrics().await?;
     rt.start_ticker();
     rt.start_pruning();
     let fetcher = rt.start_fetcher()?;

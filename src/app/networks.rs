@@ -19,6 +19,7 @@ use crate::config::{Config, MqttConfig, NetworkKind};
 use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
 use crate::core::{Event, LinkState};
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::Store;
 use crate::web::Health;
@@ -56,6 +57,7 @@ pub(super) struct Launcher {
     pub(super) supervisor: Supervisor,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) health: Health,
+    pub(super) metrics: Metrics,
     pub(super) data_dir: PathBuf,
 }
 
@@ -80,10 +82,12 @@ impl Launcher {
         name: &str,
     ) -> Option<(NetworkHandle, Option<MediaSource>, NetTask)> {
         let task = self.task();
+        let metrics = self.metrics.network(name);
         let started = if let Some(c) = cfg.irc.iter().find(|n| n.name == name) {
             let h = crate::adapters::irc::spawn(
                 c.clone(),
                 Some(self.store.clone()),
+                metrics,
                 self.events.clone(),
                 &task.tasks,
                 task.stop.clone(),
@@ -93,6 +97,7 @@ impl Launcher {
             let (h, media) = crate::adapters::matrix::spawn(
                 c.clone(),
                 &self.data_dir,
+                metrics,
                 self.events.clone(),
                 &task.tasks,
                 task.stop.clone(),
@@ -104,6 +109,7 @@ impl Launcher {
         let (handle, media, kind) = started;
         self.health
             .set(name, kind_name(kind), LinkState::Starting, 0);
+        self.metrics.declare_network(name, kind == NetworkKind::Irc);
         self.watch(&handle.name, &task, handle.clone());
         Some((handle, media, task))
     }
@@ -117,6 +123,7 @@ impl Launcher {
             LinkState::Starting,
             0,
         );
+        self.metrics.declare_network(&m.name, false);
         let h = crate::adapters::mqtt::spawn(
             m.clone(),
             filters,

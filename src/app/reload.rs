@@ -150,7 +150,8 @@ fn find<'a, T>(list: &'a [T], name: &str, name_of: impl Fn(&T) -> &String) -> Op
 
 /// Gives `new` the running value of what only a restart can change, and names each one
 /// that differed: `[bot] data_dir` (the store, its lock, the Matrix state), `[web]` (the
-/// site's socket and routes), `[store]` (retention and size cap, set on the open database),
+/// site's socket and routes), `[metrics]` (its listener), `[log] format` (the log's writer),
+/// `[store]` (retention and size cap, set on the open database),
 /// `[broker]` (the embedded broker), `[console]` (stdin is read once), and turning
 /// `[meetings]` on or off (the site's meeting pages, the files of earlier runs).
 pub(super) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static str> {
@@ -162,6 +163,14 @@ pub(super) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static 
     if new.web != old.web {
         new.web = old.web.clone();
         kept.push("[web]");
+    }
+    if new.metrics != old.metrics {
+        new.metrics = old.metrics.clone();
+        kept.push("[metrics]");
+    }
+    if new.log.format != old.log.format {
+        new.log.format = old.log.format;
+        kept.push("[log] format");
     }
     if new.store != old.store {
         new.store = old.store.clone();

@@ -15,6 +15,7 @@ use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
 use super::networks::{Launcher, NetTask, all_mqtt_filters};
+use super::notify::{self, Notifier};
 use super::reload::{CoreReload, Reloader, WatchTask};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
 use super::supervise::{Supervisor, blocking};
@@ -27,6 +28,7 @@ use crate::core::relay::Relay;
 use crate::core::watch::Triggers;
 use crate::core::{Action, CommandSet, Core, Event, LinkState};
 use crate::lookup::fetch::Fetcher;
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::store::{Retention, Store};
 use crate::web::media::MediaSources;
@@ -44,6 +46,7 @@ pub(super) struct Runtime {
     /// them are gone.
     events: mpsc::Sender<Event>,
     health: Health,
+    metrics: Metrics,
     handles: BTreeMap<String, NetworkHandle>,
     /// The Matrix networks' file sources, shared by the web site and the reloads.
     media: MediaSources<MediaSource>,
@@ -79,6 +82,10 @@ impl Runtime {
     ) -> Result<(Runtime, mpsc::Receiver<Event>), AppError> {
         let started = Utc::now();
         let data_dir = cfg.bot.data_dir.clone();
+        let metrics = Metrics::new(
+            Some(data_dir.join("sigbot.db")),
+            started.timestamp_millis() as f64 / 1000.0,
+        );
         let retention = Retention {
             links: cfg.web.as_ref().map_or(DEFAULT_PASTE_TTL, |w| w.paste_ttl),
             audit: cfg.store.audit_retention,
@@ -88,7 +95,11 @@ impl Runtime {
         let store = blocking(move || open_and_note(&data_dir, retention, cap, started)).await?;
         let (events, events_rx) = mpsc::channel::<Event>(1024);
         let tracker = TaskTracker::new();
-        let health = Health::default();
+        let health = Health::with_ready_grace(
+            cfg.web
+                .as_ref()
+                .map_or(web::DEFAULT_READY_GRACE, |w| w.ready_grace),
+        );
         let supervisor = Supervisor::new(tracker.clone(), shutdown.clone(), health.clone());
         let rt = Runtime {
             cfg,
@@ -99,6 +110,7 @@ impl Runtime {
             supervisor,
             events,
             health,
+            metrics,
             handles: BTreeMap::new(),
             media: MediaSources::default(),
             networks: BTreeMap::new(),
@@ -123,6 +135,7 @@ impl Runtime {
             supervisor: self.supervisor.clone(),
             events: self.events.clone(),
             health: self.health.clone(),
+            metrics: self.metrics.clone(),
             data_dir: self.cfg.bot.data_dir.clone(),
         }
     }
@@ -134,6 +147,8 @@ impl Runtime {
         for (name, kind) in &networks {
             self.health
                 .set(name, kind_name(*kind), LinkState::Starting, 0);
+            self.metrics
+                .declare_network(name, *kind == NetworkKind::Irc);
         }
         let others = networks
             .iter()
@@ -147,6 +162,7 @@ impl Runtime {
             let h = console::spawn(
                 c,
                 &self.cfg.bot.nick,
+                self.metrics.network(&c.name),
                 self.events.clone(),
                 task.tasks(),
                 self.shutdown.clone(),
@@ -178,7 +194,7 @@ impl Runtime {
     pub(super) async fn start_relay(&mut self) -> Result<Relaying, AppError> {
         let mut relay = Relay::new(&self.cfg.relays)?;
         // Started before the core task: what a previous run left in the outbox goes first.
-        let outbox = Outbox::new(self.store.clone());
+        let outbox = Outbox::new(self.store.clone(), &self.metrics);
         let launcher = self.launcher();
         for (name, h) in &self.handles {
             if let Some(task) = self.networks.get(name) {
@@ -253,6 +269,11 @@ impl Runtime {
         } else {
             web::router_with_meetings(self.health.clone(), self.started, self.store.clone())
         };
+        let app = if self.cfg.metrics.enabled && self.cfg.metrics.listen.is_none() {
+            app.merge(web::metrics_routes(self.metrics.clone()))
+        } else {
+            app
+        };
         let app = app
             .merge(web::paste::routes(self.store.clone()))
             .merge(web::media::routes(
@@ -267,6 +288,29 @@ impl Runtime {
         self.supervisor.spawn(
             "web",
             web::serve(listener, app, limits, self.shutdown.clone()),
+        );
+        Ok(())
+    }
+
+    /// `/metrics` on a listener of its own, when `[metrics] listen` is set (the web site
+    /// then does not serve it).
+    pub(super) async fn start_metrics(&self) -> Result<(), AppError> {
+        let m = &self.cfg.metrics;
+        let (true, Some(addr)) = (m.enabled, m.listen) else {
+            return Ok(());
+        };
+        let listener = web::bind(addr)
+            .await
+            .map_err(|source| AppError::MetricsBind { addr, source })?;
+        let limits = web::Limits::for_open_files(open_files_limit());
+        self.supervisor.spawn(
+            "metrics",
+            web::serve(
+                listener,
+                web::metrics_routes(self.metrics.clone()),
+                limits,
+                self.shutdown.clone(),
+            ),
         );
         Ok(())
     }
@@ -398,6 +442,7 @@ impl Runtime {
             supervisor,
             events: own_sender,
             health,
+            metrics,
             handles,
             ..
         } = self;
@@ -420,12 +465,15 @@ impl Runtime {
             held: Default::default(),
             overflow: 0,
         };
+        // Every network is started and the web site listens (bound before this step).
+        let mut notifier = Notifier::new(cfg.web.as_ref().map(|w| w.listen));
+        notifier.ready(&health);
         supervisor.spawn_core(core_task(
             core,
             events,
             reloads,
             exec,
-            health,
+            super::core_task::Observers::new(health, metrics, notifier),
             first_actions,
             shutdown.clone(),
         ));
@@ -465,6 +513,7 @@ impl Running {
     pub(super) async fn wait_for_shutdown(self) -> Result<(), AppError> {
         self.tracker.close();
         self.shutdown.cancelled().await;
+        notify::stopping();
         self.tracker.wait().await;
         tracing::info!("sigbot stopped");
         if self.supervisor.core_died() {

@@ -42,7 +42,10 @@ pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
     pub bot: BotConfig,
+    pub log: LogConfig,
     pub web: Option<WebConfig>,
+    /// `[metrics]`: where `/metrics` is served.
+    pub metrics: MetricsConfig,
     pub store: StoreConfig,
     pub console: Option<ConsoleConfig>,
     pub irc: Vec<IrcConfig>,
@@ -66,6 +69,53 @@ pub struct BotConfig {
     pub commands_dir: PathBuf,
 }
 
+/// `[log]`: how the log is written. `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, the event's fields and
+    /// its spans'.
+    Json,
+}
+
+/// The least severe level logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, by its name in the config.
+    pub const NAMES: [(&'static str, LogLevel); 5] = [
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    /// The name as written in the config and in log filters.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, l)| *l == self)
+            .map_or("info", |(n, _)| n)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
     pub listen: SocketAddr,
@@ -74,6 +124,27 @@ pub struct WebConfig {
     pub paste_ttl: Duration,
     /// Bytes of Matrix files kept in `data_dir/media-cache/`.
     pub media_cache_bytes: u64,
+    /// How long a network may be down before `/readyz` says the bot is not ready.
+    pub ready_grace: Duration,
+}
+
+/// `[metrics]`: Prometheus metrics at `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served at all.
+    pub enabled: bool,
+    /// A listener of its own for `/metrics` (then the web site does not serve it); `None`:
+    /// the web site's listener, if there is a web site.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
 }
 
 /// `[store]`: how long the store keeps what it keeps, and how large it may grow.
@@ -365,6 +436,9 @@ impl Config {
         }
         if let Some(w) = &self.web {
             let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);
+        }
+        if let (true, Some(addr)) = (self.metrics.enabled, self.metrics.listen) {
+            let _ = writeln!(s, "metrics: http://{addr}/metrics");
         }
         for (role, who) in &self.roles {
             let _ = writeln!(s, "role {role}: {} principal(s)", who.len());

@@ -18,7 +18,9 @@ use toml::Spanned;
 pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) bot: RawBot,
+    pub(super) log: Option<RawLog>,
     pub(super) web: Option<RawWeb>,
+    pub(super) metrics: Option<RawMetrics>,
     pub(super) store: Option<RawStore>,
     pub(super) console: Option<RawConsole>,
     #[serde(default)]
@@ -50,11 +52,27 @@ pub(super) struct RawBot {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<Spanned<String>>,
+    pub(super) level: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawWeb {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) public_url: Option<Spanned<String>>,
     pub(super) paste_ttl: Option<Spanned<String>>,
     pub(super) media_cache_mib: Option<Spanned<u64>>,
+    pub(super) ready_grace: Option<Spanned<String>>,
+    #[serde(default = "yes")]
+    pub(super) enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<Spanned<String>>,
     #[serde(default = "yes")]
     pub(super) enabled: bool,
 }

@@ -99,6 +99,9 @@ pub struct Bridged {
     pub kind: SendKind,
     /// When the original message arrived.
     pub at: chrono::DateTime<chrono::Utc>,
+    /// When the network says the original message was sent (server-time), when it says it:
+    /// the start of the bridge's relay delay in the metrics.
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Past `at + staleness`, the message is dropped instead of delivered (and counted).
     pub staleness: std::time::Duration,
     /// The line it relays, as `<network>/<network's message ID>#<line>`, when the network

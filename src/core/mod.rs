@@ -192,6 +192,11 @@ impl Core {
         &self.settings
     }
 
+    /// Command invocations so far, by command and outcome (for the metrics).
+    pub fn command_counts(&self) -> &BTreeMap<(String, &'static str), u64> {
+        self.commands.counts()
+    }
+
     pub fn handle(&mut self, event: Event, now: DateTime<Utc>) -> Vec<Action> {
         // A message in a bridged room goes to the bridge's other rooms first, so that the
         // bot's answer, copied there too, comes after the question.
@@ -212,6 +217,13 @@ impl Core {
         // and every line of a message that became several is kept.
         if let Some(source) = source_id(&event) {
             name_sources(&mut out, &source);
+        }
+        if let Some(sent_at) = source_time(&event) {
+            for a in &mut out {
+                if let Action::Bridged(b) = a {
+                    b.sent_at = Some(sent_at);
+                }
+            }
         }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
@@ -388,6 +400,16 @@ fn source_id(event: &Event) -> Option<String> {
         _ => return None,
     };
     Some(format!("{}/{id}", room.network))
+}
+
+/// When the network says a message was sent, if it says it.
+fn source_time(event: &Event) -> Option<DateTime<Utc>> {
+    match event {
+        Event::Message(m) => m.sent_at,
+        Event::RichMessage(r) => r.message.sent_at,
+        Event::Activity(a) => a.sent_at,
+        _ => None,
+    }
 }
 
 /// Gives each bridged line of one source message its own key: the source and the line's

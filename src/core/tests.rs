@@ -414,3 +414,58 @@ fn an_edit_with_an_id_names_its_lines_too() {
         assert_eq!(s.as_deref(), Some(format!("hs/$edit#{}", i + 1).as_str()));
     }
 }
+
+#[test]
+fn builtin_invocations_are_counted_by_outcome() {
+    let mut c = core();
+    c.handle(msg("alice", None, "!ping"), t0());
+    c.handle(msg("alice", None, "!say console/#local hi"), t0());
+    // Chatter and unknown commands are no invocation.
+    c.handle(msg("alice", None, "!nosuchcommand"), t0());
+    c.handle(msg("alice", None, "hello"), t0());
+    // Past the caller's allowance: held back.
+    for _ in 0..20 {
+        c.handle(msg("bob", None, "!ping"), t0());
+    }
+    let counts = c.command_counts();
+    let get = |cmd: &str, outcome: &'static str| {
+        counts.get(&(cmd.to_owned(), outcome)).copied().unwrap_or(0)
+    };
+    assert_eq!(get("ping", "ok"), 1 + 8, "{counts:?}");
+    assert_eq!(get("ping", "cooldown"), 12, "{counts:?}");
+    assert_eq!(get("say", "refused"), 1, "{counts:?}");
+    assert_eq!(counts.len(), 3, "{counts:?}");
+}
+
+#[test]
+fn bridged_copies_carry_the_time_the_network_says_the_message_was_sent() {
+    let mut c = bridged_core();
+    let sent = t0() - chrono::TimeDelta::seconds(2);
+    let Event::Message(mut m) = msg("alice", None, "!ping") else {
+        unreachable!()
+    };
+    m.sent_at = Some(sent);
+    let out = c.handle(Event::Message(m), t0());
+    let times: Vec<_> = out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Bridged(b) => Some((b.text.clone(), b.sent_at, b.at)),
+            _ => None,
+        })
+        .collect();
+    // The question has the network's time; the copy of the bot's answer has none (it was
+    // never on a network before).
+    assert_eq!(
+        times,
+        [
+            ("<a\u{200B}lice> !ping".to_owned(), Some(sent), t0()),
+            ("pong".to_owned(), None, t0()),
+        ]
+    );
+    // Without a server time, nothing is made up.
+    let out = c.handle(msg("alice", None, "hi"), t0());
+    assert!(
+        out.iter()
+            .all(|a| !matches!(a, Action::Bridged(b) if b.sent_at.is_some()))
+    );
+}

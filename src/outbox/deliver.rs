@@ -9,9 +9,11 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::SentTimes;
 use crate::adapters::{Delivery, NetworkHandle, Outgoing, Receipt, SHUTDOWN_GRACE};
 use crate::core::bridge::stale_notice;
 use crate::core::{Priority, RoomRef};
+use crate::metrics::{DropReason, Metrics};
 use crate::store::{OutboxRow, Store};
 
 /// Pause before trying again after the store failed.
@@ -25,6 +27,8 @@ pub(super) struct Deliverer {
     shutdown: CancellationToken,
     /// Stale messages dropped since the last notice: count and staleness, by room.
     dropped: BTreeMap<RoomRef, (usize, Duration)>,
+    metrics: Metrics,
+    sent_times: SentTimes,
 }
 
 impl Deliverer {
@@ -34,6 +38,7 @@ impl Deliverer {
         handle: NetworkHandle,
         wake: Arc<Notify>,
         shutdown: CancellationToken,
+        (metrics, sent_times): (Metrics, SentTimes),
     ) -> Self {
         Self {
             store,
@@ -42,6 +47,8 @@ impl Deliverer {
             wake,
             shutdown,
             dropped: BTreeMap::new(),
+            metrics,
+            sent_times,
         }
     }
 
@@ -86,7 +93,10 @@ impl Deliverer {
                 return;
             }
             match self.deliver(&row).await {
-                Some(Delivery::Sent) => self.remove(&row).await,
+                Some(Delivery::Sent) => {
+                    self.count_sent(&row);
+                    self.remove(&row).await;
+                }
                 Some(Delivery::Dropped) => {
                     if row.message.staleness.is_some() {
                         self.count_dropped(&row);
@@ -132,7 +142,26 @@ impl Deliverer {
         }
     }
 
+    /// A bridged message written: counted, with the time since its network says it was sent
+    /// (or, when it does not say, since the bot received it).
+    fn count_sent(&self, row: &OutboxRow) {
+        if let Some(bridge) = row.message.origin.strip_prefix("bridge:") {
+            let start = self
+                .sent_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&row.id)
+                .copied()
+                .unwrap_or(row.message.queued_at);
+            let delay = (Utc::now() - start).to_std().unwrap_or_default();
+            self.metrics.bridged(bridge, &self.network, delay);
+        }
+    }
+
     fn count_dropped(&mut self, row: &OutboxRow) {
+        self.metrics
+            .network(&self.network)
+            .dropped(DropReason::stale, 1);
         let staleness = row.message.staleness.unwrap_or_default();
         let e = self
             .dropped
@@ -143,6 +172,10 @@ impl Deliverer {
 
     async fn remove(&self, row: &OutboxRow) {
         let id = row.id;
+        self.sent_times
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         match blocking(&self.store, move |s| s.outbox_remove(id)).await {
             Ok(()) => tracing::debug!(id = row.id, room = %row.message.room, "queued message done"),
             Err(e) => {

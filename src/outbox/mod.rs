@@ -16,7 +16,7 @@ mod deliver;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -27,11 +27,17 @@ use crate::adapters::NetworkHandle;
 use crate::core::relay::{RelayBatch, RelayMessage, SeenKey};
 use crate::core::watch::Alert;
 use crate::core::{Bridged, RoomRef, SendKind};
+use crate::metrics::Metrics;
 use crate::store::{Queued, Store, StoreError};
 use deliver::Deliverer;
 
 /// A network's deliverer, to be run as a task.
 pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// When the network said each waiting bridged message was sent (server-time), by outbox
+/// row: where the relay delay of the metrics starts. Kept in memory only: after a restart
+/// the delay of what was waiting starts at its queuing.
+pub(crate) type SentTimes = Arc<std::sync::Mutex<HashMap<i64, DateTime<Utc>>>>;
 
 /// The writing side: stores messages and wakes their networks' deliverers. Clones share the
 /// networks: one added or removed (a config reload, DESIGN §5 "Reload") is seen by all.
@@ -39,6 +45,8 @@ pub type Deliver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send
 pub struct Outbox {
     store: Store,
     wake: Arc<RwLock<BTreeMap<String, Arc<Notify>>>>,
+    sent_times: SentTimes,
+    metrics: Metrics,
 }
 
 impl Outbox {
@@ -48,9 +56,10 @@ impl Outbox {
         store: Store,
         handles: &BTreeMap<String, NetworkHandle>,
         shutdown: &CancellationToken,
+        metrics: &Metrics,
         mut spawn: impl FnMut(&str, Deliver),
     ) -> Self {
-        let outbox = Self::new(store);
+        let outbox = Self::new(store, metrics);
         for (name, handle) in handles {
             spawn(name, outbox.add_network(handle, shutdown.clone()));
         }
@@ -60,10 +69,12 @@ impl Outbox {
 
     /// An outbox without networks yet: add them with [`Outbox::add_network`], then call
     /// [`Outbox::report_orphans_soon`].
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, metrics: &Metrics) -> Self {
         Self {
             store,
             wake: Arc::default(),
+            sent_times: SentTimes::default(),
+            metrics: metrics.clone(),
         }
     }
 
@@ -85,6 +96,7 @@ impl Outbox {
             handle.clone(),
             notify,
             stop,
+            (self.metrics.clone(), self.sent_times.clone()),
         );
         Box::pin(d.run())
     }
@@ -136,11 +148,17 @@ impl Outbox {
         };
         match self.store.outbox_put_bridged(m.source.as_deref(), &q)? {
             Some(id) => {
-                tracing::debug!(room = %m.room, id, source = ?m.source, "bridged message stored");
+                tracing::debug!(room = %m.room, id, source = m.source.as_deref(), "bridged message stored");
+                if let Some(at) = m.sent_at {
+                    self.sent_times
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, at);
+                }
                 wake.notify_one();
             }
             None => {
-                tracing::info!(room = %m.room, source = ?m.source, "bridged message seen before; not stored again");
+                tracing::info!(room = %m.room, source = m.source.as_deref(), "bridged message seen before; not stored again");
             }
         }
         Ok(())

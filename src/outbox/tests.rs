@@ -49,9 +49,15 @@ impl Rig {
         }
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let outbox = Outbox::start(store.clone(), &handles, &shutdown, |_, d| {
-            tracker.spawn(d);
-        });
+        let outbox = Outbox::start(
+            store.clone(),
+            &handles,
+            &shutdown,
+            &Metrics::new(None, 0.0),
+            |_, d| {
+                tracker.spawn(d);
+            },
+        );
         Rig {
             _dir: dir,
             store,
@@ -245,6 +251,7 @@ async fn alerts_and_bridged_messages_share_their_network_s_order() {
         mentions: vec!["@alice:example.org".into()],
         kind: SendKind::Relay,
         at: Utc::now(),
+        sent_at: None,
         staleness: Duration::from_secs(600),
         source: None,
     };

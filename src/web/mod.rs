@@ -1,10 +1,11 @@
-//! The bot's web site (axum): health, the minutes index and search, pastes and media.
-//! Every answer carries the security headers of [`secure_headers`].
+//! The bot's web site (axum): health and readiness, the minutes index and search, pastes
+//! and media, and the Prometheus metrics. Every answer carries the security headers of
+//! [`secure_headers`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::core::LinkState;
+use crate::metrics::Metrics;
 
 pub mod media;
 pub mod media_cache;
@@ -29,15 +31,44 @@ pub struct NetworkHealth {
     pub queue_len: usize,
 }
 
+/// How long the core task may go without handling an event or a tick before `/readyz` and
+/// `/healthz` say it is stuck (it gets a tick every second).
+pub const CORE_STALL: Duration = Duration::from_secs(30);
+
+/// How long a network may be down, by default, before `/readyz` answers 503.
+pub const DEFAULT_READY_GRACE: Duration = Duration::from_secs(120);
+
 /// Health of every network, written by the core task, and the long-lived tasks that died,
 /// written by their supervisor; read by the web site.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Health {
     networks: Arc<RwLock<BTreeMap<String, NetworkHealth>>>,
+    /// Since when each network that is not connected has been so.
+    down_since: Arc<RwLock<BTreeMap<String, Instant>>>,
     dead: Arc<RwLock<BTreeSet<String>>>,
+    /// When the core task last handled an event or a tick.
+    heartbeat: Arc<Mutex<Instant>>,
+    ready_grace: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::with_ready_grace(DEFAULT_READY_GRACE)
+    }
 }
 
 impl Health {
+    /// Health whose `/readyz` tolerates a network down for `ready_grace`.
+    pub fn with_ready_grace(ready_grace: Duration) -> Self {
+        Self {
+            networks: Arc::default(),
+            down_since: Arc::default(),
+            dead: Arc::default(),
+            heartbeat: Arc::new(Mutex::new(Instant::now())),
+            ready_grace,
+        }
+    }
+
     pub fn set(&self, network: &str, kind: &'static str, state: LinkState, queue_len: usize) {
         let mut map = self.networks.write().unwrap_or_else(|p| p.into_inner());
         map.insert(
@@ -48,6 +79,7 @@ impl Health {
                 queue_len,
             },
         );
+        self.note_state(network, state);
     }
 
     pub fn update(&self, network: &str, state: LinkState, queue_len: usize) {
@@ -55,6 +87,7 @@ impl Health {
         if let Some(h) = map.get_mut(network) {
             h.state = state;
             h.queue_len = queue_len;
+            self.note_state(network, state);
         }
     }
 
@@ -62,6 +95,64 @@ impl Health {
     pub fn remove(&self, network: &str) {
         let mut map = self.networks.write().unwrap_or_else(|p| p.into_inner());
         map.remove(network);
+        let mut down = self.down_since.write().unwrap_or_else(|p| p.into_inner());
+        down.remove(network);
+    }
+
+    /// Starts the network's down time when it goes down, and ends it when it is back.
+    fn note_state(&self, network: &str, state: LinkState) {
+        let mut down = self.down_since.write().unwrap_or_else(|p| p.into_inner());
+        if state == LinkState::Connected {
+            down.remove(network);
+        } else {
+            down.entry(network.to_owned()).or_insert_with(Instant::now);
+        }
+    }
+
+    /// The core task handled an event or a tick.
+    pub fn beat(&self) {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the core task last handled an event or a tick.
+    pub fn since_beat(&self) -> Duration {
+        self.since_beat_at(Instant::now())
+    }
+
+    fn since_beat_at(&self, now: Instant) -> Duration {
+        let beat = *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner());
+        now.saturating_duration_since(beat)
+    }
+
+    /// Why the bot is not ready, if it is not: networks down past the grace, a stuck core
+    /// task, dead tasks.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.not_ready_at(Instant::now())
+    }
+
+    fn not_ready_at(&self, now: Instant) -> Vec<String> {
+        let mut why = Vec::new();
+        let stalled = self.since_beat_at(now);
+        if stalled > CORE_STALL {
+            why.push(format!(
+                "the core task has handled nothing for {}s",
+                stalled.as_secs()
+            ));
+        }
+        let down = self.down_since.read().unwrap_or_else(|p| p.into_inner());
+        for (network, since) in down.iter() {
+            let for_ = now.saturating_duration_since(*since);
+            if for_ > self.ready_grace {
+                why.push(format!(
+                    "network {network} has been down for {}s",
+                    for_.as_secs()
+                ));
+            }
+        }
+        for task in self.dead_tasks() {
+            why.push(format!("task {task} died"));
+        }
+        why
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, NetworkHealth> {
@@ -98,6 +189,14 @@ struct AppState {
 }
 
 #[derive(Serialize)]
+struct ReadyBody {
+    status: &'static str,
+    /// What keeps the bot from being ready.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
+}
+
+#[derive(Serialize)]
 struct HealthBody {
     status: &'static str,
     version: &'static str,
@@ -126,15 +225,68 @@ pub fn router_with_meetings(
 fn base_router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(AppState { health, started })
+}
+
+/// `/metrics`: the metrics as OpenMetrics text, for the web site or a listener of its own.
+pub fn metrics_routes(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .with_state(metrics)
+}
+
+/// OpenMetrics for a client that asks for it (Prometheus does), else the classic text format.
+async fn metrics_text(
+    State(metrics): State<Metrics>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let open = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if open {
+        (crate::metrics::CONTENT_TYPE, metrics.encode())
+    } else {
+        (
+            crate::metrics::CLASSIC_CONTENT_TYPE,
+            metrics.encode_classic(),
+        )
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
+}
+
+/// Readiness: 503 with the reasons while a network is down past the grace, the core task
+/// is stuck or a task died.
+async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    let reasons = st.health.not_ready();
+    if reasons.is_empty() {
+        (
+            StatusCode::OK,
+            Json(ReadyBody {
+                status: "ready",
+                reasons,
+            }),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ReadyBody {
+                status: "not ready",
+                reasons,
+            }),
+        )
+    }
 }
 
 async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     let networks = st.health.snapshot();
     let all_up = networks.values().all(|n| n.state == LinkState::Connected);
     let dead_tasks = st.health.dead_tasks();
+    let stalled = st.health.since_beat() > CORE_STALL;
     // A dead task does not come back by itself: whatever watches the bot should restart it.
-    let (code, status) = if !dead_tasks.is_empty() {
+    let (code, status) = if !dead_tasks.is_empty() || stalled {
         (StatusCode::SERVICE_UNAVAILABLE, "failing")
     } else if all_up {
         (StatusCode::OK, "ok")
@@ -307,5 +459,43 @@ impl std::fmt::Display for DisplayAddr {
             Some(a) => write!(f, "{a}"),
             None => f.write_str("unknown"),
         }
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn readiness_names_a_network_down_past_the_grace_a_stuck_core_and_dead_tasks() {
+        let h = Health::with_ready_grace(Duration::from_secs(10));
+        let t0 = Instant::now();
+        h.set("libera", "irc", LinkState::Starting, 0);
+        h.set("console", "console", LinkState::Connected, 0);
+        assert_eq!(h.not_ready_at(t0), Vec::<String>::new());
+        let later = t0 + Duration::from_secs(12);
+        let why = h.not_ready_at(later);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(
+            why[0].starts_with("network libera has been down for 1"),
+            "{why:?}"
+        );
+        // Connected: ready again; down once more, the grace starts over.
+        h.update("libera", LinkState::Connected, 0);
+        assert_eq!(h.not_ready_at(later), Vec::<String>::new());
+        h.update("libera", LinkState::Reconnecting, 0);
+        assert_eq!(h.not_ready_at(Instant::now()), Vec::<String>::new());
+        // The core task's heartbeat, from a beat on.
+        h.update("libera", LinkState::Connected, 0);
+        h.beat();
+        let stuck = Instant::now() + CORE_STALL + Duration::from_secs(1);
+        let why = h.not_ready_at(stuck);
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(
+            why[0].starts_with("the core task has handled nothing for 3"),
+            "{why:?}"
+        );
+        h.task_died("outbox:libera");
+        assert_eq!(h.not_ready_at(Instant::now()), ["task outbox:libera died"]);
     }
 }

@@ -166,7 +166,7 @@ async fn an_irc_line_with_a_msgid_split_in_two_on_another_channel_arrives_whole(
     // Stored under the server's message ID, line by line.
     let first = bot.wait_log(T, "bridged message stored").await;
     assert!(
-        first.contains("source=Some(\"testnet/") && first.contains("#1\""),
+        first.contains("source=\"testnet/") && first.contains("#1\""),
         "{first}"
     );
     let mut seen: Vec<String> = Vec::new();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::bot::Bot;
+use crate::support::prometheus::wait_for_scraped;
 use crate::support::{
     BOT_NICK, BotConfig, MosquittoOptions, MosquittoServer, MqttClient, Section, TlsFiles,
     free_port, repo_root, temp_dir,
@@ -174,7 +175,14 @@ async fn bad_payloads_are_logged_counted_and_skipped_and_template_errors_name_ro
         "bad/#",
         "{#- one line per event -#}\n{{ msg.agent }} did {{ msg.what }}",
     );
-    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), strict));
+    let web = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .mqtt(forge_plain(&mosquitto))
+        .relay(strict)
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
 
@@ -226,6 +234,12 @@ async fn bad_payloads_are_logged_counted_and_skipped_and_template_errors_name_ro
         bot.wait_stdout(T, "").await,
         "[console/#local] <sigbot> a did b"
     );
+    // Counted by route and outcome in the metrics.
+    let http = reqwest::Client::new();
+    for (outcome, n) in [("bad_payload", 4.0), ("relayed", 1.0)] {
+        let series = format!("sigbot_relay_events_total{{route=\"strict\",outcome=\"{outcome}\"}}");
+        wait_for_scraped(&http, web, &series, n).await;
+    }
     bot.terminate(T).await;
 }
 
@@ -235,7 +249,14 @@ async fn a_burst_past_max_per_minute_becomes_one_digest() {
     let dir = temp_dir("mqtt-digest");
     let pushes = to_console("pushes", "git.centos.org/#", r#"{% include "pagure.j2" %}"#)
         .set("max_per_minute", 3);
-    let mut bot = Bot::start(dir.path(), &config(forge_plain(&mosquitto), pushes));
+    let web = free_port();
+    let config = BotConfig::new()
+        .console()
+        .web(web)
+        .mqtt(forge_plain(&mosquitto))
+        .relay(pushes)
+        .build();
+    let mut bot = Bot::start(dir.path(), &config);
     bot.wait_log(T, "subscribed").await;
     let mut publisher = MqttClient::connect(&mosquitto, "publisher").await;
     let pushes = [
@@ -263,6 +284,20 @@ async fn a_burst_past_max_per_minute_becomes_one_digest() {
         digest,
         "[console/#local] <sigbot> 5 more git.centos.org/git.receive events: rpms/systemd c9s ×3, rpms/kernel c9s ×2"
     );
+    let http = reqwest::Client::new();
+    for (series, n) in [
+        (
+            "sigbot_relay_events_total{route=\"pushes\",outcome=\"relayed\"}",
+            3.0,
+        ),
+        (
+            "sigbot_relay_events_total{route=\"pushes\",outcome=\"digested\"}",
+            5.0,
+        ),
+        ("sigbot_relay_digests_total{route=\"pushes\"}", 1.0),
+    ] {
+        wait_for_scraped(&http, web, series, n).await;
+    }
     bot.terminate(T).await;
 }
 

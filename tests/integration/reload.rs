@@ -317,3 +317,38 @@ async fn a_matrix_network_added_by_sighup_is_bridged_to_the_running_irc_channel(
     assert_eq!(registrations(&bot, "testnet"), 1);
     assert_eq!(bot.terminate(T).await, Some(0));
 }
+
+/// `[log] level` follows a reload when `RUST_LOG` does not set the filter: INFO lines appear
+/// once the level goes from warn to info.
+#[tokio::test]
+async fn the_log_level_follows_a_reload() {
+    let dir = temp_dir("reload-log");
+    let config = |level: &str| {
+        BotConfig::new()
+            .console()
+            .table("log", Section::new().set("level", level))
+            .build()
+    };
+    let mut bot = Bot::start_with_env(dir.path(), &config("warn"), &[("RUST_LOG", "")]);
+    bot.say("!ping").await;
+    bot.wait_stdout(T, "pong").await;
+    assert!(
+        !bot.log().iter().any(|l| l.contains("INFO")),
+        "an INFO line at level warn: {}",
+        bot.log_tail(20)
+    );
+    bot.rewrite_config(&config("info"));
+    bot.hangup();
+    let changed = bot.wait_log(T, "SIGHUP: log level changed").await;
+    assert!(changed.contains(" INFO "), "{changed}");
+    assert!(
+        changed.contains("from=\"warn\"") && changed.contains("to=\"info\""),
+        "{changed}"
+    );
+    assert_eq!(bot.terminate(T).await, Some(0));
+    assert!(
+        bot.log()
+            .iter()
+            .any(|l| l.contains("INFO") && l.contains("sigbot stopped"))
+    );
+}

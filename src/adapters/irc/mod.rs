@@ -46,6 +46,7 @@ use super::backoff::Backoff;
 use super::{NetworkHandle, Outgoing};
 use crate::config::IrcConfig;
 use crate::core::{Event, LinkState, Priority};
+use crate::metrics::NetworkMetrics;
 use crate::store::Store;
 
 /// Starts the driver of one IRC connection. `store` keeps the time of the last line seen in
@@ -53,6 +54,7 @@ use crate::store::Store;
 pub fn spawn(
     cfg: IrcConfig,
     store: Option<Store>,
+    metrics: NetworkMetrics,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -61,6 +63,7 @@ pub fn spawn(
     let name = cfg.name.clone();
     let mut driver = Driver::new(cfg, events, rx, shutdown);
     driver.store = store;
+    driver.metrics = metrics;
     tracker.spawn(driver.run());
     NetworkHandle::new(name, tx)
 }
@@ -76,6 +79,11 @@ struct Driver {
     reported_overflow: u64,
     store: Option<Store>,
     seen: LastSeen,
+    /// Lines written, dropped and held back by the flood control.
+    metrics: NetworkMetrics,
+    /// The drops already added to `metrics`.
+    counted_stale: u64,
+    counted_overflow: u64,
 }
 
 impl Driver {
@@ -97,6 +105,9 @@ impl Driver {
             reported_overflow: 0,
             store: None,
             seen: LastSeen::default(),
+            metrics: NetworkMetrics::default(),
+            counted_stale: 0,
+            counted_overflow: 0,
         }
     }
 

@@ -10,6 +10,7 @@ use super::session::{Session, lower, tag_of};
 use super::{Driver, text};
 use crate::adapters::{Outgoing, OutgoingOp};
 use crate::core::{Priority, SendKind};
+use crate::metrics::DropReason;
 
 impl Driver {
     /// Turns a message for a room into queued IRC lines.
@@ -62,6 +63,18 @@ impl Driver {
                 tracing::warn!(priority = ?evicted.priority, dropped_total = self.queue.dropped.overflow, "send queue full: oldest line dropped");
             }
         }
+        self.count_drops();
+    }
+
+    /// Adds the queue's drops since the last call to the metrics.
+    pub(super) fn count_drops(&mut self) {
+        let d = &self.queue.dropped;
+        self.metrics
+            .dropped(DropReason::stale, d.stale - self.counted_stale);
+        self.metrics
+            .dropped(DropReason::queue_full, d.overflow - self.counted_overflow);
+        self.counted_stale = d.stale;
+        self.counted_overflow = d.overflow;
     }
 
     /// How long until the head of the queue may be sent; `None` when nothing may be sent.
@@ -90,7 +103,11 @@ impl Driver {
             if !s.registered && !self.queue_has_protocol() {
                 return Ok(());
             }
-            if self.queue.is_empty() || self.bucket.clone().try_take(now).is_err() {
+            if self.queue.is_empty() {
+                break;
+            }
+            if self.bucket.clone().try_take(now).is_err() {
+                self.metrics.flood_wait();
                 break;
             }
             match self.queue.pop(now) {
@@ -109,9 +126,13 @@ impl Driver {
                         return Err(e);
                     }
                     line.receipt.sent();
+                    if is_message(&line.line) {
+                        self.metrics.sent();
+                    }
                 }
             }
         }
+        self.count_drops();
         if self.queue.dropped.stale != self.reported_stale
             || self.queue.dropped.overflow != self.reported_overflow
         {
@@ -125,7 +146,16 @@ impl Driver {
         }
         Ok(())
     }
+}
 
+/// Whether a line is a chat message (what `sigbot_network_messages_sent` counts).
+fn is_message(line: &str) -> bool {
+    ["PRIVMSG ", "NOTICE ", "RELAYMSG "]
+        .iter()
+        .any(|c| line.starts_with(c))
+}
+
+impl Driver {
     /// At shutdown: send what the bucket allows within the shutdown grace, then QUIT.
     pub(super) async fn finish(&mut self, w: &mut Writer, s: &Session) {
         let deadline = Instant::now() + crate::adapters::SHUTDOWN_GRACE;

@@ -41,6 +41,7 @@ use super::backoff::Backoff;
 use super::{NetworkHandle, Outgoing};
 use crate::config::MatrixConfig;
 use crate::core::{Event, LinkState};
+use crate::metrics::NetworkMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MatrixError {
@@ -68,6 +69,7 @@ pub enum MatrixError {
 pub fn spawn(
     cfg: MatrixConfig,
     data_dir: &Path,
+    metrics: NetworkMetrics,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     shutdown: CancellationToken,
@@ -84,6 +86,7 @@ pub fn spawn(
         names: names.clone(),
         shutdown: shutdown.clone(),
         events: events.clone(),
+        metrics,
     };
     let driver = Driver {
         dir: NetworkDir::new(data_dir, &cfg.name),

@@ -21,6 +21,7 @@ use super::rooms::{self, RoomNames};
 use crate::adapters::{Outgoing, OutgoingOp, SHUTDOWN_GRACE};
 use crate::config::MatrixConfig;
 use crate::core::{Event, RoomRef, SendKind};
+use crate::metrics::NetworkMetrics;
 
 /// Attempts to send one message before it is dropped (429s are waited out by the SDK).
 const SEND_ATTEMPTS: u32 = 8;
@@ -35,6 +36,8 @@ pub(super) struct Sender {
     pub(super) shutdown: CancellationToken,
     /// Where the event IDs of relayed messages are reported (for replies to them).
     pub(super) events: mpsc::Sender<Event>,
+    /// Messages written.
+    pub(super) metrics: NetworkMetrics,
 }
 
 impl Sender {
@@ -153,6 +156,9 @@ impl Sender {
     /// message's for its edits.
     fn on_sent(&self, out: &Outgoing, event_id: OwnedEventId) {
         out.receipt.sent();
+        if matches!(out.op, OutgoingOp::Message | OutgoingOp::Tagged(_)) {
+            self.metrics.sent();
+        }
         if out.receipt.is_wanted() && out.kind == SendKind::Relay {
             // Never waits: the core may be waiting for room in this queue, and a lost report
             // only costs a reply its `nick:`.

@@ -6,8 +6,10 @@ mod bridge;
 mod broker;
 mod console;
 mod irc;
+mod log;
 mod matrix;
 mod meetings;
+mod metrics;
 mod mqtt;
 mod relay;
 mod roles;
@@ -50,7 +52,9 @@ impl<'a> Checker<'a> {
     /// the sections that name rooms on them.
     fn check(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let bot = self.bot(&raw.bot)?;
+        let log = self.log(raw.log.as_ref())?;
         let web = self.web(raw.web.as_ref())?;
+        let metrics = self.metrics(raw.metrics.as_ref())?;
         let store = self.store(raw.store.as_ref())?;
         let console = self.console(raw.console.as_ref())?;
         let mut irc = self.irc(&raw.irc, &bot.nick)?;
@@ -67,7 +71,9 @@ impl<'a> Checker<'a> {
         Ok(Config {
             path: self.loc.path.to_owned(),
             bot,
+            log,
             web,
+            metrics,
             store,
             console,
             irc,

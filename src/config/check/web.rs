@@ -2,6 +2,7 @@
 //! served.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::Checker;
 use crate::config::raw::RawWeb;
@@ -9,6 +10,8 @@ use crate::config::{ConfigError, DEFAULT_PASTE_TTL, WebConfig};
 
 const DEFAULT_MEDIA_CACHE_MIB: u64 = 512;
 const MIN_MEDIA_CACHE_MIB: u64 = 25;
+/// How long a network may be down before `/readyz` answers 503.
+pub const DEFAULT_READY_GRACE: Duration = Duration::from_secs(120);
 
 impl Checker<'_> {
     pub(super) fn web(&self, raw: Option<&RawWeb>) -> Result<Option<WebConfig>, ConfigError> {
@@ -52,11 +55,13 @@ impl Checker<'_> {
             Some(m) => m.get_ref().saturating_mul(1024 * 1024),
             None => DEFAULT_MEDIA_CACHE_MIB * 1024 * 1024,
         };
+        let ready_grace = self.duration(&w.ready_grace, "web.ready_grace", DEFAULT_READY_GRACE)?;
         Ok(Some(WebConfig {
             listen,
             public_url,
             paste_ttl,
             media_cache_bytes,
+            ready_grace,
         }))
     }
 }

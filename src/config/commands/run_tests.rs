@@ -189,6 +189,9 @@ fn not_found_empty_and_errors_pick_their_templates() {
         let out = c.handle(Event::FetchDone { id: f.id, outcome }, now);
         assert_eq!(texts(&out), [want]);
     }
+    let counts = c.command_counts();
+    assert_eq!(counts.get(&("bug".to_owned(), "not_found")), Some(&2));
+    assert_eq!(counts.get(&("bug".to_owned(), "error")), Some(&2));
 }
 
 #[test]

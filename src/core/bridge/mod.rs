@@ -477,6 +477,7 @@ fn bridged(
         mentions,
         kind,
         at: now,
+        sent_at: None,
         staleness: spec.staleness,
     })
 }

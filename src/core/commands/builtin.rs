@@ -39,11 +39,13 @@ impl Core {
             .role()
             .is_some_and(|role| self.settings.roles.has(who, role));
         if !trusted && let Err(held) = self.commands.allow(&msg, now) {
+            self.commands.count(builtin.name(), "cooldown");
             return held;
         }
         if let Some(role) = builtin.role()
             && !self.settings.roles.has(who, role)
         {
+            self.commands.count(builtin.name(), "refused");
             return vec![Action::reply(
                 &msg.room,
                 format!(
@@ -53,6 +55,7 @@ impl Core {
                 ),
             )];
         }
+        self.commands.count(builtin.name(), "ok");
         self.run_builtin(builtin, &inv, &msg, now)
     }
 

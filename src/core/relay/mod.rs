@@ -142,7 +142,22 @@ pub struct RelayStats {
     /// Messages no route wanted.
     pub unrouted: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// Events by route and outcome (one of [`OUTCOMES`]), for the metrics.
+    pub by_route: BTreeMap<(String, &'static str), u64>,
+    /// Digests sent, by route.
+    pub digests_by_route: BTreeMap<String, u64>,
 }
+
+/// What became of an event on one route: a line of its own, a redelivery ignored, refused
+/// by `when` (or a template that says nothing), folded into a digest, or skipped because its
+/// payload is not what the route reads (not JSON, too large, a field missing).
+pub const OUTCOMES: [&str; 5] = [
+    "relayed",
+    "deduplicated",
+    "filtered",
+    "digested",
+    "bad_payload",
+];
 
 impl RelayStats {
     pub fn skipped(&self, reason: SkipReason) -> u64 {
@@ -435,6 +450,12 @@ impl Relay {
         *self.stats.skipped.entry(reason).or_default() += 1;
     }
 
+    /// Counts one event of route `i` with `outcome` (one of [`OUTCOMES`]).
+    fn count(&mut self, i: usize, outcome: &'static str) {
+        let key = (self.routes[i].name.clone(), outcome);
+        *self.stats.by_route.entry(key).or_default() += 1;
+    }
+
     /// Routes one MQTT message.
     pub fn on_message(&mut self, msg: MqttMessage, now: DateTime<Utc>) -> RelayBatch {
         self.stats.received += 1;
@@ -459,6 +480,9 @@ impl Relay {
             MqttPayload::Bytes(b) => b.as_slice(),
             MqttPayload::TooLarge { len, max } => {
                 self.skip(SkipReason::TooLarge);
+                for &i in &wanted {
+                    self.count(i, "bad_payload");
+                }
                 tracing::warn!(network = %msg.network, topic, len, max, reason = "payload larger than max_payload", skipped = self.stats.skipped(SkipReason::TooLarge), "MQTT message skipped");
                 return batch;
             }
@@ -467,6 +491,9 @@ impl Relay {
             Ok(v) => v,
             Err((reason, detail)) => {
                 self.skip(reason);
+                for &i in &wanted {
+                    self.count(i, "bad_payload");
+                }
                 tracing::warn!(network = %msg.network, topic, reason = %detail, skipped = self.stats.skipped(reason), "MQTT message skipped");
                 return batch;
             }
@@ -504,6 +531,7 @@ impl Relay {
         let key = self.dedup_key(i, &msg.network, topic, bytes, ctx, payload_hash);
         if self.seen.contains(&key, now) {
             self.stats.duplicates += 1;
+            self.count(i, "deduplicated");
             tracing::debug!(network = %msg.network, topic, route = %rname, "duplicate MQTT message ignored");
             return;
         }
@@ -523,9 +551,14 @@ impl Relay {
         }
         let rname = self.routes[i].name.clone();
         match self.render(&rname, "when", ctx) {
-            Ok(s) => s == "1",
+            Ok(s) if s == "1" => true,
+            Ok(_) => {
+                self.count(i, "filtered");
+                false
+            }
             Err(e) => {
                 self.skip(SkipReason::When);
+                self.count(i, "bad_payload");
                 tracing::warn!(network = %msg.network, topic = msg.topic.as_str(), route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::When), "MQTT message skipped");
                 false
             }
@@ -573,6 +606,7 @@ impl Relay {
         };
         *labels.entry(label).or_default() += 1;
         self.stats.folded += 1;
+        self.count(i, "digested");
         tracing::debug!(topic, route = %rname, "MQTT event folded into the digest");
     }
 
@@ -585,6 +619,7 @@ impl Relay {
             Ok(t) => t,
             Err(e) => {
                 self.skip(SkipReason::Template);
+                self.count(i, "bad_payload");
                 tracing::warn!(network = %msg.network, topic, route = %rname, reason = %e, skipped = self.stats.skipped(SkipReason::Template), "MQTT message skipped");
                 return false;
             }
@@ -593,6 +628,7 @@ impl Relay {
         if text.is_empty() {
             // A template may decide, by saying nothing, that an event is not worth a line.
             tracing::debug!(topic, route = %rname, "template rendered nothing");
+            self.count(i, "filtered");
             return true;
         }
         let html = self.html(i, topic, ctx);
@@ -608,6 +644,7 @@ impl Relay {
             });
         }
         self.stats.relayed += 1;
+        self.count(i, "relayed");
         true
     }
 
@@ -726,6 +763,11 @@ impl Relay {
                 });
             }
             self.stats.digests += 1;
+            *self
+                .stats
+                .digests_by_route
+                .entry(route.name.clone())
+                .or_default() += 1;
         }
     }
 }

@@ -497,3 +497,43 @@ fn qos0_messages_need_no_ack() {
     assert_eq!(texts(&b), ["1"]);
     assert!(b.ack.is_none());
 }
+
+#[test]
+fn events_are_counted_by_route_and_outcome() {
+    let filtered = RelaySpec {
+        when: Some("msg.n != 2".into()),
+        max_per_minute: Some(2),
+        ..route("r", "#", "{{ msg.n }}")
+    };
+    let mut relay = Relay::new(&[filtered, route("all", "a/#", "{{ msg.n }}")]).unwrap();
+    for (payload, pkid) in [
+        (r#"{"n":1}"#, 1),
+        (r#"{"n":1}"#, 2),
+        (r#"{"n":2}"#, 3),
+        (r#"{"n":3}"#, 4),
+        (r#"{"n":4}"#, 5),
+        ("not json", 6),
+    ] {
+        relay.on_message(msg("a/b", payload, pkid), t0());
+    }
+    relay.on_tick(t0() + TimeDelta::seconds(60));
+    let by_route = &relay.stats().by_route;
+    let count = |route: &str, outcome: &'static str| {
+        by_route
+            .get(&(route.to_owned(), outcome))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(count("r", "relayed"), 2, "{by_route:?}");
+    assert_eq!(count("r", "deduplicated"), 1, "{by_route:?}");
+    assert_eq!(count("r", "filtered"), 1, "{by_route:?}");
+    assert_eq!(count("r", "digested"), 1, "{by_route:?}");
+    assert_eq!(count("r", "bad_payload"), 1, "{by_route:?}");
+    assert_eq!(count("all", "relayed"), 4, "{by_route:?}");
+    assert_eq!(count("all", "deduplicated"), 1, "{by_route:?}");
+    assert_eq!(relay.stats().digests_by_route.get("r"), Some(&1));
+    assert!(
+        by_route.keys().all(|(_, o)| OUTCOMES.contains(o)),
+        "{by_route:?}"
+    );
+}

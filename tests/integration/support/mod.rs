@@ -12,6 +12,8 @@
 //! - [`config`]: the bot's config for a test, built from typed sections ([`BotConfig`]).
 //! - [`mqtt`]: mosquitto with a plain and a client-certificate TLS listener ([`MosquittoServer`]),
 //!   and a rumqttc-based client ([`MqttClient`]).
+//! - [`prometheus`]: Prometheus scraping the bot, with its query API
+//!   ([`prometheus::PrometheusServer`]), and `promtool check metrics`.
 //!
 //! Readiness is always waited for by event (a port accepting, an HTTP 200, a protocol answer)
 //! through [`wait_until`], never by a fixed sleep. A missing server program makes the test fail
@@ -25,6 +27,7 @@ pub mod config;
 pub mod irc;
 pub mod matrix;
 pub mod mqtt;
+pub mod prometheus;
 
 pub use config::{BOT_NICK, BotConfig, Section};
 pub use irc::{IrcClass, IrcClient, IrcConnectOptions, IrcLine, IrcServer, from_bot};

@@ -32,6 +32,7 @@ impl Declarative {
             && !roles.has(call.principal.as_ref(), role)
         {
             call.args = vec![("line".into(), raw_args.to_owned())];
+            self.count(&spec.name, "refused");
             let mut out = self.answer_within_allowance(
                 msg,
                 now,
@@ -42,11 +43,13 @@ impl Declarative {
         }
         let cooldown_key = (spec.name.clone(), caller_key(msg));
         if let Some(refused) = self.cooling_down(&spec, &cooldown_key, &call, raw_args, now) {
+            self.count(&spec.name, "cooldown");
             return refused;
         }
         call.args = match parse_args(&spec.args, raw_args) {
             Ok(a) => a,
             Err(why) => {
+                self.count(&spec.name, "error");
                 return self.answer_within_allowance(
                     msg,
                     now,

@@ -10,7 +10,7 @@
 //! ([`SECRET_OPEN`] name [`SECRET_CLOSE`]) all through the core, so rendered requests, logs
 //! and audit entries never hold the value. The executor substitutes it at the last moment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,7 +199,14 @@ pub struct Declarative {
     cooldowns: HashMap<(String, String), Cooldown>,
     /// What each caller may still be answered (built-ins, refusals, usage errors).
     allowances: Allowances,
+    /// Invocations by command and outcome (one of [`OUTCOMES`]), for the metrics.
+    counts: BTreeMap<(String, &'static str), u64>,
 }
+
+/// How a command invocation ended: answered (`ok`), the lookup found nothing
+/// (`not_found`), the lookup or the arguments failed (`error`), the caller lacks the role
+/// (`refused`), or the caller's cooldown or allowance held it back (`cooldown`).
+pub const OUTCOMES: [&str; 5] = ["ok", "not_found", "error", "refused", "cooldown"];
 
 /// The template environment every command template is rendered (and checked) with.
 pub fn template_env() -> Environment<'static> {
@@ -227,7 +234,21 @@ impl Declarative {
             confirmations: Vec::new(),
             cooldowns: HashMap::new(),
             allowances: Allowances::default(),
+            counts: BTreeMap::new(),
         }
+    }
+
+    /// Counts one invocation of `command` that ended with `outcome` (one of [`OUTCOMES`]).
+    pub fn count(&mut self, command: &str, outcome: &'static str) {
+        *self
+            .counts
+            .entry((command.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
+    /// Invocations so far, by command and outcome.
+    pub fn counts(&self) -> &BTreeMap<(String, &'static str), u64> {
+        &self.counts
     }
 
     /// Takes one answer from the caller's allowance; past it, the caller gets one "slow

@@ -16,6 +16,12 @@ impl Declarative {
         // The request had the caller's nick as the network gave it; a reply shows the name.
         ctx["caller"]["nick"] = serde_json::Value::String(super::inert(&call.name()));
         let (verdict, status) = classify(&spec, outcome, &mut ctx);
+        let counted = match &verdict {
+            Verdict::Success => "ok",
+            Verdict::NotFound => "not_found",
+            Verdict::Error(_) => "error",
+        };
+        self.count(&spec.name, counted);
         let (template, result) = match &verdict {
             Verdict::Success => (&spec.reply.success, "success".to_owned()),
             Verdict::NotFound => (&spec.reply.not_found, "not found".to_owned()),
