@@ -351,7 +351,7 @@ const SIGNALS: &[(&str, &str)] = &[
     ("SIGTERM, SIGINT", "stop after the queued work is done."),
     (
         "SIGHUP",
-        "read the command files again; a bad file is logged and the commands in force stay.",
+        "read the config file and the command files again and check them: a bad one is logged with its location and the running config stays; networks whose settings did not change keep their connections, the others are started, stopped or restarted.",
     ),
 ];
 
