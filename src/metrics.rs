@@ -558,6 +558,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_metric_the_readme_lists_is_exposed_under_that_name() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let listed: Vec<&str> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2))
+            .filter(|n| n.starts_with("sigbot_") || n.starts_with("process_"))
+            .collect();
+        assert!(listed.len() >= 20, "the README's metric table: {listed:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sigbot.db");
+        std::fs::write(&db, b"").unwrap();
+        let m = Metrics::new(Some(db), 1_700_000_000.0);
+        m.declare_network("libera", true);
+        m.network("libera").flood_wait();
+        m.reconnecting("libera");
+        m.set_queue_length("libera", 1);
+        m.set_outbox_rows("libera", 1);
+        m.bridged("hs", "libera", std::time::Duration::from_millis(5));
+        m.set_relay_events("pushes", "relayed", 1);
+        m.set_relay_digests("pushes", 1);
+        m.set_command_invocations("ping", "ok", 1);
+        m.lookup_took("http", std::time::Duration::from_millis(5));
+        m.set_meetings_active(1);
+        m.meeting_line_journaled();
+        let text = m.encode_classic();
+        for name in listed {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "the README lists {name}, which is not exposed:\n{text}"
+            );
+        }
+    }
+
+    #[test]
     fn the_exposition_names_units_and_totals() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("sigbot.db");

@@ -395,3 +395,33 @@ async fn matrix_and_irc_traffic_across_a_bridge_is_counted_on_both_sides() {
     }
     assert_eq!(bot.terminate(T).await, Some(0));
 }
+
+/// The README's "Running in production", as an operator copies it.
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+#[test]
+fn the_readmes_alert_rules_pass_promtool() {
+    let readme = readme();
+    let start = readme.find("groups:\n").expect("the README's alert rules");
+    let end = start + readme[start..].find("```").expect("the end of the rules");
+    let dir = temp_dir("readme-rules");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, &readme[start..end]).unwrap();
+    let out = std::process::Command::new(crate::support::require_program(
+        "promtool",
+        "apt-get install prometheus (scripts/test does)",
+    ))
+    .args(["check", "rules"])
+    .arg(&rules)
+    .output()
+    .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 3 rules found"));
+}
