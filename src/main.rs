@@ -280,7 +280,11 @@ const CONFIG_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "[web]",
-        "the web site: listen address, public_url for links posted in chat, paste_ttl, media_cache_mib.",
+        "the web site: listen address, public_url for links posted in chat, paste_ttl, media_cache_mib, ready_grace (how long a network may be down before /readyz answers 503).",
+    ),
+    (
+        "[metrics]",
+        "Prometheus metrics at /metrics: enabled, and listen for a listener of their own (then not on the web site).",
     ),
     (
         "[store]",
