@@ -25,6 +25,7 @@ mod meetings;
 mod meetings_security;
 mod mqtt;
 mod outbox;
+mod packaging;
 mod selftest;
 mod standalone;
 mod stopping;
