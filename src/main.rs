@@ -2,8 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use sigbot::config::Config;
+use clap::{CommandFactory as _, Parser, Subcommand};
+use sigbot::config::{Config, LogConfig, LogFormat, LogLevel};
 
 /// sigbot: IRC/Matrix bridge, meeting bot, MQTT relay and release commands in one.
 #[derive(Debug, Parser)]
@@ -39,6 +39,13 @@ enum Command {
     Meetings {
         #[command(subcommand)]
         command: MeetingsCommand,
+    },
+    /// Print the manual page, sigbot.1 (roff), to stdout.
+    Man,
+    /// Print the shell completion script for SHELL to stdout.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -77,6 +84,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Man => print_or_fail(&manual()),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sigbot", &mut script);
+            print_or_fail(&script)
+        }
         Command::Meetings { command } => match meetings(&cli.config, command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -85,7 +98,6 @@ fn main() -> ExitCode {
             }
         },
         Command::Run => {
-            init_tracing();
             let cfg = match Config::load(&cli.config) {
                 Ok(cfg) => cfg,
                 Err(e) => {
@@ -93,6 +105,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            init_tracing(cfg.log);
             match run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -103,6 +116,258 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Writes generated text to stdout; a closed pipe or a full disk is an error.
+fn print_or_fail(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sigbot: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `sigbot man`: the clap definitions as a manual page, with the sections clap knows nothing
+/// of (the config file, the environment, signals, files) before the version.
+fn manual() -> Vec<u8> {
+    let man = clap_mangen::Man::new(Cli::command());
+    let mut page = Vec::new();
+    let written = man
+        .render_title(&mut page)
+        .and_then(|()| man.render_name_section(&mut page))
+        .and_then(|()| man.render_synopsis_section(&mut page))
+        .and_then(|()| man.render_description_section(&mut page))
+        .and_then(|()| man.render_options_section(&mut page))
+        .and_then(|()| manual_sections().to_writer(&mut page))
+        .and_then(|()| man.render_version_section(&mut page));
+    written.expect("writing to a Vec cannot fail");
+    page
+}
+
+/// The manual's own sections: a short tour of the config file (the full list of keys is in
+/// `example-full.toml`), then the environment, signals, files and where to read more.
+fn manual_sections() -> roff::Roff {
+    use roff::{Roff, bold, italic, roman};
+    let mut r = Roff::new();
+    // One page for the whole CLI: each subcommand with its arguments, not a page of its own.
+    r.control("SH", ["COMMANDS"]);
+    manual_commands(&mut r, &Cli::command(), "sigbot");
+    r.control("SH", ["CONFIGURATION"]).text([
+        roman("The config file is TOML (default "),
+        italic("config/sigbot.toml"),
+        roman(", or "),
+        bold("--config"),
+        roman(" or "),
+        bold("$SIGBOT_CONFIG"),
+        roman("). An unknown key is an error; every error names its file:line:col. Any string may embed "),
+        bold("${VAR}"),
+        roman(" from the environment; a secret is a string or "),
+        bold("{ file = \"path\" }"),
+        roman(" (under systemd, "),
+        bold("{ file = \"${CREDENTIALS_DIRECTORY}/name\" }"),
+        roman("). Durations are written like \"10s\", \"5m\", \"3h\". The sections:"),
+    ]);
+    for (section, what) in CONFIG_SECTIONS {
+        r.control("TP", [])
+            .text([bold(*section)])
+            .text([roman(*what)]);
+    }
+    r.control("PP", []).text([
+        roman("Every key with its default and a comment is in the full example, "),
+        italic("example-full.toml"),
+        roman(" (in the source tree's "),
+        italic("config/"),
+        roman(" directory; packages install it with the documentation, e.g. "),
+        italic("/usr/share/doc/sigbot/example-full.toml"),
+        roman(")."),
+    ]);
+    r.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in ENVIRONMENT {
+        r.control("TP", []).text([bold(*var)]).text([roman(*what)]);
+    }
+    r.control("SH", ["SIGNALS"]);
+    for (signal, what) in SIGNALS {
+        r.control("TP", [])
+            .text([bold(*signal)])
+            .text([roman(*what)]);
+    }
+    r.control("SH", ["FILES"]);
+    for (file, what) in FILES {
+        r.control("TP", [])
+            .text([italic(*file)])
+            .text([roman(*what)]);
+    }
+    r.control("SH", ["SEE ALSO"]).text([
+        bold("systemd.service"),
+        roman("(5), "),
+        bold("systemd.exec"),
+        roman("(5), "),
+        bold("systemd-creds"),
+        roman("(1); the product contract, "),
+        italic("docs/DESIGN.md"),
+        roman(", in the source tree."),
+    ]);
+    r
+}
+
+/// Each subcommand of `cmd` (nested ones with their full name), its synopsis, what it does
+/// and its arguments.
+fn manual_commands(r: &mut roff::Roff, cmd: &clap::Command, name: &str) {
+    use roff::{bold, italic, roman};
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let full = format!("{name} {}", sub.get_name());
+        if sub.has_subcommands() {
+            manual_commands(r, sub, &full);
+            continue;
+        }
+        let args: Vec<&clap::Arg> = sub.get_arguments().filter(|a| !a.is_global_set()).collect();
+        let mut synopsis = vec![bold(full)];
+        for a in args.iter().filter(|a| !a.is_hide_set()) {
+            let value = a.get_id().as_str().to_uppercase();
+            match a.get_long() {
+                Some(long) if a.is_required_set() => {
+                    synopsis.extend([
+                        roman(" "),
+                        bold(format!("--{long}")),
+                        roman(" "),
+                        italic(value),
+                    ]);
+                }
+                Some(long) => synopsis.extend([
+                    roman(" ["),
+                    bold(format!("--{long}")),
+                    roman(" "),
+                    italic(value),
+                    roman("]"),
+                ]),
+                None => synopsis.extend([roman(" "), italic(value)]),
+            }
+        }
+        r.control("TP", []).text(synopsis);
+        if let Some(about) = sub.get_about() {
+            r.text([roman(about.to_string())]);
+        }
+        for a in args.iter().filter(|a| !a.is_hide_set()) {
+            let Some(help) = a.get_help() else { continue };
+            let value = a.get_id().as_str().to_uppercase();
+            let label = a
+                .get_long()
+                .map_or(italic(value.clone()), |l| bold(format!("--{l}")));
+            let default = a
+                .get_default_values()
+                .first()
+                .map(|d| format!(" (default: {})", d.to_string_lossy()))
+                .unwrap_or_default();
+            r.control("br", [])
+                .text([roman("  "), label, roman(format!(": {help}{default}"))]);
+        }
+    }
+}
+
+/// The config file's sections, for the manual (DESIGN §5 has them in full).
+const CONFIG_SECTIONS: &[(&str, &str)] = &[
+    (
+        "[bot]",
+        "nick, command prefix, data_dir (the database, minutes, Matrix state; one running bot per data_dir) and commands_dir.",
+    ),
+    (
+        "[log]",
+        "format (\"text\" or \"json\", one JSON object a line) and level (error, warn, info, debug, trace); RUST_LOG, when set, wins over level.",
+    ),
+    (
+        "[web]",
+        "the web site: listen address, public_url for links posted in chat, paste_ttl, media_cache_mib.",
+    ),
+    (
+        "[store]",
+        "retention of the audit log and of meeting journals, and max_db_size.",
+    ),
+    (
+        "[console]",
+        "standard input and output as one chat room, console/#local.",
+    ),
+    (
+        "[[irc]]",
+        "one IRC network each: server, tls, nick, SASL or CertFP, channels, flood control.",
+    ),
+    (
+        "[[matrix]]",
+        "one Matrix homeserver each: user, password or access_token, rooms, end-to-end encryption.",
+    ),
+    (
+        "[[mqtt]]",
+        "one MQTT broker connection each: url, client certificate, credentials.",
+    ),
+    (
+        "[broker]",
+        "the embedded MQTT broker: listen address, optional login.",
+    ),
+    (
+        "[[bridge]]",
+        "rooms on different networks whose messages are relayed to each other.",
+    ),
+    (
+        "[[relay]]",
+        "MQTT events rendered by a template into chat rooms: topic, when, template, to.",
+    ),
+    (
+        "[[watch]]",
+        "package-update alerts: packages compared between our repository and upstream.",
+    ),
+    (
+        "[meetings]",
+        "the rooms that run MeetBot meetings, and idle_timeout.",
+    ),
+    (
+        "[roles]",
+        "role = [principals], e.g. admin = [\"libera:alice\"], for guarded commands.",
+    ),
+];
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SIGBOT_CONFIG",
+        "the config file when --config is not given.",
+    ),
+    (
+        "RUST_LOG",
+        "a log filter (e.g. \"info,sigbot=debug\"); when set and not empty it replaces [log] level.",
+    ),
+    (
+        "NOTIFY_SOCKET, WATCHDOG_USEC",
+        "set by systemd for Type=notify: the bot sends READY=1 once every network is started and the web site listens, STATUS= lines, WATCHDOG=1 from its core task's heartbeat, and STOPPING=1 when it stops.",
+    ),
+    (
+        "CREDENTIALS_DIRECTORY",
+        "set by systemd with LoadCredential=; use it in the config as ${CREDENTIALS_DIRECTORY}.",
+    ),
+];
+
+const SIGNALS: &[(&str, &str)] = &[
+    ("SIGTERM, SIGINT", "stop after the queued work is done."),
+    (
+        "SIGHUP",
+        "read the command files again; a bad file is logged and the commands in force stay.",
+    ),
+];
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "/etc/sigbot/sigbot.toml",
+        "the config of sigbot.service; sigbot@NAME.service reads /etc/sigbot/NAME.toml.",
+    ),
+    (
+        "/etc/sigbot/credentials/",
+        "the secrets sigbot.service hands to the bot (LoadCredential=).",
+    ),
+    (
+        "/var/lib/sigbot/",
+        "the working directory of sigbot.service, where a relative data_dir lands.",
+    ),
+];
 
 /// `sigbot check-config`: the config's summary, then the command files'; errors go to stderr
 /// as `file:line:col: message`, without the `sigbot:` prefix of the other subcommands.
@@ -158,16 +423,69 @@ fn audit(config: &std::path::Path, since: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs go to stderr (stdout belongs to the console network); `RUST_LOG` filters them.
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    // The Matrix SDK warns on every message that it has no key backup, which the bot never
-    // sets up: at a few messages a second that was a third of the log.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,matrix_sdk_crypto::backups=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+/// Logs go to stderr (stdout belongs to the console network), as text or JSON lines (`[log]
+/// format`). `RUST_LOG`, when set and not empty, is the filter; else `[log] level` is, with the
+/// noise of a few dependencies kept down.
+fn init_tracing(log: LogConfig) {
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, filter, fmt};
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let from_env = rust_log.as_deref().map(EnvFilter::try_new);
+    let bad_rust_log = matches!(from_env, Some(Err(_)));
+    let (levels, own_filter) = match from_env {
+        Some(Ok(f)) => (f, false),
+        _ => (default_filter(log.level), true),
+    };
+    // rumqttd logs the end of every client connection of the embedded broker at ERROR, a
+    // clean DISCONNECT included ("router-drop", and at times "no-connection id N is already
+    // gone" as the router sees that end twice): what happens on one client's connection is
+    // left out unless RUST_LOG asks for it. The broker's own failures (its listener, its
+    // router) are logged outside those spans.
+    const BROKER_CLIENT_SPANS: [&str; 2] = ["remote_link", "[>] incoming"];
+    let broker_clients = filter::dynamic_filter_fn(move |meta, cx| {
+        !(own_filter
+            && meta.target().starts_with("rumqttd")
+            && cx.lookup_current().is_some_and(|span| {
+                span.scope()
+                    .any(|s| BROKER_CLIENT_SPANS.contains(&s.name()))
+            }))
+    });
+    let layer = match log.format {
+        LogFormat::Text => fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(levels.and(broker_clients)))
         .init();
+    if bad_rust_log {
+        tracing::warn!(
+            rust_log = rust_log.as_deref().unwrap_or_default(),
+            level = log.level.as_str(),
+            "RUST_LOG is not a log filter: [log] level is used"
+        );
+    }
+}
+
+/// `[log] level` for sigbot and its dependencies, except two that say too much: the Matrix
+/// SDK warns on every message that it has no key backup, which the bot never sets up (at a
+/// few messages a second that was a third of the log), and rumqttd's INFO is per packet.
+fn default_filter(level: LogLevel) -> tracing_subscriber::EnvFilter {
+    let broker = level.min(LogLevel::Warn);
+    tracing_subscriber::EnvFilter::new(format!(
+        "{},rumqttd={},matrix_sdk_crypto::backups=error",
+        level.as_str(),
+        broker.as_str()
+    ))
 }

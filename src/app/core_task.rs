@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::execute::Executors;
+use super::notify::Notifier;
 use crate::core::{Action, Core, Event};
 use crate::web::Health;
 
@@ -16,6 +17,7 @@ pub(super) async fn core_task(
     mut events: mpsc::Receiver<Event>,
     mut exec: Executors,
     health: Health,
+    mut notifier: Notifier,
     first_actions: Vec<Action>,
     shutdown: CancellationToken,
 ) {
@@ -29,11 +31,11 @@ pub(super) async fn core_task(
             },
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &mut exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &health, &mut notifier).await;
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
-        dispatch(&mut core, event, &mut exec, &health).await;
+        dispatch(&mut core, event, &mut exec, &health, &mut notifier).await;
     }
     let last = core.on_shutdown();
     carry_out(&mut core, last, &mut exec).await;
@@ -59,15 +61,26 @@ async fn carry_out(core: &mut Core, actions: Vec<Action>, exec: &mut Executors) 
 }
 
 /// Hands one event to the core, after what the app itself takes from it (link states for the
-/// health page, queue lengths on each tick, watch triggers), and carries out the answer.
-async fn dispatch(core: &mut Core, event: Event, exec: &mut Executors, health: &Health) {
+/// health page and systemd's status, queue lengths and the watchdog's heartbeat on each tick,
+/// watch triggers), and carries out the answer.
+async fn dispatch(
+    core: &mut Core,
+    event: Event,
+    exec: &mut Executors,
+    health: &Health,
+    notifier: &mut Notifier,
+) {
     match &event {
         Event::NetworkState {
             network,
             state,
             queue_len,
-        } => health.update(network, *state, *queue_len),
+        } => {
+            health.update(network, *state, *queue_len);
+            notifier.refresh(health);
+        }
         Event::Tick => {
+            notifier.heartbeat();
             refresh_queue_lengths(core, exec, health);
             exec.retry_held();
         }

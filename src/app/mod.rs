@@ -3,7 +3,7 @@
 //!
 //! - [`start`]: the start steps and the runtime context they share;
 //! - `core_task`: the task that owns the core; `execute`: what carries out its actions;
-//! - `settings`: the config turned into the core's settings;
+//! - `settings`: the config turned into the core's settings; `notify`: what systemd is told;
 //! - [`watch`]: the package watcher; [`archive`] and [`cli`]: the CLI subcommands.
 
 pub mod archive;
@@ -11,6 +11,7 @@ pub mod cli;
 mod core_task;
 mod execute;
 mod lock;
+mod notify;
 mod settings;
 mod start;
 mod supervise;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use super::AppError;
 use super::core_task::core_task;
 use super::execute::{Executors, MeetingsIo, RelaySinks, WatchTriggers};
+use super::notify::{self, Notifier};
 use super::settings::{bridge_settings, core_settings, kind_name, meeting_settings};
 use super::supervise::{Supervisor, blocking};
 use super::watch::Watcher;
@@ -409,11 +410,15 @@ impl Runtime {
             held: Default::default(),
             overflow: 0,
         };
+        // Every network is started and the web site listens (bound before this step).
+        let mut notifier = Notifier::new(cfg.web.as_ref().map(|w| w.listen));
+        notifier.ready(&health);
         supervisor.spawn_core(core_task(
             core,
             events,
             exec,
             health,
+            notifier,
             first_actions,
             shutdown.clone(),
         ));
@@ -453,6 +458,7 @@ impl Running {
     pub(super) async fn wait_for_shutdown(self) -> Result<(), AppError> {
         self.tracker.close();
         self.shutdown.cancelled().await;
+        notify::stopping();
         self.tracker.wait().await;
         tracing::info!("sigbot stopped");
         if self.supervisor.core_died() {

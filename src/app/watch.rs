@@ -107,7 +107,7 @@ impl Watcher {
                     continue;
                 }
             };
-            tracing::debug!(watch = %w.name, package, ours = ?ours.as_ref().map(|p| &p.evr), upstream = ?upstream.as_ref().map(|p| &p.evr), "versions");
+            tracing::debug!(watch = %w.name, package, ours = ours.as_ref().map(|p| p.evr.as_str()), upstream = upstream.as_ref().map(|p| p.evr.as_str()), "versions");
             if let Some(a) = decide(w, package, ours.as_ref(), upstream.as_ref(), &alerted) {
                 alerts.push(a);
             }

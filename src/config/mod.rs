@@ -42,6 +42,7 @@ pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
     pub bot: BotConfig,
+    pub log: LogConfig,
     pub web: Option<WebConfig>,
     pub store: StoreConfig,
     pub console: Option<ConsoleConfig>,
@@ -64,6 +65,53 @@ pub struct BotConfig {
     pub prefix: String,
     pub data_dir: PathBuf,
     pub commands_dir: PathBuf,
+}
+
+/// `[log]`: how the log is written. `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: LogLevel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, the event's fields and
+    /// its spans'.
+    Json,
+}
+
+/// The least severe level logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, by its name in the config.
+    pub const NAMES: [(&'static str, LogLevel); 5] = [
+        ("error", LogLevel::Error),
+        ("warn", LogLevel::Warn),
+        ("info", LogLevel::Info),
+        ("debug", LogLevel::Debug),
+        ("trace", LogLevel::Trace),
+    ];
+
+    /// The name as written in the config and in log filters.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, l)| *l == self)
+            .map_or("info", |(n, _)| n)
+    }
 }
 
 #[derive(Debug, Clone)]

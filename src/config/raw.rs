@@ -18,6 +18,7 @@ use toml::Spanned;
 pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) bot: RawBot,
+    pub(super) log: Option<RawLog>,
     pub(super) web: Option<RawWeb>,
     pub(super) store: Option<RawStore>,
     pub(super) console: Option<RawConsole>,
@@ -46,6 +47,13 @@ pub(super) struct RawBot {
     pub(super) prefix: Option<Spanned<String>>,
     pub(super) data_dir: Option<String>,
     pub(super) commands_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<Spanned<String>>,
+    pub(super) level: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -148,6 +148,42 @@ fn secret_file_is_read_without_its_newline() {
     assert_eq!(c.irc[0].password.as_ref().unwrap().expose(), "hunter2");
 }
 
+/// Under systemd, secrets come from `LoadCredential=` as files in `$CREDENTIALS_DIRECTORY`:
+/// `${ENV}` is expanded inside a secret's `file` too.
+#[test]
+fn secret_file_path_may_name_the_credentials_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sigbot_libera"), "hunter2\n").unwrap();
+    let creds = dir.path().display().to_string();
+    let env = |name: &str| (name == "CREDENTIALS_DIRECTORY").then(|| creds.clone());
+    let text =
+        format!("{BASE}password = {{ file = \"${{CREDENTIALS_DIRECTORY}}/sigbot_libera\" }}\n");
+    let c = Config::from_str_with_env(&text, Path::new("bot.toml"), &env).unwrap();
+    assert_eq!(c.irc[0].password.as_ref().unwrap().expose(), "hunter2");
+    // Outside systemd the variable is unset: an error at the secret, naming it.
+    let e = err(&text);
+    assert!(
+        e.starts_with("bot.toml:12:21: environment variable CREDENTIALS_DIRECTORY is not set"),
+        "{e}"
+    );
+}
+
+#[test]
+fn log_format_and_level_default_to_text_and_info() {
+    assert_eq!(parse(BASE).unwrap().log, LogConfig::default());
+    let c = parse(&format!(
+        "[log]\nformat = \"json\"\nlevel = \"DEBUG\"\n{BASE}"
+    ))
+    .unwrap();
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.log.level, LogLevel::Debug);
+    assert_eq!(c.log.level.as_str(), "debug");
+    let e = err(&format!("[log]\nlevel = \"verbose\"\n{BASE}"));
+    assert!(e.starts_with("bot.toml:2:9: log.level \"verbose\""), "{e}");
+    let e = err(&format!("[log]\nfile = \"x.log\"\n{BASE}"));
+    assert!(e.starts_with("bot.toml:2:1: unknown field `file`"), "{e}");
+}
+
 #[test]
 fn toml_syntax_error_has_a_location() {
     let e = err("[bot\nnick = 1\n");

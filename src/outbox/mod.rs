@@ -101,11 +101,11 @@ impl Outbox {
         };
         match self.store.outbox_put_bridged(m.source.as_deref(), &q)? {
             Some(id) => {
-                tracing::debug!(room = %m.room, id, source = ?m.source, "bridged message stored");
+                tracing::debug!(room = %m.room, id, source = m.source.as_deref(), "bridged message stored");
                 wake.notify_one();
             }
             None => {
-                tracing::info!(room = %m.room, source = ?m.source, "bridged message seen before; not stored again");
+                tracing::info!(room = %m.room, source = m.source.as_deref(), "bridged message seen before; not stored again");
             }
         }
         Ok(())

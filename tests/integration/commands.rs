@@ -271,6 +271,11 @@ struct Bot {
 
 impl Bot {
     fn start(base: &str, extra: &[(&str, &str)]) -> Bot {
+        Self::start_logging(base, extra, "text")
+    }
+
+    /// With `[log] format = format`.
+    fn start_logging(base: &str, extra: &[(&str, &str)], format: &str) -> Bot {
         let dir = tempfile::tempdir().unwrap();
         let commands = dir.path().join("commands");
         shipped_commands(&commands, base);
@@ -282,7 +287,8 @@ impl Bot {
             .data_dir(&dir.path().join("data"))
             .commands_dir(&commands)
             .console()
-            .role("releng", &["console:releaser"]);
+            .role("releng", &["console:releaser"])
+            .raw(&format!("[log]\nformat = {format:?}\n"));
         std::fs::write(&config, text.build()).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sigbot"))
             .arg("--config")
@@ -569,8 +575,15 @@ error = "failed: {{ error }}"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_replies_logs_or_audit() {
     let base = format!("http://{}", fake_services().await);
+    for format in ["text", "json"] {
+        secrets_stay_out_of_a_log(&base, format);
+    }
+}
+
+fn secrets_stay_out_of_a_log(base: &str, format: &str) {
     tokio::task::block_in_place(|| {
-        let mut bot = Bot::start(&base, &[("echo.toml", ECHO), ("echodown.toml", ECHO_DOWN)]);
+        let extra = [("echo.toml", ECHO), ("echodown.toml", ECHO_DOWN)];
+        let mut bot = Bot::start_logging(base, &extra, format);
         let mut replies = Vec::new();
         // The server got the token (it echoes it), and the reply shows it redacted.
         let echoed = bot.ask("!echo");
@@ -587,6 +600,19 @@ async fn secrets_never_reach_replies_logs_or_audit() {
         let audit = audit_log(&config);
         assert!(audit.contains("echo"), "{audit}");
         assert!(log.contains("http request"), "the log was captured: {log}");
+        if format == "json" {
+            let lines: Vec<serde_json::Value> = log
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+                .collect();
+            // An event's fields are keys of its line: the command of a request, for one.
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["message"] == "http request" && l["command"] == "echo"),
+                "{log}"
+            );
+        }
         for (what, text) in [
             ("replies", replies.join("\n")),
             ("log", log),

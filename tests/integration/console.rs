@@ -197,6 +197,21 @@ fn check_config_refuses_each_bad_config_with_its_location() {
             ":6:12: environment variable SIGBOT_TEST_UNSET is not set",
         ),
         (
+            "unknown [log] key",
+            format!("{base}[log]\nlevels = \"debug\"\n"),
+            ":7:1: unknown field `levels`",
+        ),
+        (
+            "bad log format",
+            format!("{base}[log]\nformat = \"xml\"\n"),
+            ":7:10: log.format \"xml\": write \"text\" or \"json\"",
+        ),
+        (
+            "bad log level",
+            format!("{base}[log]\nlevel = \"loud\"\n"),
+            ":7:9: log.level \"loud\": write one of error, warn, info, debug, trace",
+        ),
+        (
             "unreadable secret file",
             format!("{base}password = {{ file = \"/nonexistent/sigbot-secret\" }}\n"),
             ":6:12: password: cannot read secret file /nonexistent/sigbot-secret",

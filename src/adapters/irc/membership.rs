@@ -228,7 +228,7 @@ impl Session {
     ) {
         if self.is_me(who) {
             self.joined.remove(&lower(chan));
-            tracing::warn!(channel = %chan, reason = ?reason, delay_s = self.cfg.rejoin_delay.as_secs(), "kicked; rejoining after a delay");
+            tracing::warn!(channel = %chan, reason, delay_s = self.cfg.rejoin_delay.as_secs(), "kicked; rejoining after a delay");
             self.rejoin
                 .push((now + self.cfg.rejoin_delay, chan.to_owned()));
             self.channels.remove(&lower(chan));

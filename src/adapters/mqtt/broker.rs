@@ -84,13 +84,38 @@ dynamic_filters = true
         })
         .map_err(|e| BrokerError::Config(format!("cannot start its thread: {e}")))?;
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(listen).await.is_ok() {
+        if answers_connect(listen, cfg.login.as_ref()).await {
             tracing::info!(%listen, "embedded MQTT broker listening");
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err(BrokerError::NotReady(listen))
+}
+
+/// Whether the broker answers an MQTT CONNECT with a CONNACK. A bare TCP connection that
+/// closes before its CONNECT is what a broken client does, and rumqttd logs it as an ERROR;
+/// a client that closes after its CONNACK has merely gone.
+#[cfg(feature = "embedded-broker")]
+async fn answers_connect(
+    listen: SocketAddr,
+    login: Option<&(String, crate::core::Secret)>,
+) -> bool {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+    let mut options = MqttOptions::new(
+        "sigbot-broker-probe",
+        listen.ip().to_string(),
+        listen.port(),
+    );
+    options.set_clean_session(true);
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password.expose());
+    }
+    let (_client, mut connection) = AsyncClient::new(options, 1);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), connection.poll()).await,
+        Ok(Ok(Event::Incoming(Packet::ConnAck(_))))
+    )
 }
 
 #[cfg(not(feature = "embedded-broker"))]

@@ -6,6 +6,7 @@ mod bridge;
 mod broker;
 mod console;
 mod irc;
+mod log;
 mod matrix;
 mod meetings;
 mod mqtt;
@@ -50,6 +51,7 @@ impl<'a> Checker<'a> {
     /// the sections that name rooms on them.
     fn check(mut self, raw: RawConfig) -> Result<Config, ConfigError> {
         let bot = self.bot(&raw.bot)?;
+        let log = self.log(raw.log.as_ref())?;
         let web = self.web(raw.web.as_ref())?;
         let store = self.store(raw.store.as_ref())?;
         let console = self.console(raw.console.as_ref())?;
@@ -67,6 +69,7 @@ impl<'a> Checker<'a> {
         Ok(Config {
             path: self.loc.path.to_owned(),
             bot,
+            log,
             web,
             store,
             console,
