@@ -122,6 +122,13 @@ fn without_fedoras_macros_the_spec_expands_to_complete_scriptlets_and_paths() {
         assert!(!body.contains("&>"), "{name} uses bash's &>:\n{body}");
     }
 
+    // No -debuginfo package without Fedora's macros: the binary is installed stripped.
+    let install = section(&parsed, "%install");
+    assert!(
+        install.contains("install -Dpm 0755 -s sigbot.bin "),
+        "%install does not strip the binary:\n{install}"
+    );
+
     let files = section(&parsed, "%files");
     for path in [
         "/usr/bin/sigbot",
@@ -162,6 +169,7 @@ fn with_fedoras_macros_the_spec_uses_them() {
         "bash_completions_dir /fedora/bash",
         "zsh_completions_dir /fedora/zsh",
         "fish_completions_dir /fedora/fish",
+        "_enable_debug_packages 1",
     ]);
     let preamble = &parsed[..parsed.find("%description").expect("no %description")];
     assert!(
@@ -189,6 +197,12 @@ fn with_fedoras_macros_the_spec_uses_them() {
     assert!(
         !pre.contains("useradd"),
         "%pre still has the fallback:\n{pre}"
+    );
+    // find-debuginfo strips the binary for its -debuginfo package: %install leaves it whole.
+    let install = section(&parsed, "%install");
+    assert!(
+        install.contains("install -Dpm 0755 sigbot.bin ") && !install.contains(" -s sigbot.bin"),
+        "%install strips the binary before find-debuginfo:\n{install}"
     );
     let files = section(&parsed, "%files");
     for path in [
