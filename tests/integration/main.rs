@@ -29,6 +29,7 @@ mod meetings_security;
 mod metrics;
 mod mqtt;
 mod outbox;
+mod packaging;
 mod reload;
 mod secrets_at_rest;
 mod selftest;
