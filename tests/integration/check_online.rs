@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::support::bot::bot_binary;
 use crate::support::{
     BotConfig, IrcClass, IrcServer, MatrixClient, MosquittoOptions, MosquittoServer, Section,
@@ -96,22 +94,7 @@ async fn irc_checks_tls_and_sasl_as_the_bot_does() {
 
 async fn devices(synapse: &SynapseServer, user_id: &str, token: &str) -> Vec<String> {
     let client = MatrixClient::with_token(&synapse.url(), user_id, token);
-    let reply: Value = client
-        .request(reqwest::Method::GET, "/_matrix/client/v3/devices")
-        .send()
-        .await
-        .expect("devices")
-        .json()
-        .await
-        .expect("devices reply");
-    let mut ids: Vec<String> = reply["devices"]
-        .as_array()
-        .expect("devices list")
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
+    client.device_ids().await
 }
 
 #[tokio::test]

@@ -246,22 +246,7 @@ fn saved_session(dir: &Path) -> (String, String) {
 
 async fn devices(w: &World, bot_token: &str) -> Vec<String> {
     let client = MatrixClient::with_token(&w.synapse.url(), &w.bot_user.user_id, bot_token);
-    let reply: Value = client
-        .request(reqwest::Method::GET, "/_matrix/client/v3/devices")
-        .send()
-        .await
-        .expect("devices")
-        .json()
-        .await
-        .expect("devices reply");
-    let mut ids: Vec<String> = reply["devices"]
-        .as_array()
-        .expect("devices list")
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
+    client.device_ids().await
 }
 
 #[tokio::test]

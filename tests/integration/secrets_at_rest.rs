@@ -49,22 +49,7 @@ fn saved_session(data: &Path) -> (String, String) {
 
 async fn devices(synapse: &SynapseServer, user_id: &str, token: &str) -> Vec<String> {
     let client = MatrixClient::with_token(&synapse.url(), user_id, token);
-    let reply: Value = client
-        .request(reqwest::Method::GET, "/_matrix/client/v3/devices")
-        .send()
-        .await
-        .expect("devices")
-        .json()
-        .await
-        .expect("devices reply");
-    let mut ids: Vec<String> = reply["devices"]
-        .as_array()
-        .expect("devices list")
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
+    client.device_ids().await
 }
 
 fn assert_no_passphrase_in(what: &str, lines: &[String]) {

@@ -847,19 +847,9 @@ fn a_message_handled_again_after_a_crash_is_not_acted_on_twice() {
 /// Runs the same meeting with the log kept in memory or only in the journal, and returns
 /// the meeting of the `#endmeeting` files action with what was journaled meanwhile.
 fn run_meeting(keep_lines: bool) -> (Meeting, Vec<JournalLine>) {
-    let mut c = Core::new(
-        CoreSettings {
-            nick: "sigbot".into(),
-            prefix: "!".into(),
-            roles: Roles::new([]),
-            networks: vec!["libera".into()],
-            version: "1.0".into(),
-        },
-        t0(),
-    );
     let mut s = settings();
     s.keep_lines = keep_lines;
-    assert!(c.enable_meetings(s, vec![], t0()).is_empty());
+    let mut c = core_with(s);
     let mut journal = Vec::new();
     let mut files = None;
     let script = [

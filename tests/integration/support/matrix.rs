@@ -407,6 +407,26 @@ impl MatrixClient {
     }
 
     /// A request with the access token, to any endpoint (`path` starts with `/_matrix/...`).
+    /// The IDs of this user's devices, sorted: a login that made a new device shows here.
+    pub async fn device_ids(&self) -> Vec<String> {
+        let reply: Value = self
+            .request(reqwest::Method::GET, "/_matrix/client/v3/devices")
+            .send()
+            .await
+            .expect("devices")
+            .json()
+            .await
+            .expect("devices reply");
+        let mut ids: Vec<String> = reply["devices"]
+            .as_array()
+            .expect("devices list")
+            .iter()
+            .map(|d| d["device_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.base))
