@@ -267,7 +267,12 @@ impl Runtime {
         let app = if self.cfg.meetings == MeetingRooms::None {
             web::router(self.health.clone(), self.started)
         } else {
-            web::router_with_meetings(self.health.clone(), self.started, self.store.clone())
+            web::router_with_meetings(
+                self.health.clone(),
+                self.started,
+                self.store.clone(),
+                w.public_url.clone(),
+            )
         };
         let app = if self.cfg.metrics.enabled && self.cfg.metrics.listen.is_none() {
             app.merge(web::metrics_routes(self.metrics.clone()))

@@ -218,7 +218,8 @@ impl Core {
         if let Some(source) = source_id(&event) {
             name_sources(&mut out, &source);
         }
-        if let Some(sent_at) = source_time(&event) {
+        let sent_at = source_time(&event);
+        if let Some(sent_at) = sent_at {
             for a in &mut out {
                 if let Action::Bridged(b) = a {
                     b.sent_at = Some(sent_at);
@@ -227,7 +228,9 @@ impl Core {
         }
         let actions = self.handle_event(event, now);
         // Whatever the bot says in a room that holds a meeting belongs to its log.
-        let actions = self.meetings.log_outgoing(actions, now);
+        // ...at the time of the line that made the bot speak (DESIGN §7: server time).
+        let at = meeting::line_time(sent_at, now, None);
+        let actions = self.meetings.log_outgoing(actions, at);
         out.extend(self.with_bridge_copies(actions, now));
         // Whatever made the bot speak, IRC gets it defused and within its line cap.
         self.bridges.shape_for_irc(out)

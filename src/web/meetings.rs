@@ -1,6 +1,7 @@
 //! The meetings site (DESIGN §7): rooms and their latest meetings at `/`, one room's
-//! meetings by date at `/meetings/<room-slug>/`, the files themselves, and full-text search
-//! at `/search?q=`. Server-rendered, readable on a phone, no JavaScript.
+//! meetings by date at `/meetings/<room-slug>/`, its latest minutes as an Atom feed at
+//! `/meetings/<room-slug>/feed.atom`, the files themselves, and full-text search at
+//! `/search?q=`. Server-rendered, readable on a phone, no JavaScript.
 
 use std::fmt::Write as _;
 
@@ -32,10 +33,19 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-pub fn routes(store: Store) -> Router {
+/// How many meetings a room's feed lists (the latest).
+pub const FEED_ENTRIES: usize = 20;
+
+/// `public_url` makes the feed's links absolute (`[web] public_url`).
+pub fn routes(store: Store, public_url: String) -> Router {
+    let feed_store = store.clone();
     Router::new()
         .route("/", get(index))
         .route("/meetings/{room}/", get(room_page))
+        .route(
+            "/meetings/{room}/feed.atom",
+            get(move |room: Path<String>| feed(feed_store.clone(), public_url.clone(), room)),
+        )
         .route("/meetings/{room}/{date}/{file}", get(file))
         .route("/search", get(search))
         .with_state(store)
@@ -162,6 +172,84 @@ async fn room_page(State(store): State<Store>, Path(room): Path<String>) -> Resp
     }
     body.push_str("</ul>\n");
     page(&format!("Meetings in {room}"), &body).into_response()
+}
+
+/// Whether `slug` could be a room slug at all (DESIGN §7: only `[a-z0-9._-]`); anything
+/// else is 404 before the store is asked.
+fn plausible_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= 200
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// The room's latest [`FEED_ENTRIES`] public meetings as Atom: one entry per meeting, its
+/// link the HTML minutes, updated when it ended. The crate writes the XML and escapes it.
+async fn feed(store: Store, public_url: String, Path(room): Path<String>) -> Response {
+    if !plausible_slug(&room) {
+        return (StatusCode::NOT_FOUND, "no such room").into_response();
+    }
+    let slug = room.clone();
+    let list = match blocking(move || store.finished_meetings(Some(&slug))).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if list.is_empty() {
+        return (StatusCode::NOT_FOUND, "no such room").into_response();
+    }
+    let site = public_url.trim_end_matches('/');
+    let room_url = format!("{site}/meetings/{room}/");
+    let time = |s: &str| DateTime::parse_from_rfc3339(s).ok();
+    let mut author = atom_syndication::Person::default();
+    author.set_name("sigbot");
+    let entries: Vec<atom_syndication::Entry> = list
+        .iter()
+        .take(FEED_ENTRIES)
+        .map(|m| {
+            let href = format!("{site}/meetings/{}/{}.html", m.room_slug, m.base);
+            let mut link = atom_syndication::Link::default();
+            link.set_href(href.clone());
+            link.set_rel("alternate");
+            link.set_mime_type(Some("text/html".to_owned()));
+            let mut e = atom_syndication::Entry::default();
+            e.set_title(name_of(m));
+            e.set_id(href);
+            e.set_links(vec![link]);
+            if let Some(t) = time(&m.ended).or_else(|| time(&m.started)) {
+                e.set_updated(t);
+            }
+            e.set_published(time(&m.started));
+            let when = m.started.get(..16).unwrap_or(&m.started).replace('T', " ");
+            e.set_summary(Some(atom_syndication::Text::plain(format!(
+                "{when} UTC, {}; attendees: {}",
+                duration(m),
+                m.attendees
+            ))));
+            e
+        })
+        .collect();
+    let mut this = atom_syndication::Link::default();
+    this.set_href(format!("{room_url}feed.atom"));
+    this.set_rel("self");
+    let mut html = atom_syndication::Link::default();
+    html.set_href(room_url.clone());
+    html.set_rel("alternate");
+    html.set_mime_type(Some("text/html".to_owned()));
+    let mut f = atom_syndication::Feed::default();
+    f.set_title(format!("Meetings in {room}"));
+    f.set_id(room_url);
+    f.set_links(vec![this, html]);
+    f.set_authors(vec![author]);
+    if let Some(t) = list.iter().filter_map(|m| time(&m.ended)).max() {
+        f.set_updated(t);
+    }
+    f.set_entries(entries);
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        f.to_string(),
+    )
+        .into_response()
 }
 
 fn content_type(ext: &str) -> &'static str {

@@ -218,8 +218,9 @@ pub fn router_with_meetings(
     health: Health,
     started: chrono::DateTime<chrono::Utc>,
     store: crate::store::Store,
+    public_url: String,
 ) -> Router {
-    meetings::routes(store).merge(base_router(health, started))
+    meetings::routes(store, public_url).merge(base_router(health, started))
 }
 
 fn base_router(health: Health, started: chrono::DateTime<chrono::Utc>) -> Router {

@@ -813,3 +813,110 @@ async fn a_meeting_in_a_matrix_room_tells_namesakes_apart_by_user_id() {
     let txt = std::fs::read_to_string(txt).unwrap();
     assert!(txt.contains(&format!("* {a2} (2)")), "{txt}");
 }
+
+/// `origin_server_ts` of `event_id` in `room`, as Synapse has it.
+async fn server_time(
+    client: &MatrixClient,
+    room: &str,
+    event_id: &str,
+) -> chrono::DateTime<chrono::Utc> {
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/event/{}",
+        crate::support::matrix::encode(room),
+        crate::support::matrix::encode(event_id)
+    );
+    let ev: Value = client
+        .request(reqwest::Method::GET, &path)
+        .send()
+        .await
+        .expect("get the event")
+        .json()
+        .await
+        .expect("the event");
+    let ms = ev["origin_server_ts"].as_i64().expect("origin_server_ts");
+    chrono::DateTime::from_timestamp_millis(ms).unwrap()
+}
+
+/// Lines said while the bot is down are caught up after its restart and logged at the times
+/// they were said (the server's), in their order.
+#[tokio::test]
+async fn lines_said_while_the_bot_is_down_are_logged_at_their_real_times() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("meet".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let bot_id = w.bot_user.user_id.clone();
+    let dir = temp_dir("matrix-meeting-times");
+    let config = w
+        .config(&["#meet:sigbot.test"])
+        .meetings(&[&format!("{NETWORK}/#meet:sigbot.test")])
+        .build();
+    let (mut bot, _) = start_bot(dir.path(), &config).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    alice.send_text(&room, "#startmeeting Catch up").await;
+    let started = bot_says(&mut alice, &room, &bot_id).await;
+    assert!(
+        started["body"]
+            .as_str()
+            .unwrap()
+            .contains("Meeting started")
+    );
+
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
+    let mut said = Vec::new();
+    for text in ["said while down one", "said while down two"] {
+        let id = alice.send_text(&room, text).await;
+        said.push((text, server_time(&alice, &room, &id).await));
+    }
+    // The bot's clock must have moved on to a later second than the lines' before it
+    // handles them, or the old behaviour would pass too: wait for the clock, not for a
+    // fixed time.
+    let last = said.last().unwrap().1;
+    while chrono::Utc::now() < last + chrono::TimeDelta::seconds(2) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    restart_bot(&mut bot).await;
+    alice.send_text(&room, "#endmeeting").await;
+    alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["sender"] == bot_id.as_str()
+                && ev["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Minutes:"))
+        })
+        .await;
+    let files = files_below(&dir.path().join("data/meetings/meet_matrix_sigbot-test"));
+    let log_file = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".log.txt"))
+        .unwrap_or_else(|| panic!("no log among {files:?}"));
+    let log = std::fs::read_to_string(log_file).unwrap();
+    println!("MEASURE log:\n{log}");
+    let mut at = Vec::new();
+    for (text, time) in &said {
+        let line = log
+            .lines()
+            .position(|l| l.ends_with(text))
+            .unwrap_or_else(|| panic!("{text:?} not in the log:\n{log}"));
+        let stamp = time.format("%H:%M:%S").to_string();
+        assert!(
+            log.lines().nth(line).unwrap().starts_with(&stamp),
+            "{text:?} should be logged at {stamp}:\n{log}"
+        );
+        at.push(line);
+    }
+    assert!(at[0] < at[1], "in the order said:\n{log}");
+    // Every line of alice's is at or after the one before it (the bot's notice that it
+    // resumed is logged when it said it, before the lines it caught up).
+    let stamps: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" <alice> "))
+        .filter_map(|l| l.get(..8))
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{log}");
+}

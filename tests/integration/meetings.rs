@@ -1,5 +1,6 @@
 //! Meetings end to end through the real binary on the console network: a meeting survives
-//! SIGKILL, and `sigbot meetings render` writes the six files.
+//! SIGKILL, `sigbot meetings render` writes the six files, and a room's Atom feed lists its
+//! public minutes (read by Python's feedparser).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,10 @@ fn sigbot_exe() -> &'static Path {
 }
 
 fn write_config(dir: &Path) -> PathBuf {
+    write_config_on(dir, free_port())
+}
+
+fn write_config_on(dir: &Path, web: u16) -> PathBuf {
     let cfg = dir.join("sigbot.toml");
     let config = BotConfig::new()
         .bot("prefix", "!")
@@ -48,7 +53,7 @@ fn write_config(dir: &Path) -> PathBuf {
             "console",
             Section::new().set("name", "console").set("room", "#local"),
         )
-        .web(free_port())
+        .web(web)
         .meetings(&["console/#local"]);
     std::fs::write(&cfg, config.build()).unwrap();
     cfg
@@ -305,4 +310,123 @@ fn render_writes_all_formats_from_a_raw_log() {
         "{txt}"
     );
     assert!(txt.contains("* bob\n  * bob does <x>"), "{txt}");
+}
+
+/// Fetches the site's pages named on the command line and reads the feed with feedparser
+/// (from the Synapse virtualenv, where scripts/test installs it): prints JSON with each
+/// page's status, and the feed's content type, errors and entries.
+const READ_FEED: &str = r#"
+import json, sys, urllib.request, urllib.error
+import feedparser
+site, feed_path, others = sys.argv[1], sys.argv[2], sys.argv[3:]
+def status(path):
+    try:
+        with urllib.request.urlopen(site + path) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+with urllib.request.urlopen(site + feed_path) as r:
+    ctype, body = r.headers["Content-Type"], r.read()
+d = feedparser.parse(body)
+print(json.dumps({
+    "content_type": ctype,
+    "bozo": bool(d.bozo),
+    "version": d.version,
+    "title": d.feed.get("title"),
+    "entries": [{
+        "title": e.get("title"),
+        "link": e.get("link"),
+        "updated": e.get("updated"),
+        "updated_ok": e.get("updated_parsed") is not None,
+        "summary": e.get("summary"),
+        "link_status": status(e.get("link", "").removeprefix(site)),
+    } for e in d.entries],
+    "statuses": {p: status(p) for p in others},
+}))
+"#;
+
+#[test]
+fn a_rooms_feed_lists_its_public_minutes_escaped_and_never_a_restricted_one() {
+    let venv = crate::support::matrix::synapse_venv();
+    let python = venv.join("bin/python");
+    let has_feedparser = Command::new(&python)
+        .args(["-c", "import feedparser"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_feedparser,
+        "feedparser is missing from {}: run scripts/test once (it installs it)",
+        venv.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut bot = Bot::start(&write_config_on(dir.path(), port));
+    // A restricted meeting, 20 public ones, then one whose name is markup: the feed lists
+    // the latest 20 public ones.
+    bot.say_all(&[
+        "#startmeeting secret plans",
+        "#info secret words",
+        "#restrictlogs",
+    ]);
+    bot.say("#endmeeting");
+    bot.expect("Log:");
+    // (No `!ping` here: the bot slows down a user's commands; lines are handled in order.)
+    for i in 1..=20 {
+        bot.say(&format!("#startmeeting m{i}"));
+        bot.say("#info words");
+        bot.say("#endmeeting");
+        bot.expect("Log:");
+    }
+    bot.say_all(&["#startmeeting First <b>&amp; \"one\"", "#info first words"]);
+    bot.say("#endmeeting");
+    bot.expect("Log:");
+
+    let site = format!("http://127.0.0.1:{port}");
+    let out = Command::new(&python)
+        .args(["-c", READ_FEED, &site, "/meetings/local/feed.atom"])
+        .args([
+            "/meetings/nosuchroom/feed.atom",
+            "/meetings/LOCAL/feed.atom",
+            "/meetings/%2E%2E/feed.atom",
+        ])
+        .output()
+        .unwrap();
+    bot.finish();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("MEASURE feed: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["bozo"], false, "a well-formed feed: {text}");
+    assert_eq!(v["version"], "atom10", "{text}");
+    assert!(
+        v["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/atom+xml"),
+        "{text}"
+    );
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 20, "the latest 20 public meetings: {text}");
+    assert!(!text.contains("secret"), "{text}");
+    // Newest first; the title is the text as said, not markup.
+    assert_eq!(entries[0]["title"], "First <b>&amp; \"one\"", "{text}");
+    assert_eq!(entries[1]["title"], "m20", "{text}");
+    assert_eq!(entries[19]["title"], "m2", "{text}");
+    for e in entries {
+        let link = e["link"].as_str().unwrap();
+        assert!(
+            link.starts_with(&format!("{site}/meetings/local/")) && link.ends_with(".html"),
+            "{link}"
+        );
+        assert!(!link.ends_with(".log.html"), "{link}");
+        assert_eq!(e["link_status"], 200, "{link}");
+        assert_eq!(e["updated_ok"], true, "{text}");
+    }
+    for (path, status) in v["statuses"].as_object().unwrap() {
+        assert_eq!(status, 404, "{path}");
+    }
 }

@@ -222,14 +222,15 @@ impl Meetings {
                 if !matches!(cmd, Some((MeetingCommand::StartMeeting, _))) {
                     continue;
                 }
+                let started = line_time(msg.sent_at, now, None);
                 let mut m = Meeting::new(
                     home.clone(),
                     &clean_nick(&msg.sender.nick),
-                    now,
+                    started,
                     &settings.prefix,
                 );
                 m.slug = self.slug_for(&home);
-                m.seq = self.next_seq(&m.slug, now);
+                m.seq = self.next_seq(&m.slug, started);
                 if !settings.keep_lines {
                     m.forget_lines();
                 }
@@ -241,10 +242,11 @@ impl Meetings {
             if let Some(s) = &source {
                 self.sources.insert(s, now + SOURCE_MEMORY);
             }
+            let time = line_time(msg.sent_at, now, Some(m.last_spoken));
             actions.push(Action::MeetingJournal {
                 key: Meetings::key(m),
                 line: JournalLine {
-                    time: now,
+                    time,
                     nick: msg.sender.nick.clone(),
                     text: text.to_owned(),
                     emote,
@@ -254,7 +256,7 @@ impl Meetings {
                     source,
                 },
             });
-            let out = m.add_line_by(&msg.sender.nick, &speaker, text, now, emote);
+            let out = m.add_line_by(&msg.sender.nick, &speaker, text, time, emote);
             if !m.lurk {
                 replies.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
             }
@@ -276,8 +278,9 @@ impl Meetings {
     }
 
     /// Logs what the bot says in rooms that hold a meeting, journaling each line just before
-    /// the message that carries it.
-    pub fn log_outgoing(&mut self, actions: Vec<Action>, now: DateTime<Utc>) -> Vec<Action> {
+    /// the message that carries it. `at` is the time of the line it answers (or the bot's
+    /// clock): an answer is never logged before the line it follows.
+    pub fn log_outgoing(&mut self, actions: Vec<Action>, at: DateTime<Utc>) -> Vec<Action> {
         let Some(settings) = &self.settings else {
             return actions;
         };
@@ -293,6 +296,7 @@ impl Meetings {
             if let Action::Send { room, text, .. } = &a
                 && let Some(m) = self.running.get_mut(home.as_ref().unwrap_or(room))
             {
+                let now = at.max(m.last_spoken);
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     m.add_raw_line(&settings.bot_nick, line, now, false);
                     out.push(Action::MeetingJournal {
@@ -438,6 +442,23 @@ impl Meetings {
 }
 
 /// Whether nobody but the bot said anything in `m` for the idle timeout.
+/// How far ahead of the bot's clock a server's time may be before it is taken for a wrong
+/// clock (the line then gets the bot's time).
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// The time a line is logged at: the server's (`sent`) when the network gives one and it is
+/// not past `now` by more than [`CLOCK_SKEW`], else `now`; never earlier than `after`, the
+/// meeting's latest line said by someone, so that people's lines keep the order they were
+/// handled in (the bot's own words, such as its notice on resuming, do not push them later).
+pub(crate) fn line_time(
+    sent: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    after: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let t = sent.filter(|t| *t <= now + CLOCK_SKEW).unwrap_or(now);
+    after.map_or(t, |a| t.max(a))
+}
+
 fn is_idle(settings: &MeetingSettings, m: &Meeting, now: DateTime<Utc>) -> bool {
     settings
         .idle_timeout

@@ -20,6 +20,7 @@ mod commands;
 mod meetings;
 mod text;
 pub use commands::{MeetingCommand, parse_meeting_command};
+pub(crate) use meetings::line_time;
 pub use meetings::{MeetingClaims, Meetings};
 pub use text::{
     URL_SCHEMES, clean_nick, clean_text, hms, mentions, room_slug, sanitize_name, starts_with_url,
@@ -174,7 +175,7 @@ pub struct Meeting {
     /// The latest speaker under each nick, for `#chair <nick>`.
     speakers: BTreeMap<String, Speaker>,
     pub started: DateTime<Utc>,
-    /// When someone (not the bot) last said something.
+    /// When someone (not the bot) last said something: no one's line is logged before it.
     pub last_spoken: DateTime<Utc>,
     /// The room's directory below `meetings/`: the room slug, unless another room has it.
     pub slug: String,

@@ -889,3 +889,58 @@ fn a_meeting_that_keeps_its_log_in_the_journal_writes_the_same_files() {
     // Everything else (items, attendees, chairs) was kept all along.
     assert_eq!(from_journal, kept);
 }
+
+fn say_sent(c: &mut Core, nick: &str, text: &str, sent: Option<i64>, now: i64) -> Vec<Action> {
+    let secs = |s: i64| t0() + TimeDelta::seconds(s);
+    c.handle(
+        Event::Message(IncomingMessage {
+            room: room(),
+            sender: Sender {
+                nick: nick.into(),
+                principal: Some(Principal::new("libera", nick)),
+                mask: None,
+            },
+            kind: MessageKind::Text,
+            text: text.into(),
+            id: None,
+            sent_at: sent.map(secs),
+        }),
+        secs(now),
+    )
+}
+
+#[test]
+fn lines_are_logged_at_the_servers_time_in_the_order_they_came() {
+    let mut c = core();
+    let at = |s: i64| t0() + TimeDelta::seconds(s);
+    // Caught up ten minutes late: the lines keep the times they were said at, and the bot's
+    // answers come right after the line they answer.
+    let out = say_sent(&mut c, "alice", "#startmeeting SIG", Some(10), 600);
+    assert!(
+        sent(&out)[0].starts_with("Meeting started Thu Nov 26 15:00:10 2026 UTC."),
+        "{:?}",
+        sent(&out)
+    );
+    let j = journaled(&out);
+    assert!(j.iter().all(|l| l.time == at(10)), "{j:?}");
+    let out = say_sent(&mut c, "bob", "hello", Some(20), 600);
+    assert_eq!(journaled(&out)[0].time, at(20));
+    let out = say_sent(&mut c, "alice", "#topic Budget", Some(30), 601);
+    assert!(journaled(&out).iter().all(|l| l.time == at(30)));
+    // No server time: the bot's clock.
+    let out = say_sent(&mut c, "bob", "live now", None, 602);
+    assert_eq!(journaled(&out)[0].time, at(602));
+    // A server clock far ahead is not believed; one behind the last line does not reorder.
+    let out = say_sent(&mut c, "bob", "from the future", Some(10_000), 603);
+    assert_eq!(journaled(&out)[0].time, at(603));
+    let out = say_sent(&mut c, "bob", "late echo", Some(40), 604);
+    assert_eq!(journaled(&out)[0].time, at(603));
+    // A few seconds ahead is skew, and kept.
+    let out = say_sent(&mut c, "bob", "slightly ahead", Some(609), 605);
+    assert_eq!(journaled(&out)[0].time, at(609));
+    let out = say_sent(&mut c, "alice", "#endmeeting", Some(610), 611);
+    let j = journaled(&out);
+    assert!(j.iter().all(|l| l.time == at(610)), "{j:?}");
+    let times: Vec<_> = j.iter().map(|l| l.time).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
