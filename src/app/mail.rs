@@ -149,16 +149,19 @@ pub(super) async fn run_sender(
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.due_mail(now))
                 .await
-                .unwrap_or_else(|e| Ok(panic_none(&e)))
+                .unwrap_or_else(|e| Ok(reader_failed(&e)))
         };
         match (due, &smtp) {
             (Ok(Some(row)), Some(smtp)) => {
                 let sent = match envelope(&row.mail) {
-                    Ok(env) => smtp
-                        .send_raw(&env, &row.mail.message)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| describe(&e)),
+                    Ok(env) => tokio::select! {
+                        // Stopping ends a conversation under way: the mail stays queued (and
+                        // is sent again, with the same Message-ID, if the server took it).
+                        () = stop.cancelled() => return,
+                        sent = smtp.send_raw(&env, &row.mail.message) => {
+                            sent.map(|_| ()).map_err(|e| describe(&e))
+                        }
+                    },
                     Err(e) => Err(e),
                 };
                 let store = store.clone();
@@ -190,7 +193,14 @@ pub(super) async fn run_sender(
             (Err(e), _) => tracing::error!(error = %e, "cannot read the mail queue"),
             _ => {}
         }
-        let next = store.next_mail_due().ok().flatten();
+        let next = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.next_mail_due())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+        };
         let wait = match (next, &smtp) {
             (Some(t), Some(_)) => (t - Utc::now()).to_std().unwrap_or(Duration::ZERO),
             _ => MAX_BACKOFF,
@@ -204,22 +214,26 @@ pub(super) async fn run_sender(
     }
 }
 
-fn panic_none(e: &tokio::task::JoinError) -> Option<crate::store::MailRow> {
+fn reader_failed(e: &tokio::task::JoinError) -> Option<crate::store::MailRow> {
     tracing::error!(error = %e, "mail queue reader failed");
     None
 }
 
-/// An SMTP error for the log: the server's answer when it gave one.
+/// An SMTP error for the log: lettre's words, what caused them when they do not already say
+/// it, and what to check when the server refused the login.
 fn describe(e: &lettre::transport::smtp::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let inner_text = inner.to_string();
+        if !s.contains(&inner_text) {
+            s.push_str(": ");
+            s.push_str(&inner_text);
+        }
         src = inner.source();
     }
-    if let Some(code) = e.status() {
-        s.push_str(&format!(" (SMTP {code})"));
+    if e.status().is_some_and(|code| code.to_string() == "535") {
+        s.push_str(" (the server refused the login: check [meetings.mail] user and password)");
     }
     s
 }

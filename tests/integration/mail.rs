@@ -119,11 +119,12 @@ async fn a_wrong_password_is_logged_and_retried() {
     let line = bot
         .wait_log(T, "meeting minutes not mailed; will retry")
         .await;
+    assert!(line.contains("535"), "{line}");
+    assert!(line.contains("attempts=1"), "{line}");
     assert!(
-        line.contains("535") || line.to_lowercase().contains("auth"),
+        line.contains("check [meetings.mail] user and password"),
         "{line}"
     );
-    assert!(line.contains("attempts=1"), "{line}");
     let again = bot
         .wait_log(RETRY, "meeting minutes not mailed; will retry")
         .await;
