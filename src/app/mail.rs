@@ -270,7 +270,95 @@ pub(super) fn wanted(cfg: &MeetingMailConfig, m: &Meeting) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone as _;
+
     use super::*;
+    use crate::config::SmtpServer;
+    use crate::core::RoomRef;
+    use crate::core::meeting::{JournalLine, replay};
+
+    fn meeting(lines: &[&str]) -> Meeting {
+        let t = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        let journal: Vec<JournalLine> = lines
+            .iter()
+            .map(|text| JournalLine {
+                time: t,
+                nick: "alice".into(),
+                text: (*text).into(),
+                ..JournalLine::default()
+            })
+            .collect();
+        let mut m = replay(&RoomRef::new("libera", "#sig"), &journal, "!").unwrap();
+        m.add_line("alice", "#endmeeting", t, false);
+        m
+    }
+
+    fn cfg(rooms: Option<Vec<RoomRef>>) -> MeetingMailConfig {
+        MeetingMailConfig {
+            to: vec!["List <list@example.org>".parse().unwrap()],
+            from: "bot@example.org".parse().unwrap(),
+            smtp: SmtpServer {
+                url: "smtp://127.0.0.1:25".into(),
+                host: "127.0.0.1".into(),
+                port: 25,
+                security: SmtpSecurity::Plain,
+            },
+            login: None,
+            ca_file: None,
+            rooms,
+        }
+    }
+
+    #[test]
+    fn the_mail_names_the_meeting_and_links_its_files() {
+        let m = meeting(&["#startmeeting Budget review", "#info zebras"]);
+        let now = Utc.with_ymd_and_hms(2026, 3, 4, 6, 0, 0).unwrap();
+        let mail = compose(&cfg(None), &m, "https://meet.example.org/", now).unwrap();
+        let text = String::from_utf8_lossy(&mail.message);
+        assert!(
+            text.contains("Subject: Minutes: Budget review (2026-03-04)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Message-ID: {}", mail.message_id)),
+            "{text}"
+        );
+        assert!(
+            mail.message_id.ends_with("@example.org>"),
+            "{}",
+            mail.message_id
+        );
+        assert!(
+            text.contains("Date: Wed, 04 Mar 2026 06:00:00 +0000"),
+            "{text}"
+        );
+        // The text part is quoted-printable: long lines are soft-broken with `=`.
+        let unwrapped = text.replace("=\r\n", "");
+        assert!(
+            unwrapped.contains("Log: https://meet.example.org/meetings/sig/2026-03-04/budget_review.2026-03-04-05.06.log.html"),
+            "{text}"
+        );
+        assert!(text.contains("multipart/alternative"), "{text}");
+        assert_eq!(mail.envelope_from, "bot@example.org");
+        assert_eq!(mail.envelope_to, ["list@example.org"]);
+        // Another mail of the same meeting gets a Message-ID of its own.
+        let again = compose(&cfg(None), &m, "https://meet.example.org", now).unwrap();
+        assert_ne!(again.message_id, mail.message_id);
+    }
+
+    #[test]
+    fn restricted_meetings_and_rooms_left_out_are_not_mailed() {
+        let m = meeting(&["#startmeeting"]);
+        assert!(wanted(&cfg(None), &m));
+        assert!(!wanted(
+            &cfg(Some(vec![RoomRef::new("libera", "#other")])),
+            &m
+        ));
+        assert!(wanted(&cfg(Some(vec![RoomRef::new("libera", "#sig")])), &m));
+        let secret = meeting(&["#startmeeting", "#restrictlogs"]);
+        assert!(secret.restrict_logs, "the meeting restricted its logs");
+        assert!(!wanted(&cfg(None), &secret));
+    }
 
     #[test]
     fn backoff_doubles_from_five_seconds_up_to_fifteen_minutes() {
