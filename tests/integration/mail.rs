@@ -1,7 +1,7 @@
-//! `[meetings.mail]` against a real SMTP server (aiosmtpd with STARTTLS and AUTH): the minutes
-//! of a meeting that ends arrive as a mail; a server that is down at `#endmeeting` gets the
-//! mail once after it is back, across a restart of the bot; a wrong password is logged and
-//! retried.
+//! `[meetings.mail]` against a real SMTP server (aiosmtpd with AUTH): the minutes of a
+//! meeting that ends arrive as a mail, over STARTTLS and over smtps; a server that is down at
+//! `#endmeeting` gets the mail once after it is back, across a restart of the bot; a wrong
+//! password is logged and retried.
 
 use std::time::Duration;
 
@@ -133,4 +133,16 @@ async fn a_wrong_password_is_logged_and_retried() {
     // The bot goes on answering.
     bot.say("!ping").await;
     bot.wait_stdout(T, "pong").await;
+}
+
+#[tokio::test]
+async fn the_minutes_arrive_over_implicit_tls_too() {
+    let mut server = SmtpServer::implicit_tls();
+    server.start().await;
+    let dir = temp_dir("mail-smtps");
+    let mut bot = Bot::start(dir.path(), &config(&server, SMTP_PASSWORD));
+    hold_meeting(&mut bot).await;
+    let mail = one_mail(&server, T).await;
+    assert!(mail.contains("Subject: Minutes: Budget review ("), "{mail}");
+    bot.wait_log(T, "meeting minutes mailed").await;
 }

@@ -1,7 +1,7 @@
 //! A real SMTP server for the `[meetings.mail]` tests: aiosmtpd (in the Synapse virtualenv,
-//! which scripts/test gives it) on a loopback port, requiring STARTTLS (the harness's test
-//! CA signs its certificate) and then AUTH with one user; each mail it takes is written whole
-//! to a directory, one file per mail.
+//! which scripts/test gives it) on a loopback port, requiring STARTTLS or speaking TLS from
+//! the first byte (the harness's test CA signs its certificate), then AUTH with one user;
+//! each mail it takes is written whole to a directory, one file per mail.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +20,7 @@ import os, signal, ssl, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, cert, key, outdir, user, password = sys.argv[1:]
+port, cert, key, outdir, user, password, mode = sys.argv[1:]
 
 class Keep:
     async def handle_DATA(self, server, session, envelope):
@@ -37,8 +37,13 @@ def login(server, session, envelope, mechanism, data):
 
 tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 tls.load_cert_chain(cert, key)
-c = Controller(Keep(), hostname="127.0.0.1", port=int(port), tls_context=tls,
-               require_starttls=True, authenticator=login, auth_required=True)
+if mode == "starttls":
+    c = Controller(Keep(), hostname="127.0.0.1", port=int(port), tls_context=tls,
+                   require_starttls=True, authenticator=login, auth_required=True)
+else:
+    # TLS from the first byte (smtps); AUTH then needs no STARTTLS.
+    c = Controller(Keep(), hostname="127.0.0.1", port=int(port), ssl_context=tls,
+                   authenticator=login, auth_required=True, auth_require_tls=False)
 c.start()
 print("listening", flush=True)
 signal.sigwait({signal.SIGTERM, signal.SIGINT})
@@ -51,13 +56,24 @@ pub struct SmtpServer {
     pub tls: TlsFiles,
     /// Where each received mail is written (`<ns>.eml`).
     pub mails: PathBuf,
+    implicit_tls: bool,
     process: ServerProcess,
     _dir: tempfile::TempDir,
 }
 
 impl SmtpServer {
-    /// Prepares the server on a free port without starting it (a server that is down).
+    /// Prepares the server (STARTTLS) on a free port without starting it (a server that is
+    /// down).
     pub fn new() -> Self {
+        Self::with_mode(false)
+    }
+
+    /// Prepares a server that speaks TLS from the first byte (`smtps://`).
+    pub fn implicit_tls() -> Self {
+        Self::with_mode(true)
+    }
+
+    fn with_mode(implicit_tls: bool) -> Self {
         let dir = temp_dir("smtp");
         let tls = TlsFiles::generate(dir.path());
         let mails = dir.path().join("mails");
@@ -78,11 +94,13 @@ impl SmtpServer {
             .arg(&tls.server_key)
             .arg(&mails)
             .arg(SMTP_USER)
-            .arg(SMTP_PASSWORD);
+            .arg(SMTP_PASSWORD)
+            .arg(if implicit_tls { "tls" } else { "starttls" });
         Self {
             port,
             tls,
             mails,
+            implicit_tls,
             process: ServerProcess::new(spec),
             _dir: dir,
         }
@@ -99,7 +117,8 @@ impl SmtpServer {
     }
 
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        let scheme = if self.implicit_tls { "smtps" } else { "smtp" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The mails received so far, oldest first.
