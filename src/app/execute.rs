@@ -61,6 +61,16 @@ pub(super) struct MeetingsIo {
     pub(super) store: Store,
     /// `data_dir/meetings`
     pub(super) dir: PathBuf,
+    /// `[meetings.mail]` with the site's public URL, and the mail sender to wake.
+    pub(super) mail: Option<MeetingsMail>,
+}
+
+/// What a finished meeting's mail needs.
+#[derive(Clone)]
+pub(super) struct MeetingsMail {
+    pub(super) cfg: crate::config::MeetingMailConfig,
+    pub(super) public_url: String,
+    pub(super) wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Where relayed MQTT events go: the durable outbox, then the MQTT ack.
@@ -325,6 +335,8 @@ impl MeetingsIo {
         let store = self.store.clone();
         let dir = self.dir.clone();
         let room = meeting.room.clone();
+        let mail = self.mail.clone();
+        let wake = mail.as_ref().map(|m| m.wake.clone());
         let done = tokio::task::spawn_blocking(move || {
             if meeting.lines_in_journal() {
                 let expected = meeting.line_count();
@@ -337,9 +349,19 @@ impl MeetingsIo {
                     tracing::warn!(room = %meeting.room, journal = meeting.line_count(), expected, "the meeting's journal and its count of lines differ; the files follow the journal");
                 }
             }
-            write_meeting_files(&store, &dir, &meeting, finished, stale_base.as_deref())
+            write_meeting_files(
+                &store,
+                &dir,
+                &meeting,
+                finished,
+                stale_base.as_deref(),
+                mail.as_ref(),
+            )
         })
         .await;
+        if let (Ok(Ok(())), true, Some(wake)) = (&done, finished, wake) {
+            wake.notify_one();
+        }
         match done {
             Ok(Ok(())) => tracing::info!(%room, finished, "meeting files written"),
             Ok(Err(e)) => tracing::error!(%room, error = %e, "meeting files not written"),
@@ -356,6 +378,7 @@ fn write_meeting_files(
     m: &Meeting,
     finished: bool,
     stale_base: Option<&str>,
+    mail: Option<&MeetingsMail>,
 ) -> Result<(), String> {
     let written = crate::minutes::write_files(dir, m, stale_base).map_err(|e| e.to_string())?;
     let files_dir = written
@@ -363,7 +386,18 @@ fn write_meeting_files(
         .and_then(|p| p.parent())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.to_path_buf());
+    // The minutes by mail: composed here, queued with the files' record (an SMTP failure
+    // only delays the mail; a mail that cannot be composed is logged and the files stay).
+    let queued = mail
+        .filter(|mm| finished && super::mail::wanted(&mm.cfg, m))
+        .and_then(|mm| {
+            super::mail::compose(&mm.cfg, m, &mm.public_url, chrono::Utc::now())
+                .inspect_err(
+                    |e| tracing::error!(room = %m.room, error = %e, "meeting minutes not mailed"),
+                )
+                .ok()
+        });
     store
-        .record_meeting_files(m, &files_dir, finished)
+        .record_meeting_files_and_mail(m, &files_dir, finished, queued.as_ref())
         .map_err(|e| e.to_string())
 }

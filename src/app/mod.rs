@@ -13,6 +13,7 @@ pub mod cli;
 mod core_task;
 mod execute;
 mod lock;
+mod mail;
 mod networks;
 mod notify;
 pub mod online;

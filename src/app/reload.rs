@@ -188,6 +188,10 @@ pub(super) fn keep_restart_only(old: &Config, new: &mut Config) -> Vec<&'static 
         new.meetings = old.meetings.clone();
         kept.push("[meetings] on or off");
     }
+    if new.meeting_mail != old.meeting_mail {
+        new.meeting_mail = old.meeting_mail.clone();
+        kept.push("[meetings.mail]");
+    }
     kept
 }
 

@@ -457,6 +457,7 @@ impl Runtime {
             fetcher,
             store: store.clone(),
             meetings: MeetingsIo {
+                mail: super::mail::start_sender(&cfg, &store, &supervisor, &shutdown),
                 store,
                 dir: cfg.bot.data_dir.join("meetings"),
             },

@@ -58,6 +58,8 @@ pub struct Config {
     pub meetings: MeetingRooms,
     /// `[meetings] idle_timeout`: a meeting without a line for this long is ended.
     pub meeting_idle_timeout: std::time::Duration,
+    /// `[meetings.mail]`: the minutes mailed at `#endmeeting` (none: no mail).
+    pub meeting_mail: Option<MeetingMailConfig>,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
 
@@ -331,6 +333,48 @@ impl MeetingRooms {
     }
 }
 
+/// `[meetings.mail]`: the text minutes of a meeting that ends go out as a mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeetingMailConfig {
+    /// The recipients (at least one).
+    pub to: Vec<lettre::message::Mailbox>,
+    pub from: lettre::message::Mailbox,
+    pub smtp: SmtpServer,
+    /// AUTH: the user and its password, both or neither.
+    pub login: Option<(String, Secret)>,
+    /// Trusted roots for the server's certificate (default: the system's).
+    pub ca_file: Option<PathBuf>,
+    /// The meeting rooms whose minutes are mailed; `None`: every meeting room.
+    pub rooms: Option<Vec<RoomRef>>,
+}
+
+impl MeetingMailConfig {
+    /// Whether a meeting held in `room` is mailed.
+    pub fn covers(&self, room: &RoomRef) -> bool {
+        self.rooms.as_ref().is_none_or(|r| r.contains(room))
+    }
+}
+
+/// `[meetings.mail] smtp`: the server and how the connection is secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    /// As written, for messages.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtps://`: TLS from the first byte (port 465 by default).
+    Tls,
+    /// `smtp://`: STARTTLS, required (port 587 by default).
+    StartTls,
+    /// `smtp://` to port 25 of a loopback address: no TLS.
+    Plain,
+}
+
 /// What kind of network a name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkKind {
@@ -433,6 +477,14 @@ impl Config {
             MeetingRooms::Some(r) => {
                 let _ = writeln!(s, "meetings: {} room(s)", r.len());
             }
+        }
+        if let Some(m) = &self.meeting_mail {
+            let _ = writeln!(
+                s,
+                "meeting minutes mailed to {} address(es) via {}",
+                m.to.len(),
+                m.smtp.url
+            );
         }
         if let Some(w) = &self.web {
             let _ = writeln!(s, "web: {} ({})", w.listen, w.public_url);

@@ -353,6 +353,20 @@ pub(super) struct RawMeetings {
     pub(super) rooms: Spanned<RawMeetingRooms>,
     #[serde(default)]
     pub(super) idle_timeout: Option<Spanned<String>>,
+    pub(super) mail: Option<RawMeetingMail>,
+}
+
+/// `[meetings.mail]`: where the minutes are mailed at `#endmeeting`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMeetingMail {
+    pub(super) to: Spanned<Vec<Spanned<String>>>,
+    pub(super) from: Spanned<String>,
+    pub(super) smtp: Spanned<String>,
+    pub(super) user: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<RawSecret>>,
+    pub(super) ca_file: Option<String>,
+    pub(super) rooms: Option<Vec<Spanned<String>>>,
 }
 
 fn yes() -> bool {

@@ -563,3 +563,144 @@ fn a_wrong_metrics_key_or_address_is_refused_with_its_location() {
     assert!(e.starts_with("bot.toml:14:15: "), "{e}");
     assert!(e.contains("ready_grace"), "{e}");
 }
+
+const MAIL_ROOMS: &str = "[meetings]\nrooms = [\"libera/#sig\", \"console/#local\"]\n";
+
+fn mail(body: &str) -> String {
+    format!("{BASE}\n{MAIL_ROOMS}\n[meetings.mail]\n{body}")
+}
+
+#[test]
+fn meetings_mail_reads_addresses_the_smtp_url_and_a_secret_password() {
+    let c = parse(&mail(
+        "to = [\"sig@lists.example.org\", \"Board <board@example.org>\"]\n\
+         from = \"sigbot <sigbot@example.org>\"\n\
+         smtp = \"smtps://mail.example.org\"\n\
+         user = \"sigbot\"\npassword = \"${SET}\"\nca_file = \"ca.pem\"\n",
+    ))
+    .unwrap();
+    let m = c.meeting_mail.as_ref().expect("mail configured");
+    assert_eq!(m.to.len(), 2);
+    assert_eq!(m.to[0].email.to_string(), "sig@lists.example.org");
+    assert_eq!(m.to[1].name.as_deref(), Some("Board"));
+    assert_eq!(m.from.email.to_string(), "sigbot@example.org");
+    assert_eq!(m.smtp.host, "mail.example.org");
+    assert_eq!(m.smtp.port, 465);
+    assert_eq!(m.smtp.security, SmtpSecurity::Tls);
+    let (user, password) = m.login.as_ref().expect("login");
+    assert_eq!((user.as_str(), password.expose()), ("sigbot", "s3cret"));
+    assert_eq!(m.ca_file.as_deref(), Some(Path::new("ca.pem")));
+    assert!(!format!("{c:?}").contains("s3cret"), "leaked in Debug");
+    let summary = c.summary();
+    assert!(!summary.contains("s3cret"), "leaked in the summary");
+    assert!(summary.contains("mailed to 2 address(es)"), "{summary}");
+    // No rooms: every meeting room is mailed.
+    assert!(m.covers(&RoomRef::new("libera", "#sig")));
+    assert!(m.covers(&RoomRef::new("console", "#local")));
+    // Without the table nothing is mailed.
+    assert!(
+        parse(&format!("{BASE}\n{MAIL_ROOMS}"))
+            .unwrap()
+            .meeting_mail
+            .is_none()
+    );
+}
+
+#[test]
+fn meetings_mail_smtp_is_starttls_tls_or_plain_only_on_loopback() {
+    let base = "to = [\"a@example.org\"]\nfrom = \"b@example.org\"\n";
+    let server = |url: &str| {
+        parse(&mail(&format!("{base}smtp = \"{url}\"\n")))
+            .unwrap()
+            .meeting_mail
+            .unwrap()
+            .smtp
+    };
+    let s = server("smtp://mail.example.org");
+    assert_eq!((s.port, s.security), (587, SmtpSecurity::StartTls));
+    let s = server("smtp://mail.example.org:2525");
+    assert_eq!((s.port, s.security), (2525, SmtpSecurity::StartTls));
+    let s = server("smtps://mail.example.org:4650");
+    assert_eq!((s.port, s.security), (4650, SmtpSecurity::Tls));
+    for local in ["127.0.0.1", "localhost", "[::1]"] {
+        let s = server(&format!("smtp://{local}:25"));
+        assert_eq!((s.port, s.security), (25, SmtpSecurity::Plain), "{local}");
+    }
+    let e = err(&mail(&format!(
+        "{base}smtp = \"smtp://mail.example.org:25\"\n"
+    )));
+    assert!(
+        e.starts_with("bot.toml:19:8: meetings.mail.smtp") && e.contains("loopback"),
+        "{e}"
+    );
+    let e = err(&mail(&format!("{base}smtp = \"mail.example.org:465\"\n")));
+    assert!(
+        e.starts_with("bot.toml:19:8:") && e.contains("smtps:// or smtp://"),
+        "{e}"
+    );
+    let e = err(&mail(&format!(
+        "{base}smtp = \"smtp://mail.example.org:x\"\n"
+    )));
+    assert!(
+        e.starts_with("bot.toml:19:8:") && e.contains("bad port"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_mail_address_is_refused_where_it_is_written() {
+    let e = err(&mail(
+        "to = [\"a@example.org\", \"not an address\"]\nfrom = \"b@example.org\"\nsmtp = \"smtps://m.example.org\"\n",
+    ));
+    assert!(
+        e.starts_with("bot.toml:17:24: meetings.mail.to: bad mail address \"not an address\""),
+        "{e}"
+    );
+    let e = err(&mail(
+        "to = [\"a@example.org\"]\nfrom = \"b@\"\nsmtp = \"smtps://m.example.org\"\n",
+    ));
+    assert!(
+        e.starts_with("bot.toml:18:8: meetings.mail.from: bad mail address \"b@\""),
+        "{e}"
+    );
+    let e = err(&mail(
+        "to = []\nfrom = \"b@example.org\"\nsmtp = \"smtps://m.example.org\"\n",
+    ));
+    assert!(
+        e.starts_with("bot.toml:17:6:") && e.contains("at least one"),
+        "{e}"
+    );
+    let e = err(&mail(
+        "to = [\"a@example.org\"]\nsmtp = \"smtps://m.example.org\"\n",
+    ));
+    assert!(e.contains("from"), "{e}");
+    let e = err(&mail(
+        "to = [\"a@example.org\"]\nfrom = \"b@example.org\"\nsmtp = \"smtps://m.example.org\"\nbcc = \"x\"\n",
+    ));
+    assert!(e.starts_with("bot.toml:20:1:") && e.contains("bcc"), "{e}");
+}
+
+#[test]
+fn meetings_mail_wants_a_whole_login_and_rooms_that_hold_meetings() {
+    let base =
+        "to = [\"a@example.org\"]\nfrom = \"b@example.org\"\nsmtp = \"smtps://m.example.org\"\n";
+    let e = err(&mail(&format!("{base}user = \"bot\"\n")));
+    assert!(
+        e.starts_with("bot.toml:20:8:") && e.contains("needs a password"),
+        "{e}"
+    );
+    let e = err(&mail(&format!("{base}password = \"x\"\n")));
+    assert!(
+        e.starts_with("bot.toml:20:12:") && e.contains("needs a user"),
+        "{e}"
+    );
+    let c = parse(&mail(&format!("{base}rooms = [\"libera/#sig\"]\n"))).unwrap();
+    let m = c.meeting_mail.unwrap();
+    assert!(m.covers(&RoomRef::new("libera", "#sig")));
+    assert!(!m.covers(&RoomRef::new("console", "#local")));
+    let e = err(&mail(&format!("{base}rooms = [\"libera/#other\"]\n")));
+    assert!(
+        e.starts_with("bot.toml:20:10:") && e.contains("holds no meetings"),
+        "{e}"
+    );
+}

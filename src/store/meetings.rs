@@ -193,9 +193,23 @@ impl Store {
         files_dir: &Path,
         finished: bool,
     ) -> Result<(), StoreError> {
+        self.record_meeting_files_and_mail(m, files_dir, finished, None)
+    }
+
+    /// As [`Store::record_meeting_files`], and queues `mail` (the minutes by mail) for a
+    /// finished meeting in the same transaction: a meeting's mail is queued once, however
+    /// often its files are recorded.
+    pub fn record_meeting_files_and_mail(
+        &self,
+        m: &Meeting,
+        files_dir: &Path,
+        finished: bool,
+        mail: Option<&super::QueuedMail>,
+    ) -> Result<(), StoreError> {
         let base = m.base_path();
         let base = base.split_once('/').map_or(base.as_str(), |(_, b)| b);
-        self.record(m, &m.slug, base, files_dir, finished, m.seq)
+        let mail = mail.filter(|_| finished);
+        self.record(m, &m.slug, base, files_dir, finished, m.seq, mail)
     }
 
     /// Records (and indexes) a finished meeting from an existing archive, whose files are
@@ -207,9 +221,13 @@ impl Store {
         base: &str,
         files_dir: &Path,
     ) -> Result<(), StoreError> {
-        self.record(m, room_slug, base, files_dir, true, 0)
+        self.record(m, room_slug, base, files_dir, true, 0, None)
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call per kind of meeting, each naming what it knows"
+    )]
     fn record(
         &self,
         m: &Meeting,
@@ -218,6 +236,7 @@ impl Store {
         files_dir: &Path,
         finished: bool,
         seq: u32,
+        mail: Option<&super::QueuedMail>,
     ) -> Result<(), StoreError> {
         let attendees = m
             .attendees()
@@ -249,6 +268,9 @@ impl Store {
             )?;
             if finished {
                 index_meeting(&tx, id, m)?;
+            }
+            if let Some(mail) = mail {
+                super::mail::queue(&tx, id, mail)?;
             }
             tx.commit()
         })

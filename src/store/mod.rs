@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 mod audit;
 mod links;
+mod mail;
 mod meetings;
 mod outbox;
 pub mod private;
@@ -15,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use links::MediaLink;
+pub use mail::{MailRow, QueuedMail};
 pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchError, SearchHit};
 pub use outbox::{OutboxRow, Queued};
 pub use retention::{Link, Pruned, Retention};
@@ -220,6 +222,23 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE meeting_lines ADD COLUMN source TEXT;
     CREATE UNIQUE INDEX meeting_lines_by_source ON meeting_lines (source)
         WHERE source IS NOT NULL;",
+    // 11: minutes by mail (DESIGN §7 `[meetings.mail]`): one mail per finished meeting, queued
+    // in the transaction that records its files, kept whole (its Message-ID and Date in it)
+    // so that every attempt sends the same bytes; `sent_ms` set once the server took it.
+    "CREATE TABLE mail_queue (
+        id INTEGER PRIMARY KEY,
+        meeting_id INTEGER NOT NULL UNIQUE REFERENCES meetings (id),
+        message_id TEXT NOT NULL,
+        envelope_from TEXT NOT NULL,
+        envelope_to TEXT NOT NULL,
+        message BLOB NOT NULL,
+        queued_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER NOT NULL,
+        last_error TEXT,
+        sent_ms INTEGER
+    );
+    CREATE INDEX mail_queue_due ON mail_queue (next_attempt_ms) WHERE sent_ms IS NULL;",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async

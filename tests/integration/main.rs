@@ -21,6 +21,7 @@ mod identity;
 mod irc;
 mod layers;
 mod logs;
+mod mail;
 mod manual;
 mod matrix;
 mod media;

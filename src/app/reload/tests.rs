@@ -168,3 +168,13 @@ fn a_task_started_again_is_no_longer_named_dead() {
     health.task_restarted("network:libera");
     assert_eq!(health.dead_tasks(), ["watch"]);
 }
+
+#[test]
+fn meetings_mail_needs_a_restart() {
+    let mail = "[meetings]\nrooms = [\"libera/#sig\"]\n\n[meetings.mail]\nto = [\"a@example.org\"]\nfrom = \"b@example.org\"\nsmtp = \"smtps://m.example.org\"\n";
+    let old = parse(BASE);
+    let mut new = parse(&BASE.replace("[meetings]\nrooms = [\"libera/#sig\"]\n", mail));
+    assert!(new.meeting_mail.is_some());
+    assert_eq!(keep_restart_only(&old, &mut new), vec!["[meetings.mail]"]);
+    assert_eq!(new.meeting_mail, None, "the running value stays");
+}

@@ -67,6 +67,7 @@ impl<'a> Checker<'a> {
         let watches = self.watches(&raw.watch)?;
         let meetings = self.meetings(raw.meetings.as_ref())?;
         let meeting_idle_timeout = self.meeting_idle_timeout(raw.meetings.as_ref())?;
+        let meeting_mail = self.meeting_mail(raw.meetings.as_ref(), &meetings)?;
         let roles = self.roles(&raw.roles)?;
         Ok(Config {
             path: self.loc.path.to_owned(),
@@ -85,6 +86,7 @@ impl<'a> Checker<'a> {
             watches,
             meetings,
             meeting_idle_timeout,
+            meeting_mail,
             roles,
         })
     }

@@ -28,6 +28,7 @@ pub mod irc;
 pub mod matrix;
 pub mod mqtt;
 pub mod prometheus;
+pub mod smtp;
 
 pub use config::{BOT_NICK, BotConfig, Section};
 pub use irc::{IrcClass, IrcClient, IrcConnectOptions, IrcLine, IrcServer, from_bot};

@@ -147,7 +147,7 @@ impl TlsFiles {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let program = require_program("openssl", INSTALL_HINT);
     let output = Command::new(program)
         .args(args)
