@@ -665,6 +665,32 @@ async fn set_display_name(client: &MatrixClient, name: &str) {
 }
 
 /// Every file below `dir`.
+/// Ends the meeting in `room`, waits for the bot's "Minutes:" line, and reads the meeting's
+/// file whose name ends with `ext`.
+async fn end_meeting_and_read(
+    alice: &mut MatrixClient,
+    room: &str,
+    bot_id: &str,
+    data: &Path,
+    ext: &str,
+) -> String {
+    alice.send_text(room, "#endmeeting").await;
+    alice
+        .wait_for_event(room, WAIT, |ev| {
+            ev["sender"] == bot_id
+                && ev["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("Minutes:"))
+        })
+        .await;
+    let files = files_below(&data.join("data/meetings/meet_matrix_sigbot-test"));
+    let file = files
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(ext))
+        .unwrap_or_else(|| panic!("no {ext} file among {files:?}"));
+    std::fs::read_to_string(file).unwrap()
+}
+
 fn files_below(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -736,23 +762,8 @@ async fn a_meeting_in_a_matrix_room_tells_namesakes_apart_by_user_id() {
         .send_text(&room, &format!("#action {a1} reviews them"))
         .await;
     alice.send_text(&room, "#action Bob buys cake").await;
-    alice.send_text(&room, "#endmeeting").await;
-    alice
-        .wait_for_event(&room, WAIT, |ev| {
-            ev["sender"] == bot_id.as_str()
-                && ev["content"]["body"]
-                    .as_str()
-                    .is_some_and(|b| b.contains("Minutes:"))
-        })
-        .await;
-
-    let files = files_below(&dir.path().join("data/meetings/meet_matrix_sigbot-test"));
-    let json_file = files
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with(".json"))
-        .unwrap_or_else(|| panic!("no JSON minutes among {files:?}"));
-    let minutes: Value =
-        serde_json::from_str(&std::fs::read_to_string(json_file).unwrap()).expect("JSON minutes");
+    let json = end_meeting_and_read(&mut alice, &room, &bot_id, dir.path(), ".json").await;
+    let minutes: Value = serde_json::from_str(&json).expect("JSON minutes");
 
     // People present, with the lines each said.
     let mut people: Vec<(String, u64)> = minutes["attendees"]
@@ -803,6 +814,7 @@ async fn a_meeting_in_a_matrix_room_tells_namesakes_apart_by_user_id() {
     assert_eq!(minutes["unassigned_action_items"], json!([]), "{minutes:#}");
 
     // The text minutes keep MeetBot's sections with these names.
+    let files = files_below(&dir.path().join("data/meetings/meet_matrix_sigbot-test"));
     let txt = files
         .iter()
         .find(|p| {
@@ -876,26 +888,15 @@ async fn lines_said_while_the_bot_is_down_are_logged_at_their_real_times() {
     // The bot's clock must have moved on to a later second than the lines' before it
     // handles them, or the old behaviour would pass too: wait for the clock, not for a
     // fixed time.
+    // That moment is the event waited for; a timer is the only thing that tells it.
     let last = said.last().unwrap().1;
-    while chrono::Utc::now() < last + chrono::TimeDelta::seconds(2) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ahead = (last + chrono::TimeDelta::seconds(2) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep_until(tokio::time::Instant::now() + ahead).await;
+    assert!(chrono::Utc::now() >= last + chrono::TimeDelta::seconds(2));
     restart_bot(&mut bot).await;
-    alice.send_text(&room, "#endmeeting").await;
-    alice
-        .wait_for_event(&room, WAIT, |ev| {
-            ev["sender"] == bot_id.as_str()
-                && ev["content"]["body"]
-                    .as_str()
-                    .is_some_and(|b| b.contains("Minutes:"))
-        })
-        .await;
-    let files = files_below(&dir.path().join("data/meetings/meet_matrix_sigbot-test"));
-    let log_file = files
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with(".log.txt"))
-        .unwrap_or_else(|| panic!("no log among {files:?}"));
-    let log = std::fs::read_to_string(log_file).unwrap();
+    let log = end_meeting_and_read(&mut alice, &room, &bot_id, dir.path(), ".log.txt").await;
     println!("MEASURE log:\n{log}");
     let mut at = Vec::new();
     for (text, time) in &said {

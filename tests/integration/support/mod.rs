@@ -271,20 +271,25 @@ impl ServerProcess {
         let status = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        if status.is_ok_and(|s| s.success()) {
-            let child = self.child.as_mut().expect("child present");
-            let what = format!("{} to exit after SIGTERM", self.spec.name);
-            let deadline = Instant::now() + timeout;
-            while Instant::now() < deadline {
-                if child.try_wait().ok().flatten().is_some() {
-                    self.child = None;
-                    return;
-                }
-                tokio::time::sleep(POLL_INTERVAL).await;
-            }
-            eprintln!("timed out waiting for {what}; killing it");
+        if !status.is_ok_and(|s| s.success()) {
+            self.kill();
+            return;
         }
-        self.kill();
+        // The exit is waited for where it happens: a blocking wait on its own thread.
+        let mut child = self.child.take().expect("child present");
+        let mut exited = tokio::task::spawn_blocking(move || {
+            let _ = child.wait();
+        });
+        if tokio::time::timeout(timeout, &mut exited).await.is_err() {
+            eprintln!(
+                "timed out waiting for {} to exit after SIGTERM; killing it",
+                self.spec.name
+            );
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let _ = exited.await;
+        }
     }
 
     /// Panics with the end of the program's log if it has exited.
