@@ -332,7 +332,8 @@ impl Schedules {
     /// The reminders due at `now`: for each occurrence, the one reminder whose time came
     /// last among those not posted yet, posted while the meeting has not started (or up to
     /// [`LATE`] after the reminder's own time). The earlier ones it stands for are recorded
-    /// as posted too, so that a bot that was down says it once, not once per offset.
+    /// as posted too, so that a bot that was down says it once, not once per offset; and a
+    /// late one waits when the next reminder comes within [`LATE`].
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         if self.list.is_empty() {
             return Vec::new();
@@ -357,6 +358,19 @@ impl Schedules {
                     .filter(|k| !self.posted.contains(k))
                     .collect();
                 if due.is_empty() {
+                    continue;
+                }
+                // A late reminder (the bot was down, or the schedule is new) whose next one
+                // comes within a minute waits for it: one line, not two in a row.
+                let latest = due.iter().map(|k| k.offset_secs).min().unwrap_or(0);
+                let late = now - (t - TimeDelta::seconds(latest)) > LATE;
+                let next_soon = s.remind.iter().any(|d| {
+                    TimeDelta::from_std(*d).is_ok_and(|d| {
+                        let at = t - d;
+                        at > now && at - now <= LATE
+                    })
+                });
+                if late && next_soon {
                     continue;
                 }
                 for k in due {

@@ -320,3 +320,23 @@ fn a_reload_keeps_the_reminders_posted() {
     assert_eq!(texts.len(), 1, "{texts:?}");
     assert_eq!(keys[0].schedule, "libera/#meeting renamed");
 }
+
+#[test]
+fn a_late_reminder_waits_for_the_next_one_within_a_minute() {
+    // New (or back up) five seconds before the `0s` reminder: one line, at the start.
+    let s = schedule("2026-12-09T16:00", None, &[86_400, 0]);
+    let mut all = Schedules::new(vec![s], []);
+    assert!(all.tick(utc("2026-12-09T14:59:55Z")).is_empty());
+    let (texts, keys) = said(&all.tick(utc("2026-12-09T15:00:00Z")));
+    assert_eq!(texts.len(), 1);
+    assert!(texts[0].contains("starts now"), "{texts:?}");
+    // (The day-before one is no longer due at the start: nothing more to record.)
+    assert_eq!(keys.iter().map(|k| k.offset_secs).collect::<Vec<_>>(), [0]);
+    // A reminder on time is never held back, even with another one a minute later.
+    let s = schedule("2026-12-09T16:00", None, &[120, 60]);
+    let mut all = Schedules::new(vec![s], []);
+    let (texts, _) = said(&all.tick(utc("2026-12-09T14:58:00Z")));
+    assert!(texts[0].contains("starts in 2 minutes"), "{texts:?}");
+    let (texts, _) = said(&all.tick(utc("2026-12-09T14:59:00Z")));
+    assert!(texts[0].contains("starts in 1 minute,"), "{texts:?}");
+}
