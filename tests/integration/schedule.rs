@@ -1,8 +1,9 @@
 //! `[[meetings.schedule]]` against the real servers: a reminder scheduled a few seconds ahead
 //! is posted once in a real IRC channel although the bot restarts before it is due and again
-//! after it was posted; `!nextmeeting` answers on IRC and on the console; the room's
-//! `calendar.ics` parses with Python's `icalendar` and lists the next occurrences. Time is
-//! driven by the config (a start a few seconds ahead), never by sleeping.
+//! after it was posted; `!nextmeeting` answers on IRC, the console and Matrix (Synapse),
+//! where a schedule added by SIGHUP posts its reminder; the room's `calendar.ics` parses with
+//! Python's `icalendar` and lists the next occurrences. Time is driven by the config (a start
+//! a few seconds or minutes ahead), never by sleeping.
 
 use std::process::Command;
 use std::time::Duration;
@@ -280,4 +281,71 @@ async fn the_calendar_lists_the_next_occurrences_and_nextmeeting_answers_on_the_
     .unwrap();
     assert_eq!(ics.matches("SUMMARY:board").count(), 1, "{ics}");
     assert_eq!(ics.matches("SUMMARY:SIG sync").count(), 20, "{ics}");
+}
+
+/// On Matrix: a schedule added by SIGHUP once the bot is in the room, its reminder already
+/// due (the meeting in five minutes, reminded ten before), is posted at once as a notice;
+/// `!nextmeeting` answers there too.
+#[tokio::test]
+async fn a_reminder_and_nextmeeting_on_matrix() {
+    use crate::support::{MatrixClient, RoomSpec, SynapseServer};
+
+    const WAIT: Duration = Duration::from_secs(60);
+    let synapse = SynapseServer::start().await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let mut alice: MatrixClient = synapse.client(&alice_user);
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("sig".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let bot_id = bot_user.user_id.clone();
+    let config = BotConfig::new()
+        .matrix(Section::matrix("hs", &synapse, &bot_user).set("rooms", vec!["#sig:sigbot.test"]))
+        .meetings(&["hs/#sig:sigbot.test"]);
+    let dir = temp_dir("schedule-matrix");
+    let mut bot = Bot::start(dir.path(), &config.build());
+    alice
+        .wait_for_event(&room, WAIT, |ev| {
+            ev["type"] == "m.room.member"
+                && ev["state_key"] == bot_id.as_str()
+                && ev["content"]["membership"] == "join"
+        })
+        .await;
+    let start = Utc::now() + TimeDelta::seconds(300);
+    bot.rewrite_config(
+        &config
+            .raw(&schedule(
+                "hs/#sig:sigbot.test",
+                "sig sync",
+                &local(start),
+                "remind = [\"10m\"]\n",
+            ))
+            .build(),
+    );
+    bot.hangup();
+    let said =
+        |ev: &serde_json::Value| ev["type"] == "m.room.message" && ev["sender"] == bot_id.as_str();
+    let reminder = alice.wait_for_event(&room, WAIT, said).await;
+    let body = reminder["content"]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.starts_with("Reminder: sig sync starts in 5 minutes, ")
+            || body.starts_with("Reminder: sig sync starts in 4 minutes, "),
+        "{reminder}"
+    );
+    assert_eq!(reminder["content"]["msgtype"], "m.notice", "{reminder}");
+    alice.send_text(&room, "!nextmeeting").await;
+    let answer = alice.wait_for_event(&room, WAIT, said).await;
+    let body = answer["content"]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.starts_with(&format!(
+            "next meeting: sig sync in #sig:sigbot.test, {} (",
+            start.format("%Y-%m-%d %H:%M UTC")
+        )),
+        "{answer}"
+    );
+    assert_eq!(bot.terminate(WAIT).await, Some(0));
 }
