@@ -49,12 +49,11 @@ async fn calendar(
     if !plausible_slug(&slug) || schedules.is_empty() {
         return not_found();
     }
-    // A room's slug is the directory its meetings have, else the one its first would get.
-    let wanted = slug.clone();
-    let list = schedules.clone();
+    // On the blocking pool: the store, and reading the rules, which is work too.
     let found = tokio::task::spawn_blocking(move || {
+        // A room's slug is the directory its meetings have, else the one its first would get.
         let mut rooms: Vec<(crate::core::RoomRef, String)> = Vec::new();
-        for s in list.iter() {
+        for s in schedules.iter() {
             if rooms.iter().all(|(r, _)| *r != s.room) {
                 let slug = store
                     .room_slug_of(&s.room)?
@@ -62,36 +61,28 @@ async fn calendar(
                 rooms.push((s.room.clone(), slug));
             }
         }
+        let here: Vec<&Schedule> = schedules
+            .iter()
+            .filter(|s| rooms.iter().any(|(r, w)| *r == s.room && *w == slug))
+            .collect();
         Ok::<_, crate::store::StoreError>(
-            rooms
-                .into_iter()
-                .filter(|(_, s)| *s == wanted)
-                .map(|(r, _)| r)
-                .collect::<Vec<_>>(),
+            (!here.is_empty()).then(|| render(&slug, &here, &public_url, Utc::now())),
         )
     })
     .await;
-    let rooms = match found {
-        Ok(Ok(rooms)) => rooms,
+    match found {
+        Ok(Ok(Some(body))) => (
+            [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Ok(Ok(None)) => not_found(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "calendar: store error");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response();
+            (StatusCode::INTERNAL_SERVER_ERROR, "store error\n").into_response()
         }
-        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
-    };
-    let here: Vec<&Schedule> = schedules
-        .iter()
-        .filter(|s| rooms.contains(&s.room))
-        .collect();
-    if here.is_empty() {
-        return not_found();
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
     }
-    let body = render(&slug, &here, &public_url, Utc::now());
-    (
-        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
-        body,
-    )
-        .into_response()
 }
 
 /// The calendar of `schedules` at `now`: each one's coming occurrences (the one under way

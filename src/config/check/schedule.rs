@@ -154,7 +154,9 @@ impl Checker<'_> {
         let rrule = raw.rrule.as_ref().map(|r| r.get_ref().as_str());
         Schedule::new(room, name, start, timezone, rrule, duration, agenda, remind).map_err(|e| {
             let (span, key) = match (&e, &raw.rrule) {
-                (ScheduleError::NoSuchTime { .. }, _) | (_, None) => (raw.start.span(), "start"),
+                (ScheduleError::NoSuchTime { .. } | ScheduleError::TooEarly(_), _) | (_, None) => {
+                    (raw.start.span(), "start")
+                }
                 (_, Some(r)) => (r.span(), "rrule"),
             };
             loc.at(span.start, format!("meetings.schedule.{key}: {e}"))
@@ -297,6 +299,7 @@ remind = ["1d", "15m"]
                 "2026-03-29T02:30",
                 "does not exist in Europe/Prague",
             ),
+            ("2026-12-09T16:00", "1999-12-31T16:00", "before 2000"),
             ("libera/#sig", "libera/#other", "holds no meetings"),
             ("libera/#sig", "nowhere/#sig", "not defined"),
             ("15m", "31d", "at most 30 days"),

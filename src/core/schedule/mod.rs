@@ -25,6 +25,12 @@ pub const CALENDAR_OCCURRENCES: usize = 20;
 /// How long after its time a reminder is still posted when the meeting started meanwhile
 /// (a `0s` reminder, or one missed while the bot was down).
 pub const LATE: TimeDelta = TimeDelta::seconds(60);
+/// The most occurrences one look-up reads from the start on (a daily meeting since 2000 is
+/// under 10,000): past that it stops, whatever the rule.
+const MAX_SCAN: usize = 100_000;
+/// The earliest first occurrence: occurrences are read from the start on, so an old start
+/// costs every look-up.
+pub const EARLIEST_START: i32 = 2000;
 /// How often the occurrences the reminders need are computed again.
 const REFRESH: TimeDelta = TimeDelta::hours(1);
 /// The most occurrences of one schedule kept for the reminders (a daily meeting over
@@ -42,6 +48,8 @@ pub enum ScheduleError {
     TooFrequent(String),
     #[error("the rrule gives no occurrence at all")]
     NoOccurrence,
+    #[error("{0} is before {EARLIEST_START}: give a later first occurrence")]
+    TooEarly(NaiveDateTime),
 }
 
 /// One `[[meetings.schedule]]` entry, checked.
@@ -112,6 +120,9 @@ impl Schedule {
         agenda: Option<String>,
         mut remind: Vec<Duration>,
     ) -> Result<Schedule, ScheduleError> {
+        if chrono::Datelike::year(&start) < EARLIEST_START {
+            return Err(ScheduleError::TooEarly(start));
+        }
         let local =
             start
                 .and_local_timezone(timezone)
@@ -192,7 +203,7 @@ impl Schedule {
         if max == 0 {
             return out;
         }
-        for t in set {
+        for t in set.into_iter().take(MAX_SCAN) {
             let t = t.with_timezone(&Utc);
             if t > horizon {
                 break;
@@ -383,6 +394,19 @@ impl Schedules {
         out
     }
 
+    /// The next occurrence of `s` after `now`: from the reminders' occurrences when they
+    /// hold it, else computed.
+    fn next_of(&self, s: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cached = self
+            .list
+            .iter()
+            .position(|l| std::ptr::eq(l, s))
+            .and_then(|i| self.upcoming.get(i))
+            .filter(|_| self.refreshed.is_some_and(|at| at <= now))
+            .and_then(|u| u.iter().find(|t| **t > now).copied());
+        cached.or_else(|| s.next_after(now))
+    }
+
     /// The `!nextmeeting [name]` answer in `room`: the next occurrence of the schedules of
     /// `rooms` (the room and its bridge's), or of every schedule when they have none; with a
     /// name, of the schedule of that name (in those rooms first).
@@ -418,7 +442,7 @@ impl Schedules {
         };
         let next = candidates
             .iter()
-            .filter_map(|s| s.next_after(now).map(|t| (t, *s)))
+            .filter_map(|s| self.next_of(s, now).map(|t| (t, *s)))
             .min_by_key(|(t, s)| (*t, s.name.clone()));
         match next {
             Some((t, s)) => {
