@@ -340,3 +340,39 @@ fn a_late_reminder_waits_for_the_next_one_within_a_minute() {
     let (texts, _) = said(&all.tick(utc("2026-12-09T14:59:00Z")));
     assert!(texts[0].contains("starts in 1 minute,"), "{texts:?}");
 }
+
+#[test]
+fn odd_rules_are_refused_or_bounded_never_a_panic() {
+    for rule in [
+        "FREQ=DAILY;INTERVAL=0",
+        "FREQ=DAILY;COUNT=0",
+        "FREQ=DAILY;UNTIL=99991231T000000Z",
+        "FREQ=DAILY;UNTIL=20000101T000000Z",
+        "FREQ=DAILY;BYHOUR=25",
+        "FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO",
+        "FREQ=MONTHLY;BYSETPOS=-366;BYDAY=MO",
+        "FREQ=YEARLY;INTERVAL=65535",
+        "FREQ=WEEKLY;BYDAY=XX",
+        "FREQ=WEEKLY;;;",
+        "",
+        "RRULE:",
+        "FREQ=DAILY;WKST=SU;BYDAY=1MO,-1FR;BYMONTHDAY=-31,31",
+    ] {
+        let made = Schedule::new(
+            room(),
+            "x".into(),
+            local("2026-01-05T10:00"),
+            chrono_tz::Europe::Prague,
+            Some(rule),
+            Duration::from_secs(60),
+            None,
+            vec![Duration::from_secs(60)],
+        );
+        if let Ok(s) = made {
+            let got = s.occurrences_after(utc("2026-01-01T00:00:00Z"), 20);
+            assert!(got.len() <= 20, "{rule}");
+            let mut all = Schedules::new(vec![s], []);
+            let _ = all.tick(utc("2026-06-01T00:00:00Z"));
+        }
+    }
+}
