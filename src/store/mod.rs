@@ -10,6 +10,7 @@ mod meetings;
 mod outbox;
 pub mod private;
 mod retention;
+mod schedule;
 mod watch;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -239,6 +240,17 @@ const MIGRATIONS: &[&str] = &[
         sent_ms INTEGER
     );
     CREATE INDEX mail_queue_due ON mail_queue (next_attempt_ms) WHERE sent_ms IS NULL;",
+    // 12: the reminders of scheduled meetings (DESIGN §7 "Schedules") already posted, by
+    // schedule (room and name), occurrence (UTC, RFC 3339) and offset: each is posted once,
+    // across restarts too. Rows of occurrences long past are deleted as new ones come.
+    "CREATE TABLE meeting_reminders (
+        schedule TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        offset_s INTEGER NOT NULL,
+        posted TEXT NOT NULL,
+        PRIMARY KEY (schedule, occurrence, offset_s)
+    );
+    CREATE INDEX meeting_reminders_by_occurrence ON meeting_reminders (occurrence);",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async
