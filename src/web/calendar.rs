@@ -2,6 +2,7 @@
 //! `/meetings/<room-slug>/calendar.ics`, one event per coming occurrence of each of the
 //! room's `[[meetings.schedule]]` entries, in UTC, so that people can subscribe to it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -19,13 +20,36 @@ use crate::store::Store;
 /// The schedules in force, shared with the config reloads (DESIGN §5 Reload).
 pub type Shared = Arc<std::sync::RwLock<Arc<Vec<Schedule>>>>;
 
+/// How long a rendered calendar is served again: reading the rules of a daily schedule that
+/// began years ago is real work, and a calendar is the same for everyone.
+const KEPT: TimeDelta = TimeDelta::seconds(60);
+
+/// The calendars rendered lately, by room slug. Only rooms with schedules get an entry, so it
+/// holds at most one per scheduled room. Its lock is held while a calendar is rendered: one
+/// render at a time, however many clients ask at once.
+type Rendered = Arc<tokio::sync::Mutex<HashMap<String, Kept>>>;
+
+struct Kept {
+    /// The schedules it was rendered from: a reload makes it stale at once.
+    from: Arc<Vec<Schedule>>,
+    at: DateTime<Utc>,
+    body: String,
+}
+
 /// `public_url` names the site in the events' UIDs.
 pub fn routes(store: Store, schedules: Shared, public_url: String) -> Router {
+    let rendered: Rendered = Arc::default();
     Router::new().route(
         "/meetings/{room}/calendar.ics",
         get(move |Path(room): Path<String>| {
             let now = schedules.read().unwrap_or_else(|p| p.into_inner()).clone();
-            calendar(store.clone(), now, public_url.clone(), room)
+            calendar(
+                store.clone(),
+                now,
+                public_url.clone(),
+                room,
+                rendered.clone(),
+            )
         }),
     )
 }
@@ -44,11 +68,22 @@ async fn calendar(
     schedules: Arc<Vec<Schedule>>,
     public_url: String,
     slug: String,
+    rendered: Rendered,
 ) -> Response {
     let not_found = || (StatusCode::NOT_FOUND, "no schedule for this room\n").into_response();
     if !plausible_slug(&slug) || schedules.is_empty() {
         return not_found();
     }
+    let mut rendered = rendered.lock().await;
+    let now = Utc::now();
+    if let Some(kept) = rendered.get(&slug)
+        && Arc::ptr_eq(&kept.from, &schedules)
+        && now - kept.at < KEPT
+    {
+        return ics(kept.body.clone());
+    }
+    let from = schedules.clone();
+    let key = slug.clone();
     // On the blocking pool: the store, and reading the rules, which is work too.
     let found = tokio::task::spawn_blocking(move || {
         // A room's slug is the directory its meetings have, else the one its first would get.
@@ -66,16 +101,22 @@ async fn calendar(
             .filter(|s| rooms.iter().any(|(r, w)| *r == s.room && *w == slug))
             .collect();
         Ok::<_, crate::store::StoreError>(
-            (!here.is_empty()).then(|| render(&slug, &here, &public_url, Utc::now())),
+            (!here.is_empty()).then(|| render(&slug, &here, &public_url, now)),
         )
     })
     .await;
     match found {
-        Ok(Ok(Some(body))) => (
-            [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
-            body,
-        )
-            .into_response(),
+        Ok(Ok(Some(body))) => {
+            rendered.insert(
+                key,
+                Kept {
+                    from,
+                    at: now,
+                    body: body.clone(),
+                },
+            );
+            ics(body)
+        }
         Ok(Ok(None)) => not_found(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "calendar: store error");
@@ -83,6 +124,14 @@ async fn calendar(
         }
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response(),
     }
+}
+
+fn ics(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/calendar; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// The calendar of `schedules` at `now`: each one's coming occurrences (the one under way
@@ -185,5 +234,75 @@ mod tests {
             render("sig", &[&s], "x", now),
             render("sig", &[&s], "x", now)
         );
+    }
+
+    fn weekly_in(room: &str) -> Schedule {
+        Schedule::new(
+            RoomRef::new("libera", room),
+            "sync".into(),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 2)
+                .unwrap()
+                .and_hms_opt(16, 0, 0)
+                .unwrap(),
+            chrono_tz::UTC,
+            Some("FREQ=WEEKLY"),
+            Duration::from_secs(3600),
+            None,
+            Vec::new(),
+        )
+        .unwrap()
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_calendar_is_served_again_for_a_minute_and_anew_after_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let schedules = Arc::new(vec![weekly_in("#sig")]);
+        let rendered: Rendered = Arc::default();
+        let ask = |schedules: &Arc<Vec<Schedule>>| {
+            calendar(
+                store.clone(),
+                schedules.clone(),
+                "https://meetbot.example.org".into(),
+                "sig".into(),
+                rendered.clone(),
+            )
+        };
+        let first = body(ask(&schedules).await).await;
+        assert!(first.contains("SUMMARY:sync"), "{first}");
+        // What is kept is what is served while it is fresh and the schedules are the same.
+        rendered.lock().await.get_mut("sig").unwrap().body = "kept".into();
+        assert_eq!(body(ask(&schedules).await).await, "kept");
+        // A reload (new schedules) renders anew, and so does the same a minute later.
+        let reloaded = Arc::new(vec![weekly_in("#sig")]);
+        assert!(body(ask(&reloaded).await).await.contains("SUMMARY:sync"));
+        {
+            let mut kept = rendered.lock().await;
+            let entry = kept.get_mut("sig").unwrap();
+            entry.body = "kept".into();
+            entry.at -= KEPT;
+        }
+        assert!(body(ask(&reloaded).await).await.contains("SUMMARY:sync"));
+        // Rooms without schedules are not kept: the map holds at most the scheduled rooms.
+        let missing = body(
+            calendar(
+                store.clone(),
+                reloaded.clone(),
+                "x".into(),
+                "other".into(),
+                rendered.clone(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(missing, "no schedule for this room\n");
+        assert_eq!(rendered.lock().await.len(), 1);
     }
 }
