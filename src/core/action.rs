@@ -62,6 +62,14 @@ pub enum Action {
         finished: bool,
         stale_base: Option<String>,
     },
+    /// Look up the previous public meeting of the series `name` in the room of `key` (started
+    /// before it): the answer comes back as `Event::SeriesRecalled`, and the bot tells it in
+    /// `room` (DESIGN §7 "Series").
+    RecallSeries {
+        key: MeetingKey,
+        room: RoomRef,
+        name: String,
+    },
     /// Run a declarative command's request; its result comes back as `Event::FetchDone`.
     Fetch(FetchRequest),
     /// Record a guarded command's invocation in the audit log.

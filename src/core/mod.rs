@@ -137,6 +137,7 @@ impl Core {
     pub fn enable_bridges(&mut self, settings: BridgeSettings, seed: u64) {
         self.bridges = Bridges::new(settings, seed);
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
     }
 
     pub fn bridges(&self) -> &Bridges {
@@ -153,6 +154,7 @@ impl Core {
     ) -> Vec<Action> {
         self.meetings = Meetings::new(Some(settings));
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
         let actions = self.meetings.resume(journals, now);
         let actions = self.with_bridge_copies(actions, now);
         self.bridges.shape_for_irc(actions)
@@ -284,6 +286,11 @@ impl Core {
             }
             Event::Reloaded(r) => self.on_reload(&r.0),
             Event::Mqtt(m) => self.on_mqtt(m, now),
+            Event::SeriesRecalled {
+                key,
+                room,
+                previous,
+            } => self.meetings.on_recalled(&key, &room, previous.as_deref()),
         }
     }
 
@@ -303,6 +310,7 @@ impl Core {
         self.commands.replace(r.commands.clone());
         self.bridges.reconfigure(r.bridges.clone());
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
         if let Some(m) = &r.meetings {
             self.meetings.set_settings(m.clone());
         }

@@ -34,6 +34,7 @@ mod packaging;
 mod reload;
 mod secrets_at_rest;
 mod selftest;
+mod series;
 mod standalone;
 mod stopping;
 mod support;
