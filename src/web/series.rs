@@ -20,6 +20,9 @@ pub const LISTED: usize = 50;
 pub const CHARTED: usize = 20;
 /// How many people the lines-said chart follows (those who said the most).
 pub const CHART_PEOPLE: usize = 5;
+/// How many people, and lines of action items, a meeting's entry names; the minutes have
+/// the rest.
+pub const NAMED: usize = 20;
 
 pub(super) async fn series_page(
     State(store): State<Store>,
@@ -245,14 +248,28 @@ fn meeting_li(body: &mut String, s: &SeriesMeeting) {
     let m = &s.meeting;
     let href = format!("/meetings/{}/{}", m.room_slug, m.base);
     let people: Vec<&str> = s.recap.people.iter().map(|p| p.nick.as_str()).collect();
+    let mut named = people
+        .iter()
+        .take(NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if people.len() > NAMED {
+        let _ = write!(named, " and {} more", people.len() - NAMED);
+    }
     let _ = write!(
         body,
-        "<li><a href=\"{}.html\">{} UTC</a> <span class=\"meta\">{}; {} people: {}</span>",
+        "<li><a href=\"{}.html\">{} UTC</a> <span class=\"meta\">{}; {} {}: {}</span>",
         escape_html(&href),
         escape_html(&when(s)),
         duration(m),
         people.len(),
-        escape_html(&people.join(", ")),
+        if people.len() == 1 {
+            "person"
+        } else {
+            "people"
+        },
+        escape_html(&named),
     );
     let n = s.recap.action_count();
     if n == 0 {
@@ -264,19 +281,29 @@ fn meeting_li(body: &mut String, s: &SeriesMeeting) {
         "<br>{n} action item{}:<ul>",
         if n == 1 { "" } else { "s" }
     );
-    for p in &s.recap.actions {
+    let mut lines: Vec<(&str, String)> = s
+        .recap
+        .actions
+        .iter()
+        .map(|p| (p.nick.as_str(), p.items.join("; ")))
+        .collect();
+    if !s.recap.unassigned.is_empty() {
+        lines.push(("UNASSIGNED", s.recap.unassigned.join("; ")));
+    }
+    for (who, items) in lines.iter().take(NAMED) {
         let _ = write!(
             body,
             "<li>{}: {}</li>",
-            escape_html(&p.nick),
-            escape_html(&p.items.join("; "))
+            escape_html(who),
+            escape_html(items)
         );
     }
-    if !s.recap.unassigned.is_empty() {
+    if lines.len() > NAMED {
         let _ = write!(
             body,
-            "<li>UNASSIGNED: {}</li>",
-            escape_html(&s.recap.unassigned.join("; "))
+            "<li><a href=\"{}.html\">{} more in the minutes</a></li>",
+            escape_html(&href),
+            lines.len() - NAMED
         );
     }
     body.push_str("</ul></li>\n");
@@ -367,6 +394,12 @@ mod tests {
         );
         assert_eq!(html.matches("<figure").count(), 4, "{html}");
         assert!(html.contains("href=\"/meetings/sig/2026-12-01/weekly.2026-12-01-10.00.html\""));
-        assert!(html.contains("45 min; 1 people"), "{html}");
+        assert!(html.contains("45 min; 1 person"), "{html}");
+        // A crowd is named up to a point.
+        let crowd: Vec<String> = (0..30).map(|i| format!("p{i}")).collect();
+        let crowd: Vec<(&str, usize)> = crowd.iter().map(|n| (n.as_str(), 1)).collect();
+        let html = render("sig", &[meeting("2026-12-01T10:00:00+00:00", &crowd, 0)]);
+        assert!(html.contains("30 people: p0, p1,"), "{html}");
+        assert!(html.contains("p19 and 10 more"), "{html}");
     }
 }
