@@ -324,7 +324,8 @@ const CONFIG_SECTIONS: &[(&str, &str)] = &[
     ),
     (
         "[meetings]",
-        "the rooms that run MeetBot meetings, and idle_timeout.",
+        "the rooms that run MeetBot meetings, and idle_timeout; [meetings.mail], the minutes by \
+         mail; [[meetings.schedule]], meetings at set times with reminders and a calendar.",
     ),
     (
         "[roles]",

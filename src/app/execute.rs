@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::adapters::mqtt::MqttHandle;
 use crate::adapters::{NetworkHandle, Outgoing};
 use crate::core::relay::{MqttMessage, RelayBatch};
+use crate::core::schedule::ReminderKey;
 use crate::core::watch::Triggers;
 use crate::core::{
     Action, AuditEntry, Bridged, CommandSet, Event, FetchOutcome, JournalLine, Meeting, MeetingKey,
@@ -54,6 +55,7 @@ pub(super) enum Held {
     Relayed(Box<RelayBatch>),
     Audit(AuditEntry),
     Journal { key: MeetingKey, line: JournalLine },
+    Reminder(ReminderKey),
 }
 
 /// Where meetings are journaled and their files written.
@@ -179,6 +181,8 @@ impl Executors {
                 }
                 // Committed before the next event is handled: a crash loses no line.
                 Action::MeetingJournal { key, line } => self.write(Held::Journal { key, line }),
+                // Recorded before the reminder is handed to its network: never posted twice.
+                Action::ReminderPosted(key) => self.write(Held::Reminder(key)),
                 Action::MeetingFiles {
                     meeting,
                     finished,
@@ -304,6 +308,7 @@ impl Executors {
             }
             Held::Audit(entry) => self.store.insert_audit(entry),
             Held::Journal { key, line } => self.meetings.store.journal_meeting_line(key, line),
+            Held::Reminder(key) => self.store.record_reminder(key, now),
         }
     }
 
@@ -334,6 +339,9 @@ impl Held {
             Held::Audit(_) => tracing::error!(error = %e, "audit entry not stored"),
             Held::Journal { key, .. } => {
                 tracing::error!(room = %key.room, error = %e, "meeting line not journaled")
+            }
+            Held::Reminder(key) => {
+                tracing::error!(schedule = %key.schedule, error = %e, "posted reminder not recorded")
             }
         }
     }

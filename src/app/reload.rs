@@ -81,6 +81,8 @@ pub(super) struct Reloader {
     /// The Matrix networks' file sources, as the web site's `/media` finds them.
     pub(super) media: MediaSources<MediaSource>,
     pub(super) to_core: mpsc::Sender<CoreReload>,
+    /// The meeting schedules the calendars serve.
+    pub(super) schedules: crate::web::calendar::Shared,
     /// What `main` does with a config in force (the log filter).
     pub(super) on_reload: super::OnReload,
 }
@@ -244,7 +246,11 @@ impl Reloader {
             meetings: meeting_settings(&cfg),
             relays: cfg.relays.clone(),
             commands: Arc::new(commands),
+            schedules: cfg.meeting_schedules.clone(),
         }));
+        // The calendars serve the new schedules from now on.
+        *self.schedules.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(cfg.meeting_schedules.clone());
         let commands = settings.0.commands.len();
         let (done, applied) = oneshot::channel();
         let handover = CoreReload {

@@ -54,6 +54,8 @@ pub(super) struct Runtime {
     networks: BTreeMap<String, NetTask>,
     /// The package watcher, when there are watches.
     watch: Option<WatchTask>,
+    /// The meeting schedules the calendars serve (a reload replaces them).
+    schedules: web::calendar::Shared,
 }
 
 /// The MQTT side: what to relay, where relayed events wait, and the connections to ack on.
@@ -115,7 +117,10 @@ impl Runtime {
             media: MediaSources::default(),
             networks: BTreeMap::new(),
             watch: None,
+            schedules: Arc::default(),
         };
+        *rt.schedules.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(rt.cfg.meeting_schedules.clone());
         Ok((rt, events_rx))
     }
 
@@ -274,6 +279,15 @@ impl Runtime {
                 w.public_url.clone(),
             )
         };
+        let app = if self.cfg.meetings == MeetingRooms::None {
+            app
+        } else {
+            app.merge(web::calendar::routes(
+                self.store.clone(),
+                self.schedules.clone(),
+                w.public_url.clone(),
+            ))
+        };
         let app = if self.cfg.metrics.enabled && self.cfg.metrics.listen.is_none() {
             app.merge(web::metrics_routes(self.metrics.clone()))
         } else {
@@ -404,6 +418,7 @@ impl Runtime {
             watch: self.watch.take(),
             media: self.media.clone(),
             to_core,
+            schedules: self.schedules.clone(),
             on_reload,
         };
         let shutdown = self.shutdown.clone();
@@ -439,6 +454,7 @@ impl Runtime {
             tracing::info!(bridges = self.cfg.bridges.len(), "bridges enabled");
         }
         let first_actions = self.resume_meetings(&mut core).await?;
+        self.load_schedules(&mut core).await?;
         let Runtime {
             cfg,
             store,
@@ -489,6 +505,24 @@ impl Runtime {
             shutdown,
             supervisor,
         })
+    }
+
+    /// The meeting schedules, with the reminders earlier runs posted (DESIGN §7 "Schedules").
+    async fn load_schedules(&self, core: &mut Core) -> Result<(), AppError> {
+        let list = self.cfg.meeting_schedules.clone();
+        if list.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let since = Utc::now() - chrono::TimeDelta::days(1);
+        let posted = blocking(move || store.reminders_posted(since)).await?;
+        tracing::info!(
+            schedules = list.len(),
+            reminders_posted = posted.len(),
+            "meeting schedules loaded"
+        );
+        core.set_schedules(crate::core::schedule::Schedules::new(list, posted));
+        Ok(())
     }
 
     /// Turns meetings on, resuming those a previous run left in the journal.

@@ -60,6 +60,8 @@ pub struct Config {
     pub meeting_idle_timeout: std::time::Duration,
     /// `[meetings.mail]`: the minutes mailed at `#endmeeting` (none: no mail).
     pub meeting_mail: Option<MeetingMailConfig>,
+    /// `[[meetings.schedule]]`: meetings held at set times, with their reminders.
+    pub meeting_schedules: Vec<crate::core::schedule::Schedule>,
     pub roles: BTreeMap<String, Vec<Principal>>,
 }
 
@@ -484,6 +486,18 @@ impl Config {
                 "meeting minutes mailed to {} address(es) via {}",
                 m.to.len(),
                 m.smtp.url
+            );
+        }
+        for m in &self.meeting_schedules {
+            let next = m
+                .next_after(chrono::Utc::now())
+                .map_or_else(|| "none to come".to_owned(), |t| m.when(t));
+            let _ = writeln!(
+                s,
+                "meeting schedule {:?} in {}: next {next}, {} reminder(s)",
+                m.name,
+                m.room,
+                m.remind.len()
             );
         }
         if let Some(w) = &self.web {

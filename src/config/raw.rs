@@ -354,6 +354,24 @@ pub(super) struct RawMeetings {
     #[serde(default)]
     pub(super) idle_timeout: Option<Spanned<String>>,
     pub(super) mail: Option<RawMeetingMail>,
+    /// `[[meetings.schedule]]`
+    #[serde(default)]
+    pub(super) schedule: Vec<Spanned<RawSchedule>>,
+}
+
+/// `[[meetings.schedule]]`: a meeting held at set times, with reminders.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub(super) room: Spanned<String>,
+    pub(super) name: Spanned<String>,
+    pub(super) start: Spanned<String>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) rrule: Option<Spanned<String>>,
+    pub(super) duration: Option<Spanned<String>>,
+    pub(super) agenda: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) remind: Vec<Spanned<String>>,
 }
 
 /// `[meetings.mail]`: where the minutes are mailed at `#endmeeting`.

@@ -5,6 +5,7 @@ use serde::Serialize;
 use super::commands::declarative::{AuditEntry, FetchRequest};
 use super::event::RoomRef;
 use super::meeting::{JournalLine, Meeting, MeetingKey};
+use super::schedule::ReminderKey;
 
 /// How a message the bot sends should look on networks that distinguish them. The bot's
 /// own replies are notices on Matrix (`m.notice`) so that other bots do not answer them.
@@ -70,6 +71,9 @@ pub enum Action {
         room: RoomRef,
         name: String,
     },
+    /// Record that a scheduled meeting's reminder was posted (or passed over for a later
+    /// one), before the message that posts it: a restart never posts it again.
+    ReminderPosted(ReminderKey),
     /// Run a declarative command's request; its result comes back as `Event::FetchDone`.
     Fetch(FetchRequest),
     /// Record a guarded command's invocation in the audit log.

@@ -13,6 +13,7 @@ pub mod format;
 pub mod meeting;
 pub mod package;
 pub mod relay;
+pub mod schedule;
 pub mod secret;
 pub mod watch;
 
@@ -60,6 +61,8 @@ pub struct Reload {
     /// The relay's routes, compiled by the core (the app checked that they compile).
     pub relays: Vec<relay::RelaySpec>,
     pub commands: std::sync::Arc<CommandSet>,
+    /// `[[meetings.schedule]]` (the reminders posted are kept).
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 /// A [`Reload`] on its way into the core (compared by identity, like command sets).
@@ -102,6 +105,8 @@ pub struct Core {
     bridges: Bridges,
     /// The MQTT relay's routes.
     relay: Option<relay::Relay>,
+    /// Scheduled meetings and their reminders (`[[meetings.schedule]]`).
+    schedules: schedule::Schedules,
 }
 
 impl Core {
@@ -127,7 +132,17 @@ impl Core {
             relay: None,
             commands: commands::declarative::Declarative::default(),
             bridges: Bridges::default(),
+            schedules: schedule::Schedules::default(),
         }
+    }
+
+    /// Installs the meeting schedules, with the reminders earlier runs posted.
+    pub fn set_schedules(&mut self, schedules: schedule::Schedules) {
+        self.schedules = schedules;
+    }
+
+    pub fn schedules(&self) -> &schedule::Schedules {
+        &self.schedules
     }
 
     /// Turns the bridges on (DESIGN §8). Call before [`Core::enable_meetings`]: a bridge
@@ -277,6 +292,7 @@ impl Core {
                 let mut out = self.commands.tick(now);
                 out.extend(self.on_tick(now));
                 out.extend(self.meetings.tick(now));
+                out.extend(self.schedules.tick(now));
                 out
             }
             Event::FetchDone { id, outcome } => self.commands.finished(id, outcome, now),
@@ -314,6 +330,7 @@ impl Core {
         if let Some(m) = &r.meetings {
             self.meetings.set_settings(m.clone());
         }
+        self.schedules.replace(r.schedules.clone());
         // The app compiled the same routes before sending them: an error cannot happen, and
         // would keep the routes in force.
         let Ok(routes) = relay::Relay::new(&r.relays) else {

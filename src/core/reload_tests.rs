@@ -96,6 +96,7 @@ fn reload(
         meetings: meeting_settings,
         relays,
         commands: Arc::new(CommandSet::default()),
+        schedules: Vec::new(),
     })))
 }
 
@@ -305,6 +306,7 @@ fn roles_and_the_prefix_follow_the_reload() {
             meetings: None,
             relays: vec![],
             commands: Arc::new(CommandSet::default()),
+            schedules: Vec::new(),
         }))),
         t0(),
     );

@@ -10,6 +10,7 @@ mod meetings;
 mod outbox;
 pub mod private;
 mod retention;
+mod schedule;
 mod watch;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -241,7 +242,18 @@ const MIGRATIONS: &[&str] = &[
         sent_ms INTEGER
     );
     CREATE INDEX mail_queue_due ON mail_queue (next_attempt_ms) WHERE sent_ms IS NULL;",
-    // 12: series (DESIGN §7 "Series"): a finished meeting's name (its files' name; meetings
+    // 12: the reminders of scheduled meetings (DESIGN §7 "Schedules") already posted, by
+    // schedule (room and name), occurrence (UTC, RFC 3339) and offset: each is posted once,
+    // across restarts too. Rows of occurrences long past are deleted as new ones come.
+    "CREATE TABLE meeting_reminders (
+        schedule TEXT NOT NULL,
+        occurrence TEXT NOT NULL,
+        offset_s INTEGER NOT NULL,
+        posted TEXT NOT NULL,
+        PRIMARY KEY (schedule, occurrence, offset_s)
+    );
+    CREATE INDEX meeting_reminders_by_occurrence ON meeting_reminders (occurrence);",
+    // 13: series (DESIGN §7 "Series"): a finished meeting's name (its files' name; meetings
     // of a room with the same name are a series) and its recap (JSON: people with the lines
     // they said, agreed items, action items by person), for the series posts and pages.
     "ALTER TABLE meetings ADD COLUMN name TEXT;

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::core::LinkState;
 use crate::metrics::Metrics;
 
+pub mod calendar;
 pub mod charts;
 pub mod media;
 pub mod media_cache;

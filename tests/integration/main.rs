@@ -32,6 +32,7 @@ mod mqtt;
 mod outbox;
 mod packaging;
 mod reload;
+mod schedule;
 mod secrets_at_rest;
 mod selftest;
 mod series;

@@ -13,6 +13,7 @@ mod metrics;
 mod mqtt;
 mod relay;
 mod roles;
+mod schedule;
 mod store;
 mod watch;
 mod web;
@@ -68,6 +69,7 @@ impl<'a> Checker<'a> {
         let meetings = self.meetings(raw.meetings.as_ref())?;
         let meeting_idle_timeout = self.meeting_idle_timeout(raw.meetings.as_ref())?;
         let meeting_mail = self.meeting_mail(raw.meetings.as_ref(), &meetings)?;
+        let meeting_schedules = self.meeting_schedules(raw.meetings.as_ref(), &meetings)?;
         let roles = self.roles(&raw.roles)?;
         Ok(Config {
             path: self.loc.path.to_owned(),
@@ -87,6 +89,7 @@ impl<'a> Checker<'a> {
             meetings,
             meeting_idle_timeout,
             meeting_mail,
+            meeting_schedules,
             roles,
         })
     }

@@ -123,6 +123,16 @@ impl Core {
                 .commands
                 .confirm(&inv.args, msg, &self.settings.prefix, now),
             Builtin::Cancel => self.commands.cancel(msg, now),
+            Builtin::NextMeeting => {
+                let rooms = self
+                    .bridges
+                    .bridge_of(room)
+                    .map_or_else(|| vec![room.clone()], |b| b.rooms.clone());
+                vec![Action::reply(
+                    room,
+                    self.schedules.next_answer(&rooms, &inv.args, now),
+                )]
+            }
         }
     }
 

@@ -89,13 +89,14 @@ pub enum Builtin {
     Say,
     Confirm,
     Cancel,
+    NextMeeting,
 }
 
 /// Role that guards `say`: it lets a trusted person speak through the bot in any room.
 pub const ADMIN_ROLE: &str = "admin";
 
 impl Builtin {
-    pub const ALL: [Builtin; 8] = [
+    pub const ALL: [Builtin; 9] = [
         Builtin::Help,
         Builtin::Ping,
         Builtin::Version,
@@ -104,6 +105,7 @@ impl Builtin {
         Builtin::Say,
         Builtin::Confirm,
         Builtin::Cancel,
+        Builtin::NextMeeting,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +118,7 @@ impl Builtin {
             Builtin::Say => "say",
             Builtin::Confirm => "confirm",
             Builtin::Cancel => "cancel",
+            Builtin::NextMeeting => "nextmeeting",
         }
     }
 
@@ -129,6 +132,7 @@ impl Builtin {
             Builtin::Say => "say <network>/<room> <text>",
             Builtin::Confirm => "confirm <code>",
             Builtin::Cancel => "cancel",
+            Builtin::NextMeeting => "nextmeeting [name]",
         }
     }
 
@@ -142,6 +146,9 @@ impl Builtin {
             Builtin::Say => "make the bot say something in a room",
             Builtin::Confirm => "go ahead with a command that asked for confirmation",
             Builtin::Cancel => "drop the commands waiting for your confirmation here",
+            Builtin::NextMeeting => {
+                "when the next scheduled meeting (of this room, or by name) starts"
+            }
         }
     }
 
