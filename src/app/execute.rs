@@ -139,6 +139,24 @@ impl Executors {
                         self.fetcher.start(req);
                     }
                 }
+                // Read before the next event: the answer is handled right after these
+                // actions, so the post follows the greeting.
+                Action::RecallSeries { key, room, name } => {
+                    let previous = self
+                        .store
+                        .previous_in_series(&key.slug, &name, key.started)
+                        .inspect_err(|e| {
+                            tracing::warn!(%room, series = %name, error = %e, "previous meeting of the series not read");
+                        })
+                        .ok()
+                        .flatten()
+                        .map(Box::new);
+                    answers.push(Event::SeriesRecalled {
+                        key,
+                        room,
+                        previous,
+                    });
+                }
                 Action::Paste { id, text } => self.write(Held::Paste { id, text }),
                 Action::MediaLink {
                     id,

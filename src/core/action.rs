@@ -63,6 +63,14 @@ pub enum Action {
         finished: bool,
         stale_base: Option<String>,
     },
+    /// Look up the previous public meeting of the series `name` in the room of `key` (started
+    /// before it): the answer comes back as `Event::SeriesRecalled`, and the bot tells it in
+    /// `room` (DESIGN §7 "Series").
+    RecallSeries {
+        key: MeetingKey,
+        room: RoomRef,
+        name: String,
+    },
     /// Record that a scheduled meeting's reminder was posted (or passed over for a later
     /// one), before the message that posts it: a restart never posts it again.
     ReminderPosted(ReminderKey),

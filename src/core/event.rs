@@ -282,4 +282,11 @@ pub enum Event {
     Reloaded(super::ReloadHandle),
     /// A message from an `[[mqtt]]` connection, for the relay.
     Mqtt(super::relay::MqttMessage),
+    /// The store's answer to `Action::RecallSeries`: the previous public meeting of the
+    /// series of the meeting `key`, if there is one, to be told in `room`.
+    SeriesRecalled {
+        key: super::meeting::MeetingKey,
+        room: RoomRef,
+        previous: Option<Box<super::meeting::PreviousMeeting>>,
+    },
 }

@@ -152,6 +152,7 @@ impl Core {
     pub fn enable_bridges(&mut self, settings: BridgeSettings, seed: u64) {
         self.bridges = Bridges::new(settings, seed);
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
     }
 
     pub fn bridges(&self) -> &Bridges {
@@ -168,6 +169,7 @@ impl Core {
     ) -> Vec<Action> {
         self.meetings = Meetings::new(Some(settings));
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
         let actions = self.meetings.resume(journals, now);
         let actions = self.with_bridge_copies(actions, now);
         self.bridges.shape_for_irc(actions)
@@ -300,6 +302,11 @@ impl Core {
             }
             Event::Reloaded(r) => self.on_reload(&r.0),
             Event::Mqtt(m) => self.on_mqtt(m, now),
+            Event::SeriesRecalled {
+                key,
+                room,
+                previous,
+            } => self.meetings.on_recalled(&key, &room, previous.as_deref()),
         }
     }
 
@@ -319,6 +326,7 @@ impl Core {
         self.commands.replace(r.commands.clone());
         self.bridges.reconfigure(r.bridges.clone());
         self.meetings.link_rooms(&self.bridges.groups());
+        self.meetings.set_post_lines(self.bridges.post_lines());
         if let Some(m) = &r.meetings {
             self.meetings.set_settings(m.clone());
         }

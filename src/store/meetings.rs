@@ -6,7 +6,9 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
-use crate::core::meeting::{JournalLine, Meeting, MeetingClaims, MeetingKey};
+use crate::core::meeting::{
+    JournalLine, Meeting, MeetingClaims, MeetingKey, PreviousMeeting, Recap,
+};
 use crate::core::{Principal, RoomRef};
 
 /// A finished meeting, as the web site lists it.
@@ -23,6 +25,22 @@ pub struct MeetingSummary {
     pub title: Option<String>,
     pub attendees: String,
     pub restricted: bool,
+}
+
+/// A meeting of a series, with what it left ([`Recap`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesMeeting {
+    pub meeting: MeetingSummary,
+    pub recap: Recap,
+}
+
+/// A series of a room: its name, how many public meetings it has, and when the latest
+/// started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesInfo {
+    pub name: String,
+    pub meetings: usize,
+    pub latest: String,
 }
 
 /// One search hit: which meeting, which log line, and a snippet with `\u{2}`/`\u{3}`
@@ -244,6 +262,10 @@ impl Store {
             .map(|a| a.nick.as_str())
             .collect::<Vec<_>>()
             .join(", ");
+        // Only a finished meeting belongs to its series: a `#save` leaves no recap.
+        let recap = finished
+            .then(|| serde_json::to_string(&m.recap()).ok())
+            .flatten();
         self.with(|c| {
             let tx = c.transaction()?;
             let id = meeting_id(&tx, &m.room.to_string(), &m.started.to_rfc3339(), slug, seq)?;
@@ -265,6 +287,10 @@ impl Store {
                     },
                     seq
                 ],
+            )?;
+            tx.execute(
+                "UPDATE meetings SET name = ?2, recap = ?3 WHERE id = ?1",
+                params![id, m.file_name(), recap],
             )?;
             if finished {
                 index_meeting(&tx, id, m)?;
@@ -292,6 +318,99 @@ impl Store {
                  ORDER BY started DESC",
             )?;
             st.query_map([room_slug], summary_row)?.collect()
+        })
+    }
+
+    /// The latest public meeting of the series `name` in the room `room_slug` that started
+    /// before `before` (DESIGN §7 "Series"); a `#restrictlogs` meeting is never one.
+    pub fn previous_in_series(
+        &self,
+        room_slug: &str,
+        name: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<PreviousMeeting>, StoreError> {
+        let row = self.with(|c| {
+            c.query_row(
+                "SELECT started, base, recap FROM meetings
+                 WHERE room_slug = ?1 AND name = ?2 AND started < ?3 AND ended IS NOT NULL
+                   AND restricted = 0 AND base IS NOT NULL AND recap IS NOT NULL
+                 ORDER BY started DESC LIMIT 1",
+                params![room_slug, name, before.to_rfc3339()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((started, base, recap)) = row else {
+            return Ok(None);
+        };
+        let (Ok(started), Ok(recap)) = (
+            chrono::DateTime::parse_from_rfc3339(&started),
+            serde_json::from_str::<Recap>(&recap),
+        ) else {
+            tracing::warn!(room_slug, name, "unreadable series recap; not told");
+            return Ok(None);
+        };
+        Ok(Some(PreviousMeeting {
+            name: name.to_owned(),
+            started: started.to_utc(),
+            base_path: format!("{room_slug}/{base}"),
+            recap,
+        }))
+    }
+
+    /// The latest `limit` public meetings of a series, newest first, with their recaps.
+    pub fn series_meetings(
+        &self,
+        room_slug: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<SeriesMeeting>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, room, room_slug, started, ended, base, files_dir, title, attendees,
+                        restricted, recap
+                 FROM meetings WHERE room_slug = ?1 AND name = ?2 AND ended IS NOT NULL
+                   AND base IS NOT NULL AND restricted = 0 AND recap IS NOT NULL
+                 ORDER BY started DESC LIMIT ?3",
+            )?;
+            let rows = st.query_map(
+                params![room_slug, name, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| Ok((summary_row(r)?, r.get::<_, String>(10)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (meeting, recap) = row?;
+                // A recap that does not read (a newer bot's?) counts as an empty one.
+                let recap = serde_json::from_str(&recap).unwrap_or_default();
+                out.push(SeriesMeeting { meeting, recap });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The series of a room with public meetings, the latest first.
+    pub fn room_series(&self, room_slug: &str) -> Result<Vec<SeriesInfo>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT name, COUNT(*), MAX(started) FROM meetings
+                 WHERE room_slug = ?1 AND name IS NOT NULL AND ended IS NOT NULL
+                   AND base IS NOT NULL AND restricted = 0 AND recap IS NOT NULL
+                 GROUP BY name ORDER BY MAX(started) DESC",
+            )?;
+            st.query_map([room_slug], |r| {
+                Ok(SeriesInfo {
+                    name: r.get(0)?,
+                    meetings: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    latest: r.get(2)?,
+                })
+            })?
+            .collect()
         })
     }
 
@@ -667,6 +786,74 @@ mod tests {
         }
         assert!(store.finished_meetings(None).unwrap().is_empty());
         assert!(store.search_meetings("secret", 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_series_is_its_rooms_public_meetings_of_one_name_with_their_recaps() {
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let room = RoomRef::new("libera", "#sig");
+        let t = |h| chrono::Utc.with_ymd_and_hms(2026, 3, h, 5, 6, 0).unwrap();
+        let meeting = |day, name: &str, action: &str, restrict: bool| {
+            let mut m = crate::core::Meeting::new(room.clone(), "alice", t(day), "!");
+            m.add_line("alice", &format!("#startmeeting {name}"), t(day), false);
+            m.add_line("alice", &format!("#action alice {action}"), t(day), false);
+            if restrict {
+                m.add_line("alice", "#restrictlogs", t(day), false);
+            }
+            m.add_raw_line("sigbot", "noted", t(day), false);
+            m.add_line("alice", "#endmeeting", t(day), false);
+            m
+        };
+        for (day, name, action, restrict) in [
+            (1, "weekly", "one", false),
+            (2, "other", "two", false),
+            (3, "weekly", "three", false),
+            (4, "weekly", "secret", true),
+        ] {
+            let m = meeting(day, name, action, restrict);
+            let files = dir.path().join(format!("files-{day}"));
+            // A #save first: only the finished meeting has a recap.
+            store.record_meeting_files(&m, &files, false).unwrap();
+            assert!(store.series_meetings("sig", name, 10).unwrap().len() < 3);
+            store.record_meeting_files(&m, &files, true).unwrap();
+        }
+        // Before the 5th, the latest public one is the 3rd (the 4th is restricted).
+        let prev = store
+            .previous_in_series("sig", "weekly", t(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(prev.started, t(3));
+        assert_eq!(prev.base_path, "sig/2026-03-03/weekly.2026-03-03-05.06");
+        assert_eq!(prev.recap.actions[0].items, ["alice three"]);
+        // The bot is no attendee.
+        assert_eq!(prev.recap.people.len(), 1);
+        // Before the 3rd: the 1st; before the 1st: none; another room or name: none.
+        let prev = store.previous_in_series("sig", "weekly", t(3)).unwrap();
+        assert_eq!(prev.unwrap().started, t(1));
+        assert!(
+            store
+                .previous_in_series("sig", "weekly", t(1))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .previous_in_series("x", "weekly", t(5))
+                .unwrap()
+                .is_none()
+        );
+        let list = store.series_meetings("sig", "weekly", 10).unwrap();
+        let started: Vec<&str> = list.iter().map(|s| s.meeting.started.as_str()).collect();
+        assert_eq!(started, [t(3).to_rfc3339(), t(1).to_rfc3339()]);
+        assert_eq!(store.series_meetings("sig", "weekly", 1).unwrap().len(), 1);
+        let series = store.room_series("sig").unwrap();
+        let names: Vec<(&str, usize)> = series
+            .iter()
+            .map(|s| (s.name.as_str(), s.meetings))
+            .collect();
+        assert_eq!(names, [("weekly", 2), ("other", 1)]);
     }
 
     /// A store with one finished meeting of `lines` log lines.

@@ -18,7 +18,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 pub use links::MediaLink;
 pub use mail::{MailRow, QueuedMail};
-pub use meetings::{HIT_END, HIT_START, MeetingSummary, SearchError, SearchHit};
+pub use meetings::{
+    HIT_END, HIT_START, MeetingSummary, SearchError, SearchHit, SeriesInfo, SeriesMeeting,
+};
 pub use outbox::{OutboxRow, Queued};
 pub use retention::{Link, Pruned, Retention};
 
@@ -251,6 +253,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (schedule, occurrence, offset_s)
     );
     CREATE INDEX meeting_reminders_by_occurrence ON meeting_reminders (occurrence);",
+    // 13: series (DESIGN §7 "Series"): a finished meeting's name (its files' name; meetings
+    // of a room with the same name are a series) and its recap (JSON: people with the lines
+    // they said, agreed items, action items by person), for the series posts and pages.
+    "ALTER TABLE meetings ADD COLUMN name TEXT;
+    ALTER TABLE meetings ADD COLUMN recap TEXT;
+    CREATE INDEX meetings_by_series ON meetings (room_slug, name, started)
+        WHERE name IS NOT NULL;",
 ];
 
 /// A cloneable handle on the database. Calls block: run them in `spawn_blocking` from async

@@ -1,7 +1,8 @@
 //! The meetings site (DESIGN §7): rooms and their latest meetings at `/`, one room's
 //! meetings by date at `/meetings/<room-slug>/`, its latest minutes as an Atom feed at
-//! `/meetings/<room-slug>/feed.atom`, the files themselves, and full-text search at
-//! `/search?q=`. Server-rendered, readable on a phone, no JavaScript.
+//! `/meetings/<room-slug>/feed.atom`, its series at `/meetings/<room-slug>/series/<name>/`
+//! (`series.rs`), the files themselves, and full-text search at `/search?q=`.
+//! Server-rendered, readable on a phone, no JavaScript.
 
 use std::fmt::Write as _;
 
@@ -21,10 +22,13 @@ const HEAD: &str = concat!(
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
     "<style>body{font-family:sans-serif;max-width:50em;margin:0 auto;padding:0.5em;overflow-wrap:anywhere}",
     "li{margin:0.4em 0}.meta{color:#555;font-size:0.9em}mark{background:#ff6}",
-    "input[type=search]{width:70%;font-size:1em}</style>\n"
+    "input[type=search]{width:70%;font-size:1em}figure{margin:1em 0}svg.chart{max-width:100%;height:auto}",
+    "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:right}",
+    "ul.legend{list-style:none;padding:0;margin:0.2em 0}ul.legend li{display:inline-block;margin:0 1em 0 0}",
+    ".swatch{display:inline-block;width:1em;height:0.6em}</style>\n"
 );
 
-fn page(title: &str, body: &str) -> Html<String> {
+pub(super) fn page(title: &str, body: &str) -> Html<String> {
     let t = escape_html(title);
     Html(format!(
         "{HEAD}<title>{t}</title>\n</head>\n<body>\n<p><a href=\"/\">meetings</a></p>\n<h1>{t}</h1>\n\
@@ -46,12 +50,16 @@ pub fn routes(store: Store, public_url: String) -> Router {
             "/meetings/{room}/feed.atom",
             get(move |room: Path<String>| feed(feed_store.clone(), public_url.clone(), room)),
         )
+        .route(
+            "/meetings/{room}/series/{name}/",
+            get(super::series::series_page),
+        )
         .route("/meetings/{room}/{date}/{file}", get(file))
         .route("/search", get(search))
         .with_state(store)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
@@ -69,7 +77,7 @@ fn name_of(m: &MeetingSummary) -> String {
     m.title.clone().unwrap_or_else(|| file.to_owned())
 }
 
-fn duration(m: &MeetingSummary) -> String {
+pub(super) fn duration(m: &MeetingSummary) -> String {
     match (
         DateTime::parse_from_rfc3339(&m.started),
         DateTime::parse_from_rfc3339(&m.ended),
@@ -146,7 +154,13 @@ async fn index(State(store): State<Store>) -> Response {
 
 async fn room_page(State(store): State<Store>, Path(room): Path<String>) -> Response {
     let slug = room.clone();
-    let list = match blocking(move || store.finished_meetings(Some(&slug))).await {
+    let found = blocking(move || {
+        let list = store.finished_meetings(Some(&slug))?;
+        let series = store.room_series(&slug)?;
+        Ok((list, series))
+    })
+    .await;
+    let (list, series) = match found {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -158,6 +172,23 @@ async fn room_page(State(store): State<Store>, Path(room): Path<String>) -> Resp
             .into_response();
     }
     let mut body = String::new();
+    if !series.is_empty() {
+        body.push_str("<h2>Series</h2>\n<ul>\n");
+        for s in &series {
+            let latest = s.latest.get(..10).unwrap_or(&s.latest);
+            let _ = writeln!(
+                body,
+                "<li><a class=\"series\" href=\"/meetings/{0}/series/{1}/\">{1}</a> \
+                 <span class=\"meta\">{2} meeting{3}, the latest {4}</span></li>",
+                escape_html(&room),
+                escape_html(&s.name),
+                s.meetings,
+                if s.meetings == 1 { "" } else { "s" },
+                escape_html(latest),
+            );
+        }
+        body.push_str("</ul>\n");
+    }
     let mut date = "";
     for m in &list {
         let d = m.base.split('/').next().unwrap_or("");
@@ -176,7 +207,7 @@ async fn room_page(State(store): State<Store>, Path(room): Path<String>) -> Resp
 
 /// Whether `slug` could be a room slug at all (DESIGN §7: only `[a-z0-9._-]`); anything
 /// else is 404 before the store is asked.
-fn plausible_slug(slug: &str) -> bool {
+pub(super) fn plausible_slug(slug: &str) -> bool {
     !slug.is_empty()
         && slug.len() <= 200
         && slug

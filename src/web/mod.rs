@@ -19,10 +19,12 @@ use crate::core::LinkState;
 use crate::metrics::Metrics;
 
 pub mod calendar;
+pub mod charts;
 pub mod media;
 pub mod media_cache;
 pub mod meetings;
 pub mod paste;
+pub mod series;
 
 /// One network's health, as `/healthz` shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -35,6 +35,7 @@ mod reload;
 mod schedule;
 mod secrets_at_rest;
 mod selftest;
+mod series;
 mod standalone;
 mod stopping;
 mod support;

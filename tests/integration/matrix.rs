@@ -921,3 +921,80 @@ async fn lines_said_while_the_bot_is_down_are_logged_at_their_real_times() {
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{log}");
 }
+
+/// Issue 15, series: the second meeting of a name in a Matrix room starts with the first's
+/// action items by person and its minutes link; `#endmeeting` tells the agreed items and
+/// action items in the room.
+#[tokio::test]
+async fn a_series_second_meeting_in_a_matrix_room_recalls_the_first() {
+    let w = World::new().await;
+    let mut alice = w.client(&w.alice);
+    set_display_name(&alice, "Alice").await;
+    let room = alice
+        .create_room(RoomSpec {
+            alias: Some("meet".into()),
+            public: true,
+            ..RoomSpec::default()
+        })
+        .await;
+    let bot_id = w.bot_user.user_id.clone();
+    let dir = temp_dir("matrix-series");
+    let config = w
+        .config(&["#meet:sigbot.test"])
+        .meetings(&[&format!("{NETWORK}/#meet:sigbot.test")])
+        .build();
+    let (_bot, _) = start_bot(dir.path(), &config).await;
+    wait_membership(&mut alice, &room, &bot_id, "join").await;
+    let from_bot_with = |text: &'static str| {
+        let bot_id = bot_id.clone();
+        move |ev: &Value| {
+            ev["sender"] == bot_id.as_str()
+                && ev["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.contains(text))
+        }
+    };
+
+    alice.send_text(&room, "#startmeeting Planning").await;
+    alice
+        .wait_for_event(&room, WAIT, from_bot_with("Meeting started"))
+        .await;
+    alice.send_text(&room, "#agreed we meet monthly").await;
+    alice.send_text(&room, "#action Alice books the room").await;
+    alice.send_text(&room, "#endmeeting").await;
+    let post = alice
+        .wait_for_event(&room, WAIT, from_bot_with("AGREED:"))
+        .await;
+    assert_eq!(
+        post["content"]["body"], "AGREED: we meet monthly\nACTION Alice: Alice books the room",
+        "{post}"
+    );
+    let minutes = alice
+        .wait_for_event(&room, WAIT, from_bot_with("Minutes:"))
+        .await;
+    let first = minutes["content"]["body"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Minutes:")
+        .trim()
+        .to_owned();
+
+    alice.send_text(&room, "#startmeeting Planning").await;
+    let recalled = alice
+        .wait_for_event(&room, WAIT, from_bot_with("Previous 'planning' meeting"))
+        .await;
+    let body = recalled["content"]["body"].as_str().unwrap();
+    println!("Matrix post at the second #startmeeting:\n{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert!(
+        lines[0].ends_with(&format!("1 action item. Minutes: {first}")),
+        "{body}"
+    );
+    assert!(
+        first.contains("/meetings/meet_matrix_sigbot-test/"),
+        "{first}"
+    );
+    assert_eq!(lines[1], "ACTION Alice: Alice books the room");
+    assert_eq!(recalled["content"]["msgtype"], "m.notice", "{recalled}");
+}

@@ -17,7 +17,7 @@ use crate::support::{
 };
 
 /// How long one page may take to load and show what the test waits for.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 const INSTALL_CHROMIUM: &str = "the browser test needs Debian's chromium and chromium-driver: \
      run scripts/test, which installs them (apt-get install -y chromium chromium-driver)";
@@ -43,7 +43,7 @@ fn copy_archive(into: &Path) -> PathBuf {
 }
 
 /// chromedriver on a free port, driving chromium from a fresh profile; killed when dropped.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     process: ServerProcess,
     port: u16,
     chromium: PathBuf,
@@ -51,7 +51,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    async fn start(dir: &Path) -> ChromeDriver {
+    pub(crate) async fn start(dir: &Path) -> ChromeDriver {
         let chromium = require_program("chromium", INSTALL_CHROMIUM);
         let driver = require_program("chromedriver", INSTALL_CHROMIUM);
         let port = free_port();
@@ -80,7 +80,7 @@ impl ChromeDriver {
 
     /// A new browser session: headless, no network of its own besides the pages it is sent
     /// to, nothing from a previous run.
-    async fn session(&mut self) -> Client {
+    pub(crate) async fn session(&mut self) -> Client {
         let args = [
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),

@@ -254,6 +254,15 @@ impl Bridges {
             .collect()
     }
 
+    /// Each bridged room with its bridge's `max_lines`: what the bot says there fits in them.
+    pub fn post_lines(&self) -> Vec<(RoomRef, usize)> {
+        self.settings
+            .bridges
+            .iter()
+            .flat_map(|b| b.rooms.iter().map(|r| (r.clone(), b.max_lines)))
+            .collect()
+    }
+
     /// The bridge a room belongs to.
     pub fn bridge_of(&self, room: &RoomRef) -> Option<&BridgeSpec> {
         self.by_room.get(room).map(|&i| &self.settings.bridges[i])

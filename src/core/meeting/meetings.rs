@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::commands::{MeetingCommand, parse_meeting_command};
+use super::series::{PreviousMeeting, end_post, start_post};
 use super::text::{clean_nick, hms, room_slug};
 use super::{Effect, JournalLine, Meeting, MeetingKey, MeetingSettings, replay_as};
 use crate::core::action::Action;
+use crate::core::bridge::DEFAULT_MAX_LINES;
 use crate::core::event::{IncomingMessage, MessageKind, RoomRef};
 use crate::core::expiring::ExpiringKeys;
 
@@ -51,6 +53,9 @@ pub struct Meetings {
     minute_seq: BTreeMap<(String, String), u32>,
     /// Messages already journaled, with when: handled again, they are skipped.
     sources: ExpiringKeys,
+    /// The `max_lines` of each bridged room: a series post fits in it (others get
+    /// [`DEFAULT_MAX_LINES`]).
+    post_lines: BTreeMap<RoomRef, usize>,
 }
 
 /// The minute a meeting's files are named after.
@@ -160,6 +165,39 @@ impl Meetings {
             .clone()
     }
 
+    /// How many lines a post of the bot may take in each bridged room (its bridge's
+    /// `max_lines`): a series post fits in them, and the rest is left to the minutes link.
+    pub fn set_post_lines(&mut self, lines: impl IntoIterator<Item = (RoomRef, usize)>) {
+        self.post_lines = lines.into_iter().collect();
+    }
+
+    fn post_lines_for(&self, room: &RoomRef) -> usize {
+        self.post_lines
+            .get(room)
+            .copied()
+            .unwrap_or(DEFAULT_MAX_LINES)
+    }
+
+    /// The store's answer to [`Action::RecallSeries`]: the previous meeting of the series is
+    /// told in `room`, if the meeting that asked still runs there (and is not lurking).
+    pub fn on_recalled(
+        &mut self,
+        key: &MeetingKey,
+        room: &RoomRef,
+        previous: Option<&PreviousMeeting>,
+    ) -> Vec<Action> {
+        let (Some(settings), Some(prev)) = (&self.settings, previous) else {
+            return Vec::new();
+        };
+        match self.running.get(&key.room) {
+            Some(m) if Meetings::key(m) == *key && !m.lurk => {
+                let post = start_post(prev, &settings.public_url, self.post_lines_for(room));
+                vec![Action::reply(room, post)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn in_scope(&self, settings: &MeetingSettings, room: &RoomRef) -> bool {
         settings.scope.contains(room)
             || self
@@ -199,6 +237,7 @@ impl Meetings {
         // resumed meeting is the same meeting.
         let mut replies = Vec::new();
         let mut was_command = false;
+        let max_lines = self.post_lines_for(&msg.room);
         // A multi-line message is logged (and acted on) line by line, as IRC would carry it.
         let lines = msg.text.lines().filter(|l| !l.trim().is_empty());
         for (n, text) in lines.enumerate() {
@@ -218,7 +257,8 @@ impl Meetings {
             {
                 continue;
             }
-            if !self.running.contains_key(&home) {
+            let created = !self.running.contains_key(&home);
+            if created {
                 if !matches!(cmd, Some((MeetingCommand::StartMeeting, _))) {
                     continue;
                 }
@@ -260,13 +300,22 @@ impl Meetings {
             if !m.lurk {
                 replies.extend(out.replies.into_iter().map(|r| Action::reply(&msg.room, r)));
             }
+            // A new meeting asks the store for the previous meeting of its series; the answer
+            // comes back as `Event::SeriesRecalled`.
+            if created && m.ended.is_none() {
+                actions.push(Action::RecallSeries {
+                    key: Meetings::key(m),
+                    room: msg.room.clone(),
+                    name: m.file_name(),
+                });
+            }
             if let Some(effect) = out.effect {
                 let running = &mut self.running;
                 take_effect(
                     running,
                     &settings,
                     &home,
-                    &msg.room,
+                    (&msg.room, max_lines),
                     effect,
                     out.stale_base,
                     &mut replies,
@@ -428,11 +477,12 @@ impl Meetings {
         m.ended = Some(now);
         let stale = m.mark_saved();
         actions.push(Action::reply(home, why));
+        let max_lines = self.post_lines_for(home);
         take_effect(
             &mut self.running,
             settings,
             home,
-            home,
+            (home, max_lines),
             Effect::End,
             stale,
             &mut actions,
@@ -478,12 +528,13 @@ fn humanize(d: std::time::Duration) -> String {
 }
 
 /// Writes the files on `#save` (saying where, unless lurking) and on `#endmeeting`, which
-/// also ends the meeting of `home` and says so in `room`.
+/// also ends the meeting of `home` and says so in `room` (with the series post, within that
+/// room's `max_lines`).
 fn take_effect(
     running: &mut BTreeMap<RoomRef, Meeting>,
     settings: &MeetingSettings,
     home: &RoomRef,
-    room: &RoomRef,
+    (room, max_lines): (&RoomRef, usize),
     effect: Effect,
     stale_base: Option<String>,
     actions: &mut Vec<Action>,
@@ -502,11 +553,13 @@ fn take_effect(
         Effect::End => {
             let m = running.remove(home).expect("present");
             actions.push(files_action(&m, true, stale_base));
-            actions.extend(
-                end_replies(settings, &m)
-                    .into_iter()
-                    .map(|r| Action::reply(room, r)),
-            );
+            let mut said = end_replies(settings, &m);
+            if !m.lurk
+                && let Some(post) = end_post(&m, &settings.public_url, max_lines)
+            {
+                said.insert(1, post);
+            }
+            actions.extend(said.into_iter().map(|r| Action::reply(room, r)));
         }
     }
 }

@@ -18,10 +18,14 @@ use super::event::{Principal, RoomRef};
 
 mod commands;
 mod meetings;
+mod series;
 mod text;
 pub use commands::{MeetingCommand, parse_meeting_command};
 pub(crate) use meetings::line_time;
 pub use meetings::{MeetingClaims, Meetings};
+pub use series::{
+    POST_LINE_BYTES, PersonActions, PreviousMeeting, Recap, end_post, minutes_url, start_post,
+};
 pub use text::{
     URL_SCHEMES, clean_nick, clean_text, hms, mentions, room_slug, sanitize_name, starts_with_url,
     user_id_of,
@@ -98,7 +102,7 @@ pub struct LogLine {
 }
 
 /// Someone present, and how many lines they said (0 for `#nick` and `#chair` names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Attendee {
     pub nick: String,
     pub lines: usize,
@@ -197,6 +201,8 @@ pub struct Meeting {
     pub items: Vec<Item>,
     attendees: Vec<Attendee>,
     attendee_index: BTreeMap<String, usize>,
+    /// The nicks the bot's own words were logged under: no attendee of a [`Recap`].
+    bot_voices: BTreeSet<String>,
     pub lurk: bool,
     pub restrict_logs: bool,
     /// The file base of the last save, so that a rename removes the old files.
@@ -233,6 +239,7 @@ impl Meeting {
             items: Vec::new(),
             attendees: Vec::new(),
             attendee_index: BTreeMap::new(),
+            bot_voices: BTreeSet::new(),
             lurk: false,
             restrict_logs: false,
             saved_as: None,
@@ -404,7 +411,11 @@ impl Meeting {
         time: DateTime<Utc>,
         emote: bool,
     ) -> usize {
-        self.push_line(clean_nick(nick), clean_text(text), time, emote)
+        let nick = clean_nick(nick);
+        if !self.bot_voices.contains(&nick) {
+            self.bot_voices.insert(nick.clone());
+        }
+        self.push_line(nick, clean_text(text), time, emote)
     }
 
     fn push_line(&mut self, nick: String, text: String, time: DateTime<Utc>, emote: bool) -> usize {

@@ -944,3 +944,229 @@ fn lines_are_logged_at_the_servers_time_in_the_order_they_came() {
     let times: Vec<_> = j.iter().map(|l| l.time).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 }
+
+fn recalls(actions: &[Action]) -> Vec<(MeetingKey, RoomRef, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecallSeries { key, room, name } => {
+                Some((key.clone(), room.clone(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn ended_meeting(lines: &[(&str, &str)]) -> Meeting {
+    let mut m = Meeting::new(room(), "alice", t0(), "!");
+    for (n, (nick, text)) in lines.iter().enumerate() {
+        let at = t0() + TimeDelta::seconds(i64::try_from(n).unwrap());
+        m.add_line(nick, text, at, false);
+    }
+    m.add_raw_line("sigbot", "Meeting started", t0(), false);
+    m
+}
+
+#[test]
+fn a_meetings_recap_has_people_without_the_bot_agreed_items_and_actions_by_person() {
+    let m = ended_meeting(&[
+        ("alice", "#startmeeting weekly"),
+        ("bob", "hello"),
+        ("bob", "I can do it"),
+        ("alice", "#agreed we ship"),
+        ("alice", "#action bob writes the notes"),
+        ("alice", "#action bob and alice test it"),
+        ("alice", "#action someone buys cake"),
+    ]);
+    let r = m.recap();
+    let people: Vec<(&str, usize)> = r
+        .people
+        .iter()
+        .map(|a| (a.nick.as_str(), a.lines))
+        .collect();
+    assert_eq!(people, [("alice", 5), ("bob", 2)]);
+    assert_eq!(r.agreed, ["we ship"]);
+    assert_eq!(
+        r.actions,
+        [
+            PersonActions {
+                nick: "alice".into(),
+                items: vec!["bob and alice test it".into()]
+            },
+            PersonActions {
+                nick: "bob".into(),
+                items: vec![
+                    "bob writes the notes".into(),
+                    "bob and alice test it".into()
+                ]
+            },
+        ]
+    );
+    assert_eq!(r.unassigned, ["someone buys cake"]);
+    assert_eq!(r.action_count(), 4);
+    // It survives the store's JSON.
+    let back: Recap = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+}
+
+fn previous(actions: &[(&str, &[&str])], unassigned: &[&str]) -> PreviousMeeting {
+    PreviousMeeting {
+        name: "weekly".into(),
+        started: t0() - TimeDelta::days(7),
+        base_path: "centos-meeting/2026-11-19/weekly.2026-11-19-15.00".into(),
+        recap: Recap {
+            people: vec![],
+            agreed: vec![],
+            actions: actions
+                .iter()
+                .map(|(nick, items)| PersonActions {
+                    nick: (*nick).into(),
+                    items: items.iter().map(|s| (*s).into()).collect(),
+                })
+                .collect(),
+            unassigned: unassigned.iter().map(|s| (*s).into()).collect(),
+        },
+    }
+}
+
+const PREV_URL: &str =
+    "https://meetbot.example.org/meetings/centos-meeting/2026-11-19/weekly.2026-11-19-15.00.html";
+
+#[test]
+fn the_start_post_names_the_previous_meeting_and_its_actions_by_person_within_max_lines() {
+    let url = "https://meetbot.example.org/";
+    let p = previous(&[("alice", &["a1", "a2"]), ("bob", &["b1"])], &["u1"]);
+    // Room for everything: the head, one line per person, the unassigned ones.
+    assert_eq!(
+        start_post(&p, url, 5),
+        format!(
+            "Previous 'weekly' meeting (2026-11-19 15:00 UTC): 4 action items. Minutes: {PREV_URL}\n\
+             ACTION alice: a1; a2\nACTION bob: b1\nACTION UNASSIGNED: u1"
+        )
+    );
+    // Three lines: what does not fit is counted and left to the minutes link.
+    assert_eq!(
+        start_post(&p, url, 3),
+        format!(
+            "Previous 'weekly' meeting (2026-11-19 15:00 UTC): 4 action items. Minutes: {PREV_URL}\n\
+             ACTION alice: a1; a2\n…and 2 more items in the minutes: {PREV_URL}"
+        )
+    );
+    assert_eq!(start_post(&p, url, 1).lines().count(), 1);
+    assert_eq!(
+        start_post(&previous(&[], &[]), url, 3),
+        format!(
+            "Previous 'weekly' meeting (2026-11-19 15:00 UTC): no action items. Minutes: {PREV_URL}"
+        )
+    );
+    // A long line is cut well within an IRC line.
+    let long = "x".repeat(1000);
+    let p = previous(&[("alice", &[long.as_str()])], &[]);
+    let post = start_post(&p, url, 3);
+    let line = post.lines().nth(1).unwrap();
+    assert!(
+        line.len() <= POST_LINE_BYTES && line.ends_with('…'),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_end_post_says_agreed_items_and_actions_by_person_within_max_lines() {
+    let mut m = ended_meeting(&[
+        ("alice", "#startmeeting weekly"),
+        ("bob", "hi"),
+        ("alice", "#agreed one"),
+        ("alice", "#agreed two"),
+        ("alice", "#action bob does it"),
+    ]);
+    let url = "https://meetbot.example.org";
+    assert_eq!(
+        end_post(&m, url, 3).unwrap(),
+        "AGREED: one\nAGREED: two\nACTION bob: bob does it"
+    );
+    assert_eq!(
+        end_post(&m, url, 2).unwrap(),
+        "AGREED: one\n…and 2 more items in the minutes: \
+         https://meetbot.example.org/meetings/centos-meeting/2026-11-26/weekly.2026-11-26-15.00.html"
+    );
+    // The minutes of a #restrictlogs meeting are not served: no link to them.
+    m.restrict_logs = true;
+    assert_eq!(
+        end_post(&m, url, 2).unwrap(),
+        "AGREED: one\n…and 2 more items in the minutes"
+    );
+    let quiet = ended_meeting(&[("alice", "#startmeeting"), ("alice", "#info x")]);
+    assert_eq!(end_post(&quiet, url, 3), None);
+}
+
+#[test]
+fn a_new_meeting_recalls_its_series_and_tells_the_answer_after_its_greeting() {
+    let mut c = core();
+    let out = say(&mut c, "alice", "#startmeeting Weekly", 0);
+    let asked = recalls(&out);
+    assert_eq!(asked.len(), 1, "{out:?}");
+    let (key, at, name) = asked[0].clone();
+    assert_eq!((at.clone(), name.as_str()), (room(), "weekly"));
+    assert_eq!(key.slug, "centos-meeting");
+    // The store found the previous one: the post goes to the room and into the log.
+    let p = previous(&[("bob", &["bob writes the notes"])], &[]);
+    let out = c.handle(
+        Event::SeriesRecalled {
+            key: key.clone(),
+            room: room(),
+            previous: Some(Box::new(p)),
+        },
+        t0() + TimeDelta::seconds(1),
+    );
+    assert_eq!(
+        sent(&out),
+        [format!(
+            "Previous 'weekly' meeting (2026-11-19 15:00 UTC): 1 action item. Minutes: {PREV_URL}\n\
+             ACTION bob: bob writes the notes"
+        )]
+    );
+    assert_eq!(journaled(&out).len(), 2, "both lines are logged: {out:?}");
+    // None found: nothing said. A second #startmeeting asks nothing.
+    let none = Event::SeriesRecalled {
+        key: key.clone(),
+        room: room(),
+        previous: None,
+    };
+    assert!(c.handle(none, t0()).is_empty());
+    assert!(recalls(&say(&mut c, "alice", "#startmeeting again", 2)).is_empty());
+    // The end post comes after "Meeting ended" and before the links.
+    say(&mut c, "alice", "#action alice checks the mirror", 3);
+    let out = say(&mut c, "alice", "#endmeeting", 60);
+    let texts = sent(&out);
+    assert!(texts[0].starts_with("Meeting ended"), "{texts:?}");
+    assert_eq!(texts[1], "ACTION alice: alice checks the mirror");
+    assert!(texts[2].starts_with("Minutes:"), "{texts:?}");
+    // An answer for a meeting that has ended is dropped.
+    let late = Event::SeriesRecalled {
+        key,
+        room: room(),
+        previous: Some(Box::new(previous(&[], &[]))),
+    };
+    assert!(c.handle(late, t0()).is_empty());
+}
+
+#[test]
+fn series_posts_fit_the_bridges_max_lines_and_a_lurking_meeting_says_nothing() {
+    let mut c = core();
+    c.meetings.set_post_lines([(room(), 2)]);
+    let out = say(&mut c, "alice", "#startmeeting weekly", 0);
+    let (key, _, _) = recalls(&out)[0].clone();
+    let p = previous(&[("alice", &["a"]), ("bob", &["b"])], &[]);
+    let recalled = |p: PreviousMeeting| Event::SeriesRecalled {
+        key: key.clone(),
+        room: room(),
+        previous: Some(Box::new(p)),
+    };
+    let out = c.handle(recalled(p.clone()), t0());
+    assert_eq!(sent(&out)[0].lines().count(), 2, "{out:?}");
+    say(&mut c, "alice", "#lurk", 1);
+    assert!(c.handle(recalled(p), t0()).is_empty());
+    say(&mut c, "alice", "#agreed quietly", 2);
+    let out = say(&mut c, "alice", "#endmeeting", 3);
+    assert!(!sent(&out).iter().any(|t| t.contains("AGREED")), "{out:?}");
+}
