@@ -352,7 +352,7 @@ async fn matrix_lines_sent_while_the_bot_is_down_arrive_after_its_restart() {
     assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> before"));
     // Killed once "before" has left the outbox: the line being written at a crash is the one
     // that may come twice, and that is not what this test is about.
-    bot.wait_log(WAIT, "queued message done").await;
+    bot.wait_log(WAIT, "queued messages done").await;
 
     bot.kill().await;
     for i in 1..=3 {
