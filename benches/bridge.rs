@@ -15,8 +15,15 @@
 //! The latency the bot adds is the bridged figure minus the baseline on the receiving side's
 //! network (IRC -> Matrix against Matrix -> Matrix; Matrix -> IRC against IRC -> IRC).
 //!
+//! With `--spread ROOMS` (issue 16): `--messages` lines at `--spread-rate` a second (default
+//! 50) spread round-robin over ROOMS bridged channels, IRC -> Matrix through a bot bridging
+//! them all, timed at dave (IRC's own delivery) and at bob's `/sync` (through the bot), then the
+//! same from alice to the same rooms (Synapse's own delivery); `--spread-only yes` skips the
+//! other phases.
+//!
 //! usage: `bridge_bench [--messages N] [--rates 5,20] [--bot-rate PER_SECOND]
-//! [--bot-burst N] [--bridges N]`; `benches/bridge.sh` builds the bot and runs it.
+//! [--bot-burst N] [--bridges N] [--spread ROOMS] [--spread-rate PER_SECOND]
+//! [--spread-only yes]`; `benches/bridge.sh` builds the bot and runs it.
 
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
@@ -47,6 +54,10 @@ struct Options {
     bot_rate: f64,
     bot_burst: u32,
     bridges: usize,
+    /// Rooms of the spread phase (0: no spread phase).
+    spread: usize,
+    spread_rate: f64,
+    spread_only: bool,
 }
 
 impl Options {
@@ -59,6 +70,9 @@ impl Options {
             bot_rate: IrcClass::PUBLIC_RATE,
             bot_burst: IrcClass::PUBLIC_BURST,
             bridges: 50,
+            spread: 0,
+            spread_rate: 50.0,
+            spread_only: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -73,9 +87,13 @@ impl Options {
                 "--bot-rate" => o.bot_rate = parse_arg(&flag, &value),
                 "--bot-burst" => o.bot_burst = parse_arg(&flag, &value),
                 "--bridges" => o.bridges = parse_arg(&flag, &value),
+                "--spread" => o.spread = parse_arg(&flag, &value),
+                "--spread-rate" => o.spread_rate = parse_arg(&flag, &value),
+                "--spread-only" => o.spread_only = value == "yes",
                 _ => panic!(
                     "unknown option {flag}; usage: bridge_bench [--messages N] [--rates 5,20] \
-                     [--bot-rate PER_SECOND] [--bot-burst N] [--bridges N]"
+                     [--bot-rate PER_SECOND] [--bot-burst N] [--bridges N] [--spread ROOMS] \
+                     [--spread-rate PER_SECOND] [--spread-only yes]"
                 ),
             }
         }
@@ -592,6 +610,11 @@ async fn main() {
         bot_id,
         txn: Arc::new(Default::default()),
     };
+    if o.spread_only {
+        bot.terminate(Duration::from_secs(30)).await;
+        world.spread(&o).await;
+        return;
+    }
     // Warm-up: both ways through the bridge, not counted.
     let warm = Options {
         messages: 5,
@@ -638,6 +661,9 @@ async fn main() {
     // (b) Memory with many bridges: a second bot account and nick, `bridges` channel/room pairs.
     eprintln!("{} bridges...", o.bridges);
     let many = world.many_bridges(&o).await;
+    if o.spread > 0 {
+        world.spread(&o).await;
+    }
 
     println!(
         "\nbridge benchmark: {} messages per phase, bot IRC rate {}/s burst {} (IRC class Unlimited)",
@@ -805,5 +831,248 @@ impl World {
         self.dave = Some(dave);
         self.carol = Some(carol);
         mem
+    }
+}
+
+/// (room, sequence number) of a spread phase's lines, in the order they arrived.
+type RoomOrder = Vec<(String, usize)>;
+
+/// Arrivals of a spread phase's lines, by sequence number, from any room.
+fn spread_arrivals(
+    mut syncer: Syncer,
+    from: String,
+    tag: String,
+    n: usize,
+    deadline: Instant,
+) -> JoinHandle<(Syncer, Arrivals, RoomOrder)> {
+    tokio::spawn(async move {
+        let mut got: Arrivals = vec![None; n];
+        // (room, sequence) in the order seen, to check each room's order.
+        let mut order = Vec::new();
+        let mut count = 0;
+        while count < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            syncer
+                .until(left.min(Duration::from_secs(5)), |r, ev, seen| {
+                    let seq = (ev["type"] == "m.room.message" && ev["sender"] == from.as_str())
+                        .then(|| {
+                            ev["content"]["body"]
+                                .as_str()
+                                .and_then(|b| sequence(b, &tag))
+                        })
+                        .flatten();
+                    if let Some(i) = seq.filter(|&i| i < n && got[i].is_none()) {
+                        got[i] = Some(seen);
+                        order.push((r.to_owned(), i));
+                        count += 1;
+                    }
+                    count == n
+                })
+                .await;
+        }
+        (syncer, got, order)
+    })
+}
+
+/// Whether each room saw its lines in increasing order.
+fn rooms_in_order(order: &[(String, usize)]) -> bool {
+    let mut last: std::collections::HashMap<&str, usize> = Default::default();
+    order.iter().all(|(room, i)| {
+        let ok = last.get(room.as_str()).is_none_or(|prev| prev < i);
+        last.insert(room, *i);
+        ok
+    })
+}
+
+impl World {
+    /// The spread phase: `o.messages` lines at `o.spread_rate` a second over `o.spread`
+    /// bridged rooms, IRC -> Matrix through a bot of its own, then Matrix -> Matrix.
+    async fn spread(&mut self, o: &Options) {
+        let rooms_n = o.spread;
+        eprintln!("spread: {rooms_n} bridged rooms...");
+        let user = self
+            .synapse
+            .register_user("sigbotspread", "spread-secret-pw")
+            .await;
+        let mut pairs = Vec::new();
+        let mut rooms = Vec::new();
+        let mut bob = self.bob.take().unwrap();
+        for i in 0..rooms_n {
+            let local = format!("spread{i}");
+            let room = self
+                .alice
+                .create_room(RoomSpec {
+                    alias: Some(local.clone()),
+                    public: true,
+                    ..RoomSpec::default()
+                })
+                .await;
+            bob.client.join(&room).await;
+            rooms.push(room);
+            pairs.push((
+                format!("#spread{i}"),
+                format!("#{local}:{}", self.synapse.server_name()),
+            ));
+        }
+        let dir = temp_dir("bridge-bench-spread");
+        let config = bot_config(o, &self.irc, &self.synapse, &user, &pairs);
+        let mut bot = Bot::start_with_env(dir.path(), &config, &[("RUST_LOG", "info")]);
+        let mut joined = std::collections::HashSet::new();
+        let all = bob
+            .until(SETUP, |r, ev, _| {
+                if ev["type"] == "m.room.member"
+                    && ev["state_key"] == user.user_id.as_str()
+                    && ev["content"]["membership"] == "join"
+                {
+                    joined.insert(r.to_owned());
+                }
+                joined.len() == rooms.len()
+            })
+            .await;
+        assert!(
+            all,
+            "the bot joined {} of {rooms_n} rooms\n{}",
+            joined.len(),
+            bot.log_tail(40)
+        );
+        let channels: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
+        let mut carol = self.carol.take();
+        let mut dave = self.dave.take();
+        join_with_bot(carol.as_mut().unwrap(), &channels, &user.localpart).await;
+        join_with_bot(dave.as_mut().unwrap(), &channels, &user.localpart).await;
+
+        let n = o.messages;
+        let rate = o.spread_rate;
+        let mut results = Vec::new();
+        // Warm-up (one line a room), then IRC -> Matrix, then Synapse alone.
+        for (phase, from_irc, count) in [
+            ("warm-up", true, rooms_n),
+            ("IRC -> Matrix (bot)", true, n),
+            ("Matrix -> Matrix (server only)", false, n),
+        ] {
+            let tag = format!("s{}", random_token(6));
+            let deadline = Instant::now() + Duration::from_secs_f64(count as f64 / rate) + GRACE;
+            let from = if from_irc {
+                user.user_id.clone()
+            } else {
+                self.alice_user.user_id.clone()
+            };
+            let at_bob = spread_arrivals(bob, from, tag.clone(), count, deadline);
+            let at_dave = from_irc.then(|| {
+                let tag = tag.clone();
+                let channels = channels.clone();
+                let mut dave = dave.take().unwrap();
+                tokio::spawn(async move {
+                    let mut got: Arrivals = vec![None; count];
+                    let mut seen = 0;
+                    while seen < count {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        let mut seq = None;
+                        let line = dave
+                            .try_wait_for(left.min(Duration::from_secs(1)), |l| {
+                                seq = (l.command == "PRIVMSG"
+                                    && l.nick() == Some("carol")
+                                    && l.param(0).is_some_and(|c| {
+                                        channels.iter().any(|x| x.eq_ignore_ascii_case(c))
+                                    }))
+                                .then(|| sequence(l.text(), &tag))
+                                .flatten();
+                                seq.is_some()
+                            })
+                            .await;
+                        if let (Ok(_), Some(i)) = (line, seq)
+                            && i < count
+                            && got[i].is_none()
+                        {
+                            got[i] = Some(Instant::now());
+                            seen += 1;
+                        }
+                    }
+                    (dave, got)
+                })
+            });
+            let sent = if from_irc {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+                let c = carol.take().unwrap();
+                let writer = tokio::spawn(async move {
+                    while let Some((chan, text)) = rx.recv().await {
+                        c.privmsg(&chan, &text).await;
+                    }
+                    c
+                });
+                let sent = paced(&tag, count, rate, |i, text| {
+                    let _ = tx.send((channels[i % rooms_n].clone(), text));
+                })
+                .await;
+                drop(tx);
+                carol = Some(writer.await.unwrap());
+                sent
+            } else {
+                let (alice, txn) = (&self.alice, &self.txn);
+                paced(&tag, count, rate, |i, text| {
+                    matrix_send(alice, txn, &rooms[i % rooms_n], text)
+                })
+                .await
+            };
+            let (b, got, order) = at_bob.await.unwrap();
+            bob = b;
+            let irc_own = match at_dave {
+                Some(h) => {
+                    let (d, got) = h.await.unwrap();
+                    dave = Some(d);
+                    Some(figures(&sent, &got))
+                }
+                None => None,
+            };
+            if phase != "warm-up" {
+                results.push((phase, figures(&sent, &got), irc_own, rooms_in_order(&order)));
+            }
+        }
+        bot.terminate(Duration::from_secs(30)).await;
+        self.bob = Some(bob);
+        self.carol = carol;
+        self.dave = dave;
+
+        println!(
+            "\nspread: {n} lines at {rate}/s round-robin over {rooms_n} bridged rooms, bot IRC rate {}/s",
+            o.bot_rate
+        );
+        println!("| path | received | p50 ms | p99 ms | each room in order |");
+        println!("|---|---|---|---|---|");
+        for (phase, f, irc_own, ordered) in &results {
+            if let Some(irc) = irc_own {
+                println!(
+                    "| IRC -> IRC (server only) | {}/{n} | {} | {} | |",
+                    irc.received,
+                    ms(irc.p50),
+                    ms(irc.p99)
+                );
+            }
+            println!(
+                "| {phase} | {}/{n} | {} | {} | {} |",
+                f.received,
+                ms(f.p50),
+                ms(f.p99),
+                if *ordered { "yes" } else { "NO" }
+            );
+        }
+        if let [(_, bridged, Some(irc), _), (_, matrix, _, _)] = results.as_slice() {
+            let sub = |a: Duration, b: Duration, c: Duration| {
+                (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
+            };
+            println!(
+                "\nthe bot adds (bridged - IRC's own - Synapse's own): p50 {:+.1} ms, p99 {:+.1} ms; over Synapse's own alone: p50 {:+.1} ms, p99 {:+.1} ms",
+                sub(bridged.p50, irc.p50, matrix.p50),
+                sub(bridged.p99, irc.p99, matrix.p99),
+                sub(bridged.p50, matrix.p50, Duration::ZERO),
+                sub(bridged.p99, matrix.p99, Duration::ZERO),
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 # timed until the last one is written in the console room by the release binary.
 #
 #   benches/mqtt-e2e.sh [N]        (default 10000; needs mosquitto, mosquitto_pub, python3)
+#   SIGBOT_BIN=/path/to/sigbot benches/mqtt-e2e.sh [N]    (measure that binary, no build)
 #
 # The bot uses its embedded broker (rumqttd) unless BROKER=mosquitto.
 set -euo pipefail
@@ -13,8 +14,13 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/sigbot
+# SIGBOT_BIN: a sigbot binary to measure instead (e.g. an earlier build, for a before/after).
+if [ -n "${SIGBOT_BIN:-}" ]; then
+  BIN=$SIGBOT_BIN
+else
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/sigbot
+fi
 
 BROKER_BLOCK="[broker]
 listen = \"127.0.0.1:$PORT\""

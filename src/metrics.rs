@@ -124,6 +124,8 @@ struct Inner {
     pub outbox_rows: Family<NetworkLabels, Gauge>,
     pub relay_events: Family<RouteOutcomeLabels, Counter>,
     pub relay_digests: Family<RouteLabels, Counter>,
+    pub relay_commits: Counter,
+    pub relay_committed_events: Counter,
     pub commands: Family<CommandLabels, Counter>,
     pub lookup_duration: HistogramFamily<LookupLabels>,
     pub meetings_active: Gauge,
@@ -209,6 +211,18 @@ impl Metrics {
             "Digests a relay route sent for events past its max_per_minute",
             relay_digests.clone(),
         );
+        let relay_commits = Counter::default();
+        r.register(
+            "sigbot_relay_commits",
+            "Transactions that stored relayed MQTT events (the events that arrived together are committed together)",
+            relay_commits.clone(),
+        );
+        let relay_committed_events = Counter::default();
+        r.register(
+            "sigbot_relay_committed_events",
+            "MQTT events whose relayed messages or dedup keys were stored (and which were then acknowledged)",
+            relay_committed_events.clone(),
+        );
         let commands = Family::<CommandLabels, Counter>::default();
         r.register(
             "sigbot_command_invocations",
@@ -264,6 +278,8 @@ impl Metrics {
             outbox_rows,
             relay_events,
             relay_digests,
+            relay_commits,
+            relay_committed_events,
             commands,
             lookup_duration,
             meetings_active,
@@ -441,6 +457,14 @@ impl Metrics {
     pub fn meeting_line_journaled(&self) {
         self.0.meeting_lines.inc();
     }
+
+    /// One transaction stored the relayed messages and dedup keys of `events` MQTT events.
+    pub fn relay_committed(&self, events: usize) {
+        self.0.relay_commits.inc();
+        self.0
+            .relay_committed_events
+            .inc_by(u64::try_from(events).unwrap_or(u64::MAX));
+    }
 }
 
 fn net(network: &str) -> NetworkLabels {
@@ -585,6 +609,7 @@ mod tests {
         m.lookup_took("http", std::time::Duration::from_millis(5));
         m.set_meetings_active(1);
         m.meeting_line_journaled();
+        m.relay_committed(3);
         let text = m.encode_classic();
         for name in listed {
             assert!(

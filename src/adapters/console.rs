@@ -78,7 +78,7 @@ pub fn spawn_with_io(
         rx,
         metrics,
     ));
-    NetworkHandle::new(&cfg.name, tx)
+    NetworkHandle::new(&cfg.name, tx).with_window(CONSOLE_WINDOW)
 }
 
 async fn read_stdin(
@@ -133,6 +133,13 @@ async fn read_stdin(
     }
 }
 
+/// How many outbox messages the console takes before their verdicts: a batch is written
+/// with one write and one flush.
+pub const CONSOLE_WINDOW: usize = 32;
+
+/// At most this many messages are written with one write.
+const WRITE_BATCH: usize = 256;
+
 async fn write_stdout(
     mut output: impl AsyncWrite + Unpin,
     network: String,
@@ -140,32 +147,41 @@ async fn write_stdout(
     mut rx: mpsc::Receiver<Outgoing>,
     metrics: NetworkMetrics,
 ) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
     // Runs until every sender is gone, so that nothing queued before shutdown is lost.
-    while let Some(out) = rx.recv().await {
+    // Whatever waits in the queue is written at once, and only then are receipts given.
+    while rx.recv_many(&mut batch, WRITE_BATCH).await > 0 {
         let mut buf = String::new();
-        match &out.op {
-            OutgoingOp::Message | OutgoingOp::Tagged(_) => {
-                for line in out.text.lines() {
-                    buf.push_str(&format!("[{network}/{}] <{bot_nick}> {line}\n", out.room));
-                }
-            }
-            // Like IRC, a terminal cannot change what it printed, and repeating the line
-            // would only be noise.
-            OutgoingOp::Edit(_) => {}
-            OutgoingOp::React { key, .. } => {
-                buf.push_str(&format!(
-                    "[{network}/{}] * {bot_nick} reacts {key}\n",
-                    out.room
-                ));
-            }
+        for out in &batch {
+            render(&mut buf, &network, &bot_nick, out);
         }
         if output.write_all(buf.as_bytes()).await.is_err() || output.flush().await.is_err() {
             tracing::warn!(%network, "console output closed");
             return;
         }
-        if matches!(out.op, OutgoingOp::Message | OutgoingOp::Tagged(_)) {
-            metrics.sent();
+        for out in batch.drain(..) {
+            if matches!(out.op, OutgoingOp::Message | OutgoingOp::Tagged(_)) {
+                metrics.sent();
+            }
+            out.receipt.sent();
         }
-        out.receipt.sent();
+    }
+}
+
+/// One message as the console shows it, added to `buf`.
+fn render(buf: &mut String, network: &str, bot_nick: &str, out: &Outgoing) {
+    use std::fmt::Write as _;
+    match &out.op {
+        OutgoingOp::Message | OutgoingOp::Tagged(_) => {
+            for line in out.text.lines() {
+                let _ = writeln!(buf, "[{network}/{}] <{bot_nick}> {line}", out.room);
+            }
+        }
+        // Like IRC, a terminal cannot change what it printed, and repeating the line
+        // would only be noise.
+        OutgoingOp::Edit(_) => {}
+        OutgoingOp::React { key, .. } => {
+            let _ = writeln!(buf, "[{network}/{}] * {bot_nick} reacts {key}", out.room);
+        }
     }
 }

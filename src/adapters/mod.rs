@@ -202,6 +202,10 @@ impl Eq for Receipt {}
 pub struct NetworkHandle {
     pub name: String,
     tx: mpsc::Sender<Outgoing>,
+    /// How many outbox messages may wait for their verdict at once (DESIGN §11): 1 for an
+    /// adapter that writes one line at a time anyway (IRC's flood control), more for one that
+    /// writes a batch at once (the console) or several rooms at once (Matrix).
+    window: usize,
 }
 
 impl NetworkHandle {
@@ -209,7 +213,20 @@ impl NetworkHandle {
         Self {
             name: name.into(),
             tx,
+            window: 1,
         }
+    }
+
+    /// The same handle, letting the outbox hand it up to `window` messages before their
+    /// verdicts (at least 1).
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
+    }
+
+    /// How many outbox messages may wait for their verdict at once.
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     /// Queues a message; waits when the adapter's queue is full, fails only once the

@@ -143,7 +143,22 @@ pub(super) async fn core_task(
             }
             () = shutdown.cancelled() => break,
         };
-        dispatch(&mut core, event, &mut exec, &mut obs).await;
+        if !matches!(event, Event::Mqtt(_)) {
+            dispatch(&mut core, event, &mut exec, &mut obs).await;
+            continue;
+        }
+        // Group commit: the MQTT events waiting behind this one are handled with it, their
+        // relay batches committed in one transaction and then acknowledged. Under low load
+        // a group is the one event: nothing waits for more to come.
+        let (group, after) = gather_mqtt(event, || events.try_recv().ok());
+        exec.begin_relay_group();
+        for event in group {
+            dispatch(&mut core, event, &mut exec, &mut obs).await;
+        }
+        exec.end_relay_group();
+        if let Some(event) = after {
+            dispatch(&mut core, event, &mut exec, &mut obs).await;
+        }
     }
     // Whatever was already queued still gets its answer.
     while let Ok(event) = events.try_recv() {
@@ -157,6 +172,42 @@ pub(super) async fn core_task(
             "stopping while the database is full: writes held in memory are lost"
         );
     }
+}
+
+/// At most this many MQTT events are committed in one transaction.
+const MAX_GROUP: usize = 1_000;
+
+/// Past this many payload bytes, a group of MQTT events takes no more.
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
+/// The MQTT events that wait behind `first` (taken with `next`, which never waits): those
+/// that come before any other event, at most [`MAX_GROUP`] of them and (past the first)
+/// [`MAX_GROUP_BYTES`] of payload; and the other event taken that ended the group, which is
+/// handled after it.
+fn gather_mqtt(
+    first: Event,
+    mut next: impl FnMut() -> Option<Event>,
+) -> (Vec<Event>, Option<Event>) {
+    let size = |e: &Event| match e {
+        Event::Mqtt(m) => match &m.payload {
+            crate::core::relay::MqttPayload::Bytes(b) => b.len(),
+            crate::core::relay::MqttPayload::TooLarge { .. } => 0,
+        },
+        _ => 0,
+    };
+    let mut bytes = size(&first);
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+        match next() {
+            Some(e @ Event::Mqtt(_)) => {
+                bytes += size(&e);
+                group.push(e);
+            }
+            Some(other) => return (group, Some(other)),
+            None => break,
+        }
+    }
+    (group, None)
 }
 
 /// Carries out `actions`, and hands the core the events they answer at once.
@@ -281,5 +332,72 @@ fn refresh_queue_lengths(core: &mut Core, exec: &Executors, health: &Health) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::core::relay::{MqttMessage, MqttPayload};
+
+    fn mqtt(n: usize, len: usize) -> Event {
+        Event::Mqtt(MqttMessage {
+            network: "local".into(),
+            topic: format!("t/{n}"),
+            payload: MqttPayload::Bytes(vec![b'x'; len]),
+            delivery: None,
+        })
+    }
+
+    fn topic(e: &Event) -> String {
+        match e {
+            Event::Mqtt(m) => m.topic.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn gather(first: Event, queue: &mut VecDeque<Event>) -> (Vec<String>, Option<Event>) {
+        let (group, after) = gather_mqtt(first, || queue.pop_front());
+        (group.iter().map(topic).collect(), after)
+    }
+
+    #[test]
+    fn alone_an_event_is_its_own_group() {
+        let mut queue = VecDeque::new();
+        let (group, after) = gather(mqtt(0, 10), &mut queue);
+        assert_eq!(group, ["t/0"]);
+        assert!(after.is_none());
+    }
+
+    #[test]
+    fn the_events_waiting_join_in_order_up_to_another_kind_of_event() {
+        let mut queue: VecDeque<Event> = (1..5).map(|n| mqtt(n, 10)).collect();
+        queue.push_back(Event::Tick);
+        queue.push_back(mqtt(9, 10));
+        let (group, after) = gather(mqtt(0, 10), &mut queue);
+        assert_eq!(group, ["t/0", "t/1", "t/2", "t/3", "t/4"]);
+        // The tick is handled after the group, and the event behind it is left waiting.
+        assert_eq!(after, Some(Event::Tick));
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[test]
+    fn a_group_is_capped_by_count_and_by_bytes() {
+        let mut queue: VecDeque<Event> = (1..=MAX_GROUP + 5).map(|n| mqtt(n, 1)).collect();
+        let (group, after) = gather(mqtt(0, 1), &mut queue);
+        assert_eq!(group.len(), MAX_GROUP);
+        assert!(after.is_none());
+        assert_eq!(queue.len(), 6);
+
+        let big = MAX_GROUP_BYTES / 3 + 1;
+        let mut queue: VecDeque<Event> = (1..10).map(|n| mqtt(n, big)).collect();
+        let (group, _) = gather(mqtt(0, big), &mut queue);
+        assert_eq!(group, ["t/0", "t/1", "t/2"]);
+        // A first event over the budget still goes, alone.
+        let mut queue: VecDeque<Event> = (1..3).map(|n| mqtt(n, 1)).collect();
+        let (group, _) = gather(mqtt(0, MAX_GROUP_BYTES * 2), &mut queue);
+        assert_eq!(group, ["t/0"]);
     }
 }

@@ -79,6 +79,9 @@ pub(super) struct MeetingsMail {
 pub(super) struct RelaySinks {
     pub(super) outbox: Outbox,
     pub(super) mqtt: BTreeMap<String, MqttHandle>,
+    /// While the core task handles a group of MQTT events ([`Executors::begin_relay_group`]):
+    /// their relay batches, committed together at its end (or before any other write).
+    pub(super) group: Option<Vec<RelayBatch>>,
 }
 
 /// Which MQTT events trigger a check of which watch, and the watch task to tell.
@@ -174,7 +177,10 @@ impl Executors {
                     },
                 }),
                 Action::Bridged(m) => self.write(Held::Bridged(Box::new(m))),
-                Action::Relay(batch) => self.write(Held::Relayed(Box::new(batch))),
+                Action::Relay(batch) => match &mut self.relay.group {
+                    Some(group) if self.held.is_empty() => group.push(batch),
+                    _ => self.write(Held::Relayed(Box::new(batch))),
+                },
                 Action::Audit(entry) => {
                     tracing::info!(command = %entry.command, principal = %entry.principal, room = %entry.room, result = %entry.result, "audit");
                     self.write(Held::Audit(entry));
@@ -231,9 +237,56 @@ impl Executors {
         self.held.is_empty() && self.store.probe_room()
     }
 
+    /// From now until [`Executors::end_relay_group`], relay batches are gathered and
+    /// committed together (group commit, DESIGN §11): the core task calls it around a group
+    /// of MQTT events that were waiting together.
+    pub(super) fn begin_relay_group(&mut self) {
+        self.flush_relays();
+        self.relay.group = Some(Vec::new());
+    }
+
+    /// Commits the relay batches gathered since [`Executors::begin_relay_group`] in one
+    /// transaction, then acknowledges their MQTT messages.
+    pub(super) fn end_relay_group(&mut self) {
+        self.flush_relays();
+        self.relay.group = None;
+    }
+
+    /// Commits the relay batches gathered so far in one transaction and then acks them; while
+    /// the database is full they are held, each on its own, in order.
+    fn flush_relays(&mut self) {
+        let batches = match &mut self.relay.group {
+            Some(group) if !group.is_empty() => std::mem::take(group),
+            _ => return,
+        };
+        if !self.held.is_empty() {
+            for b in batches {
+                self.hold(Held::Relayed(Box::new(b)));
+            }
+            return;
+        }
+        match self.relay.outbox.put_relayed_group(&batches, Utc::now()) {
+            Ok(()) => {
+                for b in &batches {
+                    self.ack(b);
+                }
+            }
+            Err(e) if e.is_full() => {
+                for b in batches {
+                    self.hold(Held::Relayed(Box::new(b)));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batches.len(), "cannot store relayed MQTT messages; not acknowledging them");
+            }
+        }
+    }
+
     /// Commits a write before the next event is handled (so that a crash loses nothing),
     /// or holds it in memory, after those already held, while the database is full.
     fn write(&mut self, w: Held) {
+        // Relay batches gathered before this write are stored before it.
+        self.flush_relays();
         if !self.held.is_empty() {
             self.hold(w);
             return;

@@ -481,6 +481,7 @@ impl Runtime {
             relay: RelaySinks {
                 outbox: relaying.outbox,
                 mqtt: relaying.mqtt,
+                group: None,
             },
             watch,
             commands,

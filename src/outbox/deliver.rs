@@ -1,12 +1,16 @@
-//! One network's deliverer: hands the oldest waiting message to the adapter, waits for the
-//! adapter's verdict, and only then removes the row and moves on to the one after it.
+//! One network's deliverer: hands the oldest waiting messages to the adapter, in order and at
+//! most the adapter's window of them at a time (IRC: one), waits for the adapter's verdicts,
+//! and only then removes their rows, those whose verdicts came in together in one
+//! transaction.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::SentTimes;
@@ -54,22 +58,57 @@ impl Deliverer {
 
     #[tracing::instrument(skip_all, fields(network = %self.network))]
     pub(super) async fn run(mut self) {
+        let window = self.handle.window();
+        // The highest id handed to the adapter (or dropped as stale).
+        let mut last = 0i64;
+        let mut in_flight = FuturesUnordered::new();
         loop {
-            if self.shutdown.is_cancelled() {
+            let stopping = self.shutdown.is_cancelled();
+            if stopping && in_flight.is_empty() {
                 return;
             }
-            let network = self.network.clone();
-            let next = match blocking(&self.store, move |s| s.outbox_next(&network)).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox unreadable; retrying");
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => continue,
+            // Hand the adapter what waits, up to the window.
+            let mut more = false;
+            if !stopping && in_flight.len() < window {
+                let (network, want) = (self.network.clone(), window - in_flight.len());
+                match blocking(&self.store, move |s| s.outbox_after(&network, last, want)).await {
+                    Ok(rows) => {
+                        more = rows.len() == want;
+                        let mut stale = Vec::new();
+                        for row in rows {
+                            last = row.id;
+                            if self.is_stale(&row) {
+                                self.count_dropped(&row);
+                                stale.push(row);
+                                continue;
+                            }
+                            if !self.notify_dropped().await {
+                                return;
+                            }
+                            match self.hand(row).await {
+                                Some(pending) => in_flight.push(pending),
+                                // The adapter stopped: the rows stay for the next start.
+                                None => return,
+                            }
+                        }
+                        self.remove(&stale).await;
+                    }
+                    Err(e) if in_flight.is_empty() => {
+                        tracing::error!(error = %e, "outbox unreadable; retrying");
+                        tokio::select! {
+                            () = self.shutdown.cancelled() => return,
+                            () = tokio::time::sleep(RETRY) => continue,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox unreadable; retrying after the messages under way")
                     }
                 }
-            };
-            let Some(row) = next else {
+            }
+            if in_flight.is_empty() {
+                if more {
+                    continue;
+                }
                 if !self.notify_dropped().await {
                     return;
                 }
@@ -77,45 +116,62 @@ impl Deliverer {
                     () = self.shutdown.cancelled() => return,
                     () = self.wake.notified() => continue,
                 }
+            }
+            let room_for_more = !stopping && in_flight.len() < window;
+            let first = tokio::select! {
+                v = in_flight.next() => v,
+                () = self.wake.notified(), if room_for_more && !more => continue,
+                () = std::future::ready(()), if room_for_more && more => continue,
+                () = self.shutdown.cancelled(), if !stopping => continue,
             };
-            if let Some(staleness) = row.message.staleness {
-                let age = (Utc::now() - row.message.queued_at)
-                    .to_std()
-                    .unwrap_or_default();
-                if age > staleness {
-                    tracing::debug!(room = %row.message.room, origin = %row.message.origin, age_s = age.as_secs(), "queued message stale; dropped");
-                    self.count_dropped(&row);
-                    self.remove(&row).await;
-                    continue;
-                }
+            // Every verdict already in goes with the first: their rows leave together.
+            let mut verdicts: Vec<_> = first.into_iter().collect();
+            while let Some(Some(v)) = in_flight.next().now_or_never() {
+                verdicts.push(v);
             }
-            if !self.notify_dropped().await {
-                return;
-            }
-            match self.deliver(&row).await {
-                Some(Delivery::Sent) => {
-                    self.count_sent(&row);
-                    self.remove(&row).await;
-                }
-                Some(Delivery::Dropped) => {
-                    if row.message.staleness.is_some() {
-                        self.count_dropped(&row);
-                    } else {
-                        tracing::warn!(room = %row.message.room, origin = %row.message.origin, id = row.id, "the network gave up on a queued message; dropped");
+            let mut done = Vec::with_capacity(verdicts.len());
+            for (row, verdict) in verdicts {
+                match verdict {
+                    Some(Delivery::Sent) => {
+                        self.count_sent(&row);
+                        done.push(row);
                     }
-                    self.remove(&row).await;
+                    Some(Delivery::Dropped) => {
+                        if row.message.staleness.is_some() {
+                            self.count_dropped(&row);
+                        } else {
+                            tracing::warn!(room = %row.message.room, origin = %row.message.origin, id = row.id, "the network gave up on a queued message; dropped");
+                        }
+                        done.push(row);
+                    }
+                    // Shutting down: the row stays for the next start.
+                    None => {}
                 }
-                // Shutting down: the row stays for the next start.
-                None => return,
             }
+            self.remove(&done).await;
         }
     }
 
-    /// Hands one message to the adapter and waits for its verdict; `None` at shutdown when
-    /// the message was not written.
-    async fn deliver(&self, row: &OutboxRow) -> Option<Delivery> {
+    /// Whether a message with a staleness is older than it: it is dropped, not delivered.
+    fn is_stale(&self, row: &OutboxRow) -> bool {
+        let Some(staleness) = row.message.staleness else {
+            return false;
+        };
+        let age = (Utc::now() - row.message.queued_at)
+            .to_std()
+            .unwrap_or_default();
+        if age > staleness {
+            tracing::debug!(room = %row.message.room, origin = %row.message.origin, age_s = age.as_secs(), "queued message stale; dropped");
+            return true;
+        }
+        false
+    }
+
+    /// Hands one message to the adapter; what completes with its verdict (`None` at
+    /// shutdown when the message was not written), or `None` when the adapter has stopped.
+    async fn hand(&self, row: OutboxRow) -> Option<Pending> {
         let m = &row.message;
-        let (receipt, mut verdict) = Receipt::new();
+        let (receipt, verdict) = Receipt::new();
         let out = Outgoing::message(m.room.room.clone(), m.text.clone())
             .html(m.html.clone())
             .mentions(m.mentions.clone())
@@ -125,21 +181,11 @@ impl Deliverer {
         if self.handle.send(out).await.is_err() {
             return None;
         }
-        let got = tokio::select! {
-            v = &mut verdict => v,
-            () = self.shutdown.cancelled() => {
-                match tokio::time::timeout(SHUTDOWN_GRACE, &mut verdict).await {
-                    Ok(Ok(v)) => Ok(v),
-                    _ => return None,
-                }
-            }
-        };
-        match got {
-            Ok(v) => Some(v),
-            // The adapter took it without a verdict (or stopped): taken, unless stopping.
-            Err(_) if self.shutdown.is_cancelled() => None,
-            Err(_) => Some(Delivery::Sent),
-        }
+        let shutdown = self.shutdown.clone();
+        Some(Box::pin(async move {
+            let v = wait_verdict(verdict, &shutdown).await;
+            (row, v)
+        }))
     }
 
     /// A bridged message written: counted, with the time since its network says it was sent
@@ -170,16 +216,23 @@ impl Deliverer {
         e.0 += 1;
     }
 
-    async fn remove(&self, row: &OutboxRow) {
-        let id = row.id;
-        self.sent_times
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        match blocking(&self.store, move |s| s.outbox_remove(id)).await {
-            Ok(()) => tracing::debug!(id = row.id, room = %row.message.room, "queued message done"),
+    /// Removes the rows of delivered (or dropped) messages, in one transaction.
+    async fn remove(&self, rows: &[OutboxRow]) {
+        if rows.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        {
+            let mut times = self.sent_times.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &ids {
+                times.remove(id);
+            }
+        }
+        let n = ids.len();
+        match blocking(&self.store, move |s| s.outbox_remove_many(&ids)).await {
+            Ok(()) => tracing::debug!(rows = n, last = rows[n - 1].id, "queued messages done"),
             Err(e) => {
-                tracing::error!(error = %e, id = row.id, room = %row.message.room, "delivered message not removed from the outbox");
+                tracing::error!(error = %e, rows = n, first = rows[0].id, "delivered messages not removed from the outbox");
             }
         }
     }
@@ -194,6 +247,33 @@ impl Deliverer {
             }
         }
         true
+    }
+}
+
+/// A message handed to the adapter: completes with its row and verdict.
+type Pending =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (OutboxRow, Option<Delivery>)> + Send>>;
+
+/// Waits for an adapter's verdict; `None` at shutdown when the message was not written
+/// within the grace.
+async fn wait_verdict(
+    mut verdict: oneshot::Receiver<Delivery>,
+    shutdown: &CancellationToken,
+) -> Option<Delivery> {
+    let got = tokio::select! {
+        v = &mut verdict => v,
+        () = shutdown.cancelled() => {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut verdict).await {
+                Ok(Ok(v)) => Ok(v),
+                _ => return None,
+            }
+        }
+    };
+    match got {
+        Ok(v) => Some(v),
+        // The adapter took it without a verdict (or stopped): taken, unless stopping.
+        Err(_) if shutdown.is_cancelled() => None,
+        Err(_) => Some(Delivery::Sent),
     }
 }
 

@@ -1,16 +1,17 @@
 //! The outbox (DESIGN §8 "Nothing lost", §11): everything the bot must still say on a
 //! network — bridged messages, relayed MQTT events, package-update alerts — is stored in the
 //! store's `outbox` table before anything else happens to it, and one [`Deliverer`] per
-//! network hands that network's messages to its adapter one at a time, in the order they
-//! were stored.
+//! network hands that network's messages to its adapter in the order they were stored, at
+//! most the adapter's window of them awaiting a verdict ([`NetworkHandle::window`]).
 //!
 //! A row leaves the outbox only when the adapter reports the message written (or given up,
-//! see [`crate::adapters::Receipt`]). While a network is down its adapter holds the one
-//! message it was given and the rest wait here, surviving a crash of the bot; the other
+//! see [`crate::adapters::Receipt`]). While a network is down its adapter holds the
+//! messages it was given and the rest wait here, surviving a crash of the bot; the other
 //! networks' deliverers go on. Messages with a staleness (the bridge's) that are older than
 //! it by the time their network takes them are dropped, counted, and summed up in one notice
-//! per room; the others wait however long it takes. After a crash the only message that can
-//! appear twice is the one being written at that moment.
+//! per room; the others wait however long it takes. After a crash the only messages that can
+//! appear twice are those being written at that moment (one IRC line, one Matrix message per
+//! room being sent, at most the console's window of lines written last).
 
 mod deliver;
 #[cfg(test)]
@@ -167,16 +168,34 @@ impl Outbox {
     /// Stores a relay batch's messages and dedup keys in one transaction, and wakes the
     /// deliverers. Only after this returns may the MQTT message be acknowledged.
     pub fn put_relayed(&self, batch: &RelayBatch, now: DateTime<Utc>) -> Result<(), StoreError> {
-        if batch.messages.is_empty() && batch.seen.is_empty() {
+        self.put_relayed_group(std::slice::from_ref(batch), now)
+    }
+
+    /// Stores the messages and dedup keys of several relay batches (the MQTT events that
+    /// arrived together) in one transaction, in their order, and wakes the deliverers: all of
+    /// them are stored, or none. Only after this returns may their MQTT messages be
+    /// acknowledged.
+    pub fn put_relayed_group(
+        &self,
+        batches: &[RelayBatch],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let stored = batches
+            .iter()
+            .filter(|b| !(b.messages.is_empty() && b.seen.is_empty()))
+            .count();
+        if stored == 0 {
             return Ok(());
         }
-        let messages: Vec<Queued> = batch
-            .messages
+        let messages: Vec<Queued> = batches
             .iter()
+            .flat_map(|b| &b.messages)
             .filter(|m| self.running(&m.room, "relayed message"))
             .map(|m| relayed(m, now))
             .collect();
-        self.store.outbox_put_relayed(&messages, &batch.seen)?;
+        let seen: Vec<SeenKey> = batches.iter().flat_map(|b| b.seen.clone()).collect();
+        self.store.outbox_put_relayed(&messages, &seen)?;
+        self.metrics.relay_committed(stored);
         self.wake_for(messages.iter().map(|m| &m.room));
         Ok(())
     }

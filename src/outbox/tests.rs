@@ -43,7 +43,10 @@ impl Rig {
         let mut handles = BTreeMap::new();
         let mut rx = BTreeMap::new();
         for n in networks {
-            let (h, r) = network(n);
+            let (mut h, r) = network(n);
+            if *n == "matrix" {
+                h = h.with_window(3);
+            }
             handles.insert((*n).to_owned(), h);
             rx.insert((*n).to_owned(), r);
         }
@@ -268,4 +271,80 @@ async fn alerts_and_bridged_messages_share_their_network_s_order() {
     assert!(store.watch_alerts("httpd").unwrap().contains(&alert.key));
     // The room on a network that is not running is not queued.
     assert_eq!(store.outbox_networks().unwrap(), []);
+}
+
+#[tokio::test]
+async fn a_network_with_a_window_gets_that_many_at_once_and_verdicts_in_any_order() {
+    let mut rig = Rig::start(&["matrix"], |_| {});
+    let texts = ["1", "2", "3", "4", "5"];
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| ("matrix/!r:e", *t)).collect();
+    rig.outbox
+        .put_relayed(&relay_batch(&pairs), Utc::now())
+        .unwrap();
+    // Three handed before any verdict, in order; the fourth waits for a free place.
+    let mut handed = Vec::new();
+    for want in ["1", "2", "3"] {
+        let m = next(rig.rx("matrix")).await;
+        assert_eq!(m.text, want);
+        handed.push(m);
+    }
+    assert!(
+        rig.rx("matrix").try_recv().is_err(),
+        "no more than the window before a verdict"
+    );
+    // The second is written first (another room, say): its row leaves, the fourth goes out.
+    handed.remove(1).receipt.sent();
+    let m4 = next(rig.rx("matrix")).await;
+    assert_eq!(m4.text, "4");
+    let left: Vec<String> = rig
+        .store
+        .outbox_after("matrix", 0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message.text)
+        .collect();
+    assert_eq!(left, ["1", "3", "4", "5"]);
+    for m in handed.drain(..) {
+        m.receipt.sent();
+    }
+    m4.receipt.sent();
+    let m5 = next(rig.rx("matrix")).await;
+    assert_eq!(m5.text, "5");
+    m5.receipt.sent();
+    let store = rig.stop().await;
+    assert_eq!(store.outbox_len("matrix").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn batches_stored_together_keep_their_order_and_keys() {
+    let mut rig = Rig::start(&["console"], |_| {});
+    let mut first = relay_batch(&[("console/#local", "a"), ("console/#local", "b")]);
+    first.seen.push(SeenKey {
+        key: "k1".into(),
+        until: Utc::now() + chrono::Duration::hours(1),
+    });
+    let empty = relay_batch(&[]);
+    let mut last = relay_batch(&[("console/#local", "c")]);
+    last.seen.push(SeenKey {
+        key: "k2".into(),
+        until: Utc::now() + chrono::Duration::hours(1),
+    });
+    rig.outbox
+        .put_relayed_group(&[first, empty, last], Utc::now())
+        .unwrap();
+    for want in ["a", "b", "c"] {
+        let m = next(rig.rx("console")).await;
+        assert_eq!(m.text, want);
+        m.receipt.sent();
+    }
+    let mut keys: Vec<String> = rig
+        .outbox
+        .seen_keys(Utc::now())
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["k1", "k2"]);
+    rig.stop().await;
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
-use rusqlite::{OptionalExtension as _, Transaction, params};
+use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError};
 use crate::core::relay::SeenKey;
@@ -153,12 +153,24 @@ impl Store {
 
     /// The oldest message waiting for `network`.
     pub fn outbox_next(&self, network: &str) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(self.outbox_after(network, 0, 1)?.into_iter().next())
+    }
+
+    /// At most `limit` messages waiting for `network` whose ids come after `after`, oldest
+    /// first (ids only grow: the table is `AUTOINCREMENT`).
+    pub fn outbox_after(
+        &self,
+        network: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
-            c.prepare_cached(
+            let mut q = c.prepare_cached(
                 "SELECT id, room, text, html, mentions, kind, origin, queued_at_ms, staleness_ms
-                 FROM outbox WHERE network = ?1 ORDER BY id LIMIT 1",
-            )?
-            .query_row([network], |r| {
+                 FROM outbox WHERE network = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![network, after, limit], |r| {
                 let mentions: String = r.get(4)?;
                 let kind: String = r.get(5)?;
                 let queued_at_ms: i64 = r.get(7)?;
@@ -182,17 +194,30 @@ impl Store {
                             .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
                     },
                 })
-            })
-            .optional()
+            })?;
+            rows.collect()
         })
     }
 
     /// Removes a delivered (or dropped) message from the outbox.
     pub fn outbox_remove(&self, id: i64) -> Result<(), StoreError> {
+        self.outbox_remove_many(&[id])
+    }
+
+    /// Removes delivered (or dropped) messages from the outbox, in one transaction.
+    pub fn outbox_remove_many(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         self.with(|c| {
-            c.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
-                .execute([id])
-                .map(drop)
+            let tx = c.transaction()?;
+            {
+                let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+                for id in ids {
+                    del.execute([id])?;
+                }
+            }
+            tx.commit()
         })
     }
 

@@ -352,7 +352,7 @@ async fn matrix_lines_sent_while_the_bot_is_down_arrive_after_its_restart() {
     assert_eq!(bot_line(&mut dave).await, format!("<{ALICE}> before"));
     // Killed once "before" has left the outbox: the line being written at a crash is the one
     // that may come twice, and that is not what this test is about.
-    bot.wait_log(WAIT, "queued message done").await;
+    bot.wait_log(WAIT, "queued messages done").await;
 
     bot.kill().await;
     for i in 1..=3 {
@@ -610,4 +610,84 @@ async fn a_long_matrix_message_replayed_after_a_crash_is_relayed_once_and_whole(
     w.alice.send_text(&room, "after").await;
     assert_eq!(from_alice(&bot_line(&mut dave).await), "after");
     assert_eq!(bot.terminate(WAIT).await, Some(0));
+}
+
+/// Ten bridged rooms at once (issue 16): lines written to the ten channels in turn reach
+/// each Matrix room in the order they were written there, the Matrix sender working on
+/// several rooms at a time.
+#[tokio::test]
+async fn ten_bridged_rooms_each_keep_their_order() {
+    const ROOMS: usize = 10;
+    const LINES: usize = 10;
+    let synapse = SynapseServer::start().await;
+    let irc = IrcServer::start(IrcClass::Unlimited).await;
+    let bot_user = synapse.register_user("sigbot", "bot-secret-pw").await;
+    let alice_user = synapse.register_user("alice", "alice-secret-pw").await;
+    let mut alice = synapse.client(&alice_user);
+    let mut config = BotConfig::new().irc(Section::irc("testnet", &irc));
+    let mut rooms = Vec::new();
+    let mut aliases = Vec::new();
+    for r in 0..ROOMS {
+        let room = alice
+            .create_room(RoomSpec {
+                alias: Some(format!("order{r}")),
+                public: true,
+                ..RoomSpec::default()
+            })
+            .await;
+        rooms.push(room);
+        aliases.push(format!("#order{r}:{}", synapse.server_name()));
+    }
+    config =
+        config.matrix(Section::matrix("hs", &synapse, &bot_user).set("rooms", aliases.clone()));
+    for (r, alias) in aliases.iter().enumerate() {
+        let irc_room = format!("testnet/#order{r}");
+        let matrix_room = format!("hs/{alias}");
+        config = config.bridge(Section::bridge(
+            &format!("order{r}"),
+            &[&irc_room, &matrix_room],
+        ));
+    }
+    let dir = temp_dir("bridge-ten-rooms");
+    let mut bot = Bot::start(dir.path(), &config.build());
+    for room in &rooms {
+        let bot_id = bot_user.user_id.clone();
+        alice
+            .wait_for_event(room, WAIT, |ev| {
+                ev["type"] == "m.room.member"
+                    && ev["state_key"] == bot_id
+                    && ev["content"]["membership"] == "join"
+            })
+            .await;
+    }
+    let mut carol = IrcClient::connect(&irc, "carol").await;
+    for r in 0..ROOMS {
+        carol
+            .join_and_wait_for(&format!("#order{r}"), BOT_NICK, WAIT * 2)
+            .await;
+    }
+    // Interleaved: line k of every room before line k + 1 of any.
+    for k in 0..LINES {
+        for r in 0..ROOMS {
+            carol
+                .privmsg(&format!("#order{r}"), &format!("room{r}-line{k}"))
+                .await;
+        }
+    }
+    for (r, room) in rooms.iter().enumerate() {
+        for k in 0..LINES {
+            let bot_id = bot_user.user_id.clone();
+            let ev = alice
+                .wait_for_event(room, WAIT, |ev| {
+                    ev["type"] == "m.room.message" && ev["sender"] == bot_id
+                })
+                .await;
+            let body = ev["content"]["body"].as_str().unwrap_or_default();
+            assert!(
+                body.ends_with(&format!("room{r}-line{k}")),
+                "room {r}: line {k} expected, got {body:?}"
+            );
+        }
+    }
+    bot.terminate(WAIT).await;
 }

@@ -255,7 +255,7 @@ async fn a_full_database_holds_relayed_messages_and_refuses_guarded_commands_unt
     publisher.publish("load/numbers", publish(1)).await;
     bot.wait_stdout(T, "n=1 ").await;
     // Its row is gone (its pages free) before the database is filled.
-    bot.wait_log(T, "queued message done").await;
+    bot.wait_log(T, "queued messages done").await;
 
     // Another writer fills the database past the bot's cap.
     let db = open_db(&data);
@@ -336,7 +336,7 @@ async fn a_full_database_holds_bridged_messages_and_their_paste_until_there_is_r
     bot.say("first").await;
     let got = alice.wait_for(T, from_bot).await;
     assert!(got.text().ends_with(" first"), "{}", got.raw);
-    bot.wait_log(T, "queued message done").await;
+    bot.wait_log(T, "queued messages done").await;
 
     let db = open_db(&data);
     db.execute_batch(

@@ -87,6 +87,7 @@ pub fn spawn(
         shutdown: shutdown.clone(),
         events: events.clone(),
         metrics,
+        paused_until: Mutex::new(None),
     };
     let driver = Driver {
         dir: NetworkDir::new(data_dir, &cfg.name),
@@ -100,7 +101,10 @@ pub fn spawn(
     };
     tracker.spawn(sender.run(rx));
     tracker.spawn(driver.run());
-    (NetworkHandle::new(name, tx), media)
+    (
+        NetworkHandle::new(name, tx).with_window(sending::MATRIX_WINDOW),
+        media,
+    )
 }
 
 /// The connection's driver task: logs in, syncs, and logs in again when the session ends.

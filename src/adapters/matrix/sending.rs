@@ -1,11 +1,15 @@
-//! The sender task: the core's messages, one at a time so that each room keeps their order,
-//! with edits of tagged messages, reactions, receipts for the durable outbox, and retries of
-//! transient failures (the SDK itself waits out 429s for the `retry_after_ms` the server asks).
+//! The sender task: the core's messages, several rooms at once (at most
+//! [`ROOMS_IN_FLIGHT`]) and one at a time within a room, so that each room keeps their order
+//! (an edit or a reply comes after the message it refers to); with edits of tagged messages,
+//! reactions, receipts for the durable outbox, and retries of transient failures (the SDK
+//! itself waits out 429s for the `retry_after_ms` the server asks; a rate limit that still
+//! reaches the sender pauses every room's next attempt, as the limit is the bot's own).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use matrix_sdk::ruma::api::error::ErrorKind;
 use matrix_sdk::ruma::events::Mentions;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
@@ -26,7 +30,18 @@ use crate::metrics::NetworkMetrics;
 /// Attempts to send one message before it is dropped (429s are waited out by the SDK).
 const SEND_ATTEMPTS: u32 = 8;
 
-/// Sends the core's messages, in order.
+/// Rooms sent to at once.
+pub const ROOMS_IN_FLIGHT: usize = 8;
+
+/// Messages the sender takes from its queue ahead of sending them (spread over the rooms);
+/// past that it leaves the rest in the queue.
+const HELD_MAX: usize = 1024;
+
+/// How many outbox messages the Matrix adapter takes before their verdicts: enough for
+/// every room in flight to have a few waiting behind it.
+pub const MATRIX_WINDOW: usize = 64;
+
+/// Sends the core's messages, in order within each room.
 pub(super) struct Sender {
     /// The event IDs of the bot's tagged messages, for later edits.
     pub(super) tagged: Mutex<HashMap<String, OwnedEventId>>,
@@ -38,6 +53,8 @@ pub(super) struct Sender {
     pub(super) events: mpsc::Sender<Event>,
     /// Messages written.
     pub(super) metrics: NetworkMetrics,
+    /// After a rate limit that reached the sender: no room sends before this.
+    pub(super) paused_until: Mutex<Option<Instant>>,
 }
 
 impl Sender {
@@ -45,9 +62,32 @@ impl Sender {
     pub(super) async fn run(self, mut rx: mpsc::Receiver<Outgoing>) {
         // Runs until every handle is gone (after the core's last answer), so that nothing
         // queued before shutdown is lost.
-        while let Some(out) = rx.recv().await {
-            self.send(out).await;
+        let mut rooms = RoomQueues::default();
+        let mut in_flight = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            while in_flight.len() < ROOMS_IN_FLIGHT
+                && let Some((room, out)) = rooms.start_next()
+            {
+                in_flight.push(self.send_in(room, out));
+            }
+            if !open && in_flight.is_empty() {
+                return;
+            }
+            tokio::select! {
+                out = rx.recv(), if open && rooms.held < HELD_MAX => match out {
+                    Some(out) => rooms.push(out),
+                    None => open = false,
+                },
+                Some(room) = in_flight.next() => rooms.done(room),
+            }
         }
+    }
+
+    /// Sends one message of `room`; the room, once done.
+    async fn send_in(&self, room: String, out: Outgoing) -> String {
+        self.send(out).await;
+        room
     }
 
     async fn send(&self, out: Outgoing) {
@@ -123,6 +163,7 @@ impl Sender {
             SEND_ATTEMPTS
         };
         for attempt in 1..=attempts {
+            self.wait_out_rate_limit().await;
             let e = match room
                 .send_raw(event_type, content.clone())
                 .with_transaction_id(&txn)
@@ -148,6 +189,12 @@ impl Sender {
             }
             tracing::info!(room = %out.room, error = %e, attempt, "send failed; retrying");
             let delay = backoff.next_delay(rand::rng().random());
+            if is_rate_limit(&e) {
+                // The limit is the bot's, not the room's: every room waits it out.
+                let until = Instant::now() + delay;
+                let mut paused = self.paused_until.lock().unwrap();
+                *paused = Some(paused.map_or(until, |p| p.max(until)));
+            }
             tokio::time::sleep(delay).await;
         }
     }
@@ -172,6 +219,66 @@ impl Sender {
             self.tagged.lock().unwrap().insert(tag.clone(), event_id);
         }
     }
+}
+
+impl Sender {
+    /// Waits until a rate limit another room ran into is over.
+    async fn wait_out_rate_limit(&self) {
+        let until = *self.paused_until.lock().unwrap();
+        if let Some(until) = until {
+            tokio::time::sleep_until(until.into()).await;
+        }
+    }
+}
+
+/// The messages the sender holds, by room, and which rooms may start sending: a room is
+/// either sending one message (busy), waiting for a free slot (ready, in turn), or idle.
+#[derive(Default)]
+struct RoomQueues {
+    waiting: HashMap<String, VecDeque<Outgoing>>,
+    busy: HashSet<String>,
+    ready: VecDeque<String>,
+    /// Messages in `waiting`.
+    held: usize,
+}
+
+impl RoomQueues {
+    /// Takes a message: after the others of its room.
+    fn push(&mut self, out: Outgoing) {
+        let q = self.waiting.entry(out.room.clone()).or_default();
+        if q.is_empty() && !self.busy.contains(&out.room) {
+            self.ready.push_back(out.room.clone());
+        }
+        q.push_back(out);
+        self.held += 1;
+    }
+
+    /// The next room whose turn it is, with its oldest message; the room is busy until
+    /// [`RoomQueues::done`].
+    fn start_next(&mut self) -> Option<(String, Outgoing)> {
+        let room = self.ready.pop_front()?;
+        let q = self.waiting.get_mut(&room)?;
+        let out = q.pop_front()?;
+        if q.is_empty() {
+            self.waiting.remove(&room);
+        }
+        self.held -= 1;
+        self.busy.insert(room.clone());
+        Some((room, out))
+    }
+
+    /// `room`'s message is sent (or given up): its next one waits for its turn.
+    fn done(&mut self, room: String) {
+        self.busy.remove(&room);
+        if self.waiting.contains_key(&room) {
+            self.ready.push_back(room);
+        }
+    }
+}
+
+/// Whether the homeserver refused the event for its rate limit.
+fn is_rate_limit(e: &matrix_sdk::Error) -> bool {
+    matches!(e.client_api_error_kind(), Some(ErrorKind::LimitExceeded(_)))
 }
 
 /// Whether retrying cannot help: the homeserver refused the event for a reason other than
@@ -268,6 +375,69 @@ mod tests {
 
     fn out_long() -> Outgoing {
         Outgoing::message("!r:e", "edit ".repeat(20_000))
+    }
+
+    fn order(q: &mut RoomQueues, slots: usize) -> Vec<Vec<String>> {
+        // Rounds of sending: each round starts up to `slots` rooms, then all finish.
+        let mut rounds = Vec::new();
+        loop {
+            let mut round = Vec::new();
+            while round.len() < slots
+                && let Some((room, out)) = q.start_next()
+            {
+                round.push((room, out.text));
+            }
+            if round.is_empty() {
+                return rounds;
+            }
+            for (room, _) in &round {
+                q.done(room.clone());
+            }
+            rounds.push(round.into_iter().map(|(_, t)| t).collect());
+        }
+    }
+
+    #[test]
+    fn rooms_take_turns_and_each_keeps_its_order() {
+        let mut q = RoomQueues::default();
+        for (room, text) in [
+            ("a", "a1"),
+            ("a", "a2"),
+            ("b", "b1"),
+            ("a", "a3"),
+            ("c", "c1"),
+            ("b", "b2"),
+        ] {
+            q.push(Outgoing::message(room, text));
+        }
+        assert_eq!(q.held, 6);
+        assert_eq!(
+            order(&mut q, 2),
+            [vec!["a1", "b1"], vec!["c1", "a2"], vec!["b2", "a3"]]
+        );
+        assert_eq!(q.held, 0);
+        assert!(q.waiting.is_empty() && q.busy.is_empty() && q.ready.is_empty());
+    }
+
+    #[test]
+    fn a_busy_room_sends_nothing_else_until_done_while_others_go_on() {
+        let mut q = RoomQueues::default();
+        q.push(Outgoing::message("slow", "s1"));
+        let (room, out) = q.start_next().unwrap();
+        assert_eq!((room.as_str(), out.text.as_str()), ("slow", "s1"));
+        q.push(Outgoing::message("slow", "s2"));
+        q.push(Outgoing::message("fast", "f1"));
+        q.push(Outgoing::message("fast", "f2"));
+        // "slow" is still sending s1: only "fast" may start, one message at a time.
+        let (room, out) = q.start_next().unwrap();
+        assert_eq!((room.as_str(), out.text.as_str()), ("fast", "f1"));
+        assert!(q.start_next().is_none());
+        q.done("fast".into());
+        assert_eq!(q.start_next().unwrap().1.text, "f2");
+        q.done("fast".into());
+        assert!(q.start_next().is_none());
+        q.done("slow".into());
+        assert_eq!(q.start_next().unwrap().1.text, "s2");
     }
 
     #[test]
