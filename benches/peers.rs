@@ -196,6 +196,8 @@ struct Senders {
     irc_nick: String,
     /// The Matrix user that IRC lines from carol reach Matrix from.
     matrix_for_carol: String,
+    /// The bridge's own Matrix account, the one that joins the rooms.
+    matrix_bot: String,
 }
 
 /// The servers and the benchmark's clients.
@@ -357,7 +359,7 @@ impl World {
                 let p = self.phase(o, who, s, o.messages, from_irc, rate).await;
                 for (what, f) in [("own network", &p.own), ("bridged", &p.bridged)] {
                     eprintln!(
-                        "  {what}: {}/{} received, p50 {} ms, p99 {} ms, {:.1} lines/s",
+                        "  {what}: {}/{} received, p50 {}, p99 {} (ms), {:.1} lines/s",
                         f.received,
                         o.messages,
                         ms(f.p50),
@@ -419,8 +421,25 @@ impl World {
             &self.alice_user.user_id,
             self.alice.access_token(),
         ));
-        // Skip what is already there.
-        watcher.sync(Duration::ZERO).await;
+        // The bridge in every room first (the first sync brings the rooms' recent timelines).
+        let mut joined = std::collections::HashSet::new();
+        let all = watcher
+            .until(SETUP, |r, ev, _| {
+                if ev["type"] == "m.room.member"
+                    && ev["state_key"] == s.matrix_bot.as_str()
+                    && ev["content"]["membership"] == "join"
+                {
+                    joined.insert(r.to_owned());
+                }
+                rooms.iter().all(|(room, _, _)| joined.contains(room))
+            })
+            .await;
+        assert!(
+            all,
+            "the bridge joined {} of {} rooms",
+            joined.len(),
+            rooms.len()
+        );
         for c in &channels {
             carol.privmsg(c, &format!("hello {c}")).await;
         }
@@ -555,6 +574,7 @@ async fn run_sigbot(world: &mut World, o: &Options) -> Measured {
     let s = Senders {
         irc_nick: user.localpart.clone(),
         matrix_for_carol: user.user_id.clone(),
+        matrix_bot: user.user_id.clone(),
     };
     world.wait_joined(&s, &relay).await;
     let (idle_one, phases) = world.load(o, "sigbot", &s, &mut relay, None).await;
@@ -578,6 +598,7 @@ async fn run_sigbot(world: &mut World, o: &Options) -> Measured {
     let s = Senders {
         irc_nick: many_user.localpart.clone(),
         matrix_for_carol: many_user.user_id.clone(),
+        matrix_bot: many_user.user_id.clone(),
     };
     world.one_line_each(&s, &rooms).await;
     let many = memory(relay.pid());
@@ -671,30 +692,22 @@ async fn start_heisenbridge(
 impl World {
     /// Waits until the bridge is in `#bench` on both sides and carol and dave are there too.
     async fn wait_joined(&mut self, s: &Senders, relay: &Relay) {
-        let bridge_id = if s.matrix_for_carol.contains("_carol") {
-            // Heisenbridge: its own bot joins the room; carol's puppet comes with her first line.
-            None
-        } else {
-            Some(s.matrix_for_carol.clone())
-        };
-        if let Some(id) = bridge_id {
-            let room = self.room.clone();
-            let mut bob = self.bob.take().unwrap();
-            let joined = bob
-                .until(SETUP, |r, ev, _| {
-                    r == room
-                        && ev["type"] == "m.room.member"
-                        && ev["state_key"] == id.as_str()
-                        && ev["content"]["membership"] == "join"
-                })
-                .await;
-            self.bob = Some(bob);
-            assert!(
-                joined,
-                "the bridge did not join the room\n{}",
-                relay.log_tail()
-            );
-        }
+        let (id, room) = (s.matrix_bot.clone(), self.room.clone());
+        let mut bob = self.bob.take().unwrap();
+        let joined = bob
+            .until(SETUP, |r, ev, _| {
+                r == room
+                    && ev["type"] == "m.room.member"
+                    && ev["state_key"] == id.as_str()
+                    && ev["content"]["membership"] == "join"
+            })
+            .await;
+        self.bob = Some(bob);
+        assert!(
+            joined,
+            "the bridge did not join the room\n{}",
+            relay.log_tail()
+        );
         let mut carol = self.carol.take().unwrap();
         join_with_bot(&mut carol, &[CHANNEL.to_owned()], &s.irc_nick).await;
         self.carol = Some(carol);
@@ -727,6 +740,7 @@ async fn run_heisenbridge(
         matrix_for_carol: world
             .synapse
             .user_id(&format!("{}_{NETWORK}_carol", one.prefix)),
+        matrix_bot: world.synapse.user_id(&one.localpart),
     };
     world.wait_joined(&s, &relay).await;
     let (idle_one, phases) = world
@@ -749,6 +763,7 @@ async fn run_heisenbridge(
         matrix_for_carol: world
             .synapse
             .user_id(&format!("{}_{NETWORK}_carol", many.prefix)),
+        matrix_bot: world.synapse.user_id(&many.localpart),
     };
     world.one_line_each(&s, &rooms).await;
     let many = memory(relay.pid());

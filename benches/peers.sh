@@ -16,7 +16,8 @@
 # The peers are installed from PyPI into a venv of their own ($PEERS_VENV, default
 # .cache/peers-venv), never into the test environment. Raw data (per-message latencies, the
 # minutes' timings, the table) go to target/peers/<UTC time>/, which git ignores.
-# Release build by default (PROFILE=dev for a debug one); the Synapse venv is the harness's
+# sigbot is a release build by default (PROFILE=dev for a debug one; the driver is always a debug
+# build); the Synapse venv is the harness's
 # ($SIGBOT_SYNAPSE_VENV, made by scripts/test).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +38,9 @@ if [ ! -x "$venv/bin/heisenbridge" ] || ! "$venv/bin/python" -c 'import hcoopmee
     "$venv/bin/pip" install --quiet "heisenbridge==$heisenbridge_version" "hcoop-meetbot==$meetbot_version"
 fi
 
-cargo build --quiet --profile "$profile" --bin sigbot --example peers_bench
+cargo build --quiet --profile "$profile" --bin sigbot
+# The driver is a debug build, as for benches/bridge.sh: the same for both peers.
+cargo build --quiet --example peers_bench
 case $profile in dev) dir=debug ;; *) dir=$profile ;; esac
 # A copy, so that another build in the same target directory cannot replace it mid-run.
 bin=$out/sigbot
@@ -68,7 +71,7 @@ peer_minutes=$(median < "$out/minutes-peer.s")
 sigbot_minutes=$(median < "$out/minutes-sigbot.s")
 echo "minutes of $lines lines, median of $runs: peer ${peer_minutes}s, sigbot ${sigbot_minutes}s" | tee -a "$out/minutes.txt"
 
-SIGBOT_BIN=$bin "$target/$dir/examples/peers_bench" \
+SIGBOT_BIN=$bin "$target/debug/examples/peers_bench" \
     --heisenbridge "$venv/bin/heisenbridge" \
     --out "$out" \
     --minutes "$peer_minutes $sigbot_minutes $runs $lines" \
