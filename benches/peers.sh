@@ -38,13 +38,20 @@ if [ ! -x "$venv/bin/heisenbridge" ] || ! "$venv/bin/python" -c 'import hcoopmee
     "$venv/bin/pip" install --quiet "heisenbridge==$heisenbridge_version" "hcoop-meetbot==$meetbot_version"
 fi
 
-cargo build --quiet --profile "$profile" --bin sigbot
-# The driver is a debug build, as for benches/bridge.sh: the same for both peers.
-cargo build --quiet --example peers_bench
 case $profile in dev) dir=debug ;; *) dir=$profile ;; esac
+# $SIGBOT_BIN and $PEERS_DRIVER name binaries already built (nothing is built then).
+if [ -z "${SIGBOT_BIN:-}" ]; then
+    cargo build --quiet --profile "$profile" --bin sigbot
+    SIGBOT_BIN=$target/$dir/sigbot
+fi
+if [ -z "${PEERS_DRIVER:-}" ]; then
+    # The driver is a debug build, as for benches/bridge.sh: the same for both peers.
+    cargo build --quiet --example peers_bench
+    PEERS_DRIVER=$target/debug/examples/peers_bench
+fi
 # A copy, so that another build in the same target directory cannot replace it mid-run.
 bin=$out/sigbot
-cp "$target/$dir/sigbot" "$bin"
+cp "$SIGBOT_BIN" "$bin"
 
 echo "load before: $(uptime)" | tee "$out/load.txt"
 
@@ -71,7 +78,7 @@ peer_minutes=$(median < "$out/minutes-peer.s")
 sigbot_minutes=$(median < "$out/minutes-sigbot.s")
 echo "minutes of $lines lines, median of $runs: peer ${peer_minutes}s, sigbot ${sigbot_minutes}s" | tee -a "$out/minutes.txt"
 
-SIGBOT_BIN=$bin "$target/debug/examples/peers_bench" \
+SIGBOT_BIN=$bin "$PEERS_DRIVER" \
     --heisenbridge "$venv/bin/heisenbridge" \
     --out "$out" \
     --minutes "$peer_minutes $sigbot_minutes $runs $lines" \
