@@ -6,7 +6,8 @@
 #
 #   benches/idle.sh [BIN]       BIN: the sigbot binary (default target/release/sigbot)
 #
-# The environment passes through, so that MALLOC_ARENA_MAX=2 or TOKIO_WORKER_THREADS=1 can be
+# SMAPS=FILE also writes the resident KiB of each mapping to FILE. The environment passes
+# through, so that MALLOC_ARENA_MAX=2 or TOKIO_WORKER_THREADS=1 can be
 # tried on the same binary.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,13 @@ while [ -z "$up" ]; do
     fi
 done
 sleep "$rest"
+# SMAPS=FILE: resident KiB per mapping (the binary's segments, libraries, heap, stacks).
+if [ -n "${SMAPS:-}" ]; then
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "") ? "[anon]" : $6; perm = $2 }
+         /^Rss:/ { rss[name " " perm] += $2 }
+         END { for (k in rss) if (rss[k] > 0) printf "%8d KiB  %s\n", rss[k], k }' \
+        "/proc/$pid/smaps" | sort -rn > "$SMAPS"
+fi
 kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$pid/status"; }
 size=$(stat -c %s "$bin")
 echo "$start $up $(kib VmRSS) $(kib RssAnon) $(kib RssFile) $(kib VmHWM) $size" | awk '{
