@@ -82,6 +82,7 @@ SIGBOT_BIN=$bin "$PEERS_DRIVER" \
     --heisenbridge "$venv/bin/heisenbridge" \
     --out "$out" \
     --minutes "$peer_minutes $sigbot_minutes $runs $lines" \
-    "$@" | tee "$out/table.md"
+    "$@" > "$out/table.md"
+cat "$out/table.md"
 echo "load after: $(uptime)" | tee -a "$out/load.txt"
 echo "raw data: $out"
