@@ -25,23 +25,24 @@
 //! [--bot-burst N] [--bridges N] [--spread ROOMS] [--spread-rate PER_SECOND]
 //! [--spread-only yes]`; `benches/bridge.sh` builds the bot and runs it.
 
+#[path = "common.rs"]
+mod common;
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use common::{
+    Arrivals, Figures, Memory, SETUP, Syncer, figures, irc_receiver, join_with_bot,
+    matrix_receiver, matrix_send, memory, ms, paced, sequence,
+};
 use support::bot::Bot;
-use support::matrix::encode;
 use support::{
     IrcClass, IrcClient, IrcServer, MatrixClient, MatrixUser, RoomSpec, SynapseServer,
     random_token, temp_dir,
 };
 use tokio::task::JoinHandle;
-
-/// How long setup steps (logins, joins, first syncs of a debug-build bot) may take.
-const SETUP: Duration = Duration::from_secs(180);
 /// How long the last message of a phase may take to arrive beyond what the IRC rate implies.
 const GRACE: Duration = Duration::from_secs(60);
 const CHANNEL: &str = "#bench";
@@ -154,271 +155,6 @@ password = {password:?}
     config
 }
 
-/// The bot's memory, in KiB, from `/proc/<pid>/status`.
-#[derive(Debug, Clone, Copy)]
-struct Memory {
-    /// VmRSS: resident now.
-    rss: u64,
-    /// VmHWM: peak resident.
-    peak: u64,
-    /// RssAnon: heap and stacks, what the bot's data costs.
-    anon: u64,
-    /// RssFile: mapped files, mostly the binary's own code (far larger in a debug build).
-    file: u64,
-}
-
-fn memory(pid: u32) -> Memory {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Memory {
-        rss: field("VmRSS:"),
-        peak: field("VmHWM:"),
-        anon: field("RssAnon:"),
-        file: field("RssFile:"),
-    }
-}
-
-/// A `/sync` reader with its own position, separate from the harness's client so that it never
-/// panics on a slow phase and can keep long timelines (`limit` high enough that no batch is cut).
-struct Syncer {
-    client: MatrixClient,
-    since: Option<String>,
-}
-
-impl Syncer {
-    fn new(client: MatrixClient) -> Syncer {
-        Syncer {
-            client,
-            since: None,
-        }
-    }
-
-    /// One long poll of at most `wait`; the timeline events it brought, as (room ID, event),
-    /// and the moment the reply was read.
-    async fn sync(&mut self, wait: Duration) -> (Vec<(String, Value)>, Instant) {
-        let filter = json!({
-            "room": { "timeline": { "limit": 1000 }, "state": { "lazy_load_members": true } },
-            "presence": { "types": [] },
-            "account_data": { "types": [] },
-        });
-        let mut query = format!(
-            "timeout={}&filter={}",
-            wait.as_millis(),
-            encode(&filter.to_string())
-        );
-        if let Some(since) = &self.since {
-            query.push_str(&format!("&since={}", encode(since)));
-        }
-        let reply = self
-            .client
-            .request(
-                reqwest::Method::GET,
-                &format!("/_matrix/client/v3/sync?{query}"),
-            )
-            .timeout(wait + Duration::from_secs(30))
-            .send()
-            .await
-            .expect("sync");
-        assert!(reply.status().is_success(), "sync: {}", reply.status());
-        let body: Value = reply.json().await.expect("sync reply");
-        let seen = Instant::now();
-        self.since = body["next_batch"].as_str().map(str::to_owned);
-        let mut events = Vec::new();
-        if let Some(joined) = body["rooms"]["join"].as_object() {
-            for (room, r) in joined {
-                for ev in r["timeline"]["events"].as_array().into_iter().flatten() {
-                    events.push((room.clone(), ev.clone()));
-                }
-            }
-        }
-        (events, seen)
-    }
-
-    /// Syncs until `done` has seen what it wants (it returns true) or `timeout` passes.
-    async fn until(
-        &mut self,
-        timeout: Duration,
-        mut done: impl FnMut(&str, &Value, Instant) -> bool,
-    ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let (events, seen) = self
-                .sync((deadline - now).min(Duration::from_secs(5)))
-                .await;
-            let mut finished = false;
-            for (room, ev) in &events {
-                finished |= done(room, ev, seen);
-            }
-            if finished {
-                return true;
-            }
-        }
-    }
-}
-
-/// The sequence number of a benchmark line `<tag>-<seq> ...` found anywhere in `text`.
-fn sequence(text: &str, tag: &str) -> Option<usize> {
-    let rest = &text[text.find(tag)? + tag.len()..];
-    let digits: String = rest
-        .strip_prefix('-')?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// Arrival times by sequence number.
-type Arrivals = Vec<Option<Instant>>;
-
-/// Reads `client` until every line of `tag` from `from` in `channel` has arrived or `deadline`.
-fn irc_receiver(
-    mut client: IrcClient,
-    from: &'static str,
-    channel: &'static str,
-    tag: String,
-    n: usize,
-    deadline: Instant,
-) -> JoinHandle<(IrcClient, Arrivals)> {
-    tokio::spawn(async move {
-        let mut got: Arrivals = vec![None; n];
-        let mut count = 0;
-        while count < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut seq = None;
-            let line = client
-                .try_wait_for(left.min(Duration::from_secs(1)), |l| {
-                    seq = (l.command == "PRIVMSG"
-                        && l.nick() == Some(from)
-                        && l.param(0) == Some(channel))
-                    .then(|| sequence(l.text(), &tag))
-                    .flatten();
-                    seq.is_some()
-                })
-                .await;
-            let now = Instant::now();
-            match (line, seq) {
-                (Ok(_), Some(i)) if i < n && got[i].is_none() => {
-                    got[i] = Some(now);
-                    count += 1;
-                }
-                (Ok(_), _) => {}
-                (Err(support::irc::WaitError::Timeout), _) if left > Duration::ZERO => {}
-                (Err(_), _) => break,
-            }
-        }
-        (client, got)
-    })
-}
-
-/// Syncs `syncer` until every message of `tag` from `from` in `room` has arrived or `deadline`.
-fn matrix_receiver(
-    mut syncer: Syncer,
-    from: String,
-    room: String,
-    tag: String,
-    n: usize,
-    deadline: Instant,
-) -> JoinHandle<(Syncer, Arrivals)> {
-    tokio::spawn(async move {
-        let mut got: Arrivals = vec![None; n];
-        let mut count = 0;
-        while count < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            syncer
-                .until(left.min(Duration::from_secs(5)), |r, ev, seen| {
-                    let seq = (r == room
-                        && ev["type"] == "m.room.message"
-                        && ev["sender"] == from.as_str())
-                    .then(|| {
-                        ev["content"]["body"]
-                            .as_str()
-                            .and_then(|b| sequence(b, &tag))
-                    })
-                    .flatten();
-                    if let Some(i) = seq.filter(|&i| i < n && got[i].is_none()) {
-                        got[i] = Some(seen);
-                        count += 1;
-                    }
-                    count == n
-                })
-                .await;
-        }
-        (syncer, got)
-    })
-}
-
-/// Sends `n` messages at `rate` a second; `send(i, text)` starts sending message `i` and
-/// returns at once (the time recorded is when it was started).
-async fn paced<F: FnMut(usize, String)>(
-    tag: &str,
-    n: usize,
-    rate: f64,
-    mut send: F,
-) -> Vec<Instant> {
-    let start = tokio::time::Instant::now();
-    let mut sent = Vec::with_capacity(n);
-    for i in 0..n {
-        tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
-        sent.push(Instant::now());
-        send(
-            i,
-            format!("{tag}-{i} the quick brown fox jumps over the lazy dog"),
-        );
-    }
-    sent
-}
-
-/// Latency figures of one receiver.
-struct Figures {
-    received: usize,
-    p50: Duration,
-    p99: Duration,
-    /// Lines a second between the first and the last arrival.
-    throughput: f64,
-}
-
-fn figures(sent: &[Instant], got: &Arrivals) -> Figures {
-    let mut lat: Vec<Duration> = sent
-        .iter()
-        .zip(got)
-        .filter_map(|(s, g)| g.map(|g| g.saturating_duration_since(*s)))
-        .collect();
-    lat.sort();
-    let pick = |q: f64| {
-        lat.get(((lat.len() as f64 * q).ceil() as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or_default()
-    };
-    let times: Vec<Instant> = got.iter().flatten().copied().collect();
-    let throughput = match (times.iter().min(), times.iter().max()) {
-        (Some(a), Some(b)) if b > a => (times.len() - 1) as f64 / (*b - *a).as_secs_f64(),
-        _ => 0.0,
-    };
-    Figures {
-        received: lat.len(),
-        p50: pick(0.50),
-        p99: pick(0.99),
-        throughput,
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
 /// The servers, the benchmark's clients, and the single-bridge bot.
 struct World {
     synapse: SynapseServer,
@@ -431,59 +167,6 @@ struct World {
     room: String,
     bot_id: String,
     txn: Arc<std::sync::atomic::AtomicU64>,
-}
-
-/// Joins `channels` with `client` and waits until `bot` is in each.
-async fn join_with_bot(client: &mut IrcClient, channels: &[String], bot: &str) {
-    let mut missing: Vec<String> = channels.iter().map(|c| c.to_lowercase()).collect();
-    for chunk in channels.chunks(10) {
-        client.send(&format!("JOIN {}", chunk.join(","))).await;
-    }
-    while !missing.is_empty() {
-        let line = client
-            .wait_for(SETUP, |l| {
-                (l.command == "JOIN" && l.nick() == Some(bot))
-                    || (l.command == "353"
-                        && l.text()
-                            .split(' ')
-                            .any(|n| n.trim_start_matches(['@', '+']) == bot))
-            })
-            .await;
-        let chan = if line.command == "JOIN" {
-            line.param(0)
-        } else {
-            line.param(2)
-        };
-        let chan = chan.unwrap_or_default().to_lowercase();
-        missing.retain(|c| *c != chan);
-    }
-}
-
-/// Sends one Matrix message without waiting for the reply, with a transaction ID of its own.
-fn matrix_send(
-    client: &Arc<MatrixClient>,
-    txn: &Arc<std::sync::atomic::AtomicU64>,
-    room: &str,
-    body: String,
-) {
-    let client = Arc::clone(client);
-    let t = txn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/send/m.room.message/bench-{t}",
-        encode(room)
-    );
-    tokio::spawn(async move {
-        let reply = client
-            .request(reqwest::Method::PUT, &path)
-            .json(&json!({ "msgtype": "m.text", "body": body }))
-            .send()
-            .await;
-        match reply {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => eprintln!("send failed: HTTP {}", r.status()),
-            Err(e) => eprintln!("send failed: {e}"),
-        }
-    });
 }
 
 impl World {
@@ -504,8 +187,8 @@ impl World {
         };
         let at_dave = irc_receiver(
             self.dave.take().unwrap(),
-            irc_from,
-            CHANNEL,
+            irc_from.to_owned(),
+            CHANNEL.to_owned(),
             tag.clone(),
             n,
             deadline,
@@ -683,11 +366,16 @@ async fn main() {
         // A bridged line crosses both servers: the bot adds what is left after both servers'
         // own delivery times (for p99 only an indication: percentiles do not add up).
         let added = |f: &Figures| {
-            let sub = |a: Duration, b: Duration, c: Duration| {
-                (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
-            };
+            let sub =
+                |a: Option<Duration>, b: Option<Duration>, c: Option<Duration>| match (a, b, c) {
+                    (Some(a), Some(b), Some(c)) => format!(
+                        "{:+.1}",
+                        (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
+                    ),
+                    _ => "n/a".to_owned(),
+                };
             format!(
-                "{:+.1} / {:+.1}",
+                "{} / {}",
                 sub(f.p50, irc_own.p50, matrix_own.p50),
                 sub(f.p99, irc_own.p99, matrix_own.p99)
             )
@@ -1063,15 +751,21 @@ impl World {
             );
         }
         if let [(_, bridged, Some(irc), _), (_, matrix, _, _)] = results.as_slice() {
-            let sub = |a: Duration, b: Duration, c: Duration| {
-                (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
-            };
+            // A percentile among lost lines has no figure ("n/a").
+            let sub =
+                |a: Option<Duration>, b: Option<Duration>, c: Option<Duration>| match (a, b, c) {
+                    (Some(a), Some(b), Some(c)) => format!(
+                        "{:+.1}",
+                        (a.as_secs_f64() - b.as_secs_f64() - c.as_secs_f64()) * 1e3
+                    ),
+                    _ => "n/a".to_owned(),
+                };
             println!(
-                "\nthe bot adds (bridged - IRC's own - Synapse's own): p50 {:+.1} ms, p99 {:+.1} ms; over Synapse's own alone: p50 {:+.1} ms, p99 {:+.1} ms",
+                "\nthe bot adds (bridged - IRC's own - Synapse's own): p50 {} ms, p99 {} ms; over Synapse's own alone: p50 {} ms, p99 {} ms",
                 sub(bridged.p50, irc.p50, matrix.p50),
                 sub(bridged.p99, irc.p99, matrix.p99),
-                sub(bridged.p50, matrix.p50, Duration::ZERO),
-                sub(bridged.p99, matrix.p99, Duration::ZERO),
+                sub(bridged.p50, matrix.p50, Some(Duration::ZERO)),
+                sub(bridged.p99, matrix.p99, Some(Duration::ZERO)),
             );
         }
     }

@@ -5,6 +5,11 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
 use sigbot::config::{Config, LogConfig, LogFormat, LogLevel};
 
+/// With the `mimalloc` feature, mimalloc replaces glibc's malloc (DESIGN §9).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sigbot: IRC/Matrix bridge, meeting bot, MQTT relay and release commands in one.
 #[derive(Debug, Parser)]
 #[command(name = "sigbot", version, about)]

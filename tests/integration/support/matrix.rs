@@ -52,6 +52,16 @@ impl SynapseServer {
     /// public homeserver would, so that senders get `429 M_LIMIT_EXCEEDED` with `retry_after_ms`.
     /// Exempt the test's own users with [`SynapseServer::exempt_from_rate_limits`].
     pub async fn start_with_message_rate(rc_message: Option<(f64, u32)>) -> Self {
+        Self::start_with(rc_message, &[]).await
+    }
+
+    /// Like [`SynapseServer::start`], with application services registered: each path is a
+    /// registration YAML file (`app_service_config_files`), for bridges that run as one.
+    pub async fn start_with_appservices(registrations: &[PathBuf]) -> Self {
+        Self::start_with(None, registrations).await
+    }
+
+    async fn start_with(rc_message: Option<(f64, u32)>, registrations: &[PathBuf]) -> Self {
         let venv = synapse_venv();
         let python = venv.join("bin/python");
         if !venv.join("bin/synapse_homeserver").is_file() || !python.exists() {
@@ -68,10 +78,14 @@ impl SynapseServer {
         let shared_secret = random_token(32);
         write_signing_key(&dir.path().join("signing.key"));
         let config = dir.path().join("homeserver.yaml");
-        write_file(
-            &config,
-            synapse_config(dir.path(), port, &shared_secret, rc_message),
-        );
+        let mut text = synapse_config(dir.path(), port, &shared_secret, rc_message);
+        if !registrations.is_empty() {
+            text.push_str("app_service_config_files:\n");
+            for file in registrations {
+                text.push_str(&format!("  - {:?}\n", file.display().to_string()));
+            }
+        }
+        write_file(&config, text);
 
         let process = ServerProcess::spawn(
             ProcessSpec::new("synapse", python, dir.path())
