@@ -57,6 +57,21 @@ for i in range(int(sys.argv[2])):
     print(json.dumps(msg))
 PY
 
+# The broker's own rate in the same run: the same events from the same publisher to a QoS 1
+# subscriber that does nothing with them (mosquitto_sub), the ceiling of this set-up.
+if [ "${BROKER:-embedded}" = mosquitto ]; then
+  # A persistent session subscribed first (-E: exit once subscribed), so that nothing
+  # published while the counting subscriber connects is missed.
+  mosquitto_sub -p "$PORT" -q 1 -c -i bench-own -t 'git.centos.org/#' -E
+  mosquitto_sub -p "$PORT" -q 1 -c -i bench-own -t 'git.centos.org/#' -C "$N" > /dev/null &
+  sub=$!
+  own_start=$(date +%s.%N)
+  mosquitto_pub -p "$PORT" -q 1 -t git.centos.org/git.receive -l < "$WORK/events"
+  wait "$sub"
+  own_end=$(date +%s.%N)
+  python3 -c "d=$own_end-$own_start; print(f'broker alone (mosquitto_pub -> mosquitto -> mosquitto_sub, QoS 1): {$N/d:.0f} events/s')"
+fi
+
 mkfifo "$WORK/in"
 RUST_LOG=sigbot=debug,info "$BIN" --config "$WORK/sigbot.toml" < "$WORK/in" > "$WORK/out" 2> "$WORK/log" &
 exec 4> "$WORK/in"

@@ -75,6 +75,10 @@ async fn the_minutes_arrive_by_mail_over_starttls_with_auth() {
     assert!(mail.contains(".log.html"), "{mail}");
     bot.wait_log(T, "meeting minutes mailed").await;
     assert_eq!(server.received().len(), 1);
+    // The mail as the server received it, for a person to read.
+    let kept = crate::support::artifact_path("minutes-mail.eml");
+    std::fs::write(&kept, &mail).unwrap();
+    eprintln!("the mail as received: {}", kept.display());
 }
 
 #[tokio::test]

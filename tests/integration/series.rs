@@ -5,7 +5,6 @@
 //! shows its charts in a headless browser (one circle per point), of which a screenshot is
 //! kept at `<target dir>/test-artifacts/series-page.png`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fantoccini::Locator;
@@ -56,18 +55,6 @@ fn minutes_url(lines: &[String]) -> String {
 async fn get(url: &str) -> (u16, String) {
     let resp = reqwest::get(url).await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-/// Where the screenshot of the series page is kept: beside the test binary's target
-/// directory, so that it survives the test's temporary directory.
-fn screenshot_path() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_sigbot"));
-    // <target>/debug/sigbot
-    let target = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("the binary is in <target>/<profile>/");
-    target.join("test-artifacts/series-page.png")
 }
 
 /// What the browser measured on the series page, for each chart: its circles, its title,
@@ -306,8 +293,7 @@ async fn a_series_on_irc_recalls_its_last_public_meeting_and_its_page_charts_it(
     .await;
     let _ = client.close().await;
     let (seen, png) = seen.unwrap_or_else(|e| panic!("{e}\n--- bot log ---\n{}", bot.log_tail(30)));
-    let shot = screenshot_path();
-    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let shot = crate::support::artifact_path("series-page.png");
     std::fs::write(&shot, &png).unwrap();
     println!("screenshot of the series page: {}", shot.display());
     assert!(png.starts_with(b"\x89PNG"), "a PNG");

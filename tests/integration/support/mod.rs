@@ -73,6 +73,21 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Where a test keeps what a person may want to look at afterwards (a screenshot, a mail as
+/// received): `<target dir>/test-artifacts/<name>`, beside the test binaries, so that it
+/// survives the test's temporary directory. The directory is made if needed.
+pub fn artifact_path(name: &str) -> PathBuf {
+    // This test binary is <target>/<profile>/deps/<name> (an example's: .../examples/<name>).
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the test binary is in <target>/<profile>/deps/");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("the test artifacts' directory");
+    dir.join(name)
+}
+
 /// A new temporary directory named after `what`, removed when the returned value is dropped.
 ///
 /// Set `SIGBOT_KEEP_TEST_DIRS=1` to keep it for a post-mortem; its path is in every panic
