@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MeetingMailConfig, SmtpSecurity};
+use crate::core::format::escape_html;
 use crate::core::meeting::Meeting;
 use crate::store::{QueuedMail, Store};
 
@@ -50,11 +51,18 @@ pub(super) fn compose(
         .or_else(|| m.name.clone())
         .unwrap_or_else(|| m.file_name());
     let subject = format!("Minutes: {name} ({})", m.started.format("%Y-%m-%d"));
-    let text = format!(
-        "Minutes: {url}.html\nMinutes (text): {url}.txt\nLog: {url}.log.html\n\n{}",
-        crate::minutes::text::render(m)
+    // The minutes name their log by file name, beside them on the site; a mail is read
+    // elsewhere, so its links to the log are absolute.
+    let log_file = format!("{}.log.html", m.base_name());
+    let log_url = format!("{url}.log.html");
+    let minutes =
+        crate::minutes::text::render(m).replace(&format!("{log_file} ."), &format!("{log_url} ."));
+    let text =
+        format!("Minutes: {url}.html\nMinutes (text): {url}.txt\nLog: {log_url}\n\n{minutes}");
+    let html = crate::minutes::html::render(m).replace(
+        &format!("href=\"{}", escape_html(&log_file)),
+        &format!("href=\"{}", escape_html(&log_url)),
     );
-    let html = crate::minutes::html::render(m);
     let domain = cfg.from.email.domain().to_owned();
     let message_id = format!("<{}.{}@{domain}>", m.base_name(), random_token());
     let mut b = Message::builder()
@@ -339,6 +347,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("multipart/alternative"), "{text}");
+        // Both parts link the log absolutely: a mail is read away from the site.
+        assert!(
+            unwrapped.replace("\r\n", " ").contains("available at https://meet.example.org/meetings/sig/2026-03-04/budget_review.2026-03-04-05.06.log.html ."),
+            "{text}"
+        );
+        assert!(
+            unwrapped.contains("href=3D\"https://meet.example.org/meetings/sig/2026-03-04/budget_review.2026-03-04-05.06.log.html"),
+            "{text}"
+        );
+        assert!(
+            !unwrapped.contains("href=3D\"budget_review"),
+            "no relative link is left: {text}"
+        );
         assert_eq!(mail.envelope_from, "bot@example.org");
         assert_eq!(mail.envelope_to, ["list@example.org"]);
         // Another mail of the same meeting gets a Message-ID of its own.
