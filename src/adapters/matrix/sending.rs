@@ -4,6 +4,12 @@
 //! reactions, receipts for the durable outbox, and retries of transient failures (the SDK
 //! itself waits out 429s for the `retry_after_ms` the server asks; a rate limit that still
 //! reaches the sender pauses every room's next attempt, as the limit is the bot's own).
+//!
+//! When relayed lines of one speaker pile up behind a room's message in flight (an IRC paste
+//! or a flood faster than the homeserver takes events), the room's next event carries all
+//! that wait, one line each (at most [`MERGE_MAX_LINES`] and [`MERGE_MAX_BYTES`]): a room then
+//! keeps up with any rate its homeserver can take in events, without delaying a line that
+//! finds the room idle.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -41,6 +47,13 @@ const HELD_MAX: usize = 1024;
 /// every room in flight to have a few waiting behind it.
 pub const MATRIX_WINDOW: usize = 64;
 
+/// The most relayed lines one event carries when they wait for their room together.
+pub const MERGE_MAX_LINES: usize = 32;
+
+/// The most bytes of text and HTML those lines take together: far below the event size limit,
+/// so that a merged event is never cut.
+pub const MERGE_MAX_BYTES: usize = 8 * 1024;
+
 /// Sends the core's messages, in order within each room.
 pub(super) struct Sender {
     /// The event IDs of the bot's tagged messages, for later edits.
@@ -67,9 +80,9 @@ impl Sender {
         let mut open = true;
         loop {
             while in_flight.len() < ROOMS_IN_FLIGHT
-                && let Some((room, out)) = rooms.start_next()
+                && let Some((room, batch)) = rooms.start_next()
             {
-                in_flight.push(self.send_in(room, out));
+                in_flight.push(self.send_in(room, batch));
             }
             if !open && in_flight.is_empty() {
                 return;
@@ -84,21 +97,30 @@ impl Sender {
         }
     }
 
-    /// Sends one message of `room`; the room, once done.
-    async fn send_in(&self, room: String, out: Outgoing) -> String {
-        self.send(out).await;
+    /// Sends one event of `room` (one message, or lines merged by [`RoomQueues::start_next`]);
+    /// the room, once done.
+    async fn send_in(&self, room: String, batch: Vec<Outgoing>) -> String {
+        self.send(&batch).await;
         room
     }
 
-    async fn send(&self, out: Outgoing) {
-        let Some(room) = self.target_room(&out).await else {
-            out.receipt.dropped();
+    async fn send(&self, batch: &[Outgoing]) {
+        let Some(out) = batch.first() else {
             return;
         };
-        let Some((event_type, content)) = self.content(&out) else {
+        let Some(room) = self.target_room(out).await else {
+            batch.iter().for_each(|o| o.receipt.dropped());
             return;
         };
-        self.deliver(&room, &out, event_type, content).await;
+        let content = if batch.len() > 1 {
+            Some(("m.room.message", merged_content(batch)))
+        } else {
+            self.content(out)
+        };
+        let Some((event_type, content)) = content else {
+            return;
+        };
+        self.deliver(&room, batch, event_type, content).await;
     }
 
     /// The joined room the message goes to, once logged in; `None` (logged) when it cannot
@@ -149,15 +171,17 @@ impl Sender {
     }
 
     /// Sends until the homeserver takes the event, refuses it for good, or the attempts or
-    /// the shutdown grace run out.
-    async fn deliver(&self, room: &Room, out: &Outgoing, event_type: &str, content: Value) {
+    /// the shutdown grace run out; every message of `batch` (the ones the event carries) gets
+    /// the same verdict.
+    async fn deliver(&self, room: &Room, batch: &[Outgoing], event_type: &str, content: Value) {
+        let out = &batch[0];
         // One transaction ID for every attempt: the homeserver keeps a retried message once.
         let txn = TransactionId::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         // A message from the durable outbox waits out a homeserver restart: the outbox
         // judges staleness. The bot's own replies give up after a few attempts.
-        let attempts = if out.receipt.is_wanted() {
+        let attempts = if batch.iter().any(|o| o.receipt.is_wanted()) {
             u32::MAX
         } else {
             SEND_ATTEMPTS
@@ -170,7 +194,11 @@ impl Sender {
                 .await
             {
                 Ok(sent) => {
-                    self.on_sent(out, sent.response.event_id);
+                    let event_id = sent.response.event_id;
+                    for (i, o) in batch.iter().enumerate() {
+                        // The event's first line names who said it all, for replies.
+                        self.on_sent(o, event_id.clone(), i == 0);
+                    }
                     return;
                 }
                 Err(e) => e,
@@ -183,8 +211,8 @@ impl Sender {
                 return;
             }
             if permanent || attempt == attempts {
-                tracing::warn!(room = %out.room, error = %e, attempt, "message dropped");
-                out.receipt.dropped();
+                tracing::warn!(room = %out.room, error = %e, attempt, lines = batch.len(), "message dropped");
+                batch.iter().for_each(|o| o.receipt.dropped());
                 return;
             }
             tracing::info!(room = %out.room, error = %e, attempt, "send failed; retrying");
@@ -199,14 +227,14 @@ impl Sender {
         }
     }
 
-    /// Confirms the receipt, reports a relayed message's event ID, and remembers a tagged
-    /// message's for its edits.
-    fn on_sent(&self, out: &Outgoing, event_id: OwnedEventId) {
+    /// Confirms the receipt, reports a relayed message's event ID (`report`: once an event),
+    /// and remembers a tagged message's for its edits.
+    fn on_sent(&self, out: &Outgoing, event_id: OwnedEventId, report: bool) {
         out.receipt.sent();
         if matches!(out.op, OutgoingOp::Message | OutgoingOp::Tagged(_)) {
             self.metrics.sent();
         }
-        if out.receipt.is_wanted() && out.kind == SendKind::Relay {
+        if report && out.receipt.is_wanted() && out.kind == SendKind::Relay {
             // Never waits: the core may be waiting for room in this queue, and a lost report
             // only costs a reply its `nick:`.
             let _ = self.events.try_send(Event::Delivered {
@@ -253,18 +281,32 @@ impl RoomQueues {
         self.held += 1;
     }
 
-    /// The next room whose turn it is, with its oldest message; the room is busy until
+    /// The next room whose turn it is, with what its next event carries: its oldest message,
+    /// and when that is a relayed line, the lines of the same speaker right behind it (within
+    /// [`MERGE_MAX_LINES`] and [`MERGE_MAX_BYTES`]). The room is busy until
     /// [`RoomQueues::done`].
-    fn start_next(&mut self) -> Option<(String, Outgoing)> {
+    fn start_next(&mut self) -> Option<(String, Vec<Outgoing>)> {
         let room = self.ready.pop_front()?;
         let q = self.waiting.get_mut(&room)?;
-        let out = q.pop_front()?;
+        let first = q.pop_front()?;
+        let mut bytes = merged_size(&first);
+        let who = speaker(&first).map(str::to_owned);
+        let mut batch = vec![first];
+        while let Some(who) = &who
+            && batch.len() < MERGE_MAX_LINES
+            && let Some(next) = q.front()
+            && speaker(next) == Some(who.as_str())
+            && bytes + merged_size(next) <= MERGE_MAX_BYTES
+        {
+            bytes += merged_size(next);
+            batch.extend(q.pop_front());
+        }
         if q.is_empty() {
             self.waiting.remove(&room);
         }
-        self.held -= 1;
+        self.held -= batch.len();
         self.busy.insert(room.clone());
-        Some((room, out))
+        Some((room, batch))
     }
 
     /// `room`'s message is sent (or given up): its next one waits for its turn.
@@ -274,6 +316,54 @@ impl RoomQueues {
             self.ready.push_back(room);
         }
     }
+}
+
+/// Who said a relayed line (`name: text`, as the bridge writes it for Matrix); `None` for
+/// everything else, which is never merged: the bot's replies, edits, reactions, emotes.
+fn speaker(out: &Outgoing) -> Option<&str> {
+    if out.kind != SendKind::Relay
+        || !matches!(out.op, OutgoingOp::Message)
+        || out.text.starts_with("* ")
+    {
+        return None;
+    }
+    let (name, _) = out.text.split_once(": ")?;
+    (!name.is_empty() && !name.contains('\n')).then_some(name)
+}
+
+/// What a line adds to a merged event: its text, its HTML, and a line break for each.
+fn merged_size(out: &Outgoing) -> usize {
+    out.text.len() + out.html.as_ref().map_or(out.text.len(), String::len) + 6
+}
+
+/// One event carrying `batch`'s lines in order, one a line (HTML lines apart by `<br>`),
+/// mentioning everyone any of them mentions.
+fn merged_content(batch: &[Outgoing]) -> Value {
+    let text = batch
+        .iter()
+        .map(|o| o.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let html = batch
+        .iter()
+        .map(|o| {
+            o.html
+                .clone()
+                .unwrap_or_else(|| crate::core::format::escape_html(&o.text))
+        })
+        .collect::<Vec<_>>()
+        .join("<br>");
+    let mut mentions: Vec<String> = Vec::new();
+    for m in batch.iter().flat_map(|o| &o.mentions) {
+        if !mentions.contains(m) {
+            mentions.push(m.clone());
+        }
+    }
+    let merged = Outgoing::message(&batch[0].room, text)
+        .html(Some(html))
+        .mentions(mentions)
+        .kind(SendKind::Relay);
+    serde_json::to_value(message_content(&merged)).expect("event content serializes")
 }
 
 /// Whether the homeserver refused the event for its rate limit.
@@ -383,9 +473,10 @@ mod tests {
         loop {
             let mut round = Vec::new();
             while round.len() < slots
-                && let Some((room, out)) = q.start_next()
+                && let Some((room, batch)) = q.start_next()
             {
-                round.push((room, out.text));
+                let texts: Vec<String> = batch.into_iter().map(|o| o.text).collect();
+                round.push((room, texts.join("+")));
             }
             if round.is_empty() {
                 return rounds;
@@ -424,20 +515,107 @@ mod tests {
         let mut q = RoomQueues::default();
         q.push(Outgoing::message("slow", "s1"));
         let (room, out) = q.start_next().unwrap();
-        assert_eq!((room.as_str(), out.text.as_str()), ("slow", "s1"));
+        assert_eq!((room.as_str(), out[0].text.as_str()), ("slow", "s1"));
         q.push(Outgoing::message("slow", "s2"));
         q.push(Outgoing::message("fast", "f1"));
         q.push(Outgoing::message("fast", "f2"));
         // "slow" is still sending s1: only "fast" may start, one message at a time.
         let (room, out) = q.start_next().unwrap();
-        assert_eq!((room.as_str(), out.text.as_str()), ("fast", "f1"));
+        assert_eq!((room.as_str(), out[0].text.as_str()), ("fast", "f1"));
         assert!(q.start_next().is_none());
         q.done("fast".into());
-        assert_eq!(q.start_next().unwrap().1.text, "f2");
+        assert_eq!(q.start_next().unwrap().1[0].text, "f2");
         q.done("fast".into());
         assert!(q.start_next().is_none());
         q.done("slow".into());
-        assert_eq!(q.start_next().unwrap().1.text, "s2");
+        assert_eq!(q.start_next().unwrap().1[0].text, "s2");
+    }
+
+    fn relayed(room: &str, text: &str) -> Outgoing {
+        let (name, said) = text.split_once(": ").unwrap_or(("", text));
+        Outgoing::message(room, text)
+            .html(Some(format!("<b>{name}</b>: {said}")))
+            .kind(SendKind::Relay)
+    }
+
+    #[test]
+    fn lines_of_one_speaker_waiting_for_a_busy_room_go_in_its_next_event() {
+        let mut q = RoomQueues::default();
+        q.push(relayed("r", "alice: 1"));
+        // The room is idle: the first line goes alone, without waiting for company.
+        let (_, first) = q.start_next().unwrap();
+        assert_eq!(first.len(), 1);
+        for text in [
+            "alice: 2",
+            "alice: 3",
+            "bob: 4",
+            "bob: 5",
+            "* bob waves",
+            "bob: 6",
+        ] {
+            q.push(relayed("r", text));
+        }
+        q.push(Outgoing::message("r", "alice: a reply of the bot's"));
+        q.done("r".into());
+        // Each speaker's run is one event, in order; an emote and the bot's reply go alone.
+        assert_eq!(
+            order(&mut q, 8),
+            [
+                vec!["alice: 2+alice: 3"],
+                vec!["bob: 4+bob: 5"],
+                vec!["* bob waves"],
+                vec!["bob: 6"],
+                vec!["alice: a reply of the bot's"]
+            ]
+        );
+        assert_eq!(q.held, 0);
+    }
+
+    #[test]
+    fn a_merged_event_stays_within_its_line_and_byte_limits() {
+        let mut q = RoomQueues::default();
+        for i in 0..100 {
+            q.push(relayed("r", &format!("alice: {i}")));
+        }
+        let sizes: Vec<usize> = std::iter::from_fn(|| {
+            let (room, batch) = q.start_next()?;
+            q.done(room);
+            Some(batch.len())
+        })
+        .collect();
+        assert_eq!(
+            sizes,
+            [MERGE_MAX_LINES, MERGE_MAX_LINES, MERGE_MAX_LINES, 4]
+        );
+        let long = format!("alice: {}", "x".repeat(3000));
+        for _ in 0..3 {
+            q.push(relayed("r", &long));
+        }
+        // Two lines of 3 kB text + 3 kB HTML are over the byte limit together: one an event.
+        let (room, batch) = q.start_next().unwrap();
+        assert_eq!(batch.len(), 1);
+        q.done(room);
+        assert_eq!(q.held, 2);
+    }
+
+    #[test]
+    fn a_merged_event_has_every_line_in_order_and_every_mention() {
+        let batch = vec![
+            relayed("r", "alice: one").mentions(vec!["@bob:e".into()]),
+            relayed("r", "alice: two <&>").html(None),
+            relayed("r", "alice: three").mentions(vec!["@bob:e".into(), "@carol:e".into()]),
+        ];
+        let json = merged_content(&batch);
+        assert_eq!(json["msgtype"], "m.text");
+        assert_eq!(json["body"], "alice: one\nalice: two <&>\nalice: three");
+        assert_eq!(
+            json["formatted_body"],
+            "<b>alice</b>: one<br>alice: two &lt;&amp;&gt;<br><b>alice</b>: three"
+        );
+        assert_eq!(
+            json["m.mentions"],
+            serde_json::json!({"user_ids": ["@bob:e", "@carol:e"]})
+        );
     }
 
     #[test]
