@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Arrivals, Figures, Memory, SETUP, Syncer, figures, irc_receiver, join_with_bot,
-    matrix_receiver, matrix_send, memory, ms, paced, sequence,
+    Arrivals, Ends, Figures, Memory, SETUP, Syncer, figures, join_with_bot, matrix_send, memory,
+    ms, paced, sequence,
 };
 use support::bot::Bot;
 use support::{
@@ -159,14 +159,10 @@ password = {password:?}
 struct World {
     synapse: SynapseServer,
     irc: IrcServer,
-    alice: Arc<MatrixClient>,
     alice_user: MatrixUser,
-    bob: Option<Syncer>,
-    carol: Option<IrcClient>,
-    dave: Option<IrcClient>,
-    room: String,
+    /// carol and alice say, dave and bob time, in `#bench`.
+    ends: Ends,
     bot_id: String,
-    txn: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl World {
@@ -185,56 +181,17 @@ impl World {
         } else {
             ("sigbot", self.alice_user.user_id.clone())
         };
-        let at_dave = irc_receiver(
-            self.dave.take().unwrap(),
-            irc_from.to_owned(),
-            CHANNEL.to_owned(),
-            tag.clone(),
-            n,
-            deadline,
-        );
-        let at_bob = matrix_receiver(
-            self.bob.take().unwrap(),
-            matrix_from,
-            self.room.clone(),
-            tag.clone(),
-            n,
-            deadline,
-        );
-        let sent = if from_irc {
-            let carol = self.carol.take().unwrap();
-            // IrcClient::send needs the client borrowed; one task owns it and sends in order.
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let writer = tokio::spawn(async move {
-                while let Some(text) = rx.recv().await {
-                    carol.privmsg(CHANNEL, &text).await;
-                }
-                carol
-            });
-            let sent = paced(&tag, n, rate, |_, text| {
-                let _ = tx.send(text);
-            })
-            .await;
-            drop(tx);
-            self.carol = Some(writer.await.unwrap());
-            sent
-        } else {
-            let (alice, txn, room) = (&self.alice, &self.txn, self.room.clone());
-            paced(&tag, n, rate, |_, text| {
-                matrix_send(alice, txn, &room, text)
-            })
+        self.ends
+            .run_phase(
+                &tag,
+                n,
+                rate,
+                from_irc,
+                (irc_from.to_owned(), matrix_from),
+                deadline,
+            )
             .await
-        };
-        let (dave, at_irc) = at_dave.await.unwrap();
-        let (bob, at_matrix) = at_bob.await.unwrap();
-        self.dave = Some(dave);
-        self.bob = Some(bob);
-        let (irc, matrix) = (figures(&sent, &at_irc), figures(&sent, &at_matrix));
-        if from_irc {
-            (irc, matrix)
-        } else {
-            (matrix, irc)
-        }
+            .figures(from_irc)
     }
 }
 
@@ -284,14 +241,17 @@ async fn main() {
     let mut world = World {
         synapse,
         irc,
-        alice: Arc::new(alice),
         alice_user,
-        bob: Some(bob),
-        carol: Some(carol),
-        dave: Some(dave),
-        room,
+        ends: Ends {
+            alice: Arc::new(alice),
+            txn: Arc::new(Default::default()),
+            bob: Some(bob),
+            carol: Some(carol),
+            dave: Some(dave),
+            channel: CHANNEL.to_owned(),
+            room,
+        },
         bot_id,
-        txn: Arc::new(Default::default()),
     };
     if o.spread_only {
         bot.terminate(Duration::from_secs(30)).await;
@@ -440,6 +400,7 @@ impl World {
         for i in 0..o.bridges {
             let local = format!("many{i}");
             let room = self
+                .ends
                 .alice
                 .create_room(RoomSpec {
                     alias: Some(local.clone()),
@@ -459,7 +420,7 @@ impl World {
         let mut watcher = Syncer::new(MatrixClient::with_token(
             &self.synapse.url(),
             &self.alice_user.user_id,
-            self.alice.access_token(),
+            self.ends.alice.access_token(),
         ));
         let mut joined = std::collections::HashSet::new();
         let all = watcher
@@ -481,17 +442,22 @@ impl World {
             bot.log_tail(40)
         );
         let channels: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
-        let mut dave = self.dave.take().unwrap();
+        let mut dave = self.ends.dave.take().unwrap();
         join_with_bot(&mut dave, &channels, &user.localpart).await;
 
         // One line each way per bridge.
-        let mut carol = self.carol.take().unwrap();
+        let mut carol = self.ends.carol.take().unwrap();
         join_with_bot(&mut carol, &channels, &user.localpart).await;
         for c in &channels {
             carol.privmsg(c, &format!("hello {c}")).await;
         }
         for room in &rooms {
-            matrix_send(&self.alice, &self.txn, room, "hello from Matrix".into());
+            matrix_send(
+                &self.ends.alice,
+                &self.ends.txn,
+                room,
+                "hello from Matrix".into(),
+            );
         }
         let mut from_irc = 0;
         let relayed = watcher
@@ -516,8 +482,8 @@ impl World {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let mem = memory(bot.pid().expect("bot pid"));
         bot.terminate(Duration::from_secs(30)).await;
-        self.dave = Some(dave);
-        self.carol = Some(carol);
+        self.ends.dave = Some(dave);
+        self.ends.carol = Some(carol);
         mem
     }
 }
@@ -587,10 +553,11 @@ impl World {
             .await;
         let mut pairs = Vec::new();
         let mut rooms = Vec::new();
-        let mut bob = self.bob.take().unwrap();
+        let mut bob = self.ends.bob.take().unwrap();
         for i in 0..rooms_n {
             let local = format!("spread{i}");
             let room = self
+                .ends
                 .alice
                 .create_room(RoomSpec {
                     alias: Some(local.clone()),
@@ -627,8 +594,8 @@ impl World {
             bot.log_tail(40)
         );
         let channels: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
-        let mut carol = self.carol.take();
-        let mut dave = self.dave.take();
+        let mut carol = self.ends.carol.take();
+        let mut dave = self.ends.dave.take();
         join_with_bot(carol.as_mut().unwrap(), &channels, &user.localpart).await;
         join_with_bot(dave.as_mut().unwrap(), &channels, &user.localpart).await;
 
@@ -702,7 +669,7 @@ impl World {
                 carol = Some(writer.await.unwrap());
                 sent
             } else {
-                let (alice, txn) = (&self.alice, &self.txn);
+                let (alice, txn) = (&self.ends.alice, &self.ends.txn);
                 paced(&tag, count, rate, |i, text| {
                     matrix_send(alice, txn, &rooms[i % rooms_n], text)
                 })
@@ -723,9 +690,9 @@ impl World {
             }
         }
         bot.terminate(Duration::from_secs(30)).await;
-        self.bob = Some(bob);
-        self.carol = carol;
-        self.dave = dave;
+        self.ends.bob = Some(bob);
+        self.ends.carol = carol;
+        self.ends.dave = dave;
 
         println!(
             "\nspread: {n} lines at {rate}/s round-robin over {rooms_n} bridged rooms, bot IRC rate {}/s",

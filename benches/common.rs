@@ -340,3 +340,101 @@ pub fn matrix_send(
         }
     });
 }
+
+/// The four people of a load phase: carol says lines on IRC and alice on Matrix, dave (IRC)
+/// and bob (Matrix) time their arrival. The receivers are taken out while a phase runs.
+pub struct Ends {
+    pub alice: Arc<MatrixClient>,
+    pub txn: Arc<std::sync::atomic::AtomicU64>,
+    pub bob: Option<Syncer>,
+    pub carol: Option<IrcClient>,
+    pub dave: Option<IrcClient>,
+    /// The IRC channel and the Matrix room the phase runs in.
+    pub channel: String,
+    pub room: String,
+}
+
+/// One phase's raw times: when each line was sent, and when it reached each network.
+pub struct Timed {
+    pub sent: Vec<Instant>,
+    pub at_irc: Arrivals,
+    pub at_matrix: Arrivals,
+}
+
+impl Timed {
+    /// (figures on the sender's own network, figures through the bridge).
+    pub fn figures(&self, from_irc: bool) -> (Figures, Figures) {
+        let (irc, matrix) = (
+            figures(&self.sent, &self.at_irc),
+            figures(&self.sent, &self.at_matrix),
+        );
+        if from_irc {
+            (irc, matrix)
+        } else {
+            (matrix, irc)
+        }
+    }
+}
+
+impl Ends {
+    /// `n` lines tagged `tag` at `rate`, from IRC (carol) or from Matrix (alice), each timed
+    /// where dave sees it from `irc_from` and where bob sees it from `matrix_from`, until
+    /// `deadline`.
+    pub async fn run_phase(
+        &mut self,
+        tag: &str,
+        n: usize,
+        rate: f64,
+        from_irc: bool,
+        (irc_from, matrix_from): (String, String),
+        deadline: Instant,
+    ) -> Timed {
+        let at_dave = irc_receiver(
+            self.dave.take().unwrap(),
+            irc_from,
+            self.channel.clone(),
+            tag.to_owned(),
+            n,
+            deadline,
+        );
+        let at_bob = matrix_receiver(
+            self.bob.take().unwrap(),
+            matrix_from,
+            self.room.clone(),
+            tag.to_owned(),
+            n,
+            deadline,
+        );
+        let sent = if from_irc {
+            let carol = self.carol.take().unwrap();
+            // IrcClient::privmsg needs the client borrowed: one task owns it and sends in order.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let channel = self.channel.clone();
+            let writer = tokio::spawn(async move {
+                while let Some(text) = rx.recv().await {
+                    carol.privmsg(&channel, &text).await;
+                }
+                carol
+            });
+            let sent = paced(tag, n, rate, |_, text| {
+                let _ = tx.send(text);
+            })
+            .await;
+            drop(tx);
+            self.carol = Some(writer.await.unwrap());
+            sent
+        } else {
+            let (alice, txn, room) = (&self.alice, &self.txn, self.room.clone());
+            paced(tag, n, rate, |_, text| matrix_send(alice, txn, &room, text)).await
+        };
+        let (dave, at_irc) = at_dave.await.unwrap();
+        let (bob, at_matrix) = at_bob.await.unwrap();
+        self.dave = Some(dave);
+        self.bob = Some(bob);
+        Timed {
+            sent,
+            at_irc,
+            at_matrix,
+        }
+    }
+}

@@ -27,10 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
-    Figures, Memory, SETUP, Syncer, figures, irc_receiver, join_with_bot, matrix_receiver,
-    matrix_send, memory, ms, paced,
-};
+use common::{Ends, Figures, Memory, SETUP, Syncer, join_with_bot, matrix_send, memory, ms};
 use support::bot::Bot;
 use support::{
     IrcClass, IrcClient, IrcServer, MatrixClient, MatrixUser, ProcessSpec, RoomSpec, ServerProcess,
@@ -204,13 +201,9 @@ struct Senders {
 struct World {
     synapse: SynapseServer,
     irc: IrcServer,
-    alice: Arc<MatrixClient>,
     alice_user: MatrixUser,
-    bob: Option<Syncer>,
-    carol: Option<IrcClient>,
-    dave: Option<IrcClient>,
-    room: String,
-    txn: Arc<std::sync::atomic::AtomicU64>,
+    /// carol and alice say, dave and bob time, in `#bench`.
+    ends: Ends,
     /// Raw data: one line per message and phase.
     raw: String,
 }
@@ -253,54 +246,16 @@ impl World {
         } else {
             (s.irc_nick.clone(), self.alice_user.user_id.clone())
         };
-        let at_dave = irc_receiver(
-            self.dave.take().unwrap(),
-            irc_from,
-            CHANNEL.to_owned(),
-            tag.clone(),
-            n,
-            deadline,
-        );
-        let at_bob = matrix_receiver(
-            self.bob.take().unwrap(),
-            matrix_from,
-            self.room.clone(),
-            tag.clone(),
-            n,
-            deadline,
-        );
-        let sent = if from_irc {
-            let carol = self.carol.take().unwrap();
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let writer = tokio::spawn(async move {
-                while let Some(text) = rx.recv().await {
-                    carol.privmsg(CHANNEL, &text).await;
-                }
-                carol
-            });
-            let sent = paced(&tag, n, rate, |_, text| {
-                let _ = tx.send(text);
-            })
+        let timed = self
+            .ends
+            .run_phase(&tag, n, rate, from_irc, (irc_from, matrix_from), deadline)
             .await;
-            drop(tx);
-            self.carol = Some(writer.await.unwrap());
-            sent
-        } else {
-            let (alice, txn, room) = (&self.alice, &self.txn, self.room.clone());
-            paced(&tag, n, rate, |_, text| {
-                matrix_send(alice, txn, &room, text)
-            })
-            .await
-        };
-        let (dave, at_irc) = at_dave.await.unwrap();
-        let (bob, at_matrix) = at_bob.await.unwrap();
-        self.dave = Some(dave);
-        self.bob = Some(bob);
-        let (irc, matrix) = (figures(&sent, &at_irc), figures(&sent, &at_matrix));
+        let (own, bridged) = timed.figures(from_irc);
+        let (sent, at_irc, at_matrix) = (&timed.sent, &timed.at_irc, &timed.at_matrix);
         let (own_at, bridged_at) = if from_irc {
-            (&at_irc, &at_matrix)
+            (at_irc, at_matrix)
         } else {
-            (&at_matrix, &at_irc)
+            (at_matrix, at_irc)
         };
         let path = if from_irc { "irc" } else { "matrix" };
         for (i, s) in sent.iter().enumerate() {
@@ -315,11 +270,6 @@ impl World {
                 lat(&bridged_at[i])
             );
         }
-        let (own, bridged) = if from_irc {
-            (irc, matrix)
-        } else {
-            (matrix, irc)
-        };
         Phase {
             rate,
             from_irc,
@@ -374,12 +324,12 @@ impl World {
                     // Drop the backlog its flood control keeps, so the next phase starts empty.
                     process.kill();
                     process.start();
-                    let mut dave = self.dave.take().unwrap();
+                    let mut dave = self.ends.dave.take().unwrap();
                     dave.wait_for(SETUP, |l| {
                         l.command == "JOIN" && l.nick() == Some(s.irc_nick.as_str())
                     })
                     .await;
-                    self.dave = Some(dave);
+                    self.ends.dave = Some(dave);
                     eprintln!("  {} restarted and back in {CHANNEL}", reg.localpart);
                 }
             }
@@ -393,6 +343,7 @@ impl World {
         for i in 0..count {
             let local = format!("{prefix}{i}");
             let room = self
+                .ends
                 .alice
                 .create_room(RoomSpec {
                     alias: Some(local.clone()),
@@ -412,14 +363,14 @@ impl World {
     /// One line each way per room, each seen on the other side, then a 5 s rest.
     async fn one_line_each(&mut self, s: &Senders, rooms: &[(String, String, String)]) {
         let channels: Vec<String> = rooms.iter().map(|r| r.2.clone()).collect();
-        let mut dave = self.dave.take().unwrap();
+        let mut dave = self.ends.dave.take().unwrap();
         join_with_bot(&mut dave, &channels, &s.irc_nick).await;
-        let mut carol = self.carol.take().unwrap();
+        let mut carol = self.ends.carol.take().unwrap();
         join_with_bot(&mut carol, &channels, &s.irc_nick).await;
         let mut watcher = Syncer::new(MatrixClient::with_token(
             &self.synapse.url(),
             &self.alice_user.user_id,
-            self.alice.access_token(),
+            self.ends.alice.access_token(),
         ));
         // The bridge in every room first (the first sync brings the rooms' recent timelines).
         let mut joined = std::collections::HashSet::new();
@@ -444,7 +395,12 @@ impl World {
             carol.privmsg(c, &format!("hello {c}")).await;
         }
         for (room, _, _) in rooms {
-            matrix_send(&self.alice, &self.txn, room, "hello from Matrix".into());
+            matrix_send(
+                &self.ends.alice,
+                &self.ends.txn,
+                room,
+                "hello from Matrix".into(),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         let relayed = watcher
@@ -472,8 +428,8 @@ impl World {
                 .await;
             heard.insert(l.param(0).unwrap_or_default().to_lowercase());
         }
-        self.dave = Some(dave);
-        self.carol = Some(carol);
+        self.ends.dave = Some(dave);
+        self.ends.carol = Some(carol);
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
@@ -692,8 +648,8 @@ async fn start_heisenbridge(
 impl World {
     /// Waits until the bridge is in `#bench` on both sides and carol and dave are there too.
     async fn wait_joined(&mut self, s: &Senders, relay: &Relay) {
-        let (id, room) = (s.matrix_bot.clone(), self.room.clone());
-        let mut bob = self.bob.take().unwrap();
+        let (id, room) = (s.matrix_bot.clone(), self.ends.room.clone());
+        let mut bob = self.ends.bob.take().unwrap();
         let joined = bob
             .until(SETUP, |r, ev, _| {
                 r == room
@@ -702,18 +658,18 @@ impl World {
                     && ev["content"]["membership"] == "join"
             })
             .await;
-        self.bob = Some(bob);
+        self.ends.bob = Some(bob);
         assert!(
             joined,
             "the bridge did not join the room\n{}",
             relay.log_tail()
         );
-        let mut carol = self.carol.take().unwrap();
+        let mut carol = self.ends.carol.take().unwrap();
         join_with_bot(&mut carol, &[CHANNEL.to_owned()], &s.irc_nick).await;
-        self.carol = Some(carol);
-        let mut dave = self.dave.take().unwrap();
+        self.ends.carol = Some(carol);
+        let mut dave = self.ends.dave.take().unwrap();
         join_with_bot(&mut dave, &[CHANNEL.to_owned()], &s.irc_nick).await;
-        self.dave = Some(dave);
+        self.ends.dave = Some(dave);
     }
 }
 
@@ -731,7 +687,7 @@ async fn run_heisenbridge(
         one,
         &owner,
         nick,
-        &[(world.room.clone(), CHANNEL.to_owned())],
+        &[(world.ends.room.clone(), CHANNEL.to_owned())],
     )
     .await;
     let mut relay = Relay::Heisenbridge(process);
@@ -805,13 +761,16 @@ async fn main() {
     let mut world = World {
         synapse,
         irc,
-        alice: Arc::new(alice),
         alice_user,
-        bob: Some(bob),
-        carol: Some(carol),
-        dave: Some(dave),
-        room,
-        txn: Arc::new(Default::default()),
+        ends: Ends {
+            alice: Arc::new(alice),
+            txn: Arc::new(Default::default()),
+            bob: Some(bob),
+            carol: Some(carol),
+            dave: Some(dave),
+            channel: CHANNEL.to_owned(),
+            room,
+        },
         raw: "bridge,rate,from,seq,own_network_ms,bridged_ms\n".to_owned(),
     };
 
