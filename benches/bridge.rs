@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Arrivals, Ends, Figures, Memory, SETUP, Syncer, figures, join_with_bot, matrix_send, memory,
-    ms, paced, sequence,
+    ms, paced, sequence, start_sigbot,
 };
 use support::bot::Bot;
 use support::{
@@ -59,6 +59,9 @@ struct Options {
     spread: usize,
     spread_rate: f64,
     spread_only: bool,
+    /// Binaries whose startup is compared instead (`--startup A,B`), and how many starts each.
+    startup: Vec<String>,
+    startup_runs: usize,
 }
 
 impl Options {
@@ -74,6 +77,8 @@ impl Options {
             spread: 0,
             spread_rate: 50.0,
             spread_only: false,
+            startup: Vec::new(),
+            startup_runs: 5,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -91,10 +96,13 @@ impl Options {
                 "--spread" => o.spread = parse_arg(&flag, &value),
                 "--spread-rate" => o.spread_rate = parse_arg(&flag, &value),
                 "--spread-only" => o.spread_only = value == "yes",
+                "--startup" => o.startup = value.split(',').map(str::to_owned).collect(),
+                "--startup-runs" => o.startup_runs = parse_arg(&flag, &value),
                 _ => panic!(
                     "unknown option {flag}; usage: bridge_bench [--messages N] [--rates 5,20] \
                      [--bot-rate PER_SECOND] [--bot-burst N] [--bridges N] [--spread ROOMS] \
-                     [--spread-rate PER_SECOND] [--spread-only yes]"
+                     [--spread-rate PER_SECOND] [--spread-only yes] [--startup BIN,BIN] \
+                     [--startup-runs N]"
                 ),
             }
         }
@@ -195,6 +203,54 @@ impl World {
     }
 }
 
+/// The startup of each binary of `--startup` on the same servers: from the process start to
+/// `/healthz` "ok" (IRC and Matrix connected), the first start (a Matrix login) and then
+/// restarts on the same data directory, the binaries taking turns. Prints a table.
+async fn startup(
+    o: &Options,
+    irc: &IrcServer,
+    synapse: &SynapseServer,
+    user: &MatrixUser,
+    pairs: &[(String, String)],
+) {
+    let dirs: Vec<_> = o
+        .startup
+        .iter()
+        .map(|_| temp_dir("bridge-bench-startup"))
+        .collect();
+    let mut times = vec![Vec::new(); o.startup.len()];
+    for run in 0..o.startup_runs.max(2) {
+        for (i, bin) in o.startup.iter().enumerate() {
+            eprintln!("startup {run}: {bin}...");
+            let web = support::free_port();
+            let config = format!(
+                "{}\n[web]\nlisten = \"127.0.0.1:{web}\"\n",
+                bot_config(o, irc, synapse, user, pairs)
+            );
+            let env = [("SIGBOT_BIN", bin.as_str())];
+            let (mut bot, up) = start_sigbot(dirs[i].path(), &config, web, &env).await;
+            bot.terminate(Duration::from_secs(30)).await;
+            times[i].push(up);
+        }
+    }
+    println!(
+        "| binary | size MB | first start (login) | restart, median of {} |",
+        o.startup_runs.max(2) - 1
+    );
+    println!("|---|---|---|---|");
+    for (bin, t) in o.startup.iter().zip(&times) {
+        let mut restarts = t[1..].to_vec();
+        restarts.sort();
+        let size = std::fs::metadata(bin).map_or(0, |m| m.len());
+        println!(
+            "| {bin} | {:.1} | {} ms | {} ms |",
+            size as f64 / 1e6,
+            ms(Some(t[0])),
+            ms(Some(restarts[restarts.len() / 2])),
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let o = Options::parse();
@@ -220,6 +276,10 @@ async fn main() {
 
     let dir = temp_dir("bridge-bench");
     let pairs = [(CHANNEL.to_owned(), alias.clone())];
+    if !o.startup.is_empty() {
+        startup(&o, &irc, &synapse, &bot_user, &pairs).await;
+        return;
+    }
     let config = bot_config(&o, &irc, &synapse, &bot_user, &pairs);
     let mut bot = Bot::start_with_env(dir.path(), &config, &[("RUST_LOG", "info")]);
     let mut bob = Syncer::new(bob);

@@ -2,12 +2,14 @@
 //! IRC and on Matrix (`/sync`), a paced sender, latency figures and a process's memory.
 //! Included with `#[path]` next to the integration-test harness (`mod support`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support;
+use crate::support::bot::Bot;
 use crate::support::matrix::encode;
 use crate::support::{IrcClient, MatrixClient};
 use tokio::task::JoinHandle;
@@ -437,4 +439,40 @@ impl Ends {
             at_matrix,
         }
     }
+}
+
+/// Starts sigbot and waits until `/healthz` says every network is connected; the time that
+/// took from the process start. `env` may name the binary (`SIGBOT_BIN`).
+pub async fn start_sigbot(
+    dir: &Path,
+    config: &str,
+    web_port: u16,
+    env: &[(&str, &str)],
+) -> (Bot, Duration) {
+    let started = Instant::now();
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", "info"));
+    let bot = Bot::start_with_env(dir, config, &env);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{web_port}/healthz");
+    let up = loop {
+        let ok = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|v| v["status"] == "ok"),
+            Err(_) => false,
+        };
+        if ok {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < SETUP,
+            "sigbot not connected after {SETUP:?}\n{}",
+            bot.log_tail(40)
+        );
+        // Polling /healthz is the measurement here: its resolution is this interval.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    (bot, up)
 }

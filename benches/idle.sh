@@ -6,6 +6,7 @@
 #
 #   benches/idle.sh [BIN]       BIN: the sigbot binary (default target/release/sigbot)
 #
+# CONFIG=FILE measures another config instead (its ports 8080 and 1883 are moved the same way).
 # SMAPS=FILE also writes the resident KiB of each mapping to FILE. The environment passes
 # through, so that MALLOC_ARENA_MAX=2 or TOKIO_WORKER_THREADS=1 can be
 # tried on the same binary.
@@ -24,7 +25,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 web=$(free_port)
 broker=$(free_port)
 sed -e "s/127.0.0.1:8080/127.0.0.1:$web/" -e "s/127.0.0.1:1883/127.0.0.1:$broker/g" \
-    "$here/config/sigbot.toml" > "$dir/sigbot.toml"
+    "${CONFIG:-$here/config/sigbot.toml}" > "$dir/sigbot.toml"
 ln -s "$here/commands" "$dir/commands"
 mkfifo "$dir/stdin"
 cd "$dir"

@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Ends, Figures, Memory, SETUP, Syncer, join_with_bot, matrix_send, memory, ms};
+use common::{
+    Ends, Figures, Memory, SETUP, Syncer, join_with_bot, matrix_send, memory, ms, start_sigbot,
+};
 use support::bot::Bot;
 use support::{
     IrcClass, IrcClient, IrcServer, MatrixClient, MatrixUser, ProcessSpec, RoomSpec, ServerProcess,
@@ -482,35 +484,6 @@ password = {password:?}
     config
 }
 
-/// Starts sigbot and waits until `/healthz` says every network is connected; the time that
-/// took from the process start.
-async fn start_sigbot(dir: &Path, config: &str, web_port: u16) -> (Bot, Duration) {
-    let started = Instant::now();
-    let bot = Bot::start_with_env(dir, config, &[("RUST_LOG", "info")]);
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{web_port}/healthz");
-    let up = loop {
-        let ok = match http.get(&url).timeout(Duration::from_secs(2)).send().await {
-            Ok(r) => r
-                .json::<serde_json::Value>()
-                .await
-                .is_ok_and(|v| v["status"] == "ok"),
-            Err(_) => false,
-        };
-        if ok {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < SETUP,
-            "sigbot not connected after {SETUP:?}\n{}",
-            bot.log_tail(40)
-        );
-        // Polling /healthz is the measurement here: its resolution is this interval.
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    (bot, up)
-}
-
 async fn run_sigbot(world: &mut World, o: &Options) -> Measured {
     let user = world.synapse.register_user("sigbot", "bot-secret-pw").await;
     let alias = format!("#{ALIAS_LOCAL}:{}", world.synapse.server_name());
@@ -524,7 +497,7 @@ async fn run_sigbot(world: &mut World, o: &Options) -> Measured {
         web_port,
         &[(CHANNEL.to_owned(), alias)],
     );
-    let (bot, startup) = start_sigbot(dir.path(), &config, web_port).await;
+    let (bot, startup) = start_sigbot(dir.path(), &config, web_port, &[]).await;
     eprintln!("sigbot: every network connected {startup:?} after the start");
     let mut relay = Relay::Sigbot(bot);
     let s = Senders {
@@ -549,7 +522,7 @@ async fn run_sigbot(world: &mut World, o: &Options) -> Measured {
     let dir = temp_dir("peers-sigbot-many");
     let web_port = free_port();
     let config = sigbot_config(o, &world.irc, &world.synapse, &many_user, web_port, &pairs);
-    let (bot, _) = start_sigbot(dir.path(), &config, web_port).await;
+    let (bot, _) = start_sigbot(dir.path(), &config, web_port, &[]).await;
     let mut relay = Relay::Sigbot(bot);
     let s = Senders {
         irc_nick: many_user.localpart.clone(),
