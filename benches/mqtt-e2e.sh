@@ -5,7 +5,9 @@
 #   benches/mqtt-e2e.sh [N]        (default 10000; needs mosquitto, mosquitto_pub, python3)
 #   SIGBOT_BIN=/path/to/sigbot benches/mqtt-e2e.sh [N]    (measure that binary, no build)
 #
-# The bot uses its embedded broker (rumqttd) unless BROKER=mosquitto.
+# The bot uses its embedded broker (rumqttd) unless BROKER=mosquitto. PUBLISHERS=P splits the
+# events over P mosquitto_pub processes publishing at once (default 1), for when one publisher
+# is the ceiling of the set-up.
 set -euo pipefail
 N=${1:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,13 +51,25 @@ template = '{% include "pagure.j2" %}'
 to = ["console/#local"]
 TOML
 
-python3 - "$FIXTURE" "$N" > "$WORK/events" <<'PY'
+P=${PUBLISHERS:-1}
+python3 - "$FIXTURE" "$N" "$P" "$WORK/events" <<'PY'
 import json, sys
 msg = json.load(open(sys.argv[1]))
-for i in range(int(sys.argv[2])):
+n, p, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+files = [open(f"{out}.{k}", "w") for k in range(p)]
+for i in range(n):
     msg["end_commit"] = "%040x" % i
-    print(json.dumps(msg))
+    print(json.dumps(msg), file=files[i % p])
 PY
+# Publishes every event: P publishers at once, each its share in order.
+publish() {
+  local pids=() k
+  for k in $(seq 0 $((P - 1))); do
+    mosquitto_pub -p "$PORT" -q 1 -t git.centos.org/git.receive -l < "$WORK/events.$k" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+}
 
 # The broker's own rate in the same run: the same events from the same publisher to a QoS 1
 # subscriber that does nothing with them (mosquitto_sub), the ceiling of this set-up.
@@ -66,10 +80,10 @@ if [ "${BROKER:-embedded}" = mosquitto ]; then
   mosquitto_sub -p "$PORT" -q 1 -c -i bench-own -t 'git.centos.org/#' -C "$N" > /dev/null &
   sub=$!
   own_start=$(date +%s.%N)
-  mosquitto_pub -p "$PORT" -q 1 -t git.centos.org/git.receive -l < "$WORK/events"
+  publish
   wait "$sub"
   own_end=$(date +%s.%N)
-  python3 -c "d=$own_end-$own_start; print(f'broker alone (mosquitto_pub -> mosquitto -> mosquitto_sub, QoS 1): {$N/d:.0f} events/s')"
+  python3 -c "d=$own_end-$own_start; print(f'broker alone ($P mosquitto_pub -> mosquitto -> mosquitto_sub, QoS 1): {$N/d:.0f} events/s')"
 fi
 
 mkfifo "$WORK/in"
@@ -78,11 +92,11 @@ exec 4> "$WORK/in"
 for _ in $(seq 400); do grep -q "subscribed" "$WORK/log" && break; sleep 0.05; done
 
 start=$(date +%s.%N)
-mosquitto_pub -p "$PORT" -q 1 -t git.centos.org/git.receive -l < "$WORK/events"
+publish
 deadline=$(( $(date +%s) + 120 ))
 until [ "$(grep -c pushed "$WORK/out")" -ge "$N" ]; do
   if [ "$(date +%s)" -gt "$deadline" ]; then echo "only $(grep -c pushed "$WORK/out") of $N arrived" >&2; tail "$WORK/log" >&2; exit 1; fi
   sleep 0.02
 done
 end=$(date +%s.%N)
-python3 -c "d=$end-$start; print(f'{$N} events in {d:.2f} s: {$N/d:.0f} events/s end to end (broker: ${BROKER:-embedded})')"
+python3 -c "d=$end-$start; print(f'{$N} events in {d:.2f} s: {$N/d:.0f} events/s end to end (broker: ${BROKER:-embedded}, $P publishers)')"
