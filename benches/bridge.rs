@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Arrivals, Ends, Figures, Memory, SETUP, Syncer, figures, join_with_bot, matrix_send, memory,
-    ms, paced, sequence, start_sigbot,
+    ms, paced, sequence, sequences, start_sigbot,
 };
 use support::bot::Bot;
 use support::{
@@ -218,6 +218,13 @@ async fn startup(
         .iter()
         .map(|_| temp_dir("bridge-bench-startup"))
         .collect();
+    // An account and a nick of its own for each build: two bots on one account would each
+    // find the other's doings to catch up on at every restart.
+    let mut users = Vec::new();
+    for i in 0..o.startup.len() {
+        let localpart = format!("{}{i}", user.localpart);
+        users.push(synapse.register_user(&localpart, &user.password).await);
+    }
     let mut times = vec![Vec::new(); o.startup.len()];
     for run in 0..o.startup_runs.max(2) {
         for (i, bin) in o.startup.iter().enumerate() {
@@ -225,7 +232,7 @@ async fn startup(
             let web = support::free_port();
             let config = format!(
                 "{}\n[web]\nlisten = \"127.0.0.1:{web}\"\n",
-                bot_config(o, irc, synapse, user, pairs)
+                bot_config(o, irc, synapse, &users[i], pairs)
             );
             let env = [("SIGBOT_BIN", bin.as_str())];
             let (mut bot, up) = start_sigbot(dirs[i].path(), &config, web, &env).await;
@@ -571,17 +578,18 @@ fn spread_arrivals(
             }
             syncer
                 .until(left.min(Duration::from_secs(5)), |r, ev, seen| {
-                    let seq = (ev["type"] == "m.room.message" && ev["sender"] == from.as_str())
-                        .then(|| {
-                            ev["content"]["body"]
-                                .as_str()
-                                .and_then(|b| sequence(b, &tag))
-                        })
-                        .flatten();
-                    if let Some(i) = seq.filter(|&i| i < n && got[i].is_none()) {
-                        got[i] = Some(seen);
-                        order.push((r.to_owned(), i));
-                        count += 1;
+                    // The bot may carry several lines of a room in one event, one a line.
+                    let seqs = if ev["type"] == "m.room.message" && ev["sender"] == from.as_str() {
+                        sequences(ev["content"]["body"].as_str().unwrap_or_default(), &tag)
+                    } else {
+                        Vec::new()
+                    };
+                    for i in seqs {
+                        if i < n && got[i].is_none() {
+                            got[i] = Some(seen);
+                            order.push((r.to_owned(), i));
+                            count += 1;
+                        }
                     }
                     count == n
                 })
