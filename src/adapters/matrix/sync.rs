@@ -344,10 +344,13 @@ fn sync_settings(filter: &Filter, position: Option<&Position>, synced_once: bool
     if let Some((token, _)) = position {
         settings = settings.token(token.clone());
     }
-    if synced_once {
-        settings = settings.timeout(SYNC_TIMEOUT);
-    }
-    settings
+    // The SDK's own default is a 30 s long-poll: the first sync after a restart would wait for
+    // news before the network counts as connected.
+    settings.timeout(if synced_once {
+        SYNC_TIMEOUT
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// Whether the event was handed to the core before.
